@@ -1,0 +1,120 @@
+"""FSx for Lustre: the shared file system Ray mounts at /ray/export, linked to the data bucket.
+
+Two data repository associations, as in the original deployment's import/export paths:
+``/import`` <- s3://<bucket>/ray/import/ (auto-import) and ``/export`` -> s3://<bucket>/ray/export/
+(auto-export). Pods mount ``/export`` at /ray/export and ``/import`` at /ray/import.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+from cdktf import TerraformResourceLifecycle
+from constructs import Construct
+
+from cdktf_cdktf_provider_aws.cloudwatch_log_group import CloudwatchLogGroup
+from cdktf_cdktf_provider_aws.fsx_data_repository_association import (
+    FsxDataRepositoryAssociation,
+    FsxDataRepositoryAssociationS3,
+    FsxDataRepositoryAssociationS3AutoExportPolicy,
+    FsxDataRepositoryAssociationS3AutoImportPolicy,
+)
+from cdktf_cdktf_provider_aws.fsx_lustre_file_system import (
+    FsxLustreFileSystem,
+    FsxLustreFileSystemLogConfiguration,
+)
+from cdktf_cdktf_provider_aws.security_group import SecurityGroup
+from cdktf_cdktf_provider_aws.vpc_security_group_egress_rule import VpcSecurityGroupEgressRule
+from cdktf_cdktf_provider_aws.vpc_security_group_ingress_rule import VpcSecurityGroupIngressRule
+
+# Lustre: 988 for clients and servers, 1018-1023 for LNet.
+LUSTRE_PORTS = ((988, 988), (1018, 1023))
+FILE_SYSTEM_IMPORT_PATH = "/import"
+FILE_SYSTEM_EXPORT_PATH = "/export"
+
+
+@dataclass(frozen=True)
+class FsxLustreProps:
+    name: str
+    vpc_id: str
+    subnet_id: str
+    client_security_group_id: str  # the EKS cluster security group (all nodes carry it)
+    data_bucket_name: str
+    deployment_type: str
+    storage_capacity_gib: int
+    per_unit_storage_throughput: Optional[int]
+    kms_key_arn: str
+    import_prefix: str = "ray/import/"
+    export_prefix: str = "ray/export/"
+    log_retention_days: int = 365
+    prevent_destroy: bool = True
+
+
+class FsxLustre(Construct):
+    file_system_id: str
+    dns_name: str
+    mount_name: str
+    security_group_id: str
+
+    def __init__(self, scope: Construct, id: str, props: FsxLustreProps) -> None:
+        super().__init__(scope, id)
+        sg = SecurityGroup(self, "fsx", name_prefix=f"{props.name}-fsx-", vpc_id=props.vpc_id,
+                           description=f"FSx for Lustre of {props.name}: Lustre from the EKS cluster",
+                           tags={"Name": f"{props.name}-fsx"}, lifecycle=TerraformResourceLifecycle(create_before_destroy=True))
+        for low, high in LUSTRE_PORTS:
+            ports = f"{low}" if low == high else f"{low}_{high}"
+            for source, peer in (("cluster", props.client_security_group_id), ("self", sg.id)):
+                VpcSecurityGroupIngressRule(
+                    self, f"fsx_lustre_{ports}_from_{source}", security_group_id=sg.id, ip_protocol="tcp",
+                    from_port=low, to_port=high, referenced_security_group_id=peer,
+                    description=f"Lustre {low}-{high} from the {source if source == 'self' else 'EKS cluster'}")
+            VpcSecurityGroupEgressRule(
+                self, f"fsx_lustre_{ports}_to_cluster", security_group_id=sg.id, ip_protocol="tcp",
+                from_port=low, to_port=high, referenced_security_group_id=props.client_security_group_id,
+                description=f"Lustre {low}-{high} replies to the EKS cluster")
+            VpcSecurityGroupEgressRule(
+                self, f"fsx_lustre_{ports}_to_self", security_group_id=sg.id, ip_protocol="tcp",
+                from_port=low, to_port=high, referenced_security_group_id=sg.id,
+                description=f"Lustre {low}-{high} between file servers")
+
+        persistent = props.deployment_type.startswith("PERSISTENT")
+        logs = CloudwatchLogGroup(self, "fsx_logs", name=f"/aws/fsx/{props.name}",
+                                  retention_in_days=props.log_retention_days, kms_key_id=props.kms_key_arn)
+        fs = FsxLustreFileSystem(
+            self, "ray",
+            deployment_type=props.deployment_type,
+            storage_capacity=props.storage_capacity_gib,
+            per_unit_storage_throughput=props.per_unit_storage_throughput,
+            storage_type="SSD",
+            file_system_type_version="2.15",
+            data_compression_type="LZ4",
+            subnet_ids=[props.subnet_id],
+            security_group_ids=[sg.id],
+            # Scratch file systems are always encrypted with an FSx-managed key; only persistent ones take ours.
+            kms_key_id=props.kms_key_arn if persistent else None,
+            automatic_backup_retention_days=7 if persistent else None,
+            copy_tags_to_backups=True if persistent else None,
+            log_configuration=FsxLustreFileSystemLogConfiguration(level="WARN_ERROR", destination=logs.arn),
+            tags={"Name": props.name},
+            lifecycle=TerraformResourceLifecycle(prevent_destroy=props.prevent_destroy),
+        )
+        bucket = f"s3://{props.data_bucket_name}"
+        FsxDataRepositoryAssociation(
+            self, "import", file_system_id=fs.id, file_system_path=FILE_SYSTEM_IMPORT_PATH,
+            data_repository_path=f"{bucket}/{props.import_prefix}", batch_import_meta_data_on_create=True,
+            s3=FsxDataRepositoryAssociationS3(auto_import_policy=FsxDataRepositoryAssociationS3AutoImportPolicy(
+                events=["NEW", "CHANGED", "DELETED"])),
+            tags={"Name": f"{props.name}-import"},
+        )
+        FsxDataRepositoryAssociation(
+            self, "export", file_system_id=fs.id, file_system_path=FILE_SYSTEM_EXPORT_PATH,
+            data_repository_path=f"{bucket}/{props.export_prefix}",
+            s3=FsxDataRepositoryAssociationS3(auto_export_policy=FsxDataRepositoryAssociationS3AutoExportPolicy(
+                events=["NEW", "CHANGED", "DELETED"])),
+            tags={"Name": f"{props.name}-export"},
+        )
+        self.file_system_id = fs.id
+        self.dns_name = fs.dns_name
+        self.mount_name = fs.mount_name
+        self.security_group_id = sg.id

@@ -1,0 +1,50 @@
+"""Customer-managed KMS keys: one for Kubernetes secrets (envelope encryption), one for data at rest
+(CloudWatch logs, ECR, FSx). Separate keys keep the blast radius of a key policy change small."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from constructs import Construct
+
+from cdktf_cdktf_provider_aws.kms_alias import KmsAlias
+from cdktf_cdktf_provider_aws.kms_key import KmsKey
+
+from .iam import policy_document
+
+
+@dataclass(frozen=True)
+class KmsKeysProps:
+    name: str
+    region: str
+    account_id: str
+    partition: str = "aws"
+    deletion_window_days: int = 30
+
+
+class KmsKeys(Construct):
+    eks_key_arn: str
+    data_key_arn: str
+
+    def __init__(self, scope: Construct, id: str, props: KmsKeysProps) -> None:
+        super().__init__(scope, id)
+        root = f"arn:{props.partition}:iam::{props.account_id}:root"
+        account_admin = {"Sid": "AccountAdministers", "Effect": "Allow", "Principal": {"AWS": root},
+                         "Action": "kms:*", "Resource": "*"}
+        eks = KmsKey(self, "eks", description=f"{props.name}: EKS secrets envelope encryption",
+                     enable_key_rotation=True, deletion_window_in_days=props.deletion_window_days,
+                     policy=policy_document([account_admin]))
+        KmsAlias(self, "eks_alias", name=f"alias/{props.name}-eks", target_key_id=eks.key_id)
+        logs_service = f"logs.{props.region}.amazonaws.com"
+        data = KmsKey(self, "data", description=f"{props.name}: logs, ECR and FSx at rest",
+                      enable_key_rotation=True, deletion_window_in_days=props.deletion_window_days,
+                      policy=policy_document([account_admin, {
+                          "Sid": "CloudWatchLogsEncrypt", "Effect": "Allow", "Principal": {"Service": logs_service},
+                          "Action": ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
+                          "Resource": "*",
+                          "Condition": {"ArnLike": {"kms:EncryptionContext:aws:logs:arn":
+                                                    f"arn:{props.partition}:logs:{props.region}:{props.account_id}:*"}},
+                      }]))
+        KmsAlias(self, "data_alias", name=f"alias/{props.name}-data", target_key_id=data.key_id)
+        self.eks_key_arn = eks.arn
+        self.data_key_arn = data.arn

@@ -1,0 +1,133 @@
+"""The infra stack: the AWS footprint of Ray on EKS, using only the AWS provider.
+
+Its outputs are the interface the ray stacks (and operators) read, through remote state.
+"""
+
+from __future__ import annotations
+
+from cdktf import Fn, TerraformOutput
+from constructs import Construct
+
+from cdktf_cdktf_provider_aws.data_aws_caller_identity import DataAwsCallerIdentity
+from cdktf_cdktf_provider_aws.data_aws_partition import DataAwsPartition
+
+from config.schema import AppConfig
+from constructs_lib.ecr import EcrRepositoryProps, RayImageRepository
+from constructs_lib.eks_addons import EksAddons, EksAddonsProps
+from constructs_lib.eks_cluster import EksClusterProps, RayEksCluster
+from constructs_lib.fsx_lustre import FsxLustre, FsxLustreProps
+from constructs_lib.kms import KmsKeys, KmsKeysProps
+from constructs_lib.network import Network, NetworkProps
+from constructs_lib.node_groups import NodeGroup, NodeGroupProps, TaintProps
+from constructs_lib.s3_bucket import SecureBucket, SecureBucketProps
+
+from .addresses import ReadableStack
+from .common import aws_provider, configure_backend
+from .migrations import add_moved_blocks
+
+INFRA_STACK = "infra"
+
+# Output names are the contract with the ray stacks, the image build script and operators.
+INFRA_OUTPUTS = (
+    "region", "cluster_name", "cluster_endpoint", "cluster_certificate_authority_data", "cluster_version",
+    "cluster_oidc_issuer_url", "oidc_provider_arn", "cluster_security_group_id", "node_role_arns",
+    "node_group_names", "fsx_file_system_id", "fsx_dns_name", "fsx_mount_name", "ecr_repository_url",
+    "ecr_repository_arn", "data_bucket_name", "data_bucket_arn", "access_logs_bucket_name", "vpc_id",
+    "private_subnet_ids", "public_subnet_ids", "update_kubeconfig_command",
+)
+
+
+class InfraStack(ReadableStack):
+    def __init__(self, scope: Construct, cfg: AppConfig) -> None:
+        super().__init__(scope, INFRA_STACK)
+        configure_backend(self, cfg, INFRA_STACK)
+        aws_provider(self, cfg)
+        account = DataAwsCallerIdentity(self, "current")
+        partition = DataAwsPartition(self, "current_partition").partition
+
+        keys = KmsKeys(self, "kms", KmsKeysProps(name=cfg.name, region=cfg.region, account_id=account.account_id,
+                                                 partition=partition))
+        net_cfg = cfg.network
+        existing = net_cfg.existing
+        network = Network(self, "network", NetworkProps(
+            name=cfg.name, cluster_name=cfg.name, region=cfg.region, vpc_cidr=net_cfg.vpc_cidr,
+            private_subnet_cidrs=net_cfg.private_cidrs(), public_subnet_cidrs=net_cfg.public_cidrs(),
+            availability_zones=list(net_cfg.availability_zones), single_nat_gateway=net_cfg.single_nat_gateway,
+            flow_log_retention_days=net_cfg.flow_log_retention_days, logs_kms_key_arn=keys.data_key_arn,
+            existing_vpc_id=existing.vpc_id if existing else None,
+            existing_private_subnet_ids=list(existing.private_subnet_ids) if existing else [],
+            existing_public_subnet_ids=list(existing.public_subnet_ids) if existing else [],
+        ))
+
+        c = cfg.cluster
+        eks = RayEksCluster(self, "eks", EksClusterProps(
+            name=cfg.name, kubernetes_version=c.kubernetes_version, subnet_ids=network.private_subnet_ids,
+            secrets_kms_key_arn=keys.eks_key_arn, logs_kms_key_arn=keys.data_key_arn, partition=partition,
+            public_access_cidrs=list(c.public_access_cidrs), admin_principal_arns=list(c.admin_principal_arns),
+            creator_is_admin=c.creator_is_admin, log_types=list(c.log_types), log_retention_days=c.log_retention_days,
+        ))
+
+        groups = {}
+        for g in c.node_groups:
+            groups[g.name] = NodeGroup(self, f"node_group_{g.name}", NodeGroupProps(
+                cluster_name=eks.name, name=g.name, subnet_ids=network.private_subnet_ids,
+                instance_types=list(g.instance_types), ami_type=g.ami_type, capacity_type=g.capacity_type,
+                min_size=g.min_size, desired_size=g.desired_size, max_size=g.max_size, disk_size_gib=g.disk_size_gib,
+                labels=g.kubernetes_labels,
+                taints=[TaintProps(key=t.key, value=t.value, effect=t.effect) for t in g.kubernetes_taints],
+                partition=partition,
+            ))
+        EksAddons(self, "addons", EksAddonsProps(
+            cluster_name=eks.name, oidc_provider_arn=eks.oidc_provider_arn, oidc_issuer_host=eks.oidc_issuer_host,
+        ), node_groups=[g.node_group for g in groups.values()])
+
+        protect = cfg.protection.prevent_destroy
+        logs_bucket = SecureBucket(self, "access_logs", SecureBucketProps(
+            bucket_prefix=f"{cfg.name}-access-logs-", prevent_destroy=protect))
+        data_bucket = SecureBucket(self, "data", SecureBucketProps(
+            bucket_prefix=cfg.bucket_name_prefix, access_log_bucket=logs_bucket.bucket_name,
+            access_log_prefix="data/", prevent_destroy=protect))
+        fsx = FsxLustre(self, "fsx", FsxLustreProps(
+            name=cfg.name, vpc_id=network.vpc_id, subnet_id=network.private_subnet_ids[0],
+            client_security_group_id=eks.cluster_security_group_id, data_bucket_name=data_bucket.bucket_name,
+            deployment_type=cfg.fsx.deployment_type, storage_capacity_gib=cfg.fsx.storage_capacity_gib,
+            per_unit_storage_throughput=cfg.fsx.throughput, kms_key_arn=keys.data_key_arn,
+            import_prefix=cfg.fsx.import_prefix, export_prefix=cfg.fsx.export_prefix,
+            log_retention_days=c.log_retention_days, prevent_destroy=protect,
+        ))
+        ecr = RayImageRepository(self, "ecr", EcrRepositoryProps(
+            name=cfg.ecr.repository_name, kms_key_arn=keys.data_key_arn, keep_last_images=cfg.ecr.keep_last_images,
+            prevent_destroy=protect))
+
+        outputs = {
+            "region": (cfg.region, "AWS region of the deployment"),
+            "cluster_name": (eks.name, "EKS cluster name"),
+            "cluster_endpoint": (eks.endpoint, "Kubernetes API endpoint"),
+            "cluster_certificate_authority_data": (eks.certificate_authority_data, "Base64 cluster CA certificate"),
+            "cluster_version": (eks.cluster.version, "Kubernetes version"),
+            "cluster_oidc_issuer_url": (eks.oidc_issuer_url, "OIDC issuer URL (IRSA)"),
+            "oidc_provider_arn": (eks.oidc_provider_arn, "IAM OIDC provider ARN (IRSA)"),
+            "cluster_security_group_id": (eks.cluster_security_group_id, "Security group EKS attaches to every node"),
+            "node_role_arns": ({n: g.role_arn for n, g in groups.items()}, "Node IAM role ARN per node group"),
+            "node_group_names": ({n: g.node_group.node_group_name for n, g in groups.items()},
+                                 "EKS node group name per config group"),
+            "fsx_file_system_id": (fsx.file_system_id, "FSx for Lustre file system id"),
+            "fsx_dns_name": (fsx.dns_name, "FSx for Lustre DNS name"),
+            "fsx_mount_name": (fsx.mount_name, "FSx for Lustre mount name"),
+            "ecr_repository_url": (ecr.repository_url, "ECR repository URL for the custom Ray image"),
+            "ecr_repository_arn": (ecr.repository_arn, "ECR repository ARN"),
+            "data_bucket_name": (data_bucket.bucket_name, "S3 data/artifacts bucket (FSx data repository)"),
+            "data_bucket_arn": (data_bucket.bucket_arn, "S3 data/artifacts bucket ARN"),
+            "access_logs_bucket_name": (logs_bucket.bucket_name, "S3 server access log bucket"),
+            "vpc_id": (network.vpc_id, "VPC id"),
+            "private_subnet_ids": (network.private_subnet_ids, "Private subnet ids (nodes, FSx)"),
+            "public_subnet_ids": (network.public_subnet_ids, "Public subnet ids (NAT, load balancers)"),
+            "update_kubeconfig_command": (
+                Fn.format("aws eks update-kubeconfig --region %s --name %s", [cfg.region, eks.name]),
+                "Configure kubectl for the cluster"),
+        }
+        assert tuple(outputs) == INFRA_OUTPUTS, "keep INFRA_OUTPUTS in step with the outputs"
+        for name, (value, description) in outputs.items():
+            TerraformOutput(self, name, value=value, description=description)
+
+        add_moved_blocks(self, INFRA_STACK)
