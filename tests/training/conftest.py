@@ -42,6 +42,8 @@ def subprocess_env(**extra: str) -> dict:
         NO_PROXY="127.0.0.1,localhost",
         no_proxy="127.0.0.1,localhost",
     )
+    # The job entrypoint runs `python ...`: make that the interpreter running the tests.
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     env.update(extra)
     return env
 
