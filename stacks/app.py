@@ -23,10 +23,17 @@ def build_app(cfg: AppConfig, outdir: str):
     from cdktf import App
 
     from .infra import InfraStack
+    from .ray import RayStack
+    from .ray_cluster import RayClusterStack
 
     app = App(outdir=outdir)
     _progress("synth: infra stack (VPC, EKS, node groups, FSx, ECR, S3)")
-    InfraStack(app, cfg)
+    infra = InfraStack(app, cfg)
+    _progress("synth: ray stack (KubeRay operator, add-ons, FSx volume, IRSA)")
+    ray = RayStack(app, cfg)
+    ray.add_dependency(infra)
+    _progress("synth: ray-cluster stack (RayCluster)")
+    RayClusterStack(app, cfg, after=ray)
     return app
 
 

@@ -1,0 +1,75 @@
+# Everything a fresh machine needs: `make synth` and `make test` install what they use.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+export CHECKPOINT_DISABLE := 1
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+export PIPENV_VENV_IN_PROJECT := 1
+export PIPENV_VERBOSITY := -1
+export PIPENV_NOSPIN := 1
+export RAY_USAGE_STATS_ENABLED := 0
+# Use a local provider mirror when the machine has one (offline CI); plain registry downloads elsewhere.
+TF_RC := $(shell scripts/terraformrc.sh build/terraformrc)
+ifneq ($(TF_RC),)
+export TF_CLI_CONFIG_FILE := $(TF_RC)
+endif
+
+PYTHON ?= python3
+PIPENV_VERSION := 2026.10.3
+VENV := .venv
+CDKTF := node_modules/.bin/cdktf
+STACKS := infra ray ray-cluster
+
+.PHONY: help synth test deps deps-test tools node bench-synth bench-pipeline deploy destroy diff \
+        dashboard submit image clean
+
+help:
+	@echo "make synth    synthesize all stacks into cdktf.out/ (default config, local backend)"
+	@echo "make test     run the whole test suite (installs everything it needs)"
+	@echo "make deploy | diff | destroy   cdktf CLI, stacks in order: $(STACKS)"
+	@echo "make dashboard | submit        port-forward the Ray dashboard / submit the training job"
+	@echo "make image    build and push the custom Ray image to the stack's ECR repository"
+	@echo "make bench-synth | bench-pipeline   benchmarks"
+
+tools:
+	@command -v pipenv >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet "pipenv==$(PIPENV_VERSION)"
+
+# synth needs only the default category; the test suite adds dev-packages and training.
+$(VENV)/.synced-default: Pipfile.lock | tools
+	pipenv sync --categories "packages"
+	@touch $@
+$(VENV)/.synced-all: Pipfile.lock | tools
+	pipenv sync --categories "packages dev-packages training"
+	@touch $@ $(VENV)/.synced-default
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+deps: $(VENV)/.synced-default node_modules/.installed
+deps-test: $(VENV)/.synced-all node_modules/.installed
+
+synth: deps
+	$(CDKTF) synth --output cdktf.out
+
+test: deps-test
+	$(VENV)/bin/python -m pytest tests
+
+bench-synth: deps
+	$(VENV)/bin/python benchmarks/synth.py
+
+bench-pipeline: deps-test
+	$(VENV)/bin/python benchmarks/input_pipeline.py
+
+# --- deploy (see README "Deploy"). cdktf deploys in dependency order; plain terraform works too.
+deploy: deps
+	$(CDKTF) deploy --auto-approve $(STACKS)
+
+diff: deps
+	@for s in $(STACKS); do $(CDKTF) diff --skip-provider-lock $$s || exit $$?; done
+
+destroy: deps
+	$(CDKTF) destroy --auto-approve $(STACKS)
+
+clean:
+	rm -rf cdktf.out build .pytest_cache

@@ -1,0 +1,86 @@
+"""Cluster add-ons the Ray platform needs, installed with Helm:
+
+- NVIDIA device plugin, only on GPU nodes (tolerates the GPU taint), so pods can request nvidia.com/gpu;
+- cluster-autoscaler with its own IRSA role, discovering node groups by their tags, so the pods the
+  Ray autoscaler creates get nodes (including GPU groups scaled to zero).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from constructs import Construct
+
+from cdktf_cdktf_provider_helm.release import Release
+
+from .iam import policy_document, statement
+from .irsa_role import IrsaRole, IrsaRoleProps
+
+NVIDIA_REPO = "https://nvidia.github.io/k8s-device-plugin"
+AUTOSCALER_REPO = "https://kubernetes.github.io/autoscaler"
+AUTOSCALER_SERVICE_ACCOUNT = "cluster-autoscaler"
+# cluster-autoscaler's minor version must match the cluster's.
+AUTOSCALER_IMAGE_TAGS = {"1.33": "v1.33.0", "1.34": "v1.34.0", "1.35": "v1.35.0"}
+GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+
+
+@dataclass(frozen=True)
+class ClusterAddonsProps:
+    cluster_name: str
+    region: str
+    kubernetes_version: str
+    oidc_provider_arn: str
+    oidc_issuer_host: str
+    nvidia_device_plugin_version: str
+    cluster_autoscaler_version: str
+    install_device_plugin: bool = True
+
+
+class ClusterAddons(Construct):
+    def __init__(self, scope: Construct, id: str, props: ClusterAddonsProps) -> None:
+        super().__init__(scope, id)
+        if props.install_device_plugin:
+            Release(self, "nvidia_device_plugin", name="nvidia-device-plugin", namespace="kube-system",
+                    repository=NVIDIA_REPO, chart="nvidia-device-plugin", version=props.nvidia_device_plugin_version,
+                    values=[json.dumps({
+                        "nodeSelector": {"usage": "gpu"},
+                        "tolerations": [GPU_TOLERATION],
+                        "priorityClassName": "system-node-critical",
+                    })])
+
+        tag = f"aws:ResourceTag/k8s.io/cluster-autoscaler/{props.cluster_name}"
+        role = IrsaRole(self, "cluster_autoscaler", IrsaRoleProps(
+            role_name=f"{props.cluster_name}-cluster-autoscaler",
+            oidc_provider_arn=props.oidc_provider_arn, oidc_issuer_host=props.oidc_issuer_host,
+            namespace="kube-system", service_account=AUTOSCALER_SERVICE_ACCOUNT, policy_name="cluster-autoscaler",
+            policy_json=policy_document([
+                # Changing capacity only on this cluster's groups (their ASGs carry the owned tag).
+                statement(["autoscaling:SetDesiredCapacity", "autoscaling:TerminateInstanceInAutoScalingGroup"],
+                          ["*"], sid="ScaleOwnGroups", condition={"StringEquals": {tag: "owned"}}),
+                # Describe calls are account-wide by API design (no resource-level permissions).
+                statement(["autoscaling:DescribeAutoScalingGroups", "autoscaling:DescribeAutoScalingInstances",
+                           "autoscaling:DescribeLaunchConfigurations", "autoscaling:DescribeScalingActivities",
+                           "autoscaling:DescribeTags", "ec2:DescribeImages", "ec2:DescribeInstanceTypes",
+                           "ec2:DescribeLaunchTemplateVersions", "ec2:GetInstanceTypesFromInstanceRequirements",
+                           "eks:DescribeNodegroup"], ["*"], sid="Describe"),
+            ]),
+        ))
+        Release(Construct(self, "release"), "cluster_autoscaler", name="cluster-autoscaler", namespace="kube-system",
+                repository=AUTOSCALER_REPO, chart="cluster-autoscaler", version=props.cluster_autoscaler_version,
+                values=[json.dumps({
+                    "cloudProvider": "aws",
+                    "awsRegion": props.region,
+                    "autoDiscovery": {"clusterName": props.cluster_name},
+                    "image": {"tag": AUTOSCALER_IMAGE_TAGS[props.kubernetes_version]},
+                    "rbac": {"serviceAccount": {"create": True, "name": AUTOSCALER_SERVICE_ACCOUNT,
+                                                "annotations": {"eks.amazonaws.com/role-arn": role.role_arn}}},
+                    "nodeSelector": {"usage": "core"},
+                    "extraArgs": {
+                        "balance-similar-node-groups": True,
+                        "skip-nodes-with-system-pods": False,
+                        "expander": "least-waste",
+                        # Ray pods come and go in bursts; don't flap GPU nodes.
+                        "scale-down-unneeded-time": "5m",
+                    },
+                })])

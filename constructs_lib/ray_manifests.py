@@ -1,0 +1,321 @@
+"""Kubernetes API objects for Ray, written as the objects the API server receives.
+
+Pure functions of typed props: the ray stacks hand them to Terraform, ``stacks/render_jobs.py``
+writes the job-submission ones to YAML, and the tests validate exactly these dicts against the
+KubeRay CRD schemas and the Kubernetes OpenAPI schemas.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass, field
+from typing import Optional
+
+# Ports of the head service, as in the original user guide.
+HEAD_PORTS = {"gcs-server": 6379, "dashboard": 8265, "client": 10001, "metrics": 8080, "serve": 8000}
+RAY_UID, RAY_GID = 1000, 100  # the `ray` user of rayproject/ray images
+EXPORT_MOUNT = "/ray/export"
+IMPORT_MOUNT = "/ray/import"
+FSX_VOLUME = "fsx"
+SHM_VOLUME = "dshm"
+SUBMITTER_SERVICE_ACCOUNT = "ray-operator-ray-operator"
+TRAINING_SCRIPT = "pytorch_training_e2e.py"
+
+
+@dataclass(frozen=True)
+class WorkerGroupProps:
+    name: str
+    node_usage: str  # the node label usage=<...> of the node group the workers run on
+    min_replicas: int
+    max_replicas: int
+    cpu: str
+    memory: str
+    gpus: int = 0
+
+
+@dataclass(frozen=True)
+class RayClusterProps:
+    name: str
+    namespace: str
+    ray_version: str
+    image: str
+    service_account: str
+    pvc_name: str
+    head_cpu: str
+    head_memory: str
+    idle_timeout_seconds: int
+    worker_groups: list[WorkerGroupProps] = field(default_factory=list)
+    labels: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def head_service(self) -> str:
+        return f"{self.name}-head-svc"
+
+
+def _labels(props: RayClusterProps) -> dict[str, str]:
+    return {"app.kubernetes.io/name": "ray", "app.kubernetes.io/instance": props.name,
+            "app.kubernetes.io/managed-by": "terraform", **props.labels}
+
+
+def _volumes(props: RayClusterProps, shm_size: str) -> list[dict]:
+    return [
+        {"name": FSX_VOLUME, "persistentVolumeClaim": {"claimName": props.pvc_name}},
+        # Ray's object store lives in /dev/shm; the container default (64Mi) starves it.
+        {"name": SHM_VOLUME, "emptyDir": {"medium": "Memory", "sizeLimit": shm_size}},
+    ]
+
+
+def _mounts() -> list[dict]:
+    return [
+        {"name": FSX_VOLUME, "mountPath": EXPORT_MOUNT, "subPath": "export"},
+        {"name": FSX_VOLUME, "mountPath": IMPORT_MOUNT, "subPath": "import", "readOnly": True},
+        {"name": SHM_VOLUME, "mountPath": "/dev/shm"},
+    ]
+
+
+def _fsx_permissions_init(image: str) -> dict:
+    """Make the FSx export directory writable by the Ray user once per pod: no manual chmod.
+
+    Lustre ignores fsGroup (the CSI driver does not chown), so a root init container sets the owner.
+    """
+    return {
+        "name": "fsx-permissions",
+        "image": image,
+        "command": ["sh", "-c", f"chown {RAY_UID}:{RAY_GID} {EXPORT_MOUNT} && chmod 0775 {EXPORT_MOUNT}"],
+        "securityContext": {"runAsUser": 0, "runAsNonRoot": False, "allowPrivilegeEscalation": False,
+                            "capabilities": {"drop": ["ALL"], "add": ["CHOWN", "FOWNER"]}},
+        "volumeMounts": [{"name": FSX_VOLUME, "mountPath": EXPORT_MOUNT, "subPath": "export"}],
+        "resources": {"requests": {"cpu": "50m", "memory": "32Mi"}, "limits": {"cpu": "200m", "memory": "64Mi"}},
+    }
+
+
+def _container_security() -> dict:
+    return {"runAsUser": RAY_UID, "runAsGroup": RAY_GID, "runAsNonRoot": True, "allowPrivilegeEscalation": False,
+            "capabilities": {"drop": ["ALL"]}}
+
+
+def _shm_size(memory: str) -> str:
+    # Half the container memory for the object store's shared memory, as Ray sizes it by default.
+    n, unit = int(memory[:-2]), memory[-2:]
+    return f"{max(n // 2, 1)}{unit}"
+
+
+def ray_cluster(props: RayClusterProps) -> dict:
+    """The RayCluster (ray.io/v1): head on core nodes with no Ray work, autoscaling worker groups."""
+    labels = _labels(props)
+    resources = {"cpu": props.head_cpu, "memory": props.head_memory}
+    head_pod = {
+        "metadata": {"labels": labels},
+        "spec": {
+            "serviceAccountName": props.service_account,
+            "nodeSelector": {"usage": "core"},
+            "initContainers": [_fsx_permissions_init(props.image)],
+            "containers": [{
+                "name": "ray-head",
+                "image": props.image,
+                "ports": [{"name": n, "containerPort": p, "protocol": "TCP"} for n, p in HEAD_PORTS.items()],
+                "resources": {"requests": dict(resources), "limits": dict(resources)},
+                "securityContext": _container_security(),
+                "volumeMounts": _mounts(),
+            }],
+            "volumes": _volumes(props, _shm_size(props.head_memory)),
+        },
+    }
+    workers = []
+    for g in props.worker_groups:
+        res = {"cpu": g.cpu, "memory": g.memory}
+        if g.gpus:
+            # Limits are what the Ray autoscaler reads to know a worker has GPUs (the original omitted them).
+            res["nvidia.com/gpu"] = str(g.gpus)
+        spec: dict = {
+            "serviceAccountName": props.service_account,
+            "nodeSelector": {"usage": g.node_usage},
+            "initContainers": [_fsx_permissions_init(props.image)],
+            "containers": [{
+                "name": "ray-worker",
+                "image": props.image,
+                "resources": {"requests": dict(res), "limits": dict(res)},
+                "securityContext": _container_security(),
+                "volumeMounts": _mounts(),
+            }],
+            "volumes": _volumes(props, _shm_size(g.memory)),
+        }
+        if g.gpus:
+            spec["tolerations"] = [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+        workers.append({
+            "groupName": g.name,
+            "replicas": g.min_replicas,
+            "minReplicas": g.min_replicas,
+            "maxReplicas": g.max_replicas,
+            "rayStartParams": {},
+            "template": {"metadata": {"labels": {**labels, "ray.io/worker-group": g.name}}, "spec": spec},
+        })
+    return {
+        "apiVersion": "ray.io/v1",
+        "kind": "RayCluster",
+        "metadata": {"name": props.name, "namespace": props.namespace, "labels": labels},
+        "spec": {
+            "rayVersion": props.ray_version,
+            "enableInTreeAutoscaling": True,
+            "autoscalerOptions": {
+                "upscalingMode": "Default",
+                "idleTimeoutSeconds": props.idle_timeout_seconds,
+                "resources": {"requests": {"cpu": "500m", "memory": "512Mi"}, "limits": {"cpu": "500m", "memory": "512Mi"}},
+            },
+            "headGroupSpec": {
+                # ClusterIP only: dashboard, client port and GCS are reached by port-forward, never exposed.
+                "serviceType": "ClusterIP",
+                "rayStartParams": {"num-cpus": "0", "dashboard-host": "0.0.0.0"},
+                "template": head_pod,
+            },
+            "workerGroupSpecs": workers,
+        },
+    }
+
+
+# ------------------------------------------------------------------------------ storage
+@dataclass(frozen=True)
+class FsxVolumeProps:
+    name: str
+    namespace: str
+    file_system_id: str
+    dns_name: str
+    mount_name: str
+    capacity_gib: int
+
+
+def fsx_persistent_volume(props: FsxVolumeProps) -> dict:
+    return {
+        "apiVersion": "v1", "kind": "PersistentVolume",
+        "metadata": {"name": props.name},
+        "spec": {
+            "capacity": {"storage": f"{props.capacity_gib}Gi"},
+            "volumeMode": "Filesystem",
+            "accessModes": ["ReadWriteMany"],
+            "persistentVolumeReclaimPolicy": "Retain",  # the file system outlives the claim
+            "storageClassName": "",
+            "mountOptions": ["flock"],
+            "claimRef": {"namespace": props.namespace, "name": props.name},
+            "csi": {"driver": "fsx.csi.aws.com", "volumeHandle": props.file_system_id,
+                    "volumeAttributes": {"dnsname": props.dns_name, "mountname": props.mount_name}},
+        },
+    }
+
+
+def fsx_persistent_volume_claim(props: FsxVolumeProps) -> dict:
+    return {
+        "apiVersion": "v1", "kind": "PersistentVolumeClaim",
+        "metadata": {"name": props.name, "namespace": props.namespace},
+        "spec": {"accessModes": ["ReadWriteMany"], "storageClassName": "", "volumeName": props.name,
+                 "resources": {"requests": {"storage": f"{props.capacity_gib}Gi"}}},
+    }
+
+
+# ------------------------------------------------------------------------------ job submission
+@dataclass(frozen=True)
+class JobSubmissionProps:
+    namespace: str
+    cluster_name: str
+    image: str
+    script: str  # contents of training/pytorch_training_e2e.py
+    job_name: str = "pytorch-training-e2e"
+    entrypoint_args: tuple[str, ...] = ("--data-size-gb", "1", "--num-epochs", "2", "--num-workers", "1")
+    labels: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def head_service(self) -> str:
+        return f"{self.cluster_name}-head-svc"
+
+    @property
+    def entrypoint(self) -> str:
+        return shlex.join(["python", TRAINING_SCRIPT, *self.entrypoint_args])
+
+
+def submitter_service_account(props: JobSubmissionProps) -> dict:
+    return {"apiVersion": "v1", "kind": "ServiceAccount",
+            "metadata": {"name": SUBMITTER_SERVICE_ACCOUNT, "namespace": props.namespace},
+            # Submitting talks HTTP to the dashboard; the pod needs no Kubernetes API token.
+            "automountServiceAccountToken": False}
+
+
+def training_script_config_map(props: JobSubmissionProps) -> dict:
+    return {"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": f"{props.job_name}-script", "namespace": props.namespace},
+            "data": {TRAINING_SCRIPT: props.script}}
+
+
+def submit_job(props: JobSubmissionProps) -> dict:
+    """A batch Job that submits the training script to the running cluster with the cluster's own image."""
+    address = f"http://{props.head_service}:{HEAD_PORTS['dashboard']}"
+    command = (f"cp /config/{TRAINING_SCRIPT} /tmp/job/ && "
+               f"ray job submit --address {address} --working-dir /tmp/job -- {props.entrypoint}")
+    return {
+        "apiVersion": "batch/v1", "kind": "Job",
+        "metadata": {"name": f"{props.job_name}-submit", "namespace": props.namespace,
+                     "labels": {"app.kubernetes.io/name": "ray-job-submitter", **props.labels}},
+        "spec": {
+            "backoffLimit": 0,
+            "ttlSecondsAfterFinished": 86400,
+            "template": {
+                "metadata": {"labels": {"app.kubernetes.io/name": "ray-job-submitter"}},
+                "spec": {
+                    "serviceAccountName": SUBMITTER_SERVICE_ACCOUNT,
+                    "restartPolicy": "Never",
+                    "nodeSelector": {"usage": "core"},
+                    "containers": [{
+                        "name": "submit",
+                        "image": props.image,
+                        "command": ["bash", "-c", command],
+                        "resources": {"requests": {"cpu": "200m", "memory": "512Mi"},
+                                      "limits": {"cpu": "1", "memory": "1Gi"}},
+                        "securityContext": _container_security(),
+                        "volumeMounts": [{"name": "script", "mountPath": "/config", "readOnly": True},
+                                         {"name": "job", "mountPath": "/tmp/job"}],
+                    }],
+                    "volumes": [{"name": "script", "configMap": {"name": f"{props.job_name}-script"}},
+                                {"name": "job", "emptyDir": {}}],
+                },
+            },
+        },
+    }
+
+
+def ray_job(props: JobSubmissionProps) -> dict:
+    """The KubeRay-native alternative: a RayJob that runs on the existing cluster (clusterSelector)."""
+    return {
+        "apiVersion": "ray.io/v1", "kind": "RayJob",
+        "metadata": {"name": props.job_name, "namespace": props.namespace, "labels": dict(props.labels)},
+        "spec": {
+            "clusterSelector": {"ray.io/cluster": props.cluster_name},
+            "entrypoint": props.entrypoint,
+            # KubeRay writes the submitter's `ray job submit` command; the script's ConfigMap is mounted
+            # into the submitter pod and uploaded from there as the job's working dir.
+            "runtimeEnvYAML": "working_dir: /config\n",
+            "submitterPodTemplate": {
+                "spec": {
+                    "restartPolicy": "Never",
+                    "nodeSelector": {"usage": "core"},
+                    "containers": [{
+                        "name": "ray-job-submitter",
+                        "image": props.image,
+                        "resources": {"requests": {"cpu": "200m", "memory": "512Mi"},
+                                      "limits": {"cpu": "1", "memory": "1Gi"}},
+                        "securityContext": _container_security(),
+                        "volumeMounts": [{"name": "script", "mountPath": "/config", "readOnly": True}],
+                    }],
+                    "volumes": [{"name": "script", "configMap": {"name": f"{props.job_name}-script"}}],
+                },
+            },
+            "shutdownAfterJobFinishes": False,  # the cluster is shared; only the job ends
+        },
+    }
+
+
+def port_forward_command(namespace: str, head_service: str) -> str:
+    return f"kubectl port-forward -n {namespace} svc/{head_service} 8265:8265"
+
+
+def job_submit_command(entrypoint_args: Optional[tuple[str, ...]] = None) -> str:
+    args = entrypoint_args or JobSubmissionProps.entrypoint_args
+    return shlex.join(["ray", "job", "submit", "--address", "http://localhost:8265", "--working-dir", "training",
+                       "--", "python", TRAINING_SCRIPT, *args])

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Print the path of a Terraform CLI config that installs the AWS provider from a local filesystem
+# mirror, when this machine has one (offline CI machines do). Prints nothing elsewhere: plain
+# `terraform init` then downloads providers from the registry as usual.
+set -euo pipefail
+out="${1:-build/terraformrc}"
+mirror=""
+for root in "${TF_PROVIDER_MIRROR:-}" /opt/tf-plugins /usr/share/terraform/plugins /usr/local/share/terraform/plugins "$HOME/.terraform.d/plugins"; do
+  if [ -n "$root" ] && [ -d "$root/registry.terraform.io/hashicorp/aws" ]; then mirror="$root"; break; fi
+done
+if [ -z "$mirror" ]; then
+  found=$(find / -xdev -name 'terraform-provider-aws_*' -path '*registry.terraform.io*' 2>/dev/null | head -n 1 || true)
+  [ -n "$found" ] && mirror="${found%%/registry.terraform.io/*}"
+fi
+[ -n "$mirror" ] || exit 0
+mkdir -p "$(dirname "$out")"
+cat > "$out" <<RC
+provider_installation {
+  filesystem_mirror {
+    path    = "$mirror"
+    include = ["registry.terraform.io/hashicorp/aws"]
+  }
+  direct {
+    exclude = ["registry.terraform.io/hashicorp/aws"]
+  }
+}
+RC
+echo "$(cd "$(dirname "$out")" && pwd)/$(basename "$out")"

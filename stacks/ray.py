@@ -1,0 +1,68 @@
+"""The ray stack: turns the empty EKS cluster into a Ray platform.
+
+helm + kubernetes providers (and AWS for IRSA roles). Everything about the cluster comes from the
+infra stack's outputs through terraform_remote_state.
+"""
+
+from __future__ import annotations
+
+from cdktf import Fn, TerraformOutput
+from constructs import Construct
+
+from config.schema import AppConfig
+from constructs_lib.cluster_addons import ClusterAddons, ClusterAddonsProps
+from constructs_lib.kuberay_operator import KubeRayOperator, KubeRayOperatorProps
+from constructs_lib.ray_manifests import FsxVolumeProps
+from constructs_lib.ray_platform import RayPlatform, RayPlatformProps
+
+from .addresses import ReadableStack
+from .common import aws_provider, configure_backend, remote_state
+from .infra import INFRA_STACK
+from .kube import kubernetes_providers
+from .migrations import add_moved_blocks
+
+RAY_STACK = "ray"
+RAY_SERVICE_ACCOUNT = "ray"
+FSX_CLAIM = "fsx-lustre"
+
+
+def fsx_volume_props(cfg: AppConfig, infra) -> FsxVolumeProps:
+    return FsxVolumeProps(
+        name=FSX_CLAIM, namespace=cfg.ray.namespace, file_system_id=infra.get_string("fsx_file_system_id"),
+        dns_name=infra.get_string("fsx_dns_name"), mount_name=infra.get_string("fsx_mount_name"),
+        capacity_gib=cfg.fsx.storage_capacity_gib)
+
+
+class RayStack(ReadableStack):
+    def __init__(self, scope: Construct, cfg: AppConfig) -> None:
+        super().__init__(scope, RAY_STACK)
+        configure_backend(self, cfg, RAY_STACK)
+        aws_provider(self, cfg)
+        infra = remote_state(self, "infra", cfg, INFRA_STACK)
+        kubernetes_providers(self, cfg, infra)
+
+        oidc_arn = infra.get_string("oidc_provider_arn")
+        oidc_host = Fn.replace(infra.get_string("cluster_oidc_issuer_url"), "https://", "")
+        platform = RayPlatform(self, "platform", RayPlatformProps(
+            cluster_name=cfg.name, namespace=cfg.ray.namespace, service_account=RAY_SERVICE_ACCOUNT,
+            oidc_provider_arn=oidc_arn, oidc_issuer_host=oidc_host,
+            data_bucket_arn=infra.get_string("data_bucket_arn"), fsx=fsx_volume_props(cfg, infra)))
+        ClusterAddons(self, "addons", ClusterAddonsProps(
+            cluster_name=cfg.name, region=cfg.region, kubernetes_version=cfg.cluster.kubernetes_version,
+            oidc_provider_arn=oidc_arn, oidc_issuer_host=oidc_host,
+            nvidia_device_plugin_version=cfg.ray.nvidia_device_plugin_chart_version,
+            cluster_autoscaler_version=cfg.ray.cluster_autoscaler_chart_version,
+            install_device_plugin=cfg.cluster.has_gpu))
+        operator = KubeRayOperator(self, "kuberay", KubeRayOperatorProps(
+            namespace=cfg.ray.namespace, chart_version=cfg.ray.kuberay_operator_chart_version))
+        operator.release.node.add_dependency(platform.namespace)
+
+        TerraformOutput(self, "namespace", value=platform.namespace.metadata.name,
+                        description="Namespace of the Ray cluster and jobs")
+        TerraformOutput(self, "ray_service_account", value=platform.service_account.metadata.name,
+                        description="Service account of Ray pods (IRSA: data bucket only)")
+        TerraformOutput(self, "fsx_claim_name", value=platform.pvc.metadata.name,
+                        description="ReadWriteMany claim of the FSx for Lustre file system")
+        TerraformOutput(self, "kuberay_operator_version", value=operator.release.version,
+                        description="KubeRay operator chart version")
+        add_moved_blocks(self, RAY_STACK)

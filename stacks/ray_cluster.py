@@ -1,0 +1,65 @@
+"""The ray-cluster stack: the autoscaling RayCluster, and the job-submission commands.
+
+A separate stack so that its plan runs after the ray stack's operator installed the CRDs: one
+`cdktf deploy infra ray ray-cluster` then works on a fresh cluster (a kubernetes_manifest in the
+operator's own apply fails at plan time: the CRD does not exist yet).
+"""
+
+from __future__ import annotations
+
+from cdktf import TerraformOutput, TerraformStack
+from constructs import Construct
+
+from config.schema import AppConfig
+from constructs_lib.ray_cluster import RayClusterManifest
+from constructs_lib.ray_manifests import (
+    RayClusterProps,
+    WorkerGroupProps,
+    job_submit_command,
+    port_forward_command,
+)
+
+from .addresses import ReadableStack
+from .common import configure_backend, remote_state
+from .infra import INFRA_STACK
+from .kube import kubernetes_providers
+from .migrations import add_moved_blocks
+from .ray import FSX_CLAIM, RAY_SERVICE_ACCOUNT
+
+RAY_CLUSTER_STACK = "ray-cluster"
+
+
+def ray_cluster_props(cfg: AppConfig, ecr_repository_url: str | None) -> RayClusterProps:
+    groups = {g.name: g for g in cfg.cluster.node_groups}
+    return RayClusterProps(
+        name=cfg.ray.cluster_name, namespace=cfg.ray.namespace, ray_version=cfg.ray.ray_version,
+        image=cfg.ray_image(ecr_repository_url), service_account=RAY_SERVICE_ACCOUNT, pvc_name=FSX_CLAIM,
+        head_cpu=cfg.ray.head.cpu, head_memory=cfg.ray.head.memory, idle_timeout_seconds=cfg.ray.idle_timeout_seconds,
+        worker_groups=[WorkerGroupProps(
+            name=w.name, node_usage=groups[w.node_group].kubernetes_labels["usage"], min_replicas=w.min_replicas,
+            max_replicas=w.max_replicas, cpu=w.cpu, memory=w.memory, gpus=w.gpus) for w in cfg.ray.worker_groups],
+    )
+
+
+class RayClusterStack(ReadableStack):
+    def __init__(self, scope: Construct, cfg: AppConfig, after: TerraformStack | None = None) -> None:
+        super().__init__(scope, RAY_CLUSTER_STACK)
+        configure_backend(self, cfg, RAY_CLUSTER_STACK)
+        infra = remote_state(self, "infra", cfg, INFRA_STACK)
+        kubernetes_providers(self, cfg, infra, helm=False)
+        ecr_url = infra.get_string("ecr_repository_url") if cfg.ray.use_ecr_image else None
+        props = ray_cluster_props(cfg, ecr_url)
+        RayClusterManifest(self, "ray_cluster", props)
+        if after is not None:
+            self.add_dependency(after)  # cdktf deploys the operator's stack first
+
+        TerraformOutput(self, "ray_cluster_name", value=props.name, description="RayCluster name")
+        TerraformOutput(self, "head_service", value=props.head_service,
+                        description="ClusterIP service of the Ray head (dashboard 8265, client 10001, GCS 6379)")
+        TerraformOutput(self, "ray_image", value=props.image, description="Image of head and workers")
+        TerraformOutput(self, "dashboard_port_forward_command",
+                        value=port_forward_command(props.namespace, props.head_service),
+                        description="Reach the Ray dashboard on http://localhost:8265")
+        TerraformOutput(self, "ray_job_submit_command", value=job_submit_command(),
+                        description="Submit the training job through the port-forward (run from the repo root)")
+        add_moved_blocks(self, RAY_CLUSTER_STACK)
