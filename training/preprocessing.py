@@ -28,7 +28,8 @@ Only numpy and torch are needed here; torchvision is imported lazily by
 
 from __future__ import annotations
 
-from typing import Dict, Sequence, Tuple
+import warnings
+from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -48,6 +49,23 @@ CHUNK = 4
 # ~19 MiB, under glibc's 32 MiB mmap threshold, so output buffers get recycled
 # rather than freshly page-faulted for every batch (measurably faster).
 MAP_BATCH_SIZE = 32
+
+
+def load_image(source, size: Optional[Tuple[int, int]] = READ_SIZE, mode: Optional[str] = READ_MODE) -> np.ndarray:
+    """Decode one image the way ``ray.data.read_images(size=..., mode=...)`` does.
+
+    ``source`` is a path or a file object. PIL bilinear resize to ``size``
+    (height, width) if it differs, then convert to ``mode``. Used by tests and
+    the benchmark; the job itself reads with Ray Data.
+    """
+    from PIL import Image
+
+    with Image.open(source) as image:
+        if size is not None and image.size != (size[1], size[0]):
+            image = image.resize((size[1], size[0]), resample=Image.BILINEAR)
+        if mode is not None and image.mode != mode:
+            image = image.convert(mode)
+        return np.asarray(image)
 
 
 def reference_transform():
@@ -109,7 +127,13 @@ def preprocess_images(
     Numerically equivalent (to float32 rounding) to applying
     :func:`reference_transform` to each image.
     """
-    x = torch.as_tensor(np.asarray(images)) if not isinstance(images, torch.Tensor) else images
+    if isinstance(images, torch.Tensor):
+        x = images
+    else:
+        with warnings.catch_warnings():
+            # Ray's zero-copy batches are read-only; we never write to the input.
+            warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+            x = torch.as_tensor(np.asarray(images))
     if x.dtype != torch.uint8:
         raise TypeError(f"expected a uint8 image batch, got {x.dtype}")
     if x.ndim == 3:  # a single image
