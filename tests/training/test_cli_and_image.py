@@ -176,7 +176,8 @@ case "$*" in
 esac
 """)
     make_stub(bin_dir, "aws", f'echo "aws $*" >> {log}; echo fake-password\n')
-    make_stub(bin_dir, "docker", f'echo "docker $*" >> {log}; [ "$1" != login ] || cat >> {log}\n')
+    stdin = tmp_path / "login-stdin"
+    make_stub(bin_dir, "docker", f'echo "docker $*" >> {log}; [ "$1" != login ] || cat > {stdin}\n')
     stack = tmp_path / "cdktf.out" / "stacks" / "infra"
     stack.mkdir(parents=True)
     env = {k: v for k, v in os.environ.items() if k not in ("IMAGE_TAG", "RAY_VERSION")}
@@ -189,7 +190,9 @@ esac
     assert f"terraform -chdir={stack} output -raw ecr_repository_url" in calls
     assert f"terraform -chdir={stack} output -raw region" in calls
     assert "aws ecr get-login-password --region eu-west-1" in calls
-    assert "docker login --username AWS --password-stdin 123456789012.dkr.ecr.eu-west-1.amazonaws.com\nfake-password" in calls
+    # aws and docker run concurrently in a pipe: their log lines may come in either order
+    assert "docker login --username AWS --password-stdin 123456789012.dkr.ecr.eu-west-1.amazonaws.com" in calls
+    assert stdin.read_text().strip() == "fake-password"
     version = pinned_ray_version()
     assert f"--build-arg RAY_VERSION={version}" in calls and f"--tag {repo}:{version}" in calls
     assert calls.rstrip().endswith(f"docker push {repo}:{version}")
