@@ -217,7 +217,8 @@ class JobSubmissionProps:
     namespace: str
     cluster_name: str
     image: str
-    script: str  # contents of training/pytorch_training_e2e.py
+    # training/ files by name: pytorch_training_e2e.py and the modules it imports (preprocessing.py).
+    files: dict[str, str]
     job_name: str = "pytorch-training-e2e"
     entrypoint_args: tuple[str, ...] = ("--data-size-gb", "1", "--num-epochs", "2", "--num-workers", "1")
     labels: dict[str, str] = field(default_factory=dict)
@@ -241,13 +242,14 @@ def submitter_service_account(props: JobSubmissionProps) -> dict:
 def training_script_config_map(props: JobSubmissionProps) -> dict:
     return {"apiVersion": "v1", "kind": "ConfigMap",
             "metadata": {"name": f"{props.job_name}-script", "namespace": props.namespace},
-            "data": {TRAINING_SCRIPT: props.script}}
+            "data": dict(sorted(props.files.items()))}
 
 
 def submit_job(props: JobSubmissionProps) -> dict:
     """A batch Job that submits the training script to the running cluster with the cluster's own image."""
     address = f"http://{props.head_service}:{HEAD_PORTS['dashboard']}"
-    command = (f"cp /config/{TRAINING_SCRIPT} /tmp/job/ && "
+    # ConfigMap mounts are symlink farms; copy the plain files into the working dir that gets uploaded.
+    command = (f"cp /config/*.py /tmp/job/ && "
                f"ray job submit --address {address} --working-dir /tmp/job -- {props.entrypoint}")
     return {
         "apiVersion": "batch/v1", "kind": "Job",

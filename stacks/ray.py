@@ -53,9 +53,9 @@ class RayStack(ReadableStack):
             nvidia_device_plugin_version=cfg.ray.nvidia_device_plugin_chart_version,
             cluster_autoscaler_version=cfg.ray.cluster_autoscaler_chart_version,
             install_device_plugin=cfg.cluster.has_gpu))
+        # The namespace by reference: Terraform orders the release after the namespace exists.
         operator = KubeRayOperator(self, "kuberay", KubeRayOperatorProps(
-            namespace=cfg.ray.namespace, chart_version=cfg.ray.kuberay_operator_chart_version))
-        operator.release.node.add_dependency(platform.namespace)
+            namespace=platform.namespace.metadata.name, chart_version=cfg.ray.kuberay_operator_chart_version))
 
         TerraformOutput(self, "namespace", value=platform.namespace.metadata.name,
                         description="Namespace of the Ray cluster and jobs")

@@ -48,3 +48,76 @@ def addresses(stack: dict) -> list[str]:
     out = [f"{t}.{n}" for t, byname in stack.get("resource", {}).items() for n in byname]
     out += [f"data.{t}.{n}" for t, byname in stack.get("data", {}).items() for n in byname]
     return sorted(out)
+
+
+# --- Infra construct tests (issue 2): one extra config, synthesized once per session, shared across test dirs.
+_SYNTH_CACHE: dict[str, dict] = {}
+
+
+def synth_once(key: str, config_data: dict, tmp_path_factory) -> dict[str, dict]:
+    """Synthesize the app for ``config_data`` (a config mapping) once per session; ``key`` names the shape.
+
+    Module-level cache rather than a conftest fixture so tests in several directories share one synth.
+    """
+    if key not in _SYNTH_CACHE:
+        import yaml
+
+        base = tmp_path_factory.mktemp(f"synth-{key}")
+        config = base / f"{key}.yaml"
+        config.write_text(yaml.safe_dump(config_data, sort_keys=False))
+        out = base / "cdktf.out"
+        r = run_app(config=config, outdir=out)
+        assert r.returncode == 0, f"synth of {key} failed:\n{r.stderr[-3000:]}"
+        stacks = load_stacks(out)
+        stacks["_outdir"] = out  # type: ignore[assignment]
+        stacks["_config"] = config  # type: ignore[assignment]
+        _SYNTH_CACHE[key] = stacks
+    return _SYNTH_CACHE[key]
+
+
+# The prod example deployed into an existing VPC, on a non-default Kubernetes version: covers the
+# existing-network path, admin access entries, an S3 backend and version configurability in one synth.
+EXISTING_VPC_ID = "vpc-0a1b2c3d4e5f60718"
+EXISTING_PRIVATE_SUBNETS = ["subnet-0a1a1a1a1a1a1a1a1", "subnet-0b2b2b2b2b2b2b2b2", "subnet-0c3c3c3c3c3c3c3c3"]
+EXISTING_PUBLIC_SUBNETS = ["subnet-0d4d4d4d4d4d4d4d4", "subnet-0e5e5e5e5e5e5e5e5"]
+
+
+def prod_existing_vpc_config() -> dict:
+    import yaml
+
+    data = yaml.safe_load((ROOT / "config" / "examples" / "prod-gpu.yaml").read_text())
+    data["network"] = {**data.get("network", {}), "existing": {
+        "vpc_id": EXISTING_VPC_ID, "private_subnet_ids": list(EXISTING_PRIVATE_SUBNETS),
+        "public_subnet_ids": list(EXISTING_PUBLIC_SUBNETS)}}
+    data["cluster"] = {**data["cluster"], "kubernetes_version": "1.33"}
+    return data
+
+
+def prod_existing_vpc_synth(tmp_path_factory) -> dict[str, dict]:
+    return synth_once("prod-existing-vpc", prod_existing_vpc_config(), tmp_path_factory)
+
+
+def attrs(resource: dict) -> dict:
+    """A resource body without cdktf's ``//`` metadata (other tools add to it; tests must not depend on it)."""
+    return {k: v for k, v in resource.items() if k != "//"}
+
+
+def outputs(stack: dict) -> dict[str, dict]:
+    return stack.get("output", {})
+
+
+def stack_items(synth: dict) -> list[tuple[str, dict]]:
+    """The (name, JSON) of every stack of a session synth (its ``_outdir``/``_config`` entries left out)."""
+    return [(k, v) for k, v in synth.items() if not k.startswith("_")]
+
+
+def ref(rtype: str, name: str, attr: str) -> str:
+    """The Terraform interpolation cdktf writes for a reference to another resource's attribute."""
+    return f"${{{rtype}.{name}.{attr}}}"
+
+
+def parse_json_template(text: str, placeholder: str = "TF_EXPR") -> object:
+    """Parse a JSON string that contains Terraform ``${...}`` interpolations (e.g. an IAM policy):
+    each interpolation (whose HCL may contain unescaped quotes) becomes ``placeholder``."""
+    import re
+    return json.loads(re.sub(r"\$\{[^{}]*\}", placeholder, text))

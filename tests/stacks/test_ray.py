@@ -1,0 +1,221 @@
+"""The ray and ray-cluster stacks, checked on the JSON users review and the objects the cluster receives."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from tests.helpers import REFERENCE, ROOT, app_env, one, parse_json_template, resources
+from tests.k8s_schemas import validate_core_object, validate_crd_object
+
+INTERPOLATION = re.compile(r"\$\{(.*?)\}")
+
+
+def ray_cluster_object(stacks) -> dict:
+    return one(stacks["ray-cluster"], "kubernetes_manifest", "ray_cluster")["manifest"]
+
+
+def test_synth_produces_three_stacks(default_synth):
+    assert {"infra", "ray", "ray-cluster"} <= set(default_synth)
+
+
+@pytest.mark.parametrize("stack", ["ray", "ray-cluster"])
+def test_infra_is_read_only_through_remote_state(default_synth, stack):
+    doc = default_synth[stack]
+    own = {f"{t}.{n}" for t, byname in doc.get("resource", {}).items() for n in byname}
+    refs = set()
+    for expr in INTERPOLATION.findall(json.dumps(doc)):
+        refs.update(re.findall(r"\b((?:data\.)?[a-z0-9_]+\.[a-z0-9_]+)(?:\.|\b)", expr))
+    for ref in refs:
+        if ref.startswith("data.terraform_remote_state"):
+            assert ref == "data.terraform_remote_state.infra", ref
+        elif ref.split(".")[0] in ("aws", "helm", "kubernetes") or ref.startswith(("aws_", "helm_", "kubernetes_")):
+            assert ref in own, f"{stack} references {ref}, which it does not declare"
+    assert "aws_eks_cluster" not in json.dumps(doc), "no direct reference to infra resources"
+    # One reader, with the infra stack's own backend settings.
+    readers = doc["data"]["terraform_remote_state"]
+    assert list(readers) == ["infra"]
+    infra_backend = default_synth["infra"]["terraform"]["backend"]
+    (kind, settings), = infra_backend.items()
+    assert readers["infra"]["backend"] == kind
+    assert readers["infra"]["config"]["path"] == settings["path"]
+
+
+def test_kubernetes_and_helm_providers_use_remote_state_and_exec_tokens(default_synth):
+    providers = default_synth["ray"]["provider"]
+    k8s = providers["kubernetes"][0]
+    assert k8s["host"] == "${data.terraform_remote_state.infra.outputs.cluster_endpoint}"
+    assert "base64decode(data.terraform_remote_state.infra.outputs.cluster_certificate_authority_data)" in k8s["cluster_ca_certificate"]
+    assert k8s["exec"][0]["command"] == "aws" and k8s["exec"][0]["args"][:2] == ["eks", "get-token"]
+    helm = providers["helm"][0]["kubernetes"]
+    assert helm["host"] == k8s["host"] and helm["exec"]["args"] == k8s["exec"][0]["args"]
+
+
+def test_kuberay_operator_release(default_synth):
+    rel = one(default_synth["ray"], "helm_release", "kuberay_operator")
+    assert rel["chart"] == "kuberay-operator" and rel["version"] == "1.7.0"
+    assert rel["repository"] == "https://ray-project.github.io/kuberay-helm/"
+    assert rel["namespace"] == "${kubernetes_namespace_v1.ray.metadata[0].name}" and rel["wait"] is True
+    # Every value we pass is a key the chart knows (a typo would be ignored by Helm).
+    chart_defaults = yaml.safe_load((REFERENCE / "kuberay-operator.values.yaml").read_text())
+    for key in json.loads(rel["values"][0]):
+        assert key in chart_defaults, f"kuberay-operator chart has no value {key!r}"
+
+
+def test_cluster_addons(default_synth):
+    ray = default_synth["ray"]
+    plugin = json.loads(one(ray, "helm_release", "nvidia_device_plugin")["values"][0])
+    assert plugin["nodeSelector"] == {"usage": "gpu"}
+    assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in plugin["tolerations"]
+    ca = one(ray, "helm_release", "cluster_autoscaler")
+    values = json.loads(ca["values"][0])
+    assert values["autoDiscovery"]["clusterName"] == "ray-eks"
+    assert values["rbac"]["serviceAccount"]["annotations"]["eks.amazonaws.com/role-arn"] == "${aws_iam_role.cluster_autoscaler.arn}"
+    trust = parse_json_template(one(ray, "aws_iam_role", "cluster_autoscaler")["assume_role_policy"])
+    cond = trust["Statement"][0]["Condition"]["StringEquals"]
+    assert cond == {"TF_EXPR:sub": "system:serviceaccount:kube-system:cluster-autoscaler", "TF_EXPR:aud": "sts.amazonaws.com"}
+    assert "system:serviceaccount:kube-system:cluster-autoscaler" in cond.values()
+    policy = json.loads(one(ray, "aws_iam_role_policy", "cluster_autoscaler")["policy"])
+    scale = next(s for s in policy["Statement"] if "autoscaling:SetDesiredCapacity" in s["Action"])
+    assert scale["Condition"]["StringEquals"] == {"aws:ResourceTag/k8s.io/cluster-autoscaler/ray-eks": "owned"}
+
+
+def test_ray_workload_role_is_limited_to_the_data_bucket(default_synth):
+    ray = default_synth["ray"]
+    policy = json.loads(one(ray, "aws_iam_role_policy", "ray_workload")["policy"])
+    bucket = "${data.terraform_remote_state.infra.outputs.data_bucket_arn}"
+    for s in policy["Statement"]:
+        res = s["Resource"] if isinstance(s["Resource"], list) else [s["Resource"]]
+        assert all(r in (bucket, f"{bucket}/*") for r in res), s
+    sa = one(ray, "kubernetes_service_account_v1", "ray")
+    assert sa["metadata"]["annotations"]["eks.amazonaws.com/role-arn"] == "${aws_iam_role.ray_workload.arn}"
+
+
+def test_fsx_volume_is_a_static_rwx_pv(default_synth):
+    ray = default_synth["ray"]
+    pv = one(ray, "kubernetes_persistent_volume_v1", "fsx")["spec"][0]
+    csi = pv["persistent_volume_source"]["csi"]
+    assert csi["driver"] == "fsx.csi.aws.com"
+    assert csi["volume_handle"] == "${data.terraform_remote_state.infra.outputs.fsx_file_system_id}"
+    assert csi["volume_attributes"]["mountname"] == "${data.terraform_remote_state.infra.outputs.fsx_mount_name}"
+    assert pv["access_modes"] == ["ReadWriteMany"] and pv["persistent_volume_reclaim_policy"] == "Retain"
+    pvc = one(ray, "kubernetes_persistent_volume_claim_v1", "fsx")
+    assert pvc["spec"]["access_modes"] == ["ReadWriteMany"] and pvc["spec"]["storage_class_name"] == ""
+    assert pvc["spec"]["volume_name"] == "${kubernetes_persistent_volume_v1.fsx.metadata[0].name}"
+
+
+# ----------------------------------------------------------------------------------- RayCluster
+def test_ray_cluster_validates_against_the_kuberay_crd(default_synth, dev_synth):
+    for stacks in (default_synth, dev_synth):
+        validate_crd_object(ray_cluster_object(stacks))
+
+
+def test_ray_cluster_head(default_synth):
+    rc = ray_cluster_object(default_synth)
+    assert rc["metadata"]["name"] == "kuberay"  # head service: kuberay-head-svc
+    head = rc["spec"]["headGroupSpec"]
+    assert head["serviceType"] == "ClusterIP"
+    assert head["rayStartParams"]["num-cpus"] == "0"
+    pod = head["template"]["spec"]
+    assert pod["nodeSelector"] == {"usage": "core"}
+    c = pod["containers"][0]
+    assert {p["containerPort"] for p in c["ports"]} == {10001, 8265, 8080, 6379, 8000}
+    assert c["resources"]["limits"]["memory"] == "8Gi"
+    assert c["image"] == "rayproject/ray:2.58.0-py311-gpu"
+    assert rc["spec"]["rayVersion"] == "2.58.0"
+
+
+def test_ray_cluster_gpu_workers(default_synth):
+    rc = ray_cluster_object(default_synth)
+    assert rc["spec"]["enableInTreeAutoscaling"] is True
+    assert rc["spec"]["autoscalerOptions"]["idleTimeoutSeconds"] == 60
+    (group,) = rc["spec"]["workerGroupSpecs"]
+    assert group["groupName"] == "gpu-group" and (group["minReplicas"], group["maxReplicas"]) == (0, 4)
+    pod = group["template"]["spec"]
+    c = pod["containers"][0]
+    assert c["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in pod["tolerations"]
+    assert pod["nodeSelector"] == {"usage": "gpu"}
+
+
+def test_ray_cluster_mounts_fsx_read_write_and_shm(default_synth):
+    rc = ray_cluster_object(default_synth)
+    pods = [rc["spec"]["headGroupSpec"]["template"]["spec"]] + [g["template"]["spec"] for g in rc["spec"]["workerGroupSpecs"]]
+    for pod in pods:
+        vols = {v["name"]: v for v in pod["volumes"]}
+        assert vols["fsx"]["persistentVolumeClaim"]["claimName"] == "fsx-lustre"
+        assert vols["dshm"]["emptyDir"]["medium"] == "Memory"
+        mounts = {m["mountPath"]: m for m in pod["containers"][0]["volumeMounts"]}
+        assert not mounts["/ray/export"].get("readOnly", False)
+        assert mounts["/dev/shm"]["name"] == "dshm"
+        assert pod["containers"][0]["securityContext"]["runAsUser"] == 1000
+        # Writable by uid 1000 without a manual chmod: the init container sets the owner.
+        init = pod["initContainers"][0]
+        assert "chown 1000:100 /ray/export" in init["command"][-1]
+        assert pod["serviceAccountName"] == "ray"
+
+
+def test_dev_example_has_cpu_workers_and_no_gpu_addons(dev_synth):
+    rc = ray_cluster_object(dev_synth)
+    (group,) = rc["spec"]["workerGroupSpecs"]
+    pod = group["template"]["spec"]
+    assert "nvidia.com/gpu" not in pod["containers"][0]["resources"]["limits"]
+    assert "tolerations" not in pod and pod["nodeSelector"] == {"usage": "cpu"}
+    assert rc["spec"]["headGroupSpec"]["template"]["spec"]["containers"][0]["image"] == "rayproject/ray:2.58.0-py311"
+    assert "nvidia_device_plugin" not in resources(dev_synth["ray"], "helm_release")
+
+
+def test_job_submission_outputs(default_synth):
+    out = default_synth["ray-cluster"]["output"]
+    assert out["dashboard_port_forward_command"]["value"] == "kubectl port-forward -n ray svc/kuberay-head-svc 8265:8265"
+    cmd = out["ray_job_submit_command"]["value"]
+    assert cmd.startswith("ray job submit --address http://localhost:8265 --working-dir training -- python pytorch_training_e2e.py")
+    assert out["head_service"]["value"] == "kuberay-head-svc"
+
+
+# ----------------------------------------------------------------------------------- rendered jobs
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory):
+    out = tmp_path_factory.mktemp("rendered")
+    r = subprocess.run([sys.executable, "-m", "stacks.render_jobs", "--out", str(out)], cwd=ROOT, env=app_env(),
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    return {p.name: list(yaml.safe_load_all(p.read_text())) for p in out.glob("*.yaml")}
+
+
+def test_rendered_objects_validate(rendered):
+    assert set(rendered) == {"submit-job.yaml", "rayjob.yaml"}
+    kinds = []
+    for docs in rendered.values():
+        for d in docs:
+            kinds.append(d["kind"])
+            if d["kind"] == "RayJob":
+                validate_crd_object(d)
+            else:
+                validate_core_object(d)
+    assert sorted(kinds) == ["ConfigMap", "ConfigMap", "Job", "RayJob", "ServiceAccount"]
+
+
+def test_submit_job_uses_the_cluster_image_and_head_service(rendered):
+    sa, cm, job = rendered["submit-job.yaml"]
+    assert sa["metadata"]["name"] == "ray-operator-ray-operator"
+    assert cm["data"]["pytorch_training_e2e.py"] == (ROOT / "training" / "pytorch_training_e2e.py").read_text()
+    pod = job["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == "ray-operator-ray-operator"
+    c = pod["containers"][0]
+    assert c["image"] == "rayproject/ray:2.58.0-py311-gpu"
+    assert "ray job submit --address http://kuberay-head-svc:8265" in c["command"][-1]
+    assert "pip install" not in c["command"][-1]
+
+
+def test_rayjob_selects_the_running_cluster(rendered):
+    cm, rj = rendered["rayjob.yaml"]
+    assert rj["spec"]["clusterSelector"] == {"ray.io/cluster": "kuberay"}
+    assert rj["spec"]["entrypoint"].startswith("python pytorch_training_e2e.py")
+    assert "working_dir: /config" in rj["spec"]["runtimeEnvYAML"]
+    assert rj["spec"]["submitterPodTemplate"]["spec"]["volumes"][0]["configMap"]["name"] == cm["metadata"]["name"]
