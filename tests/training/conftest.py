@@ -1,4 +1,4 @@
-"""Fixtures for the training-job tests (see tests/training/README in the docstrings)."""
+"""Fixtures for the training-job tests: a real local Ray head on 127.0.0.1, the `ray` marker."""
 
 from __future__ import annotations
 
