@@ -26,6 +26,7 @@ from cdktf_cdktf_provider_aws.iam_openid_connect_provider import IamOpenidConnec
 from cdktf_cdktf_provider_aws.iam_role import IamRole
 from cdktf_cdktf_provider_aws.iam_role_policy_attachment import IamRolePolicyAttachment
 
+from .checkov import skip
 from .iam import service_assume_role_policy
 
 
@@ -90,6 +91,11 @@ class RayEksCluster(Construct):
             enabled_cluster_log_types=props.log_types,
             depends_on=[*attachments, logs],
         )
+        if public:
+            # CKV_AWS_38 (no 0.0.0.0/0) still applies and fails an open endpoint; the config warns loudly too.
+            skip(cluster, "CKV_AWS_39",
+                 "The public endpoint is on only because cluster.public_access_cidrs names the CIDRs allowed to "
+                 "reach it (" + ", ".join(props.public_access_cidrs) + "); leave the list empty for private only")
         for i, principal in enumerate(props.admin_principal_arns):
             entry = EksAccessEntry(self, f"admin_{i}", cluster_name=cluster.name, principal_arn=principal, type="STANDARD")
             EksAccessPolicyAssociation(

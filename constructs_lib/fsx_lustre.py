@@ -28,6 +28,8 @@ from cdktf_cdktf_provider_aws.security_group import SecurityGroup
 from cdktf_cdktf_provider_aws.vpc_security_group_egress_rule import VpcSecurityGroupEgressRule
 from cdktf_cdktf_provider_aws.vpc_security_group_ingress_rule import VpcSecurityGroupIngressRule
 
+from .checkov import skip
+
 # Lustre: 988 for clients and servers, 1018-1023 for LNet.
 LUSTRE_PORTS = ((988, 988), (1018, 1023))
 FILE_SYSTEM_IMPORT_PATH = "/import"
@@ -97,8 +99,17 @@ class FsxLustre(Construct):
             copy_tags_to_backups=True if persistent else None,
             log_configuration=FsxLustreFileSystemLogConfiguration(level="WARN_ERROR", destination=logs.arn),
             tags={"Name": props.name},
+            # A deleted persistent file system leaves a final backup behind unless unprotected (throwaway).
+            # Scratch file systems cannot be backed up at all.
+            skip_final_backup=(not props.prevent_destroy) if persistent else None,
+            final_backup_tags={"Name": f"{props.name}-final-backup", "final-backup-of": props.name}
+            if persistent and props.prevent_destroy else None,
             lifecycle=TerraformResourceLifecycle(prevent_destroy=props.prevent_destroy),
         )
+        if not persistent:
+            skip(fs, "CKV_AWS_190",
+                 "SCRATCH file systems are always encrypted at rest with an FSx-managed key and cannot take a "
+                 "customer-managed one; PERSISTENT types (the default) use the data KMS key")
         bucket = f"s3://{props.data_bucket_name}"
         FsxDataRepositoryAssociation(
             self, "import", file_system_id=fs.id, file_system_path=FILE_SYSTEM_IMPORT_PATH,

@@ -25,6 +25,7 @@ from cdktf_cdktf_provider_aws.subnet import Subnet
 from cdktf_cdktf_provider_aws.vpc import Vpc
 from cdktf_cdktf_provider_aws.vpc_endpoint import VpcEndpoint
 
+from .checkov import skip, skippable
 from .iam import policy_document, service_assume_role_policy, statement
 
 
@@ -74,8 +75,15 @@ class Network(Construct):
         if props.availability_zones:
             azs = list(props.availability_zones)
         else:
-            available = DataAwsAvailabilityZones(self, "available", state="available",
-                                                 filter=[DataAwsAvailabilityZonesFilter(name="opt-in-status", values=["opt-in-not-required"])])
+            # No `state` filter: an impaired AZ dropping out of the list would shift the indices below and
+            # move subnets. The opt-in filter keeps Local and Wavelength Zones out.
+            available = skippable(DataAwsAvailabilityZones)(
+                self, "available",
+                filter=[DataAwsAvailabilityZonesFilter(name="opt-in-status", values=["opt-in-not-required"])])
+            skip(available, "CKV_AWS_394",
+                 "Used only when network.availability_zones is empty: the first N zone names, which the provider "
+                 "sorts, so a newly added AZ (a later letter) does not change the choice. Pin "
+                 "network.availability_zones to fix the zones by name")
             azs = [Fn.element(available.names, i) for i in range(n)]
 
         igw = InternetGateway(Construct(self, "igw"), "ray", vpc_id=vpc.id, tags={"Name": props.name})

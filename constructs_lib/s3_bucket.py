@@ -34,6 +34,7 @@ from cdktf_cdktf_provider_aws.s3_bucket_versioning import (
     S3BucketVersioningVersioningConfiguration,
 )
 
+from .checkov import skip
 from .iam import policy_document
 
 
@@ -60,8 +61,19 @@ class SecureBucket(Construct):
         def part(kind: str) -> Construct:
             return Construct(self, kind)  # a scope per resource type, so every part can be named `id`
 
+        # Protected (the default): Terraform refuses to plan its destroy, and S3 refuses to delete it
+        # while it holds objects. Unprotected (throwaway environments): destroy empties it first.
         bucket = S3Bucket(self, id, bucket_prefix=props.bucket_prefix, force_destroy=not props.prevent_destroy,
                           lifecycle=TerraformResourceLifecycle(prevent_destroy=props.prevent_destroy))
+        skip(bucket, "CKV_AWS_145",
+             "SSE-S3 (AES256) by design: S3 server access logs can only be delivered to SSE-S3 buckets, and FSx "
+             "data repository associations would need a key-policy grant to each file system's service-linked role")
+        skip(bucket, "CKV_AWS_144",
+             "No cross-region replication: the data is training input and checkpoints reproducible from their "
+             "sources; versioning covers accidental deletes. Add replication per environment if required")
+        skip(bucket, "CKV2_AWS_62",
+             "No Terraform-managed event notifications: nothing here consumes bucket events, and an "
+             "aws_s3_bucket_notification owns the whole notification configuration, which FSx auto-import also uses")
         S3BucketOwnershipControls(part("ownership"), id, bucket=bucket.id,
                                   rule=S3BucketOwnershipControlsRule(object_ownership="BucketOwnerEnforced"))
         S3BucketPublicAccessBlock(part("public_access"), id, bucket=bucket.id, block_public_acls=True,
