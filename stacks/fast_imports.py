@@ -138,10 +138,17 @@ def install(packages: Iterable[str] = tuple(PROVIDER_PACKAGES)) -> bool:
 
 
 def uninstall() -> None:
+    """Undo install() for imports and node processes started from now on (tests)."""
+    global _node_hook
     sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, LazyProviderFinder)]
-    os.environ["NODE_OPTIONS"] = _without_hook(os.environ.get("NODE_OPTIONS", ""))
-    if not os.environ["NODE_OPTIONS"]:
-        del os.environ["NODE_OPTIONS"]
+    options = os.environ.get("NODE_OPTIONS", "")
+    if NODE_HOOK_FILE in options:
+        options = _without_hook(options)
+        if options:
+            os.environ["NODE_OPTIONS"] = options
+        else:
+            del os.environ["NODE_OPTIONS"]
+    _node_hook = None
 
 
 def _without_hook(node_options: str) -> str:
@@ -162,12 +169,13 @@ def _install_node_hook(npm_packages: list[str]) -> None:
     script = os.path.join(tmp, NODE_HOOK_FILE)
     with open(script, "w", encoding="utf-8") as fh:
         fh.write(NODE_LAZY_REQUIRE.replace("__PACKAGES__", json.dumps(sorted(npm_packages))))
-    if '"' in script or "\\" in script:
-        print("warning: fast imports off for node (temp dir path needs quoting); loading providers the plain way",
+    if any(c in script for c in '"\\') or any(c.isspace() for c in script):
+        print(f"warning: fast imports off for node (temp dir {tmp!r} needs quoting); loading providers the plain way",
               file=sys.stderr)
         return
-    # A hook inherited from a parent process is replaced: its file goes when that process exits.
-    options = _without_hook(os.environ.get("NODE_OPTIONS", ""))
+    options = os.environ.get("NODE_OPTIONS", "")
+    if NODE_HOOK_FILE in options:  # inherited from a parent process: its file goes when that process exits
+        options = _without_hook(options)
     os.environ["NODE_OPTIONS"] = f'{options} --require="{script}"'.strip()
     _node_hook = script
 

@@ -296,6 +296,22 @@ def test_node_hook_falls_back_loudly_on_an_unknown_line(tmp_path, node_hook):
     assert json.loads(r.stdout)["before"] == ["alpha", "beta"]  # the plain, eager require
 
 
+def test_install_adds_the_node_hook_to_existing_node_options(monkeypatch):
+    monkeypatch.delenv(ENV_PLAIN, raising=False)
+    monkeypatch.setenv("NODE_OPTIONS", "--max-old-space-size=512")
+    try:
+        assert fast_imports.install()
+        first = os.environ["NODE_OPTIONS"]
+        assert fast_imports.install() and os.environ["NODE_OPTIONS"] == first  # idempotent
+        keep, hook = first.split(" ", 1)
+        assert keep == "--max-old-space-size=512" and hook.startswith("--require=")
+        assert "@cdktf/provider-aws" in Path(hook.split("=", 1)[1].strip('"')).read_text()
+    finally:
+        fast_imports.uninstall()
+    assert os.environ["NODE_OPTIONS"] == "--max-old-space-size=512"
+    assert not any(isinstance(f, fast_imports.LazyProviderFinder) for f in sys.meta_path)
+
+
 def test_opt_out_leaves_the_interpreter_alone(monkeypatch):
     monkeypatch.setenv(ENV_PLAIN, "1")
     monkeypatch.setenv("NODE_OPTIONS", "--max-old-space-size=512")
