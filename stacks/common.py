@@ -74,7 +74,9 @@ def aws_provider(stack: TerraformStack, cfg: AppConfig) -> AwsProvider:
         kwargs = dict(
             endpoints=[AwsProviderEndpoints(**{s: url for s in EMULATED_SERVICES})],
             access_key=cfg.endpoints.access_key, secret_key=cfg.endpoints.secret_key,
-            skip_credentials_validation=True, skip_metadata_api_check="true", skip_requesting_account_id=True,
+            # The account id is still asked of the emulated STS: the provider compares it with the owner
+            # of referenced security groups, and an empty one reads back as "<account>/sg-..." drift.
+            skip_credentials_validation=True, skip_metadata_api_check="true", skip_requesting_account_id=False,
             skip_region_validation=True, s3_use_path_style=True,
         )
     return AwsProvider(stack, "aws", region=cfg.region, default_tags=[AwsProviderDefaultTags(tags=tags)], **kwargs)

@@ -1,0 +1,474 @@
+"""moto's AWS emulator, patched where it falls short of what Terraform's AWS provider (5.100) needs.
+
+Run as a script: ``python tests/deploy/emulator.py [--port N]``. It binds 127.0.0.1 only (port 0: a
+free one), prints ``PORT <n>`` once it accepts connections, and serves until killed.
+
+Every deviation from plain moto 5.2.5 is listed here, and each fixes moto's *responses* so that the
+provider sees what real AWS returns; no resource or step of the deploy test is skipped:
+
+FSx
+  1. ``DescribeFileSystems`` omits ``Lifecycle`` (the provider then waits forever for AVAILABLE),
+     ``CreationTime``, ``OwnerId``, ``VpcId``, ``NetworkInterfaceIds``, ``FileSystemTypeVersion``
+     (force-new: every plan would replace the file system) and ``LustreConfiguration.MountName``.
+     They are filled in; the file system is AVAILABLE at once.
+  2. After ``DeleteFileSystem`` a describe of that id returns an empty list instead of
+     ``FileSystemNotFound``; the provider's delete waiter never ends. Asking for ids that do not
+     exist now raises ``FileSystemNotFound``, as AWS does.
+  3. Data repository associations are not implemented (``Create``/``Describe``/``Delete``
+     ``DataRepositoryAssociation(s)`` and their tags). Served here from memory: AVAILABLE on
+     create, gone on delete, ``DataRepositoryAssociationNotFound`` for unknown ids.
+EKS
+  4. ``CreateCluster`` returns no ``resourcesVpcConfig.clusterSecurityGroupId``/``vpcId``; every
+     rule that references the cluster security group then fails. A real security group is created
+     in the subnets' VPC (EC2 emulator), as EKS does, and deleted with the cluster.
+  11. ``CreateCluster`` ignores ``accessConfig``; ``DescribeCluster`` then has none, and the
+      provider plans a replacement (``bootstrap_cluster_creator_admin_permissions`` forces new).
+      Kept and returned.
+  12. ``CreateNodegroup`` ignores ``updateConfig`` (only ``UpdateNodegroupConfig`` sets it); every
+      plan then wants to add it. Kept and returned.
+  5. ``CreateNodegroup`` invents a ``remoteAccess`` block (``ec2SshKey: eksKeypair``) when none
+     was asked for; the provider sees drift and replaces the node group on every plan. Omitted.
+  6. Add-ons are not implemented (``Create``/``Describe``/``Update``/``Delete``/``ListAddons``).
+     Served here from memory: ACTIVE on create, gone on delete, ``ResourceNotFoundException``
+     for unknown ones; deleted with their cluster.
+S3
+  7. ``PutBucketLogging`` crashes (HTTP 500, retried by the provider for minutes) when the target
+     bucket's policy has a statement whose ``Principal`` is the string ``"*"`` (our
+     DenyInsecureTransport statement). Such statements are skipped, as they grant nothing.
+EC2
+  9. ``CreateLaunchTemplate`` copies the tags of the template itself (``TagSpecifications`` of type
+     ``launch-template``: the provider's default tags) into the version's ``LaunchTemplateData``;
+     every plan then wants to remove them. They stay on the template only.
+  10. ``DescribeSecurityGroupRules`` drops the description of rules that reference a security
+      group (moto keeps it only for CIDR rules); every plan then wants to set it again. Returned.
+IAM
+  8. AWS managed policies (``AmazonEKSClusterPolicy``...) exist only with
+     ``MOTO_IAM_LOAD_MANAGED_POLICIES=true``, which this launcher sets.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+import threading
+import time
+import uuid
+from typing import Any, Callable, Optional
+
+os.environ.setdefault("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
+
+ACCOUNT_ID = "123456789012"
+FSX_TARGET_PREFIX = "AWSSimbaAPIService_v20180301."
+_CRED_SCOPE_RE = re.compile(r"Credential=[^/]+/\d{8}/([^/]+)/([^/]+)/aws4_request")
+
+_lock = threading.Lock()
+_addons: dict[tuple[str, str, str], dict[str, Any]] = {}  # (region, cluster, addon) -> addon
+_dras: dict[str, dict[str, Any]] = {}  # association id -> association
+
+
+# ----------------------------------------------------------------------------------- model patches
+def _patch_models() -> None:
+    from moto.ec2.models import ec2_backends
+    from moto.ec2.models import launch_templates as lt_models
+    from moto.eks import models as eks_models
+    from moto.fsx import models as fsx_models
+    from moto.fsx.exceptions import FileSystemNotFound
+    from moto.s3 import models as s3_models
+
+    # 1. FSx describe: the fields the provider reads.
+    orig_fs_init = fsx_models.FileSystem.__init__
+    orig_fs_to_dict = fsx_models.FileSystem.to_dict
+
+    def fs_init(self, *args, **kwargs):
+        orig_fs_init(self, *args, **kwargs)
+        self.creation_time = time.time()
+        self.vpc_id = None
+        self.network_interface_ids = []
+        self.mount_name = uuid.uuid4().hex[:8]
+        subnet_ids = self.subnet_ids or []
+        if subnet_ids:
+            ec2 = ec2_backends[kwargs.get("account_id", ACCOUNT_ID)][kwargs.get("region_name", "us-east-1")]
+            try:
+                self.vpc_id = ec2.get_subnet(subnet_ids[0]).vpc_id
+            except Exception:  # noqa: BLE001 -- unknown subnet: leave VpcId out, as moto did
+                pass
+            self.network_interface_ids = [f"eni-{uuid.uuid4().hex[:17]}"]
+
+    def fs_to_dict(self):
+        d = orig_fs_to_dict(self)
+        d["Lifecycle"] = "AVAILABLE"
+        d["CreationTime"] = self.creation_time
+        d["OwnerId"] = ACCOUNT_ID
+        d["FileSystemTypeVersion"] = getattr(self, "file_system_type_version", None) or "2.15"
+        if self.vpc_id:
+            d["VpcId"] = self.vpc_id
+        d["NetworkInterfaceIds"] = self.network_interface_ids
+        if self.file_system_type == "LUSTRE":
+            lustre = dict(d.get("LustreConfiguration") or {})
+            lustre.setdefault("MountName", self.mount_name)
+            d["LustreConfiguration"] = lustre
+        return d
+
+    orig_create_fs = fsx_models.FSxBackend.create_file_system
+
+    def create_fs(self, *args, **kwargs):
+        fs = orig_create_fs(self, *args, **kwargs)
+        fs.file_system_type_version = kwargs.get("file_system_type_version")
+        return fs
+
+    fsx_models.FileSystem.__init__ = fs_init
+    fsx_models.FileSystem.to_dict = fs_to_dict
+    fsx_models.FSxBackend.create_file_system = create_fs
+
+    # 2. Unknown file system ids are an error, not an empty list.
+    orig_describe_fs = fsx_models.FSxBackend.describe_file_systems
+
+    def describe_fs(self, file_system_ids, **kwargs):
+        for fid in file_system_ids or []:
+            if fid not in self.file_systems:
+                raise FileSystemNotFound(fid)
+        return orig_describe_fs(self, file_system_ids=file_system_ids, **kwargs)
+
+    fsx_models.FSxBackend.describe_file_systems = describe_fs
+
+    # 4. The cluster security group, created in the subnets' VPC and deleted with the cluster.
+    orig_create_cluster = eks_models.EKSBackend.create_cluster
+    orig_delete_cluster = eks_models.EKSBackend.delete_cluster
+
+    def create_cluster(self, *args, **kwargs):
+        cluster = orig_create_cluster(self, *args, **kwargs)
+        vpc_cfg = cluster.resources_vpc_config = dict(cluster.resources_vpc_config or {})
+        subnets = vpc_cfg.get("subnetIds") or []
+        if subnets and not vpc_cfg.get("clusterSecurityGroupId"):
+            ec2 = ec2_backends[self.account_id][self.region_name]
+            vpc_id = ec2.get_subnet(subnets[0]).vpc_id
+            sg = ec2.create_security_group(
+                name=f"eks-cluster-sg-{cluster.name}-{uuid.uuid4().hex[:10]}",
+                description="EKS created security group applied to ENI that is attached to EKS Control Plane "
+                            "master nodes, as well as any managed workloads.",
+                vpc_id=vpc_id, tags={"aws:eks:cluster-name": cluster.name})
+            vpc_cfg.update(clusterSecurityGroupId=sg.id, vpcId=vpc_id)
+            vpc_cfg.setdefault("securityGroupIds", [])
+        return cluster
+
+    def delete_cluster(self, name):
+        cluster = orig_delete_cluster(self, name)
+        sg_id = (cluster.resources_vpc_config or {}).get("clusterSecurityGroupId")
+        if sg_id:
+            ec2_backends[self.account_id][self.region_name].delete_security_group(group_id=sg_id)
+        with _lock:
+            for key in [k for k in _addons if k[:2] == (self.region_name, name)]:
+                del _addons[key]
+        return cluster
+
+    eks_models.EKSBackend.create_cluster = create_cluster
+
+    # 11. The cluster's access configuration (authentication mode) is kept and returned.
+    from moto.eks import responses as eks_responses
+
+    orig_create_cluster_response = eks_responses.EKSResponse.create_cluster
+
+    def create_cluster_response(self):
+        result = orig_create_cluster_response(self)
+        requested = self._get_param("accessConfig") or {}
+        cluster = self.eks_backend.clusters[self._get_param("name")]
+        cluster.access_config = {
+            "authenticationMode": requested.get("authenticationMode", "CONFIG_MAP"),
+            "bootstrapClusterCreatorAdminPermissions": requested.get("bootstrapClusterCreatorAdminPermissions", True),
+        }
+        return result
+
+    eks_responses.EKSResponse.create_cluster = create_cluster_response
+
+    # 12. The node group's update configuration (max unavailable) is kept and returned.
+    orig_create_nodegroup_response = eks_responses.EKSResponse.create_nodegroup
+
+    def create_nodegroup_response(self):
+        result = orig_create_nodegroup_response(self)
+        update_config = self._get_param("updateConfig")
+        if update_config:
+            cluster = self.eks_backend.clusters[self._get_param("name")]
+            cluster.nodegroups[self._get_param("nodegroupName")].update_config = update_config
+        return result
+
+    eks_responses.EKSResponse.create_nodegroup = create_nodegroup_response
+    eks_models.EKSBackend.delete_cluster = delete_cluster
+
+    # 5. No invented SSH access on node groups.
+    eks_models.DEFAULT_REMOTE_ACCESS = None
+
+    # 7. PutBucketLogging with a Principal "*" statement in the target's policy.
+    orig_log_policy = s3_models.FakeBucket._log_permissions_enabled_policy
+
+    def log_policy(target_bucket, target_prefix):
+        policy = target_bucket.policy
+        if policy:
+            doc = json.loads(policy.decode())
+            stmts = doc.get("Statement", [])
+            stmts = [stmts] if isinstance(stmts, dict) else stmts
+            kept = [s for s in stmts if isinstance(s.get("Principal", {}), dict)]
+            if len(kept) != len(stmts):
+                saved = target_bucket.policy
+                target_bucket.policy = json.dumps({**doc, "Statement": kept}).encode()
+                try:
+                    return orig_log_policy(target_bucket, target_prefix)
+                finally:
+                    target_bucket.policy = saved
+        return orig_log_policy(target_bucket, target_prefix)
+
+    s3_models.FakeBucket._log_permissions_enabled_policy = staticmethod(log_policy)
+
+    # 9. Launch template versions: the template's own tags are not part of its data.
+    orig_ltv_init = lt_models.LaunchTemplateVersion.__init__
+
+    def ltv_init(self, template, number, data, description):
+        specs = data.get("TagSpecifications")
+        if specs:
+            data = {**data, "TagSpecifications": [t for t in specs if t.get("ResourceType") != "launch-template"]}
+            if not data["TagSpecifications"]:
+                del data["TagSpecifications"]
+        orig_ltv_init(self, template, number, data, description)
+
+    lt_models.LaunchTemplateVersion.__init__ = ltv_init
+
+    # 10. Security group rules that reference a group keep their description.
+    from moto.ec2.models import security_groups as sg_models
+
+    sg_models.SecurityGroupRule.description = property(
+        lambda self: self.ip_range.get("Description") or self.source_group.get("Description"))
+
+
+# ------------------------------------------------------------------------------- served from memory
+def _json(status: int, body: Any, content_type: str = "application/json", headers: Optional[dict] = None):
+    h = {"Content-Type": content_type, "x-amzn-RequestId": str(uuid.uuid4())}
+    h.update(headers or {})
+    return status, h, json.dumps(body)
+
+
+def _eks_error(status: int, code: str, message: str, **extra):
+    return _json(status, {"message": message, **extra}, headers={"x-amzn-ErrorType": code})
+
+
+def _eks_addons(method: str, path: str, region: str, body: dict) -> Optional[tuple]:
+    """6. EKS add-ons (REST JSON)."""
+    from moto.eks.models import eks_backends
+
+    m = re.fullmatch(r"/clusters/([^/]+)/addons(?:/([^/]+))?(/update)?", path)
+    if not m:
+        return None
+    cluster_name, addon_name, update = m.groups()
+    clusters = eks_backends[ACCOUNT_ID][region].clusters
+    if cluster_name not in clusters:
+        return _eks_error(404, "ResourceNotFoundException", f"No cluster found for name: {cluster_name}.",
+                          clusterName=cluster_name)
+    now = time.time()
+    with _lock:
+        if addon_name is None and method == "GET":
+            names = sorted(a for (r, c, a) in _addons if (r, c) == (region, cluster_name))
+            return _json(200, {"addons": names})
+        if addon_name is None and method == "POST":
+            name = body["addonName"]
+            key = (region, cluster_name, name)
+            if key in _addons:
+                return _eks_error(409, "ResourceInUseException", f"Addon {name} already exists.", addonName=name)
+            _addons[key] = addon = {
+                "addonName": name, "clusterName": cluster_name, "status": "ACTIVE",
+                "addonVersion": body.get("addonVersion") or "v1.0.0-eksbuild.1", "health": {"issues": []},
+                "addonArn": f"arn:aws:eks:{region}:{ACCOUNT_ID}:addon/{cluster_name}/{name}/{uuid.uuid4()}",
+                "createdAt": now, "modifiedAt": now, "tags": body.get("tags") or {},
+                "podIdentityAssociations": [],
+                **({"serviceAccountRoleArn": body["serviceAccountRoleArn"]} if body.get("serviceAccountRoleArn") else {}),
+                **({"configurationValues": body["configurationValues"]} if body.get("configurationValues") else {}),
+            }
+            return _json(200, {"addon": addon})
+        key = (region, cluster_name, addon_name)
+        addon = _addons.get(key)
+        if addon is None:
+            return _eks_error(404, "ResourceNotFoundException", f"No addon: {addon_name} found in cluster: {cluster_name}",
+                              clusterName=cluster_name, addonName=addon_name)
+        if method == "GET":
+            return _json(200, {"addon": addon})
+        if method == "DELETE":
+            del _addons[key]
+            return _json(200, {"addon": {**addon, "status": "DELETING"}})
+        if method == "POST" and update:
+            for field in ("addonVersion", "serviceAccountRoleArn", "configurationValues"):
+                if body.get(field) is not None:
+                    addon[field] = body[field]
+            addon["modifiedAt"] = now
+            upd = {"id": str(uuid.uuid4()), "status": "Successful", "type": "AddonUpdate", "params": [],
+                   "createdAt": now, "errors": []}
+            addon.setdefault("_updates", {})[upd["id"]] = upd
+            return _json(200, {"update": upd})
+    return None
+
+
+def _eks_addon_update(path: str, region: str) -> Optional[tuple]:
+    m = re.fullmatch(r"/clusters/([^/]+)/updates/([^/]+)", path)
+    if not m:
+        return None
+    for (r, c, _), addon in _addons.items():
+        if r == region and c == m.group(1) and m.group(2) in addon.get("_updates", {}):
+            return _json(200, {"update": addon["_updates"][m.group(2)]})
+    return None
+
+
+def _public(addon: dict) -> dict:
+    return {k: v for k, v in addon.items() if not k.startswith("_")}
+
+
+def _fsx_error(code: str, message: str):
+    return _json(400, {"__type": code, "Message": message}, content_type="application/x-amz-json-1.1")
+
+
+def _fsx(target: str, region: str, body: dict) -> Optional[tuple]:
+    """3. FSx data repository associations (JSON 1.1), and their tags."""
+    from moto.fsx.models import fsx_backends
+
+    op = target[len(FSX_TARGET_PREFIX):]
+    ok = lambda b: _json(200, b, content_type="application/x-amz-json-1.1")  # noqa: E731
+    with _lock:
+        if op == "CreateDataRepositoryAssociation":
+            fs_id = body["FileSystemId"]
+            if fs_id not in fsx_backends[ACCOUNT_ID][region].file_systems:
+                return _fsx_error("FileSystemNotFound", f"File system '{fs_id}' does not exist.")
+            assoc_id = f"dra-{uuid.uuid4().hex[:17]}"
+            _dras[assoc_id] = dra = {
+                "AssociationId": assoc_id,
+                "ResourceARN": f"arn:aws:fsx:{region}:{ACCOUNT_ID}:association/{fs_id}/{assoc_id}",
+                "FileSystemId": fs_id, "Lifecycle": "AVAILABLE", "FileSystemPath": body["FileSystemPath"],
+                "DataRepositoryPath": body["DataRepositoryPath"],
+                "BatchImportMetaDataOnCreate": bool(body.get("BatchImportMetaDataOnCreate", False)),
+                "ImportedFileChunkSize": body.get("ImportedFileChunkSize") or 1024,
+                "S3": body.get("S3") or {}, "Tags": body.get("Tags") or [], "CreationTime": time.time(),
+            }
+            return ok({"Association": dra})
+        if op == "DescribeDataRepositoryAssociations":
+            ids = body.get("AssociationIds") or []
+            missing = [i for i in ids if i not in _dras]
+            if missing:
+                return _fsx_error("DataRepositoryAssociationNotFound",
+                                  f"Data repository association '{missing[0]}' does not exist.")
+            found = [_dras[i] for i in ids] if ids else list(_dras.values())
+            for f in body.get("Filters") or []:
+                if f.get("Name") == "file-system-id":
+                    found = [d for d in found if d["FileSystemId"] in f.get("Values", [])]
+            return ok({"Associations": found})
+        if op == "DeleteDataRepositoryAssociation":
+            dra = _dras.pop(body["AssociationId"], None)
+            if dra is None:
+                return _fsx_error("DataRepositoryAssociationNotFound",
+                                  f"Data repository association '{body['AssociationId']}' does not exist.")
+            return ok({"AssociationId": dra["AssociationId"], "Lifecycle": "DELETING",
+                       "DeleteDataInFileSystem": bool(body.get("DeleteDataInFileSystem", False))})
+        if op == "UpdateDataRepositoryAssociation":
+            dra = _dras.get(body["AssociationId"])
+            if dra is None:
+                return _fsx_error("DataRepositoryAssociationNotFound",
+                                  f"Data repository association '{body['AssociationId']}' does not exist.")
+            for field in ("ImportedFileChunkSize", "S3"):
+                if body.get(field) is not None:
+                    dra[field] = body[field]
+            return ok({"Association": dra})
+        # Tags of associations (moto's own tag calls know only file systems and backups).
+        arn = body.get("ResourceARN", "")
+        dra = next((d for d in _dras.values() if d["ResourceARN"] == arn), None) if ":association/" in arn else None
+        if dra is not None:
+            if op == "ListTagsForResource":
+                return ok({"Tags": dra["Tags"]})
+            if op == "TagResource":
+                new = {t["Key"]: t["Value"] for t in body.get("Tags", [])}
+                dra["Tags"] = [t for t in dra["Tags"] if t["Key"] not in new] + body.get("Tags", [])
+                return ok({})
+            if op == "UntagResource":
+                dra["Tags"] = [t for t in dra["Tags"] if t["Key"] not in set(body.get("TagKeys", []))]
+                return ok({})
+    return None
+
+
+class PatchedApp:
+    """WSGI middleware: answers what moto lacks, hands everything else to moto."""
+
+    def __init__(self, app: Callable) -> None:
+        self.app = app
+
+    def __call__(self, environ, start_response):
+        m = _CRED_SCOPE_RE.search(environ.get("HTTP_AUTHORIZATION", ""))
+        if m:
+            region, service = m.groups()
+            result = None
+            if service == "eks":
+                result = self._eks(environ, region)
+            elif service == "fsx" and environ.get("HTTP_X_AMZ_TARGET", "").startswith(FSX_TARGET_PREFIX):
+                result = self._fsx(environ, region)
+            if result is not None:
+                status, headers, body = result
+                data = body.encode()
+                headers["Content-Length"] = str(len(data))
+                start_response(f"{status} {'OK' if status == 200 else 'Error'}", list(headers.items()))
+                return [data]
+        return self.app(environ, start_response)
+
+    @staticmethod
+    def _body(environ) -> dict:
+        n = int(environ.get("CONTENT_LENGTH") or 0)
+        raw = environ["wsgi.input"].read(n) if n else b""
+        # Hand the body back in case moto has to answer after all.
+        import io
+        environ["wsgi.input"] = io.BytesIO(raw)
+        return json.loads(raw) if raw.strip() else {}
+
+    def _eks(self, environ, region):
+        path, method = environ.get("PATH_INFO", ""), environ["REQUEST_METHOD"]
+        if "/addons" not in path and "/updates/" not in path:
+            return None
+        body = self._body(environ) if method in ("POST", "PUT") else {}
+        if "/updates/" in path:
+            return _eks_addon_update(path, region)
+        r = _eks_addons(method, path, region, body)
+        if r is not None and r[0] == 200:
+            status, headers, text = r
+            doc = json.loads(text)
+            if "addon" in doc:
+                doc["addon"] = _public(doc["addon"])
+            return status, headers, json.dumps(doc)
+        return r
+
+    def _fsx(self, environ, region):
+        target = environ["HTTP_X_AMZ_TARGET"]
+        ops = ("DataRepositoryAssociation", "TagResource", "UntagResource", "ListTagsForResource")
+        if not any(o in target for o in ops):
+            return None
+        return _fsx(target, region, self._body(environ))
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--port", type=int, default=0, help="0: any free port")
+    ap.add_argument("--exit-on-stdin-eof", action="store_true", help="stop when stdin closes (the parent died)")
+    args = ap.parse_args(argv)
+
+    _patch_models()
+    from moto.moto_server.threaded_moto_server import MotoRequestHandler
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", args.port, PatchedApp(DomainDispatcherApplication(create_backend_app)),
+                         threaded=True, request_handler=MotoRequestHandler)
+    if args.exit_on_stdin_eof:
+        # The test holds our stdin: if it dies without stopping us, we go too (no orphaned server).
+        def watch() -> None:
+            sys.stdin.read()
+            os._exit(0)
+
+        threading.Thread(target=watch, daemon=True).start()
+    print(f"PORT {server.server_port}", flush=True)
+    server.serve_forever()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
