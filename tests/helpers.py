@@ -121,3 +121,52 @@ def parse_json_template(text: str, placeholder: str = "TF_EXPR") -> object:
     each interpolation (whose HCL may contain unescaped quotes) becomes ``placeholder``."""
     import re
     return json.loads(re.sub(r"\$\{[^{}]*\}", placeholder, text))
+
+
+def tf_json(text: str):
+    """Parse a JSON document that holds Terraform interpolations (an IAM policy, say).
+
+    ``${replace(x, "https://", "")}`` holds unescaped quotes: valid once Terraform renders it, not before. Each
+    ``${...}`` is swapped for a placeholder, the JSON parsed, and the interpolations put back verbatim.
+    """
+    import json as _json
+
+    parts, refs, i = [], [], 0
+    while i < len(text):
+        if text.startswith("${", i):
+            depth, j, quote = 0, i + 1, False
+            while j < len(text):
+                c = text[j]
+                if quote:
+                    if c == "\\":
+                        j += 1
+                    elif c == '"':
+                        quote = False
+                elif c == '"':
+                    quote = True
+                elif c == "{":
+                    depth += 1
+                elif c == "}":
+                    depth -= 1
+                    if depth == 0:
+                        break
+                j += 1
+            refs.append(text[i:j + 1])
+            parts.append(f"@@tf{len(refs) - 1}@@")
+            i = j + 1
+        else:
+            parts.append(text[i])
+            i += 1
+
+    def restore(v):
+        if isinstance(v, str):
+            for n, r in enumerate(refs):
+                v = v.replace(f"@@tf{n}@@", r)
+            return v
+        if isinstance(v, list):
+            return [restore(x) for x in v]
+        if isinstance(v, dict):
+            return {restore(k): restore(x) for k, x in v.items()}
+        return v
+
+    return restore(_json.loads("".join(parts)))

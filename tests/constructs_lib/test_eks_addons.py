@@ -1,0 +1,64 @@
+"""EKS managed add-ons, through the infra stack's JSON: the five add-ons, their order relative to the node
+groups, and the FSx CSI driver's IRSA role."""
+
+from __future__ import annotations
+
+from tests.helpers import attrs, one, ref, resources, tf_json
+
+REQUIRED = {"vpc-cni", "coredns", "kube-proxy", "eks-pod-identity-agent", "aws-fsx-csi-driver"}
+# Deployments: they need schedulable nodes, or they sit DEGRADED until the create times out.
+AFTER_NODES = {"coredns", "aws-fsx-csi-driver"}
+# The nodes need the CNI to become Ready, and a node group waits for Ready nodes: vpc-cni must not wait for them.
+BEFORE_NODES = {"vpc-cni"}
+
+
+def _addons(stack: dict) -> dict[str, dict]:
+    """add-on name -> resource address and body."""
+    out = {}
+    for rname, body in resources(stack, "aws_eks_addon").items():
+        body = attrs(body)
+        assert body["addon_name"] not in out, f"{body['addon_name']} declared twice"
+        out[body["addon_name"]] = {"address": f"aws_eks_addon.{rname}", **body}
+    return out
+
+
+def _node_group_addresses(stack: dict) -> set[str]:
+    return {f"aws_eks_node_group.{n}" for n in resources(stack, "aws_eks_node_group")}
+
+
+def test_required_addons_installed(shape):
+    addons = _addons(shape.infra)
+    assert REQUIRED <= set(addons), f"missing {sorted(REQUIRED - set(addons))}"
+    for name, a in addons.items():
+        assert a["cluster_name"] == ref("aws_eks_cluster", "ray", "name"), name
+
+
+def test_workload_addons_wait_for_every_node_group(shape):
+    addons, groups = _addons(shape.infra), _node_group_addresses(shape.infra)
+    assert groups
+    for name in AFTER_NODES:
+        assert groups <= set(addons[name].get("depends_on", [])), f"{name} must be created after the node groups"
+
+
+def test_cni_does_not_wait_for_nodes(shape):
+    addons = _addons(shape.infra)
+    for name in BEFORE_NODES:
+        deps = set(addons[name].get("depends_on", []))
+        assert not deps & _node_group_addresses(shape.infra), f"{name} waits for nodes that cannot be Ready without it"
+
+
+def test_fsx_csi_driver_uses_irsa_role(shape):
+    fsx = _addons(shape.infra)["aws-fsx-csi-driver"]
+    role_ref = fsx["service_account_role_arn"]
+    assert role_ref.startswith("${aws_iam_role.") and role_ref.endswith(".arn}")
+    role = attrs(one(shape.infra, "aws_iam_role", role_ref.split(".")[1]))
+    (stmt,) = tf_json(role["assume_role_policy"])["Statement"]
+    assert stmt["Action"] == "sts:AssumeRoleWithWebIdentity"
+    assert stmt["Principal"] == {"Federated": ref("aws_iam_openid_connect_provider", "eks", "arn")}
+    cond = stmt["Condition"]["StringEquals"]
+    subs = [v for k, v in cond.items() if k.endswith(":sub")]
+    auds = [v for k, v in cond.items() if k.endswith(":aud")]
+    # Only the driver's controller service account may assume the role.
+    assert subs == ["system:serviceaccount:kube-system:fsx-csi-controller-sa"]
+    assert auds == ["sts.amazonaws.com"]
+    assert all("aws_eks_cluster.ray.identity[0].oidc[0].issuer" in k for k in cond)

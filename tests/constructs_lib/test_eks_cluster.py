@@ -1,0 +1,166 @@
+"""EKS control plane, through the infra stack's JSON: version, access entries (no aws-auth), secrets
+encryption, control-plane logging, endpoint access and the IAM OIDC provider for IRSA."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from config.schema import CONTROL_PLANE_LOG_TYPES
+from tests.helpers import attrs, one, outputs, ref, resources, stack_items, tf_json
+
+CLUSTER_NAME = ref("aws_eks_cluster", "ray", "name")
+ADMIN_POLICY = "cluster-access-policy/AmazonEKSClusterAdminPolicy"
+
+
+def _cluster(stack: dict) -> dict:
+    clusters = resources(stack, "aws_eks_cluster")
+    assert list(clusters) == ["ray"]
+    return attrs(clusters["ray"])
+
+
+def _block(value):
+    """A single nested block: cdktf writes it as an object, Terraform also accepts a one-item list."""
+    if isinstance(value, list):
+        assert len(value) == 1, value
+        return value[0]
+    return value
+
+
+def test_version_follows_config(shape):
+    assert _cluster(shape.infra)["version"] == shape.cfg.cluster.kubernetes_version
+
+
+def test_default_version_is_current(infra):
+    major, minor = (int(p) for p in _cluster(infra)["version"].split("."))
+    assert (major, minor) >= (1, 33)
+
+
+def test_version_is_configurable(existing_infra):
+    # The existing-VPC config asks for 1.33, not the default.
+    assert _cluster(existing_infra)["version"] == "1.33"
+
+
+def test_cluster_name_from_config(shape):
+    assert _cluster(shape.infra)["name"] == shape.cfg.name
+
+
+def test_access_entries_mode_only(shape):
+    access = _cluster(shape.infra)["access_config"]
+    # API only: identities come from access entries, never from the aws-auth ConfigMap.
+    assert access["authentication_mode"] == "API"
+    assert access["bootstrap_cluster_creator_admin_permissions"] is shape.cfg.cluster.creator_is_admin
+
+
+def test_admin_principals_get_access_entry_and_cluster_admin_policy(existing_shape):
+    st, principals = existing_shape.infra, existing_shape.cfg.cluster.admin_principal_arns
+    assert principals, "the prod example names an admin role"
+    entries = {n: attrs(e) for n, e in resources(st, "aws_eks_access_entry").items()}
+    assocs = {n: attrs(a) for n, a in resources(st, "aws_eks_access_policy_association").items()}
+    assert sorted(e["principal_arn"] for e in entries.values()) == sorted(principals)
+    assert len(assocs) == len(entries)
+    for name, entry in entries.items():
+        assert entry["cluster_name"] == CLUSTER_NAME
+        assert entry.get("type", "STANDARD") == "STANDARD"
+        # The association names the entry's principal through the entry, so it is created after it.
+        (assoc,) = [a for a in assocs.values() if a["principal_arn"] == ref("aws_eks_access_entry", name, "principal_arn")]
+        assert assoc["cluster_name"] == CLUSTER_NAME
+        assert assoc["policy_arn"].startswith("arn:") and assoc["policy_arn"].endswith(ADMIN_POLICY)
+        assert assoc["access_scope"]["type"] == "cluster"
+
+
+def test_no_access_entries_without_admin_principals(infra):
+    assert resources(infra, "aws_eks_access_entry") == {}
+    assert resources(infra, "aws_eks_access_policy_association") == {}
+
+
+def _without_metadata(value):
+    if isinstance(value, dict):
+        return {k: _without_metadata(v) for k, v in value.items() if k != "//"}
+    if isinstance(value, list):
+        return [_without_metadata(v) for v in value]
+    return value
+
+
+@pytest.mark.parametrize("synth", ["default_synth", "dev_synth", "existing_synth"])
+def test_no_aws_auth_configmap_anywhere(synth, request):
+    for name, stack in stack_items(request.getfixturevalue(synth)):
+        for rtype, byname in stack.get("resource", {}).items():
+            if rtype.startswith("kubernetes_config_map"):
+                for rname, body in byname.items():
+                    assert "aws-auth" not in json.dumps(attrs(body)), f"{name}: {rtype}.{rname} manages aws-auth"
+        text = json.dumps(_without_metadata(stack))  # `//` holds scanner skip notes, not configuration
+        assert "aws-auth" not in text, f"stack {name} manages aws-auth"
+        assert "mapRoles" not in text, f"stack {name} writes aws-auth role mappings"
+
+
+def test_secrets_envelope_encryption_with_own_key(shape):
+    enc = _block(_cluster(shape.infra)["encryption_config"])
+    assert enc["resources"] == ["secrets"]
+    provider = _block(enc["provider"])
+    assert provider["key_arn"] == ref("aws_kms_key", "eks", "arn")
+    assert attrs(one(shape.infra, "aws_kms_key", "eks"))["enable_key_rotation"] is True
+
+
+def test_all_control_plane_log_types(shape):
+    assert sorted(_cluster(shape.infra)["enabled_cluster_log_types"]) == sorted(CONTROL_PLANE_LOG_TYPES)
+    assert len(CONTROL_PLANE_LOG_TYPES) == 5
+
+
+def test_control_plane_log_group_exists_before_cluster(shape):
+    groups = {n: attrs(g) for n, g in resources(shape.infra, "aws_cloudwatch_log_group").items()}
+    # EKS writes to this exact name; created first, our retention and key apply from the first line.
+    expected = f"/aws/eks/{shape.cfg.name}/cluster"
+    (name,) = [n for n, g in groups.items() if g["name"] == expected]
+    assert groups[name]["retention_in_days"] == shape.cfg.cluster.log_retention_days
+    assert groups[name]["kms_key_id"] == ref("aws_kms_key", "data", "arn")
+    assert f"aws_cloudwatch_log_group.{name}" in _cluster(shape.infra).get("depends_on", [])
+
+
+def test_endpoint_private_and_public_only_for_configured_cidrs(shape):
+    vpc = _cluster(shape.infra)["vpc_config"]
+    cidrs = shape.cfg.cluster.public_access_cidrs
+    assert vpc["endpoint_private_access"] is True
+    if cidrs:
+        assert vpc["endpoint_public_access"] is True
+        assert vpc["public_access_cidrs"] == list(cidrs)
+        assert "0.0.0.0/0" not in vpc["public_access_cidrs"]
+    else:
+        assert vpc["endpoint_public_access"] is False
+        assert not vpc.get("public_access_cidrs")
+
+
+def test_public_endpoint_off_by_default(infra):
+    assert _cluster(infra)["vpc_config"]["endpoint_public_access"] is False
+
+
+def test_dev_public_endpoint_restricted_to_its_cidr(dev_infra):
+    vpc = _cluster(dev_infra)["vpc_config"]
+    assert vpc["endpoint_public_access"] is True and vpc["public_access_cidrs"] == ["203.0.113.0/24"]
+
+
+def test_control_plane_in_private_subnets(created_network_shape):
+    subnets = _cluster(created_network_shape.infra)["vpc_config"]["subnet_ids"]
+    n = created_network_shape.cfg.network.zone_count
+    assert subnets == [ref("aws_subnet", f"private_{i}", "id") for i in range(n)]
+
+
+def test_cluster_role_trusts_eks_with_cluster_policy(shape):
+    cluster = _cluster(shape.infra)
+    role_name = cluster["role_arn"].split(".")[1]
+    role = attrs(one(shape.infra, "aws_iam_role", role_name))
+    trust = tf_json(role["assume_role_policy"])
+    assert [s["Principal"] for s in trust["Statement"]] == [{"Service": "eks.amazonaws.com"}]
+    policies = [attrs(a)["policy_arn"] for a in resources(shape.infra, "aws_iam_role_policy_attachment").values()
+                if attrs(a)["role"] == ref("aws_iam_role", role_name, "name")]
+    assert any(p.endswith(":iam::aws:policy/AmazonEKSClusterPolicy") for p in policies)
+
+
+def test_oidc_provider_for_irsa(shape):
+    providers = {n: attrs(p) for n, p in resources(shape.infra, "aws_iam_openid_connect_provider").items()}
+    assert len(providers) == 1
+    ((name, oidc),) = providers.items()
+    assert oidc["url"] == "${aws_eks_cluster.ray.identity[0].oidc[0].issuer}"
+    assert oidc["client_id_list"] == ["sts.amazonaws.com"]
+    assert outputs(shape.infra)["oidc_provider_arn"]["value"] == ref("aws_iam_openid_connect_provider", name, "arn")

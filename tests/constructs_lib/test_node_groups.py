@@ -1,0 +1,165 @@
+"""EKS managed node groups, through the infra stack's JSON: labels, the GPU taint and AMI, sizes, capacity
+type, disk size and IMDSv2 via the launch template, autoscaler discovery tags, desired_size ownership."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.helpers import attrs, one, outputs, ref, resources, tf_json
+
+GPU_TAINT = {"key": "nvidia.com/gpu", "value": "true", "effect": "NO_SCHEDULE"}
+CLUSTER_NAME = ref("aws_eks_cluster", "ray", "name")
+
+
+def _group(stack: dict, name: str) -> dict:
+    return attrs(one(stack, "aws_eks_node_group", name))
+
+
+def _taints(group: dict) -> list[dict]:
+    t = group.get("taint") or []
+    return [t] if isinstance(t, dict) else list(t)
+
+
+def _template_for(stack: dict, group: dict) -> dict:
+    lt = group["launch_template"]
+    lt = lt[0] if isinstance(lt, list) else lt
+    ref_id = lt["id"]
+    assert ref_id.startswith("${aws_launch_template.") and ref_id.endswith(".id}"), ref_id
+    name = ref_id.split(".")[1]
+    # Pin the version the template is at, so a template change rolls the group.
+    assert lt["version"] in (ref("aws_launch_template", name, "latest_version"),
+                             ref("aws_launch_template", name, "default_version"))
+    return attrs(one(stack, "aws_launch_template", name))
+
+
+def test_one_node_group_per_configured_group(shape):
+    assert sorted(resources(shape.infra, "aws_eks_node_group")) == sorted(g.name for g in shape.cfg.cluster.node_groups)
+    for name, g in resources(shape.infra, "aws_eks_node_group").items():
+        assert attrs(g)["cluster_name"] == CLUSTER_NAME, name
+
+
+def test_core_group_labelled_core(shape):
+    core = shape.cfg.cluster.core_group
+    group = _group(shape.infra, core.name)
+    assert group["labels"]["usage"] == "core"
+    assert _taints(group) == [], "system pods and the Ray head must schedule on core nodes"
+
+
+def test_gpu_group_nvidia_ami_taint_and_label(shape):
+    gpu = [g for g in shape.cfg.cluster.node_groups if g.role == "gpu"]
+    if shape.name == "dev":
+        assert gpu == []  # covered by test_dev_has_no_gpu_group
+        return
+    assert gpu, f"{shape.name} config has a gpu group"
+    for g in gpu:
+        group = _group(shape.infra, g.name)
+        assert group["ami_type"] == "AL2023_x86_64_NVIDIA"
+        assert group["labels"]["usage"] == "gpu"
+        assert GPU_TAINT in _taints(group)
+        assert group["instance_types"] == list(g.instance_types)
+
+
+def test_dev_has_no_gpu_group(dev_infra):
+    for name, g in resources(dev_infra, "aws_eks_node_group").items():
+        g = attrs(g)
+        assert "NVIDIA" not in g["ami_type"], name
+        assert g["labels"]["usage"] != "gpu", name
+        assert GPU_TAINT not in _taints(g), name
+
+
+def test_sizes_capacity_and_instance_types_follow_config(shape):
+    for g in shape.cfg.cluster.node_groups:
+        group = _group(shape.infra, g.name)
+        scaling = group["scaling_config"]
+        scaling = scaling[0] if isinstance(scaling, list) else scaling
+        assert (scaling["min_size"], scaling["desired_size"], scaling["max_size"]) == (
+            g.min_size, g.desired_size, g.max_size), g.name
+        assert group["capacity_type"] == g.capacity_type, g.name
+        assert group["instance_types"] == list(g.instance_types), g.name
+        assert group["ami_type"] == g.ami_type, g.name
+        assert group["labels"] == g.kubernetes_labels, g.name
+
+
+def test_dev_cpu_group_is_spot(dev_infra):
+    assert _group(dev_infra, "cpu")["capacity_type"] == "SPOT"
+
+
+def test_disk_size_set_through_launch_template(shape):
+    for g in shape.cfg.cluster.node_groups:
+        group = _group(shape.infra, g.name)
+        # EKS rejects disk_size on a group that has a launch template; the size lives in the template.
+        assert "disk_size" not in group, g.name
+        template = _template_for(shape.infra, group)
+        (bdm,) = template["block_device_mappings"]
+        ebs = bdm["ebs"][0] if isinstance(bdm["ebs"], list) else bdm["ebs"]
+        assert bdm["device_name"] == "/dev/xvda"  # the AL2023 root volume
+        assert ebs["volume_size"] == g.disk_size_gib, g.name
+        assert str(ebs["encrypted"]).lower() == "true", g.name
+
+
+def test_launch_templates_require_imdsv2(shape):
+    templates = resources(shape.infra, "aws_launch_template")
+    assert templates
+    for name, t in templates.items():
+        md = attrs(t)["metadata_options"]
+        md = md[0] if isinstance(md, list) else md
+        assert md["http_tokens"] == "required", name
+        assert md.get("http_endpoint", "enabled") == "enabled", name
+        # Hop limit 1: pods cannot reach IMDS and borrow the node role (they use IRSA).
+        assert md.get("http_put_response_hop_limit", 1) == 1, name
+
+
+def test_every_group_uses_a_launch_template(shape):
+    used = {_template_for(shape.infra, attrs(g))["name_prefix"] for g in resources(shape.infra, "aws_eks_node_group").values()}
+    assert len(used) == len(resources(shape.infra, "aws_eks_node_group")), "each group needs its own template"
+
+
+def test_cluster_autoscaler_discovery_tags(shape):
+    for g in shape.cfg.cluster.node_groups:
+        tags = _group(shape.infra, g.name)["tags"]
+        assert tags.get("k8s.io/cluster-autoscaler/enabled") == "true", g.name
+        assert tags.get(f"k8s.io/cluster-autoscaler/{CLUSTER_NAME}") == "owned", g.name
+
+
+def test_gpu_group_template_tags_let_autoscaler_scale_from_zero(infra):
+    tags = _group(infra, "gpu")["tags"]
+    assert tags.get("k8s.io/cluster-autoscaler/node-template/label/usage") == "gpu"
+    assert tags.get("k8s.io/cluster-autoscaler/node-template/taint/nvidia.com/gpu") == "true:NoSchedule"
+
+
+def test_desired_size_ignored_after_creation(shape):
+    for name, g in resources(shape.infra, "aws_eks_node_group").items():
+        lifecycle = attrs(g)["lifecycle"]
+        assert "scaling_config[0].desired_size" in lifecycle["ignore_changes"], name
+
+
+def test_groups_in_private_subnets(created_network_shape):
+    n = created_network_shape.cfg.network.zone_count
+    for name, g in resources(created_network_shape.infra, "aws_eks_node_group").items():
+        assert attrs(g)["subnet_ids"] == [ref("aws_subnet", f"private_{i}", "id") for i in range(n)], name
+
+
+@pytest.mark.parametrize("policies", [("AmazonEKSWorkerNodePolicy",), ("AmazonEKS_CNI_Policy",),
+                                      ("AmazonEC2ContainerRegistryPullOnly", "AmazonEC2ContainerRegistryReadOnly")])
+def test_node_roles_have_required_policies(shape, policies):
+    attachments = [attrs(a) for a in resources(shape.infra, "aws_iam_role_policy_attachment").values()]
+    for g in shape.cfg.cluster.node_groups:
+        group = _group(shape.infra, g.name)
+        role_name = group["node_role_arn"].split(".")[1]
+        trust = tf_json(attrs(one(shape.infra, "aws_iam_role", role_name))["assume_role_policy"])
+        assert [s["Principal"] for s in trust["Statement"]] == [{"Service": "ec2.amazonaws.com"}]
+        mine = [a for a in attachments if a["role"] == ref("aws_iam_role", role_name, "name")]
+        assert any(a["policy_arn"].split(":iam::aws:policy/")[-1] in policies for a in mine), (g.name, policies)
+        # The group must not be created before its role can join nodes.
+        assert set(group["depends_on"]) >= {f"aws_iam_role_policy_attachment.{n}"
+                                            for n, a in resources(shape.infra, "aws_iam_role_policy_attachment").items()
+                                            if attrs(a)["role"] == ref("aws_iam_role", role_name, "name")}
+
+
+def test_node_group_outputs(shape):
+    out = outputs(shape.infra)
+    names = [g.name for g in shape.cfg.cluster.node_groups]
+    assert sorted(out["node_group_names"]["value"]) == sorted(names)
+    assert sorted(out["node_role_arns"]["value"]) == sorted(names)
+    for n in names:
+        assert out["node_group_names"]["value"][n] == ref("aws_eks_node_group", n, "node_group_name")
