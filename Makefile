@@ -21,13 +21,14 @@ CDKTF := node_modules/.bin/cdktf
 STACKS := infra ray ray-cluster
 
 .PHONY: help synth test deps deps-test tools node bench-synth bench-pipeline deploy destroy diff \
-        dashboard submit image clean
+        dashboard submit job-yaml image clean
 
 help:
 	@echo "make synth    synthesize all stacks into cdktf.out/ (default config, local backend)"
 	@echo "make test     run the whole test suite (installs everything it needs)"
 	@echo "make deploy | diff | destroy   cdktf CLI, stacks in order: $(STACKS)"
 	@echo "make dashboard | submit        port-forward the Ray dashboard / submit the training job"
+	@echo "make job-yaml  render the in-cluster submitter Job and the RayJob to rendered/*.yaml"
 	@echo "make image    build and push the custom Ray image to the stack's ECR repository"
 	@echo "make bench-synth | bench-pipeline   benchmarks"
 
@@ -61,15 +62,34 @@ bench-synth: deps
 bench-pipeline: deps-test
 	$(VENV)/bin/python benchmarks/input_pipeline.py
 
-# --- deploy (see README "Deploy"). cdktf deploys in dependency order; plain terraform works too.
+# --- deploy (see README "Deploy"). The stacks declare their order (add_dependency): deploy runs
+# infra -> ray -> ray-cluster, destroy the reverse. `cdktf diff` takes one stack per call. With a
+# provider mirror (offline) `terraform providers lock` cannot reach the registry: skip it.
 deploy: deps
-	$(CDKTF) deploy --auto-approve $(STACKS)
+	$(CDKTF) deploy --auto-approve $(if $(TF_RC),--skip-provider-lock) $(STACKS)
 
 diff: deps
-	@for s in $(STACKS); do $(CDKTF) diff --skip-provider-lock $$s || exit $$?; done
+	@for s in $(STACKS); do $(CDKTF) diff $(if $(TF_RC),--skip-provider-lock) $$s || exit $$?; done
 
 destroy: deps
-	$(CDKTF) destroy --auto-approve $(STACKS)
+	$(CDKTF) destroy --auto-approve $(if $(TF_RC),--skip-provider-lock) $(STACKS)
+
+# --- using the cluster (after deploy): reach the dashboard, submit the training job
+RAY_NS ?= $(shell $(VENV)/bin/python -c "from config.schema import load_config as l; print(l().ray.namespace)" 2>/dev/null || echo ray)
+RAY_HEAD ?= $(shell $(VENV)/bin/python -c "from config.schema import load_config as l; print(l().ray.head_service)" 2>/dev/null || echo kuberay-head-svc)
+JOB_ARGS ?= --data-size-gb 1 --num-epochs 2 --num-workers 1
+
+dashboard:
+	kubectl port-forward -n $(RAY_NS) svc/$(RAY_HEAD) 8265:8265
+
+submit: $(VENV)/.synced-all
+	$(VENV)/bin/ray job submit --address http://localhost:8265 --working-dir training -- python pytorch_training_e2e.py $(JOB_ARGS)
+
+job-yaml: deps
+	$(VENV)/bin/python -m stacks.render_jobs --out rendered
+
+image:
+	training/build_and_push_image.sh
 
 clean:
-	rm -rf cdktf.out build .pytest_cache
+	rm -rf cdktf.out build rendered .pytest_cache
