@@ -51,6 +51,10 @@ MEMORY_RE = re.compile(r"^\d+(Ki|Mi|Gi|Ti)$")
 class ConfigError(Exception):
     """A configuration problem, as one human-readable line."""
 
+    def __init__(self, message: str) -> None:
+        # One line, whatever the parts it was built from held (a YAML snippet, a long value).
+        super().__init__(" ".join(str(message).split()))
+
 
 class _Model(BaseModel):
     # Unknown keys are typos, not extensions: reject them.
@@ -611,6 +615,10 @@ class AppConfig(_Model):
                 raise ValueError(f"ray.worker_groups.{w.name}.gpus: node group {g.name!r} has no GPUs; set gpus: 0 or use a gpu group")
         if self.network.existing is None and self.network.availability_zones and len(self.network.availability_zones) < 2:
             raise ValueError("network.availability_zones: at least 2 AZs are required")
+        for az in self.network.availability_zones:
+            if not re.fullmatch(re.escape(self.region) + r"[a-z]", az):
+                raise ValueError(f"network.availability_zones: {az} is not an AZ of region {self.region} "
+                                 f"(expected names such as {self.region}a)")
         return self
 
     def warnings(self) -> list[str]:
@@ -638,24 +646,59 @@ class AppConfig(_Model):
 
 
 # --------------------------------------------------------------------------------------------- loading
+def _location(parts: tuple) -> str:
+    """("cluster", "node_groups", 1, "min_size") -> cluster.node_groups[1].min_size"""
+    out = ""
+    for p in parts:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out
+
+
+def _got(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
 def _format(err: ValidationError) -> str:
     first = err.errors()[0]
-    loc = ".".join(str(p) for p in first["loc"])
-    msg = first["msg"]
-    if first["type"] == "extra_forbidden":
+    loc = _location(tuple(first["loc"]))
+    msg, kind = first["msg"], first["type"]
+    if kind == "extra_forbidden":
         msg = "unknown key (check the spelling against the config reference in README.md)"
     elif msg.startswith("Value error, "):
         msg = msg[len("Value error, ") :]
-    elif first["type"] == "literal_error":
+    elif kind in ("model_type", "model_attributes_type", "dict_type"):
+        # Not "instance of ClusterConfig": the user wrote YAML, not Python.
+        msg = f"must be a mapping of keys, got {_got(first.get('input'))}"
+    elif kind == "literal_error":
         msg = msg.replace("Input should be", "must be")
     else:
-        msg = f"{msg} (got {first.get('input')!r})" if "input" in first and not isinstance(first["input"], dict) else msg
+        msg = msg.replace("Input should be", "must be", 1)
+        msg = f"{msg} (got {_got(first['input'])})" if "input" in first and not isinstance(first["input"], dict) else msg
     # Model-level errors name their field first ("field: ..."); fold it into the location.
-    m = re.match(r"^([\w.]+): (.*)$", msg)
+    m = re.match(r"^([\w.\[\]-]+): (.*)$", msg)
     if m and " " not in m.group(1):
         loc = f"{loc}.{m.group(1)}" if loc else m.group(1)
         msg = m.group(2)
     return f"{loc or 'config'}: {msg}"
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that rejects a key given twice in one mapping (plain YAML keeps the last, silently)."""
+
+
+def _mapping_without_duplicates(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    seen: set = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r} (YAML keeps only the last one)", key_node.start_mark)
+        seen.add(key)
+    return loader.construct_mapping(node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping_without_duplicates)
 
 
 def parse_config(data: object, source: str = "config") -> AppConfig:
@@ -677,11 +720,14 @@ def load_config(path: Optional[str] = None) -> AppConfig:
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"{CONFIG_ENV_VAR}: no such file {path!r}")
-    text = p.read_text()
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{CONFIG_ENV_VAR}: cannot read {path!r} as UTF-8 text: {e}") from None
     if not text.strip():
         raise ConfigError(f"{path}: the file is empty; remove {CONFIG_ENV_VAR} to use the defaults, or start from config/examples/")
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 -- a SafeLoader subclass
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
