@@ -1,0 +1,187 @@
+"""Bad input, through the real entry point: `python main.py` with RAY_EKS_CONFIG, as users run it.
+
+Every case must exit non-zero with exactly one human-readable line on stderr that names the field
+(no traceback), fast (main.py validates before importing cdktf), and leave a previous cdktf.out
+byte for byte as it was.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import pytest
+import yaml
+
+from tests.helpers import ROOT, app_env, run_app
+
+CORE = {"name": "core", "role": "core", "instance_types": ["m6i.xlarge"]}
+
+
+@dataclass(frozen=True)
+class Bad:
+    id: str
+    config: object = None  # dumped to YAML; ignored when text is set
+    text: Optional[str] = None  # the file's exact content
+    expect: str = ""  # the field path (or file problem) the message must name
+    missing_file: bool = False  # RAY_EKS_CONFIG names a file that does not exist
+
+
+CASES = [
+    # types
+    Bad("type-int", {"network": {"az_count": "three"}}, expect="network.az_count: must be a valid integer"),
+    Bad("type-fraction", {"network": {"az_count": 2.5}}, expect="network.az_count:"),
+    Bad("type-bool", {"protection": {"prevent_destroy": "maybe"}}, expect="protection.prevent_destroy: must be a valid boolean"),
+    Bad("type-tag-value", {"tags": {"team": 5}}, expect="tags.team: must be a valid string"),
+    Bad("type-section-null", {"cluster": None}, expect="cluster: must be a mapping of keys, got None"),
+    Bad("type-list-for-map", {"tags": ["a", "b"]}, expect="tags: must be a mapping of keys"),
+    Bad("type-top-level-list", [1, 2], expect="the top level must be a mapping"),
+    # ranges
+    Bad("range-az-count", {"network": {"az_count": 9}}, expect="network.az_count: must be less than or equal to 6"),
+    Bad("range-disk", {"cluster": {"node_groups": [{**CORE, "disk_size_gib": 5}]}},
+        expect="cluster.node_groups[0].disk_size_gib: must be greater than or equal to 20"),
+    Bad("range-head-memory", {"ray": {"head": {"memory": "2Gi"}}}, expect="ray.head.memory: must be at least 4Gi"),
+    # enums
+    Bad("enum-fsx-type", {"fsx": {"deployment_type": "SCRATCH_1"}}, expect="fsx.deployment_type: must be 'SCRATCH_2'"),
+    Bad("enum-k8s-version", {"cluster": {"kubernetes_version": "1.20"}}, expect="cluster.kubernetes_version: must be one of"),
+    Bad("enum-capacity-type", {"cluster": {"node_groups": [{**CORE, "capacity_type": "RESERVED"}]}},
+        expect="cluster.node_groups[0].capacity_type: must be 'ON_DEMAND' or 'SPOT'"),
+    # CIDRs
+    Bad("cidr-host-bits", {"network": {"vpc_cidr": "10.0.0.1/16"}}, expect="network.vpc_cidr: must be an IPv4 CIDR"),
+    Bad("cidr-prefix", {"cluster": {"public_access_cidrs": ["10.0.0.0/33"]}}, expect="cluster.public_access_cidrs: must be an IPv4 CIDR"),
+    Bad("cidr-vpc-too-big", {"network": {"vpc_cidr": "10.0.0.0/8"}}, expect="network.vpc_cidr: must be a /16 to /24 network"),
+    Bad("cidr-overlap", {"network": {"az_count": 2, "private_subnet_cidrs": ["10.0.0.0/19", "10.0.32.0/19"],
+                                     "public_subnet_cidrs": ["10.0.0.0/24", "10.0.255.0/24"]}},
+        expect="network.public_subnet_cidrs: 10.0.0.0/24 overlaps 10.0.0.0/19"),
+    Bad("cidr-outside-vpc", {"network": {"az_count": 2, "private_subnet_cidrs": ["10.1.0.0/19", "10.0.32.0/19"]}},
+        expect="network.private_subnet_cidrs: 10.1.0.0/19 is not inside vpc_cidr"),
+    # names
+    Bad("name-app", {"name": "Ray_EKS"}, expect="name: must be 3-32 lowercase letters"),
+    Bad("name-ecr", {"ecr": {"repository_name": "Ray Custom"}}, expect="ecr.repository_name: must be a lowercase ECR repository name"),
+    Bad("name-region", {"region": "us-west"}, expect="region: must be an AWS region"),
+    Bad("name-tag", {"tags": {"aws:owner": "me"}}, expect="tags: aws:owner='me' is not a valid AWS tag"),
+    Bad("name-instance-type", {"cluster": {"node_groups": [{**CORE, "instance_types": ["large"]}]}},
+        expect="cluster.node_groups[0].instance_types: must be EC2 instance types"),
+    Bad("name-admin-arn", {"cluster": {"admin_principal_arns": ["arn:aws:iam::123:role/x"]}},
+        expect="cluster.admin_principal_arns: must be IAM role or user ARNs"),
+    # unknown keys
+    Bad("unknown-top", {"clustr": {}}, expect="clustr: unknown key"),
+    Bad("unknown-nested", {"cluster": {"node_group": []}}, expect="cluster.node_group: unknown key"),
+    # cross-field rules
+    Bad("gpu-group-on-cpu-instances", {"cluster": {"node_groups": [
+        CORE, {"name": "gpu", "role": "gpu", "instance_types": ["m6i.xlarge"], "ami_type": "AL2023_x86_64_NVIDIA",
+               "min_size": 0, "desired_size": 0}]}},
+        expect="cluster.node_groups[1].instance_types: a gpu group needs NVIDIA GPU instance families"),
+    Bad("min-greater-than-max", {"cluster": {"node_groups": [{**CORE, "min_size": 5, "max_size": 3}]}},
+        expect="cluster.node_groups[0].min_size: 5 is greater than max_size 3"),
+    Bad("fsx-capacity-for-type", {"fsx": {"deployment_type": "PERSISTENT_2", "storage_capacity_gib": 1000}},
+        expect="fsx.storage_capacity_gib: PERSISTENT_2 allows 1200 or a multiple of 2400"),
+    Bad("fsx-throughput-for-type", {"fsx": {"deployment_type": "PERSISTENT_1", "per_unit_storage_throughput": 125}},
+        expect="fsx.per_unit_storage_throughput: PERSISTENT_1 allows 50, 100, 200"),
+    Bad("fewer-than-2-azs", {"network": {"availability_zones": ["us-west-2a"]}},
+        expect="network.availability_zones: at least 2 AZs are required"),
+    Bad("az-count-1", {"network": {"az_count": 1}}, expect="network.az_count: must be greater than or equal to 2"),
+    Bad("azs-of-another-region", {"network": {"availability_zones": ["us-east-1a", "us-east-1b"]}},
+        expect="network.availability_zones: us-east-1a is not an AZ of region us-west-2"),
+    Bad("duplicate-node-groups", {"cluster": {"node_groups": [CORE, {**CORE, "role": "cpu"}]}},
+        expect="cluster.node_groups: names must be unique, core repeats"),
+    Bad("no-core-group", {"cluster": {"node_groups": [{**CORE, "role": "cpu"}]}},
+        expect="cluster.node_groups: exactly one group must have role core"),
+    Bad("worker-on-unknown-group", {"ray": {"worker_groups": [{"name": "w", "node_group": "nope"}]}},
+        expect="ray.worker_groups.w.node_group: no node group named 'nope'"),
+    Bad("gpus-on-cpu-group", {"cluster": {"node_groups": [CORE]}, "ray": {"worker_groups": [
+        {"name": "w", "node_group": "core", "gpus": 1}]}}, expect="ray.worker_groups.w.gpus: node group 'core' has no GPUs"),
+    Bad("default-workers-need-the-gpu-group", {"cluster": {"node_groups": [CORE]}},
+        expect="ray.worker_groups.gpu-group.node_group: no node group named 'gpu'"),
+    Bad("s3-backend-without-bucket", {"backend": {"type": "s3"}}, expect="backend.bucket: required when type is s3"),
+    Bad("image-and-ecr-image", {"ray": {"image": "x/y:1", "use_ecr_image": True}},
+        expect="ray.image: set either image or use_ecr_image, not both"),
+    # the file itself
+    Bad("empty-file", text="", expect="the file is empty; remove RAY_EKS_CONFIG to use the defaults"),
+    Bad("malformed-yaml", text="name: [unclosed\nregion: us-west-2\n", expect="not valid YAML at line 2, column 7"),
+    Bad("tab-indent", text="name:\tx\n", expect="not valid YAML at line 1"),
+    Bad("duplicate-key", text="name: ray-a\nname: ray-b\n", expect="not valid YAML at line 2, column 1: duplicate key 'name'"),
+    Bad("not-utf8", text="\udcff\udcfename: x\n", expect="cannot read"),
+    Bad("missing-file", missing_file=True, expect="RAY_EKS_CONFIG: no such file"),
+]
+
+
+def _digest(tree: Path) -> dict[str, str]:
+    return {str(p.relative_to(tree)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(tree.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture
+def previous_out(tmp_path) -> Path:
+    """An outdir holding a previous synth's files and a marker: a bad run must not touch any of it."""
+    out = tmp_path / "cdktf.out"
+    (out / "stacks" / "infra").mkdir(parents=True)
+    (out / "stacks" / "infra" / "cdk.tf.json").write_text('{"resource": {"aws_vpc": {"ray": {}}}}\n')
+    (out / "manifest.json").write_text('{"version": "0.21.0", "stacks": {}}\n')
+    (out / "MARKER").write_text("synthesized by an earlier, good run\n")
+    return out
+
+
+def test_the_table_is_wide():
+    assert len(CASES) >= 15 and len({c.id for c in CASES}) == len(CASES)
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
+def test_bad_input_is_one_clear_line_and_changes_nothing(case: Bad, tmp_path, previous_out):
+    config = tmp_path / f"{case.id}.yaml"
+    if case.missing_file:
+        config = tmp_path / "does-not-exist.yaml"
+    elif case.text is not None:
+        config.write_bytes(case.text.encode("utf-8", "surrogateescape"))
+    else:
+        config.write_text(yaml.safe_dump(case.config, sort_keys=False))
+    before = _digest(previous_out)
+
+    started = time.monotonic()
+    r = run_app(config=config, outdir=previous_out, timeout=60)
+    elapsed = time.monotonic() - started
+
+    lines = r.stderr.splitlines()
+    assert r.returncode != 0, f"accepted: {r.stderr}"
+    assert len(lines) == 1, f"want exactly one line on stderr, got:\n{r.stderr}"
+    line = lines[0]
+    assert "Traceback" not in r.stderr and "ValidationError" not in line and "pydantic" not in line.lower()
+    assert line.startswith("error: ")
+    assert case.expect in line, f"the message should name {case.expect!r}: {line}"
+    assert _digest(previous_out) == before, "a rejected config changed the previous cdktf.out"
+    assert elapsed < 5, f"validation took {elapsed:.1f}s: main.py must fail before importing cdktf"
+
+
+def test_comments_only_file_means_defaults_not_an_error():
+    """A file with only comments is an empty mapping: the defaults, like no file (not a crash)."""
+    from config.schema import AppConfig, parse_config
+
+    assert parse_config(yaml.safe_load("# nothing here\n")) == AppConfig()
+
+
+def test_bad_input_fails_before_cdktf_is_imported(tmp_path, previous_out):
+    """The speed comes from the order in main.py: validate, then import cdktf (seconds of jsii start-up)."""
+    config = tmp_path / "bad.yaml"
+    config.write_text("region: nowhere\n")
+    r = subprocess.run([sys.executable, "-X", "importtime", str(ROOT / "main.py")], cwd=ROOT,
+                       env=app_env(config=config, outdir=previous_out), capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0 and "error: " in r.stderr and "region:" in r.stderr
+    imported = {line.split("|")[-1].strip().split(".")[0] for line in r.stderr.splitlines() if line.startswith("import time:")}
+    assert "config" in imported  # the measurement works
+    assert not imported & {"cdktf", "jsii", "constructs", "cdktf_cdktf_provider_aws", "stacks"}, sorted(imported)
+
+
+def test_bad_input_fails_fast(tmp_path, previous_out):
+    """Each bad case costs a Python start and the config import: well under a second once warm."""
+    config = tmp_path / "bad.yaml"
+    config.write_text("region: nowhere\n")
+    run_app(config=config, outdir=previous_out, timeout=60)  # warm the file cache and bytecode
+    started = time.monotonic()
+    r = run_app(config=config, outdir=previous_out, timeout=60)
+    assert r.returncode != 0 and "region:" in r.stderr
+    assert time.monotonic() - started < 1.5  # < 1 s here; slack for a busy CI machine

@@ -1,0 +1,181 @@
+"""Unit tests of the typed config (config/schema.py): defaults, examples, derived values, messages."""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from config.schema import (
+    CONFIG_ENV_VAR,
+    GPU_AMI_TYPES,
+    GPU_INSTANCE_FAMILIES,
+    RAY_VERSION,
+    AppConfig,
+    ConfigError,
+    NetworkConfig,
+    load_config,
+    parse_config,
+)
+from tests.helpers import ROOT
+
+EXAMPLES = sorted((ROOT / "config" / "examples").glob("*.yaml"))
+
+
+# ---------------------------------------------------------------- defaults
+def test_defaults_are_a_complete_gpu_deployment():
+    cfg = AppConfig()
+    groups = {g.name: g for g in cfg.cluster.node_groups}
+    assert cfg.cluster.core_group.name == "core" and groups["core"].min_size >= 1
+    gpu = groups["gpu"]
+    assert gpu.role == "gpu" and gpu.ami_type in GPU_AMI_TYPES
+    assert all(t.split(".")[0] in GPU_INSTANCE_FAMILIES for t in gpu.instance_types)
+    # GPU nodes scale from zero and carry the taint that keeps CPU pods off them.
+    assert gpu.min_size == 0 and gpu.max_size >= 1
+    assert [(t.key, t.effect) for t in gpu.kubernetes_taints] == [("nvidia.com/gpu", "NO_SCHEDULE")]
+    assert gpu.kubernetes_labels["usage"] == "gpu"
+    [workers] = cfg.ray.worker_groups
+    assert workers.node_group == "gpu" and workers.gpus == 1
+    assert cfg.cluster.has_gpu
+    assert cfg.fsx.is_persistent and cfg.fsx.throughput == 125
+    assert cfg.network.zone_count == 3 and not cfg.network.single_nat_gateway
+    assert set(cfg.cluster.log_types) == {"api", "audit", "authenticator", "controllerManager", "scheduler"}
+    # Safe by default: private API endpoint, protected data.
+    assert cfg.cluster.public_access_cidrs == [] and cfg.protection.prevent_destroy
+    assert cfg.ray_image() == f"rayproject/ray:{RAY_VERSION}-py311-gpu"
+
+
+def test_no_file_means_defaults(monkeypatch):
+    monkeypatch.delenv(CONFIG_ENV_VAR, raising=False)
+    assert load_config() == AppConfig()
+    assert parse_config({}) == AppConfig() == parse_config(None)
+
+
+def test_config_is_frozen():
+    cfg = AppConfig()
+    with pytest.raises(ValidationError):
+        cfg.name = "other"  # type: ignore[misc]
+
+
+# ---------------------------------------------------------------- examples
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
+def test_examples_load(path: Path, monkeypatch):
+    monkeypatch.setenv(CONFIG_ENV_VAR, str(path))
+    cfg = load_config()
+    assert cfg.name != AppConfig().name  # an example names its own deployment
+    assert cfg == load_config(str(path))
+
+
+def test_examples_cover_the_two_profiles():
+    assert {p.name for p in EXAMPLES} >= {"dev-cpu.yaml", "prod-gpu.yaml"}
+    dev = load_config(str(ROOT / "config" / "examples" / "dev-cpu.yaml"))
+    assert not dev.cluster.has_gpu and dev.fsx.deployment_type == "SCRATCH_2" and dev.network.single_nat_gateway
+    assert all(w.gpus == 0 for w in dev.ray.worker_groups)
+    prod = load_config(str(ROOT / "config" / "examples" / "prod-gpu.yaml"))
+    assert prod.cluster.has_gpu and prod.fsx.is_persistent and prod.backend.type == "s3"
+    assert prod.protection.prevent_destroy
+
+
+# ---------------------------------------------------------------- derived CIDRs
+def _nets(cidrs):
+    return [ipaddress.ip_network(c) for c in cidrs]
+
+
+@pytest.mark.parametrize("vpc,azs", [("10.0.0.0/16", 3), ("10.20.0.0/16", 2), ("172.16.0.0/20", 6), ("192.168.0.0/24", 2)])
+def test_derived_subnets_fit_the_vpc_and_do_not_overlap(vpc, azs):
+    net = NetworkConfig(vpc_cidr=vpc, az_count=azs)
+    private, public = _nets(net.private_cidrs()), _nets(net.public_cidrs())
+    assert len(private) == len(public) == azs
+    vpc_net = ipaddress.ip_network(vpc)
+    everything = private + public
+    assert all(s.subnet_of(vpc_net) for s in everything)
+    assert not any(a.overlaps(b) for i, a in enumerate(everything) for b in everything[i + 1:])
+    # Private subnets are the big ones (pods take an IP each); public ones only hold NAT and load balancers.
+    assert all(p.prefixlen == vpc_net.prefixlen + 3 for p in private)
+    assert all(p.prefixlen == vpc_net.prefixlen + 8 for p in public)
+
+
+def test_default_derived_cidrs_are_stable():
+    """Subnet CIDRs are part of the deployed state: changing the derivation would replace subnets."""
+    net = AppConfig().network
+    assert net.private_cidrs() == ["10.0.0.0/19", "10.0.32.0/19", "10.0.64.0/19"]
+    assert net.public_cidrs() == ["10.0.224.0/24", "10.0.225.0/24", "10.0.226.0/24"]
+
+
+def test_explicit_cidrs_and_azs_win():
+    net = NetworkConfig(vpc_cidr="10.1.0.0/16", availability_zones=["eu-west-1a", "eu-west-1c"],
+                        private_subnet_cidrs=["10.1.0.0/18", "10.1.64.0/18"], public_subnet_cidrs=["10.1.200.0/24", "10.1.201.0/24"])
+    assert net.zone_count == 2
+    assert net.private_cidrs() == ["10.1.0.0/18", "10.1.64.0/18"]
+    assert net.public_cidrs() == ["10.1.200.0/24", "10.1.201.0/24"]
+
+
+def test_cidrs_are_normalised():
+    assert NetworkConfig(vpc_cidr="10.0.0.0/16").vpc_cidr == "10.0.0.0/16"
+    assert AppConfig.model_validate({"cluster": {"public_access_cidrs": ["203.0.113.7/32"]}}).cluster.public_access_cidrs == ["203.0.113.7/32"]
+
+
+# ---------------------------------------------------------------- ray_image
+CPU_ONLY = {
+    "cluster": {"node_groups": [{"name": "core", "role": "core", "instance_types": ["m6i.xlarge"]},
+                                {"name": "cpu", "role": "cpu", "instance_types": ["m6i.2xlarge"]}]},
+    "ray": {"worker_groups": [{"name": "cpu-group", "node_group": "cpu", "gpus": 0}]},
+}
+
+
+def test_ray_image_choice():
+    url = "123456789012.dkr.ecr.us-west-2.amazonaws.com/ray-custom"
+    assert parse_config(CPU_ONLY).ray_image() == f"rayproject/ray:{RAY_VERSION}-py311"
+    assert AppConfig().ray_image(url) == f"rayproject/ray:{RAY_VERSION}-py311-gpu"  # repository unused unless asked
+    ecr = parse_config({"ray": {"use_ecr_image": True}})
+    assert ecr.ray_image(url) == f"{url}:{RAY_VERSION}"
+    pinned = parse_config({"ray": {"image": "my.registry/ray:custom-1"}})
+    assert pinned.ray_image(url) == "my.registry/ray:custom-1"
+    other = parse_config({"ray": {"use_ecr_image": True, "ray_version": "2.57.0"}})
+    assert other.ray_image(url) == f"{url}:2.57.0"
+
+
+def test_frozen_ray_ml_image_is_refused():
+    with pytest.raises(ConfigError, match=r"ray\.image: must be a container image reference \(not the frozen rayproject/ray-ml\)"):
+        parse_config({"ray": {"image": "rayproject/ray-ml:2.9.0-gpu"}})
+
+
+# ---------------------------------------------------------------- warnings and messages
+def test_dangerous_settings_warn():
+    open_api = parse_config({"cluster": {"public_access_cidrs": ["10.0.0.0/8", "0.0.0.0/0"]}})
+    assert any("0.0.0.0/0" in w and "whole internet" in w for w in open_api.warnings())
+    restricted = parse_config({"cluster": {"public_access_cidrs": ["203.0.113.0/24"]}})
+    assert not any("contains 0.0.0.0/0" in w for w in restricted.warnings())
+    unprotected = parse_config({"protection": {"prevent_destroy": False}})
+    assert any(w.startswith("protection.prevent_destroy is false") for w in unprotected.warnings())
+
+
+def test_errors_name_list_items_by_position_and_stay_on_one_line():
+    with pytest.raises(ConfigError) as e:
+        parse_config({"cluster": {"node_groups": [
+            {"name": "core", "role": "core", "instance_types": ["m6i.xlarge"]},
+            {"name": "cpu", "instance_types": ["m6i.xlarge"], "min_size": 4, "max_size": 2}]}})
+    assert str(e.value) == "config: cluster.node_groups[1].min_size: 4 is greater than max_size 2"
+    assert "\n" not in str(ConfigError("a\nb   c"))
+
+
+def test_long_values_are_shortened_in_messages():
+    with pytest.raises(ConfigError) as e:
+        parse_config({"network": {"az_count": "x" * 500}})
+    assert len(str(e.value)) < 200 and str(e.value).startswith("config: network.az_count: must be a valid integer")
+
+
+def test_duplicate_yaml_keys_are_an_error(tmp_path):
+    f = tmp_path / "c.yaml"
+    f.write_text("network:\n  az_count: 2\n  az_count: 3\n")
+    with pytest.raises(ConfigError, match="line 3, column 3: duplicate key 'az_count'"):
+        load_config(str(f))
+
+
+def test_file_source_prefixes_the_message(tmp_path):
+    f = tmp_path / "c.yaml"
+    f.write_text("region: mars-1\n")
+    with pytest.raises(ConfigError, match=rf"^{f}: region: must be an AWS region"):
+        load_config(str(f))
