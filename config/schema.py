@@ -563,6 +563,105 @@ class RayConfig(_Model):
         return f"{self.cluster_name}-head-svc"
 
 
+# --------------------------------------------------------------------------------------------- orchestration, observability
+# The orchestrator adds these itself (per-execution run directory); setting them in the args is an error.
+ORCHESTRATOR_MANAGED_ARGS = ("--storage-path", "--checkpoint", "--output-path")
+# Job arguments end up in a shell command and in Terraform JSON: plain tokens only (no quotes, spaces, ${}).
+JOB_ARG_RE = re.compile(r"^[\w./:=@+,%-]+$")
+SFN_LOG_LEVELS = ("ALL", "ERROR", "FATAL", "OFF")
+METRICS_SCRAPE_MODES = ("none", "annotations", "monitors")
+KUBE_PROMETHEUS_STACK_VERSION = "79.7.1"
+
+
+class OrchestratorConfig(_Model):
+    """Step Functions pipeline: a training Job, then a batch-inference Job, on the running RayCluster."""
+
+    # None: on when the cluster has a GPU node group (the GPU profile), off otherwise.
+    enabled: Optional[bool] = None
+    training_args: list[str] = ["--data-size-gb", "1", "--num-epochs", "2", "--num-workers", "1"]
+    inference_args: list[str] = []
+    # Per step: the Kubernetes Job's activeDeadlineSeconds and the task's TimeoutSeconds.
+    step_timeout_seconds: int = Field(4 * 3600, ge=300, le=7 * 24 * 3600)
+    retries: int = Field(1, ge=0, le=5)
+    log_level: str = "ALL"
+    log_retention_days: int = 365
+
+    @field_validator("training_args", "inference_args")
+    @classmethod
+    def _args(cls, v: list[str]) -> list[str]:
+        for a in v:
+            if not JOB_ARG_RE.match(str(a)):
+                raise ValueError(f"must be plain tokens of letters, digits and ._/:=@+,%- (no spaces, quotes or ${{}}), got {a!r}")
+            if str(a).split("=", 1)[0] in ORCHESTRATOR_MANAGED_ARGS:
+                raise ValueError(f"{a} is set by the orchestrator (per-execution run directory); remove it")
+        return [str(a) for a in v]
+
+    @field_validator("log_level")
+    @classmethod
+    def _level(cls, v: str) -> str:
+        if v not in SFN_LOG_LEVELS:
+            raise ValueError(f"must be one of {', '.join(SFN_LOG_LEVELS)}, got {v!r}")
+        return v
+
+    @field_validator("log_retention_days")
+    @classmethod
+    def _retention(cls, v: int) -> int:
+        if v not in LOG_RETENTION_DAYS:
+            raise ValueError(f"must be one of the CloudWatch retention periods {LOG_RETENTION_DAYS}, got {v}")
+        return v
+
+
+class ObservabilityConfig(_Model):
+    """Metrics of Ray and KubeRay; optional Prometheus + Grafana; optional CloudWatch Container Insights."""
+
+    # annotations: prometheus.io/* on the Ray pods (any Prometheus); monitors: PodMonitor/ServiceMonitor
+    # (Prometheus Operator CRDs: installed by kube_prometheus_stack or already in the cluster); none.
+    metrics_scrape: str = "annotations"
+    kube_prometheus_stack: bool = False
+    kube_prometheus_stack_chart_version: str = KUBE_PROMETHEUS_STACK_VERSION
+    monitoring_namespace: str = "monitoring"
+    # The Grafana URL the Ray dashboard embeds, as your browser reaches it (default: kubectl port-forward).
+    grafana_iframe_host: str = "http://localhost:3000"
+    container_insights: bool = False
+    # None: the add-on's default version for the cluster's Kubernetes version.
+    container_insights_addon_version: Optional[str] = None
+
+    @field_validator("metrics_scrape")
+    @classmethod
+    def _scrape(cls, v: str) -> str:
+        if v not in METRICS_SCRAPE_MODES:
+            raise ValueError(f"must be one of {', '.join(METRICS_SCRAPE_MODES)}, got {v!r}")
+        return v
+
+    @field_validator("kube_prometheus_stack_chart_version")
+    @classmethod
+    def _chart(cls, v: str) -> str:
+        if not re.fullmatch(r"\d+\.\d+\.\d+", v):
+            raise ValueError(f"must be a pinned chart version such as {KUBE_PROMETHEUS_STACK_VERSION}, got {v!r}")
+        return v
+
+    @field_validator("monitoring_namespace")
+    @classmethod
+    def _ns(cls, v: str) -> str:
+        if not K8S_NAME_RE.match(v) or len(v) > 40:
+            raise ValueError(f"must be a DNS label of at most 40 characters (lowercase letters, digits, '-'), got {v!r}")
+        return v
+
+    @field_validator("grafana_iframe_host")
+    @classmethod
+    def _iframe(cls, v: str) -> str:
+        if not re.fullmatch(r"https?://[^\s/\$]+(:\d+)?(/[^\s\$]*)?", v):
+            raise ValueError(f"must be an http(s) URL such as http://localhost:3000, got {v!r}")
+        return v.rstrip("/")
+
+    @field_validator("container_insights_addon_version")
+    @classmethod
+    def _addon(cls, v: Optional[str]) -> Optional[str]:
+        if v is not None and not re.fullmatch(r"v\d+\.\d+\.\d+-eksbuild\.\d+", v):
+            raise ValueError(f"must be an EKS add-on version such as v4.4.0-eksbuild.1, got {v!r}")
+        return v
+
+
 class AppConfig(_Model):
     """The whole deployment. Defaults: a complete GPU deployment in us-west-2."""
 
@@ -577,6 +676,8 @@ class AppConfig(_Model):
     ecr: EcrConfig = EcrConfig()
     protection: ProtectionConfig = ProtectionConfig()
     ray: RayConfig = RayConfig()
+    orchestrator: OrchestratorConfig = OrchestratorConfig()
+    observability: ObservabilityConfig = ObservabilityConfig()
 
     @field_validator("name")
     @classmethod
@@ -630,7 +731,16 @@ class AppConfig(_Model):
         if not self.protection.prevent_destroy:
             out.append("protection.prevent_destroy is false: FSx, the data bucket and the ECR repository can be "
                        "destroyed with their data. Use this only for throwaway environments.")
+        if self.orchestrator_enabled and not any(ipaddress.ip_network(c).prefixlen == 0 for c in self.cluster.public_access_cidrs):
+            # Step Functions' eks:runJob calls the public Kubernetes endpoint from AWS-owned addresses.
+            out.append("orchestrator is enabled but cluster.public_access_cidrs does not include 0.0.0.0/0: Step Functions "
+                       "reaches only public EKS endpoints, so executions will fail to start their Jobs. Open the endpoint "
+                       "(IAM + RBAC still apply) or set orchestrator.enabled: false.")
         return out
+
+    @property
+    def orchestrator_enabled(self) -> bool:
+        return self.cluster.has_gpu if self.orchestrator.enabled is None else self.orchestrator.enabled
 
     @property
     def bucket_name_prefix(self) -> str:

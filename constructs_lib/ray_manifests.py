@@ -46,10 +46,21 @@ class RayClusterProps:
     idle_timeout_seconds: int
     worker_groups: list[WorkerGroupProps] = field(default_factory=list)
     labels: dict[str, str] = field(default_factory=dict)
+    # Observability (empty: the objects are exactly as without it): extra env on the head container
+    # (RAY_GRAFANA_HOST, RAY_PROMETHEUS_HOST, ...) and annotations on every Ray pod (prometheus.io/*).
+    head_env: dict[str, str] = field(default_factory=dict)
+    pod_annotations: dict[str, str] = field(default_factory=dict)
 
     @property
     def head_service(self) -> str:
         return f"{self.name}-head-svc"
+
+
+def _pod_metadata(props: RayClusterProps, labels: dict[str, str]) -> dict:
+    meta: dict = {"labels": labels}
+    if props.pod_annotations:
+        meta["annotations"] = dict(props.pod_annotations)
+    return meta
 
 
 def _labels(props: RayClusterProps) -> dict[str, str]:
@@ -105,7 +116,7 @@ def ray_cluster(props: RayClusterProps) -> dict:
     labels = _labels(props)
     resources = {"cpu": props.head_cpu, "memory": props.head_memory}
     head_pod = {
-        "metadata": {"labels": labels},
+        "metadata": _pod_metadata(props, labels),
         "spec": {
             "serviceAccountName": props.service_account,
             "nodeSelector": {"usage": "core"},
@@ -121,6 +132,8 @@ def ray_cluster(props: RayClusterProps) -> dict:
             "volumes": _volumes(props, _shm_size(props.head_memory)),
         },
     }
+    if props.head_env:
+        head_pod["spec"]["containers"][0]["env"] = [{"name": k, "value": v} for k, v in sorted(props.head_env.items())]
     workers = []
     for g in props.worker_groups:
         res = {"cpu": g.cpu, "memory": g.memory}
@@ -148,7 +161,7 @@ def ray_cluster(props: RayClusterProps) -> dict:
             "minReplicas": g.min_replicas,
             "maxReplicas": g.max_replicas,
             "rayStartParams": {},
-            "template": {"metadata": {"labels": {**labels, "ray.io/worker-group": g.name}}, "spec": spec},
+            "template": {"metadata": _pod_metadata(props, {**labels, "ray.io/worker-group": g.name}), "spec": spec},
         })
     return {
         "apiVersion": "ray.io/v1",

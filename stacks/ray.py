@@ -6,12 +6,25 @@ infra stack's outputs through terraform_remote_state.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from cdktf import Fn, TerraformOutput
 from constructs import Construct
+
+from cdktf_cdktf_provider_aws.data_aws_caller_identity import DataAwsCallerIdentity
+from cdktf_cdktf_provider_aws.data_aws_partition import DataAwsPartition
 
 from config.schema import AppConfig
 from constructs_lib.cluster_addons import ClusterAddons, ClusterAddonsProps
 from constructs_lib.kuberay_operator import KubeRayOperator, KubeRayOperatorProps
+from constructs_lib.observability import ObservabilityAddons, ObservabilityAddonsProps
+from constructs_lib.orchestrator import (
+    SCRIPT_FILES,
+    PipelineProps,
+    RayOrchestrator,
+    RayOrchestratorProps,
+    start_execution_command,
+)
 from constructs_lib.ray_manifests import FsxVolumeProps
 from constructs_lib.ray_platform import RayPlatform, RayPlatformProps
 
@@ -22,6 +35,7 @@ from .kube import kubernetes_providers
 from .migrations import add_moved_blocks
 
 RAY_STACK = "ray"
+TRAINING_DIR = Path(__file__).resolve().parent.parent / "training"
 RAY_SERVICE_ACCOUNT = "ray"
 FSX_CLAIM = "fsx-lustre"
 
@@ -57,6 +71,16 @@ class RayStack(ReadableStack):
         operator = KubeRayOperator(self, "kuberay", KubeRayOperatorProps(
             namespace=platform.namespace.metadata.name, chart_version=cfg.ray.kuberay_operator_chart_version))
 
+        obs = cfg.observability
+        ObservabilityAddons(self, "observability", ObservabilityAddonsProps(
+            cluster_name=infra.get_string("cluster_name"), oidc_provider_arn=oidc_arn, oidc_issuer_host=oidc_host,
+            kube_prometheus_stack=obs.kube_prometheus_stack,
+            kube_prometheus_stack_chart_version=obs.kube_prometheus_stack_chart_version,
+            monitoring_namespace=obs.monitoring_namespace, container_insights=obs.container_insights,
+            container_insights_addon_version=obs.container_insights_addon_version))
+        if cfg.orchestrator_enabled:
+            self._orchestrator(cfg, infra, platform.namespace.metadata.name)
+
         TerraformOutput(self, "namespace", value=platform.namespace.metadata.name,
                         description="Namespace of the Ray cluster and jobs")
         TerraformOutput(self, "ray_service_account", value=platform.service_account.metadata.name,
@@ -66,3 +90,23 @@ class RayStack(ReadableStack):
         TerraformOutput(self, "kuberay_operator_version", value=operator.release.version,
                         description="KubeRay operator chart version")
         add_moved_blocks(self, RAY_STACK)
+
+    def _orchestrator(self, cfg: AppConfig, infra, namespace: str) -> None:
+        o = cfg.orchestrator
+        ecr_url = infra.get_string("ecr_repository_url") if cfg.ray.use_ecr_image else None
+        orchestrator = RayOrchestrator(self, "ray_orchestrator", RayOrchestratorProps(
+            name=cfg.name, region=cfg.region, account_id=DataAwsCallerIdentity(self, "current").account_id,
+            partition=DataAwsPartition(self, "current_partition").partition,
+            pipeline=PipelineProps(
+                cluster_name=infra.get_string("cluster_name"), cluster_endpoint=infra.get_string("cluster_endpoint"),
+                cluster_ca=infra.get_string("cluster_certificate_authority_data"), namespace=namespace,
+                head_service=cfg.ray.head_service, image=cfg.ray_image(ecr_url),
+                training_args=tuple(o.training_args), inference_args=tuple(o.inference_args),
+                step_timeout_seconds=o.step_timeout_seconds, retries=o.retries),
+            scripts={f: (TRAINING_DIR / f).read_text() for f in SCRIPT_FILES},
+            log_retention_days=o.log_retention_days, log_level=o.log_level))
+        arn = orchestrator.state_machine.arn
+        TerraformOutput(self, "state_machine_arn", value=arn,
+                        description="Step Functions pipeline: training, then batch inference, on the RayCluster")
+        TerraformOutput(self, "start_execution_command", value=start_execution_command(arn, cfg.region),
+                        description="Start the pipeline; outputs land under /ray/export/orchestrator/<run id>")

@@ -11,6 +11,7 @@ from cdktf import TerraformOutput, TerraformStack
 from constructs import Construct
 
 from config.schema import AppConfig
+from constructs_lib.observability import RayMonitors, RayMonitorsProps, ray_head_env, scrape_annotations
 from constructs_lib.ray_cluster import RayClusterManifest
 from constructs_lib.ray_manifests import (
     RayClusterProps,
@@ -31,7 +32,10 @@ RAY_CLUSTER_STACK = "ray-cluster"
 
 def ray_cluster_props(cfg: AppConfig, ecr_repository_url: str | None) -> RayClusterProps:
     groups = {g.name: g for g in cfg.cluster.node_groups}
+    obs = cfg.observability
     return RayClusterProps(
+        head_env=ray_head_env(obs.monitoring_namespace, obs.grafana_iframe_host) if obs.kube_prometheus_stack else {},
+        pod_annotations=scrape_annotations() if obs.metrics_scrape == "annotations" else {},
         name=cfg.ray.cluster_name, namespace=cfg.ray.namespace, ray_version=cfg.ray.ray_version,
         image=cfg.ray_image(ecr_repository_url), service_account=RAY_SERVICE_ACCOUNT, pvc_name=FSX_CLAIM,
         head_cpu=cfg.ray.head.cpu, head_memory=cfg.ray.head.memory, idle_timeout_seconds=cfg.ray.idle_timeout_seconds,
@@ -50,6 +54,10 @@ class RayClusterStack(ReadableStack):
         ecr_url = infra.get_string("ecr_repository_url") if cfg.ray.use_ecr_image else None
         props = ray_cluster_props(cfg, ecr_url)
         RayClusterManifest(self, "ray_cluster", props)
+        if cfg.observability.metrics_scrape == "monitors":
+            # Custom kinds need their CRDs at plan time: the ray stack's kube-prometheus-stack (or an
+            # existing Prometheus Operator) installed them before this stack plans.
+            RayMonitors(self, "monitors", RayMonitorsProps(cluster_name=props.name, namespace=props.namespace))
         if after is not None:
             self.add_dependency(after)  # cdktf deploys the operator's stack first
 
