@@ -21,7 +21,7 @@ CDKTF := node_modules/.bin/cdktf
 STACKS := infra ray ray-cluster
 
 .PHONY: help synth test deps deps-test tools node bench-synth bench-pipeline deploy destroy diff \
-        dashboard submit job-yaml image clean
+        dashboard submit job-yaml image clean checkov-env security-scan
 
 help:
 	@echo "make synth    synthesize all stacks into cdktf.out/ (default config, local backend)"
@@ -31,6 +31,7 @@ help:
 	@echo "make job-yaml  render the in-cluster submitter Job and the RayJob to rendered/*.yaml"
 	@echo "make image    build and push the custom Ray image to the stack's ECR repository"
 	@echo "make bench-synth | bench-pipeline   benchmarks"
+	@echo "make security-scan   checkov over the synthesized stacks (inline skips applied)"
 
 tools:
 	@command -v pipenv >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet "pipenv==$(PIPENV_VERSION)"
@@ -43,6 +44,15 @@ $(VENV)/.synced-all: Pipfile.lock | tools
 	pipenv sync --categories "packages dev-packages training"
 	@touch $@ $(VENV)/.synced-default
 
+CHECKOV_VENV := tools/checkov/.venv
+
+# checkov lives in its own environment (its pins clash with the app's); tests/security runs it.
+$(CHECKOV_VENV)/.synced: tools/checkov/Pipfile.lock | tools
+	cd tools/checkov && PIPENV_IGNORE_VIRTUALENVS=1 pipenv sync
+	@touch $@
+
+checkov-env: $(CHECKOV_VENV)/.synced
+
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
@@ -53,8 +63,12 @@ deps-test: $(VENV)/.synced-all node_modules/.installed
 synth: deps
 	$(CDKTF) synth --output cdktf.out
 
-test: deps-test
+test: deps-test checkov-env
 	$(VENV)/bin/python -m pytest tests
+
+# checkov over every synthesized stack, with our inline (//) skips applied (see README "Security")
+security-scan: synth checkov-env
+	$(VENV)/bin/python tools/checkov/scan.py
 
 bench-synth: deps
 	$(VENV)/bin/python benchmarks/synth.py
