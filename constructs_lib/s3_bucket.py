@@ -46,6 +46,8 @@ class SecureBucketProps:
     access_log_prefix: str = ""
     noncurrent_version_days: int = 90
     prevent_destroy: bool = True
+    # Log bucket only: accept access logs from this account's buckets alone (confused-deputy guard).
+    account_id: Optional[str] = None
 
 
 class SecureBucket(Construct):
@@ -98,6 +100,7 @@ class SecureBucket(Construct):
             statements.append({
                 "Sid": "S3ServerAccessLogs", "Effect": "Allow", "Principal": {"Service": "logging.s3.amazonaws.com"},
                 "Action": "s3:PutObject", "Resource": f"{bucket.arn}/*",
+                **({"Condition": {"StringEquals": {"aws:SourceAccount": props.account_id}}} if props.account_id else {}),
             })
         S3BucketPolicy(part("policy"), id, bucket=bucket.id, policy=policy_document(statements))
         if props.access_log_bucket is not None:

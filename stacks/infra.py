@@ -83,7 +83,7 @@ class InfraStack(ReadableStack):
 
         protect = cfg.protection.prevent_destroy
         logs_bucket = SecureBucket(self, "access_logs", SecureBucketProps(
-            bucket_prefix=f"{cfg.name}-access-logs-", prevent_destroy=protect))
+            bucket_prefix=f"{cfg.name}-access-logs-", prevent_destroy=protect, account_id=account.account_id))
         data_bucket = SecureBucket(self, "data", SecureBucketProps(
             bucket_prefix=cfg.bucket_name_prefix, access_log_bucket=logs_bucket.bucket_name,
             access_log_prefix="data/", prevent_destroy=protect))
