@@ -105,8 +105,17 @@ def _tf_env(tmp: Path, data_dir: Path) -> dict:
 
 
 def _tf(args: list[str], cwd: Path, env: dict, timeout: int = 240, ok=(0,)) -> subprocess.CompletedProcess:
-    r = subprocess.run(["terraform", *args, "-no-color"], cwd=cwd, env=env, capture_output=True, text=True,
-                       timeout=timeout)
+    # Own process group: on a timeout, terraform and its provider plugins go together, and what
+    # terraform printed so far (which resource it waits on) is in the failure.
+    proc = subprocess.Popen(["terraform", *args, "-no-color"], cwd=cwd, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        stdout, stderr = proc.communicate()
+        pytest.fail(f"terraform {' '.join(args)} ran over {timeout}s:\n{stdout[-6000:]}\n{stderr[-3000:]}")
+    r = subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
     assert r.returncode in ok, f"terraform {' '.join(args)} exited {r.returncode}:\n{r.stdout[-4000:]}\n{r.stderr[-4000:]}"
     return r
 
