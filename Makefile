@@ -21,7 +21,7 @@ CDKTF := node_modules/.bin/cdktf
 STACKS := infra ray ray-cluster
 
 .PHONY: help synth test deps deps-test tools node bench-synth bench-pipeline deploy destroy diff \
-        dashboard submit job-yaml image clean checkov-env security-scan
+        dashboard submit job-yaml image clean checkov-env security-scan diagram pipeline
 
 help:
 	@echo "make synth    synthesize all stacks into cdktf.out/ (default config, local backend)"
@@ -32,6 +32,8 @@ help:
 	@echo "make image    build and push the custom Ray image to the stack's ECR repository"
 	@echo "make bench-synth | bench-pipeline   benchmarks"
 	@echo "make security-scan   checkov over the synthesized stacks (inline skips applied)"
+	@echo "make diagram  render docs/architecture.svg (+ .png) from the synthesized stacks"
+	@echo "make pipeline start the Step Functions training -> inference pipeline (after deploy)"
 
 tools:
 	@command -v pipenv >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet "pipenv==$(PIPENV_VERSION)"
@@ -104,6 +106,12 @@ job-yaml: deps
 
 image:
 	training/build_and_push_image.sh
+
+diagram: synth $(VENV)/.synced-all
+	$(VENV)/bin/python scripts/diagram.py --synth-dir cdktf.out --out docs/architecture.svg --png docs/architecture.png
+
+pipeline:
+	eval "$$(terraform -chdir=cdktf.out/stacks/ray output -raw start_execution_command)"
 
 clean:
 	rm -rf cdktf.out build rendered .pytest_cache
