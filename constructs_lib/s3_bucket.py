@@ -55,6 +55,7 @@ class SecureBucket(Construct):
 
     bucket_name: str
     bucket_arn: str
+    log_target_name: str
     bucket: S3Bucket
 
     def __init__(self, scope: Construct, id: str, props: SecureBucketProps) -> None:
@@ -102,7 +103,7 @@ class SecureBucket(Construct):
                 "Action": "s3:PutObject", "Resource": f"{bucket.arn}/*",
                 **({"Condition": {"StringEquals": {"aws:SourceAccount": props.account_id}}} if props.account_id else {}),
             })
-        S3BucketPolicy(part("policy"), id, bucket=bucket.id, policy=policy_document(statements))
+        policy = S3BucketPolicy(part("policy"), id, bucket=bucket.id, policy=policy_document(statements))
         if props.access_log_bucket is not None:
             S3BucketLoggingA(part("logging"), id, bucket=bucket.id, target_bucket=props.access_log_bucket,
                              target_prefix=props.access_log_prefix)
@@ -114,4 +115,7 @@ class SecureBucket(Construct):
         )])
         self.bucket = bucket
         self.bucket_name = bucket.bucket
+        # The name as known once the policy that lets S3 logging write exists: buckets that log here
+        # reference this, so Terraform orders their PutBucketLogging after it (S3 rejects it before).
+        self.log_target_name = policy.bucket
         self.bucket_arn = bucket.arn

@@ -1,0 +1,172 @@
+"""Resource addresses are an interface for ops teams: this pins every one, for every stack.
+
+Changing this list must be deliberate: a renamed address needs a `moved` block in stacks/migrations.py
+(see README "Stacks, addresses and migrations"), otherwise Terraform destroys and recreates it.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.helpers import addresses
+
+EXPECTED = {
+    "infra": [
+        "aws_cloudwatch_log_group.cluster_logs",
+        "aws_cloudwatch_log_group.fsx_logs",
+        "aws_cloudwatch_log_group.vpc_flow_logs",
+        "aws_default_security_group.default",
+        "aws_ecr_lifecycle_policy.ray_lifecycle",
+        "aws_ecr_repository.ray",
+        "aws_eip.nat_0",
+        "aws_eip.nat_1",
+        "aws_eip.nat_2",
+        "aws_eks_addon.aws_fsx_csi_driver",
+        "aws_eks_addon.coredns",
+        "aws_eks_addon.eks_pod_identity_agent",
+        "aws_eks_addon.kube_proxy",
+        "aws_eks_addon.vpc_cni",
+        "aws_eks_cluster.ray",
+        "aws_eks_node_group.core",
+        "aws_eks_node_group.gpu",
+        "aws_flow_log.vpc",
+        "aws_fsx_data_repository_association.export",
+        "aws_fsx_data_repository_association.import",
+        "aws_fsx_lustre_file_system.ray",
+        "aws_iam_openid_connect_provider.eks",
+        "aws_iam_role.cluster",
+        "aws_iam_role.fsx_csi_driver",
+        "aws_iam_role.node_core",
+        "aws_iam_role.node_gpu",
+        "aws_iam_role.vpc_flow_logs_role",
+        "aws_iam_role_policy.fsx_csi_driver_policy",
+        "aws_iam_role_policy.vpc_flow_logs_policy",
+        "aws_iam_role_policy_attachment.cluster_policy",
+        "aws_iam_role_policy_attachment.node_core_cni",
+        "aws_iam_role_policy_attachment.node_core_ecr_pull",
+        "aws_iam_role_policy_attachment.node_core_ssm",
+        "aws_iam_role_policy_attachment.node_core_worker",
+        "aws_iam_role_policy_attachment.node_gpu_cni",
+        "aws_iam_role_policy_attachment.node_gpu_ecr_pull",
+        "aws_iam_role_policy_attachment.node_gpu_ssm",
+        "aws_iam_role_policy_attachment.node_gpu_worker",
+        "aws_internet_gateway.ray",
+        "aws_kms_alias.data_alias",
+        "aws_kms_alias.eks_alias",
+        "aws_kms_key.data",
+        "aws_kms_key.eks",
+        "aws_launch_template.core",
+        "aws_launch_template.gpu",
+        "aws_nat_gateway.nat_0",
+        "aws_nat_gateway.nat_1",
+        "aws_nat_gateway.nat_2",
+        "aws_route.private_0_nat",
+        "aws_route.private_1_nat",
+        "aws_route.private_2_nat",
+        "aws_route.public_internet",
+        "aws_route_table.private_0",
+        "aws_route_table.private_1",
+        "aws_route_table.private_2",
+        "aws_route_table.public",
+        "aws_route_table_association.private_0",
+        "aws_route_table_association.private_1",
+        "aws_route_table_association.private_2",
+        "aws_route_table_association.public_0",
+        "aws_route_table_association.public_1",
+        "aws_route_table_association.public_2",
+        "aws_s3_bucket.access_logs",
+        "aws_s3_bucket.data",
+        "aws_s3_bucket_lifecycle_configuration.access_logs",
+        "aws_s3_bucket_lifecycle_configuration.data",
+        "aws_s3_bucket_logging.data",
+        "aws_s3_bucket_ownership_controls.access_logs",
+        "aws_s3_bucket_ownership_controls.data",
+        "aws_s3_bucket_policy.access_logs",
+        "aws_s3_bucket_policy.data",
+        "aws_s3_bucket_public_access_block.access_logs",
+        "aws_s3_bucket_public_access_block.data",
+        "aws_s3_bucket_server_side_encryption_configuration.access_logs",
+        "aws_s3_bucket_server_side_encryption_configuration.data",
+        "aws_s3_bucket_versioning.access_logs",
+        "aws_s3_bucket_versioning.data",
+        "aws_security_group.fsx",
+        "aws_subnet.private_0",
+        "aws_subnet.private_1",
+        "aws_subnet.private_2",
+        "aws_subnet.public_0",
+        "aws_subnet.public_1",
+        "aws_subnet.public_2",
+        "aws_vpc.ray",
+        "aws_vpc_endpoint.s3",
+        "aws_vpc_security_group_egress_rule.fsx_lustre_1018_1023_to_cluster",
+        "aws_vpc_security_group_egress_rule.fsx_lustre_1018_1023_to_self",
+        "aws_vpc_security_group_egress_rule.fsx_lustre_988_to_cluster",
+        "aws_vpc_security_group_egress_rule.fsx_lustre_988_to_self",
+        "aws_vpc_security_group_ingress_rule.fsx_lustre_1018_1023_from_cluster",
+        "aws_vpc_security_group_ingress_rule.fsx_lustre_1018_1023_from_self",
+        "aws_vpc_security_group_ingress_rule.fsx_lustre_988_from_cluster",
+        "aws_vpc_security_group_ingress_rule.fsx_lustre_988_from_self",
+        "data.aws_availability_zones.available",
+        "data.aws_caller_identity.current",
+        "data.aws_partition.current_partition",
+    ],
+    "ray": [
+        "aws_cloudwatch_log_group.ray_orchestrator",
+        "aws_eks_access_entry.ray_orchestrator",
+        "aws_iam_role.cluster_autoscaler",
+        "aws_iam_role.ray_orchestrator",
+        "aws_iam_role.ray_workload",
+        "aws_iam_role_policy.cluster_autoscaler",
+        "aws_iam_role_policy.ray_orchestrator",
+        "aws_iam_role_policy.ray_workload",
+        "aws_kms_alias.ray_orchestrator",
+        "aws_kms_key.ray_orchestrator",
+        "aws_sfn_state_machine.ray_orchestrator",
+        "data.aws_caller_identity.current",
+        "data.aws_partition.current_partition",
+        "data.terraform_remote_state.infra",
+        "helm_release.cluster_autoscaler",
+        "helm_release.kuberay_operator",
+        "helm_release.nvidia_device_plugin",
+        "kubernetes_config_map_v1.ray_orchestrator_scripts",
+        "kubernetes_namespace_v1.ray",
+        "kubernetes_persistent_volume_claim_v1.fsx",
+        "kubernetes_persistent_volume_v1.fsx",
+        "kubernetes_role_binding_v1.ray_orchestrator",
+        "kubernetes_role_v1.ray_orchestrator",
+        "kubernetes_service_account_v1.ray",
+    ],
+    "ray-cluster": [
+        "data.terraform_remote_state.infra",
+        "kubernetes_manifest.ray_cluster",
+    ],
+
+}
+
+
+@pytest.mark.parametrize("stack", sorted(EXPECTED))
+def test_addresses_are_pinned(default_synth, stack):
+    assert addresses(default_synth[stack]) == sorted(EXPECTED[stack])
+
+
+@pytest.mark.parametrize("stack", sorted(EXPECTED))
+def test_no_construct_path_hashes(default_synth, dev_synth, stack):
+    for stacks in (default_synth, dev_synth):
+        hashed = [a for a in addresses(stacks[stack]) if re.search(r"_[0-9A-F]{8}$", a)]
+        assert not hashed, hashed
+
+
+def test_moved_blocks_are_valid_and_point_at_real_addresses(default_synth):
+    from stacks.migrations import MOVED
+
+    for stack, releases in MOVED.items():
+        doc = default_synth[stack]
+        moves = [m for r in releases.values() for m in r]
+        if not moves:
+            assert "moved" not in doc
+            continue
+        assert [{"from": a, "to": b} for a, b in moves] == doc["moved"]
+        for _, new in moves:
+            assert new in addresses(doc), f"moved block targets {new}, which {stack} does not declare"
