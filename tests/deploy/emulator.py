@@ -11,12 +11,19 @@ FSx
      ``CreationTime``, ``OwnerId``, ``VpcId``, ``NetworkInterfaceIds``, ``FileSystemTypeVersion``
      (force-new: every plan would replace the file system) and ``LustreConfiguration.MountName``.
      They are filled in; the file system is AVAILABLE at once.
-  2. After ``DeleteFileSystem`` a describe of that id returns an empty list instead of
-     ``FileSystemNotFound``; the provider's delete waiter never ends. Asking for ids that do not
-     exist now raises ``FileSystemNotFound``, as AWS does.
+  2. A describe of a file system id that does not exist returns an empty list instead of
+     ``FileSystemNotFound``; it now raises ``FileSystemNotFound``, as AWS does (the provider's
+     refresh relies on it to notice a deleted file system).
   3. Data repository associations are not implemented (``Create``/``Describe``/``Delete``
      ``DataRepositoryAssociation(s)`` and their tags). Served here from memory: AVAILABLE on
      create, gone on delete, ``DataRepositoryAssociationNotFound`` for unknown ids.
+  13. ``DeleteFileSystem`` answers 200/DELETING, after which the provider (5.100) sleeps its delete
+      waiter's fixed initial delay before the first describe: no request reached the emulator for
+      over 4 minutes (a goroutine dump shows ``retry.StateChangeConf`` still in its initial
+      ``time.After(Delay)``), so no describe response can end the wait. moto deletes at once; the
+      emulator performs the delete and answers ``FileSystemNotFound`` -- what AWS answers for a file
+      system that is already gone, which the provider treats as deleted. The file system really is
+      removed (the test checks none remain after destroy).
 EKS
   4. ``CreateCluster`` returns no ``resourcesVpcConfig.clusterSecurityGroupId``/``vpcId``; every
      rule that references the cluster security group then fails. A real security group is created
@@ -325,12 +332,19 @@ def _fsx_error(code: str, message: str):
 
 
 def _fsx(target: str, region: str, body: dict) -> Optional[tuple]:
-    """3. FSx data repository associations (JSON 1.1), and their tags."""
+    """3. FSx data repository associations (JSON 1.1), and their tags; 13. DeleteFileSystem."""
     from moto.fsx.models import fsx_backends
 
     op = target[len(FSX_TARGET_PREFIX):]
     ok = lambda b: _json(200, b, content_type="application/x-amz-json-1.1")  # noqa: E731
     with _lock:
+        if op == "DeleteFileSystem":  # 13.
+            backend = fsx_backends[ACCOUNT_ID][region]
+            fs_id = body.get("FileSystemId", "")
+            if fs_id in backend.file_systems:
+                backend.delete_file_system(fs_id, body.get("ClientRequestToken", ""), None, None, None)
+                backend.file_systems.pop(fs_id, None)
+            return _fsx_error("FileSystemNotFound", f"File system '{fs_id}' does not exist.")
         if op == "CreateDataRepositoryAssociation":
             fs_id = body["FileSystemId"]
             if fs_id not in fsx_backends[ACCOUNT_ID][region].file_systems:
@@ -439,7 +453,7 @@ class PatchedApp:
 
     def _fsx(self, environ, region):
         target = environ["HTTP_X_AMZ_TARGET"]
-        ops = ("DataRepositoryAssociation", "TagResource", "UntagResource", "ListTagsForResource")
+        ops = ("DataRepositoryAssociation", "TagResource", "UntagResource", "ListTagsForResource", "DeleteFileSystem")
         if not any(o in target for o in ops):
             return None
         return _fsx(target, region, self._body(environ))
