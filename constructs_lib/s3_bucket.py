@@ -48,6 +48,8 @@ class SecureBucketProps:
     prevent_destroy: bool = True
     # Log bucket only: accept access logs from this account's buckets alone (confused-deputy guard).
     account_id: Optional[str] = None
+    # The log bucket's policy: S3 rejects PutBucketLogging until it lets the logging service write.
+    access_log_policy: Optional[S3BucketPolicy] = None
 
 
 class SecureBucket(Construct):
@@ -55,7 +57,7 @@ class SecureBucket(Construct):
 
     bucket_name: str
     bucket_arn: str
-    log_target_name: str
+    policy: S3BucketPolicy
     bucket: S3Bucket
 
     def __init__(self, scope: Construct, id: str, props: SecureBucketProps) -> None:
@@ -106,7 +108,8 @@ class SecureBucket(Construct):
         policy = S3BucketPolicy(part("policy"), id, bucket=bucket.id, policy=policy_document(statements))
         if props.access_log_bucket is not None:
             S3BucketLoggingA(part("logging"), id, bucket=bucket.id, target_bucket=props.access_log_bucket,
-                             target_prefix=props.access_log_prefix)
+                             target_prefix=props.access_log_prefix,
+                             depends_on=[props.access_log_policy] if props.access_log_policy else None)
         S3BucketLifecycleConfiguration(part("lifecycle"), id, bucket=bucket.id, rule=[S3BucketLifecycleConfigurationRule(
             id="hygiene", status="Enabled", filter=[S3BucketLifecycleConfigurationRuleFilter(prefix="")],
             abort_incomplete_multipart_upload=[S3BucketLifecycleConfigurationRuleAbortIncompleteMultipartUpload(days_after_initiation=7)],
@@ -115,7 +118,5 @@ class SecureBucket(Construct):
         )])
         self.bucket = bucket
         self.bucket_name = bucket.bucket
-        # The name as known once the policy that lets S3 logging write exists: buckets that log here
-        # reference this, so Terraform orders their PutBucketLogging after it (S3 rejects it before).
-        self.log_target_name = policy.bucket
+        self.policy = policy
         self.bucket_arn = bucket.arn

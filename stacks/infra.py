@@ -85,7 +85,7 @@ class InfraStack(ReadableStack):
         logs_bucket = SecureBucket(self, "access_logs", SecureBucketProps(
             bucket_prefix=f"{cfg.name}-access-logs-", prevent_destroy=protect, account_id=account.account_id))
         data_bucket = SecureBucket(self, "data", SecureBucketProps(
-            bucket_prefix=cfg.bucket_name_prefix, access_log_bucket=logs_bucket.log_target_name,
+            bucket_prefix=cfg.bucket_name_prefix, access_log_bucket=logs_bucket.bucket_name, access_log_policy=logs_bucket.policy,
             access_log_prefix="data/", prevent_destroy=protect))
         fsx = FsxLustre(self, "fsx", FsxLustreProps(
             name=cfg.name, vpc_id=network.vpc_id, subnet_id=network.private_subnet_ids[0],
