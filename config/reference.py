@@ -14,10 +14,15 @@ from config.schema import AppConfig
 
 
 def _type_name(annotation) -> str:
-    text = str(annotation).replace("typing.", "").replace("config.schema.", "")
+    """Readable type: validated aliases (Annotated) show as their base type."""
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is typing.Annotated:
+        return _type_name(args[0])
+    if origin in (list, dict) and args:
+        return f"{origin.__name__}[{', '.join(_type_name(a) for a in args)}]"
     if isinstance(annotation, type):
-        text = annotation.__name__
-    return text.replace("NoneType", "None")
+        return annotation.__name__
+    return str(annotation).replace("typing.", "").replace("config.schema.", "").replace("NoneType", "None")
 
 
 def _default(model: BaseModel, name: str) -> str:

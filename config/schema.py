@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Annotated, Literal, Optional
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 CONFIG_ENV_VAR = "RAY_EKS_CONFIG"
 
@@ -68,7 +68,36 @@ def _cidr(value: str) -> str:
         raise ValueError(f"must be an IPv4 CIDR such as 10.0.0.0/16 with no host bits set, got {value!r}") from None
 
 
-Cidr = Annotated[str, Field(description="IPv4 CIDR")]
+def _retention_days(v: int) -> int:
+    if v not in LOG_RETENTION_DAYS:
+        raise ValueError(f"must be one of the CloudWatch retention periods {LOG_RETENTION_DAYS}, got {v}")
+    return v
+
+
+def _dns_label(v: str) -> str:
+    if not K8S_NAME_RE.match(v) or len(v) > 40:
+        raise ValueError(f"must be a DNS label of at most 40 characters (lowercase letters, digits, '-'), got {v!r}")
+    return v
+
+
+def _cpu_quantity(v: str) -> str:
+    if not CPU_MEMORY_RE.match(str(v)):
+        raise ValueError(f"must be a Kubernetes CPU quantity such as 4 or 500m, got {v!r}")
+    return str(v)
+
+
+def _memory_quantity(v: str) -> str:
+    if not MEMORY_RE.match(v):
+        raise ValueError(f"must be a Kubernetes memory quantity such as 16Gi, got {v!r}")
+    return v
+
+
+# Validated building blocks: one rule, one message, wherever the kind of value appears.
+Cidr = Annotated[str, AfterValidator(_cidr)]
+RetentionDays = Annotated[int, AfterValidator(_retention_days)]
+DnsLabel = Annotated[str, AfterValidator(_dns_label)]
+CpuQuantity = Annotated[str, BeforeValidator(str), AfterValidator(_cpu_quantity)]
+MemoryQuantity = Annotated[str, AfterValidator(_memory_quantity)]
 
 
 # --------------------------------------------------------------------------------------------- AWS side
@@ -141,11 +170,11 @@ class NetworkConfig(_Model):
     availability_zones: list[str] = []
     az_count: int = Field(3, ge=2, le=6)
     # Empty: carved from vpc_cidr (private /19s for pods, public /24s for NAT and load balancers).
-    private_subnet_cidrs: list[str] = []
-    public_subnet_cidrs: list[str] = []
+    private_subnet_cidrs: list[Cidr] = []
+    public_subnet_cidrs: list[Cidr] = []
     # One NAT gateway per AZ survives an AZ outage; a single one is cheaper for dev.
     single_nat_gateway: bool = False
-    flow_log_retention_days: int = 365
+    flow_log_retention_days: RetentionDays = 365
     existing: Optional[ExistingVpcConfig] = None
 
     @field_validator("vpc_cidr")
@@ -156,11 +185,6 @@ class NetworkConfig(_Model):
             raise ValueError(f"must be a /16 to /24 network (AWS VPC limits), got {v}")
         return v
 
-    @field_validator("private_subnet_cidrs", "public_subnet_cidrs")
-    @classmethod
-    def _subnet_cidrs(cls, v: list[str]) -> list[str]:
-        return [_cidr(c) for c in v]
-
     @field_validator("availability_zones")
     @classmethod
     def _azs(cls, v: list[str]) -> list[str]:
@@ -169,13 +193,6 @@ class NetworkConfig(_Model):
                 raise ValueError(f"must be AZ names such as us-west-2a, got {az!r}")
         if len(set(v)) != len(v):
             raise ValueError("must not repeat an AZ")
-        return v
-
-    @field_validator("flow_log_retention_days")
-    @classmethod
-    def _retention(cls, v: int) -> int:
-        if v not in LOG_RETENTION_DAYS:
-            raise ValueError(f"must be one of the CloudWatch retention periods {LOG_RETENTION_DAYS}, got {v}")
         return v
 
     @property
@@ -324,13 +341,13 @@ def _default_node_groups() -> list[NodeGroupConfig]:
 class ClusterConfig(_Model):
     kubernetes_version: str = "1.34"
     # Empty: no public endpoint (reach the API over VPN/peering). Set your office/VPN CIDRs to enable it.
-    public_access_cidrs: list[str] = []
+    public_access_cidrs: list[Cidr] = []
     # IAM roles/users granted cluster admin through EKS access entries (API authentication mode).
     admin_principal_arns: list[str] = []
     # The identity running `cdktf deploy` gets admin too, so the ray stack can install into the cluster.
     creator_is_admin: bool = True
     log_types: list[str] = list(CONTROL_PLANE_LOG_TYPES)
-    log_retention_days: int = 365
+    log_retention_days: RetentionDays = 365
     node_groups: list[NodeGroupConfig] = Field(default_factory=_default_node_groups)
 
     @field_validator("kubernetes_version")
@@ -339,11 +356,6 @@ class ClusterConfig(_Model):
         if v not in SUPPORTED_KUBERNETES_VERSIONS:
             raise ValueError(f"must be one of {', '.join(SUPPORTED_KUBERNETES_VERSIONS)}, got {v!r}")
         return v
-
-    @field_validator("public_access_cidrs")
-    @classmethod
-    def _public(cls, v: list[str]) -> list[str]:
-        return [_cidr(c) for c in v]
 
     @field_validator("admin_principal_arns")
     @classmethod
@@ -359,13 +371,6 @@ class ClusterConfig(_Model):
         for t in v:
             if t not in CONTROL_PLANE_LOG_TYPES:
                 raise ValueError(f"must be from {', '.join(CONTROL_PLANE_LOG_TYPES)}, got {t!r}")
-        return v
-
-    @field_validator("log_retention_days")
-    @classmethod
-    def _retention(cls, v: int) -> int:
-        if v not in LOG_RETENTION_DAYS:
-            raise ValueError(f"must be one of the CloudWatch retention periods {LOG_RETENTION_DAYS}, got {v}")
         return v
 
     @model_validator(mode="after")
@@ -445,34 +450,13 @@ class ProtectionConfig(_Model):
 
 # --------------------------------------------------------------------------------------------- Ray side
 class WorkerGroupConfig(_Model):
-    name: str
+    name: DnsLabel
     node_group: str  # which node group (by name) the workers run on
     min_replicas: int = Field(0, ge=0, le=1000)
     max_replicas: int = Field(4, ge=1, le=1000)
-    cpu: str = "3"
-    memory: str = "12Gi"
+    cpu: CpuQuantity = "3"
+    memory: MemoryQuantity = "12Gi"
     gpus: int = Field(1, ge=0, le=8)
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, v: str) -> str:
-        if not K8S_NAME_RE.match(v) or len(v) > 40:
-            raise ValueError(f"must be a DNS label of at most 40 characters such as gpu-group, got {v!r}")
-        return v
-
-    @field_validator("cpu")
-    @classmethod
-    def _cpu(cls, v: str) -> str:
-        if not CPU_MEMORY_RE.match(str(v)):
-            raise ValueError(f"must be a Kubernetes CPU quantity such as 4 or 500m, got {v!r}")
-        return str(v)
-
-    @field_validator("memory")
-    @classmethod
-    def _memory(cls, v: str) -> str:
-        if not MEMORY_RE.match(v):
-            raise ValueError(f"must be a Kubernetes memory quantity such as 16Gi, got {v!r}")
-        return v
 
     @model_validator(mode="after")
     def _range(self) -> "WorkerGroupConfig":
@@ -482,22 +466,12 @@ class WorkerGroupConfig(_Model):
 
 
 class HeadConfig(_Model):
-    cpu: str = "2"
-    memory: str = "8Gi"
-
-    @field_validator("cpu")
-    @classmethod
-    def _cpu(cls, v: str) -> str:
-        if not CPU_MEMORY_RE.match(str(v)):
-            raise ValueError(f"must be a Kubernetes CPU quantity such as 2 or 500m, got {v!r}")
-        return str(v)
+    cpu: CpuQuantity = "2"
+    memory: MemoryQuantity = "8Gi"
 
     @field_validator("memory")
     @classmethod
     def _memory(cls, v: str) -> str:
-        m = MEMORY_RE.match(v)
-        if not m:
-            raise ValueError(f"must be a Kubernetes memory quantity such as 8Gi, got {v!r}")
         if _mebibytes(v) < 4096:
             raise ValueError(f"must be at least 4Gi (smaller Ray heads run out of memory), got {v}")
         return v
@@ -513,9 +487,9 @@ def _default_worker_groups() -> list[WorkerGroupConfig]:
 
 
 class RayConfig(_Model):
-    namespace: str = "ray"
+    namespace: DnsLabel = "ray"
     # The RayCluster name; KubeRay names the head service "<name>-head-svc" (the user guide uses kuberay-head-svc).
-    cluster_name: str = "kuberay"
+    cluster_name: DnsLabel = "kuberay"
     ray_version: str = RAY_VERSION
     # Empty: the ECR repository's image tagged with ray_version when use_ecr_image, else rayproject/ray.
     image: Optional[str] = None
@@ -527,13 +501,6 @@ class RayConfig(_Model):
     cluster_autoscaler_chart_version: str = "9.52.1"
     nvidia_device_plugin_chart_version: str = "0.18.0"
     kuberay_operator_chart_version: str = KUBERAY_VERSION
-
-    @field_validator("namespace", "cluster_name")
-    @classmethod
-    def _k8s_name(cls, v: str) -> str:
-        if not K8S_NAME_RE.match(v) or len(v) > 40:
-            raise ValueError(f"must be a DNS label of at most 40 characters (lowercase letters, digits, '-'), got {v!r}")
-        return v
 
     @field_validator("ray_version")
     @classmethod
@@ -584,7 +551,7 @@ class OrchestratorConfig(_Model):
     step_timeout_seconds: int = Field(4 * 3600, ge=300, le=7 * 24 * 3600)
     retries: int = Field(1, ge=0, le=5)
     log_level: str = "ALL"
-    log_retention_days: int = 365
+    log_retention_days: RetentionDays = 365
 
     @field_validator("training_args", "inference_args")
     @classmethod
@@ -603,13 +570,6 @@ class OrchestratorConfig(_Model):
             raise ValueError(f"must be one of {', '.join(SFN_LOG_LEVELS)}, got {v!r}")
         return v
 
-    @field_validator("log_retention_days")
-    @classmethod
-    def _retention(cls, v: int) -> int:
-        if v not in LOG_RETENTION_DAYS:
-            raise ValueError(f"must be one of the CloudWatch retention periods {LOG_RETENTION_DAYS}, got {v}")
-        return v
-
 
 class ObservabilityConfig(_Model):
     """Metrics of Ray and KubeRay; optional Prometheus + Grafana; optional CloudWatch Container Insights."""
@@ -619,7 +579,7 @@ class ObservabilityConfig(_Model):
     metrics_scrape: str = "annotations"
     kube_prometheus_stack: bool = False
     kube_prometheus_stack_chart_version: str = KUBE_PROMETHEUS_STACK_VERSION
-    monitoring_namespace: str = "monitoring"
+    monitoring_namespace: DnsLabel = "monitoring"
     # The Grafana URL the Ray dashboard embeds, as your browser reaches it (default: kubectl port-forward).
     grafana_iframe_host: str = "http://localhost:3000"
     container_insights: bool = False
@@ -638,13 +598,6 @@ class ObservabilityConfig(_Model):
     def _chart(cls, v: str) -> str:
         if not re.fullmatch(r"\d+\.\d+\.\d+", v):
             raise ValueError(f"must be a pinned chart version such as {KUBE_PROMETHEUS_STACK_VERSION}, got {v!r}")
-        return v
-
-    @field_validator("monitoring_namespace")
-    @classmethod
-    def _ns(cls, v: str) -> str:
-        if not K8S_NAME_RE.match(v) or len(v) > 40:
-            raise ValueError(f"must be a DNS label of at most 40 characters (lowercase letters, digits, '-'), got {v!r}")
         return v
 
     @field_validator("grafana_iframe_host")

@@ -53,7 +53,7 @@ CASES = [
         expect="cluster.node_groups[0].capacity_type: must be 'ON_DEMAND' or 'SPOT'"),
     # CIDRs
     Bad("cidr-host-bits", {"network": {"vpc_cidr": "10.0.0.1/16"}}, expect="network.vpc_cidr: must be an IPv4 CIDR"),
-    Bad("cidr-prefix", {"cluster": {"public_access_cidrs": ["10.0.0.0/33"]}}, expect="cluster.public_access_cidrs: must be an IPv4 CIDR"),
+    Bad("cidr-prefix", {"cluster": {"public_access_cidrs": ["10.0.0.0/33"]}}, expect="cluster.public_access_cidrs[0]: must be an IPv4 CIDR"),
     Bad("cidr-vpc-too-big", {"network": {"vpc_cidr": "10.0.0.0/8"}}, expect="network.vpc_cidr: must be a /16 to /24 network"),
     Bad("cidr-overlap", {"network": {"az_count": 2, "private_subnet_cidrs": ["10.0.0.0/19", "10.0.32.0/19"],
                                      "public_subnet_cidrs": ["10.0.0.0/24", "10.0.255.0/24"]}},
