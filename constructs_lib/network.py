@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
-from cdktf import Fn
+from cdktf import Fn, Postcondition, TerraformResourceLifecycle
 from constructs import Construct
 
 from cdktf_cdktf_provider_aws.cloudwatch_log_group import CloudwatchLogGroup
@@ -79,7 +79,12 @@ class Network(Construct):
             # move subnets. The opt-in filter keeps Local and Wavelength Zones out.
             available = skippable(DataAwsAvailabilityZones)(
                 self, "available",
-                filter=[DataAwsAvailabilityZonesFilter(name="opt-in-status", values=["opt-in-not-required"])])
+                filter=[DataAwsAvailabilityZonesFilter(name="opt-in-status", values=["opt-in-not-required"])],
+                # element() wraps around: without this, a region with fewer AZs would silently stack subnets.
+                lifecycle=TerraformResourceLifecycle(postcondition=[Postcondition(
+                    condition=f"${{length(self.names) >= {n}}}",
+                    error_message=f"network.az_count is {n}, but this region has fewer availability zones; "
+                                  "lower az_count or list network.availability_zones")]))
             skip(available, "CKV_AWS_394",
                  "Used only when network.availability_zones is empty: the first N zone names, which the provider "
                  "sorts, so a newly added AZ (a later letter) does not change the choice. Pin "
