@@ -40,7 +40,13 @@ from cdktf_cdktf_provider_kubernetes.role_binding_v1 import (
 from cdktf_cdktf_provider_kubernetes.role_v1 import RoleV1, RoleV1Metadata, RoleV1Rule
 
 from .iam import policy_document, service_assume_role_policy, statement
-from .ray_manifests import EXPORT_MOUNT, HEAD_PORTS, RAY_GID, RAY_UID
+from .ray_manifests import (
+    EXPORT_MOUNT,
+    container_security_context,
+    dashboard_url,
+    submitter_command,
+    submitter_resources,
+)
 
 RUN_JOB_SYNC = "arn:aws:states:::eks:runJob.sync"
 KUBERNETES_GROUP = "ray-orchestrator"
@@ -79,7 +85,7 @@ class PipelineProps:
 
     @property
     def dashboard_address(self) -> str:
-        return f"http://{self.head_service}:{HEAD_PORTS['dashboard']}"
+        return dashboard_url(self.head_service)
 
 
 def run_dir() -> str:
@@ -95,14 +101,7 @@ def submit_command(props: PipelineProps, step: str) -> str:
     else:
         entry = ["python", INFERENCE_SCRIPT, *props.inference_args]
         managed = f"--checkpoint {run_dir()} --output-path {run_dir()}/predictions"
-    # ConfigMap mounts are symlink farms; copy the plain files into the working dir that gets uploaded.
-    return (f"cp /config/*.py /tmp/job/ && exec ray job submit --address {props.dashboard_address} "
-            f"--working-dir /tmp/job -- {shlex.join(entry)} {managed}")
-
-
-def _security_context() -> dict:
-    return {"runAsUser": RAY_UID, "runAsGroup": RAY_GID, "runAsNonRoot": True, "allowPrivilegeEscalation": False,
-            "capabilities": {"drop": ["ALL"]}}
+    return submitter_command(props.dashboard_address, f"{shlex.join(entry)} {managed}")
 
 
 def step_job(props: PipelineProps, step: str) -> dict:
@@ -136,9 +135,8 @@ def step_job(props: PipelineProps, step: str) -> dict:
                         "image": props.image,
                         "command": ["bash", "-c", submit_command(props, step)],
                         "env": [{"name": "RUN_ID", "value.$": "$.run_id"}],
-                        "resources": {"requests": {"cpu": "200m", "memory": "512Mi"},
-                                      "limits": {"cpu": "1", "memory": "1Gi"}},
-                        "securityContext": _security_context(),
+                        "resources": submitter_resources(),
+                        "securityContext": container_security_context(),
                         "volumeMounts": [{"name": "scripts", "mountPath": "/config", "readOnly": True},
                                          {"name": "job", "mountPath": "/tmp/job"}],
                     }],

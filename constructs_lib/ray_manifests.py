@@ -22,6 +22,30 @@ SUBMITTER_SERVICE_ACCOUNT = "ray-operator-ray-operator"
 TRAINING_SCRIPT = "pytorch_training_e2e.py"
 
 
+def submitter_resources() -> dict:
+    """Pods that only run `ray job submit`: HTTP to the dashboard, no Ray work. (A fresh dict per object:
+    a shared one would come out of the YAML dumper as an anchor/alias.)"""
+    return {"requests": {"cpu": "200m", "memory": "512Mi"}, "limits": {"cpu": "1", "memory": "1Gi"}}
+
+
+def head_service_name(cluster_name: str) -> str:
+    """KubeRay names a RayCluster's head service ``<cluster>-head-svc``."""
+    return f"{cluster_name}-head-svc"
+
+
+def dashboard_url(head_service: str) -> str:
+    return f"http://{head_service}:{HEAD_PORTS['dashboard']}"
+
+
+def submitter_command(address: str, entrypoint: str) -> str:
+    """Shell command of a submitter pod whose job files come from a ConfigMap mounted at /config.
+
+    ConfigMap mounts are symlink farms; the plain files are copied into the working dir that gets uploaded.
+    """
+    return (f"cp /config/*.py /tmp/job/ && "
+            f"exec ray job submit --address {address} --working-dir /tmp/job -- {entrypoint}")
+
+
 @dataclass(frozen=True)
 class WorkerGroupProps:
     name: str
@@ -53,7 +77,7 @@ class RayClusterProps:
 
     @property
     def head_service(self) -> str:
-        return f"{self.name}-head-svc"
+        return head_service_name(self.name)
 
 
 def _pod_metadata(props: RayClusterProps, labels: dict[str, str]) -> dict:
@@ -100,7 +124,7 @@ def _fsx_permissions_init(image: str) -> dict:
     }
 
 
-def _container_security() -> dict:
+def container_security_context() -> dict:
     return {"runAsUser": RAY_UID, "runAsGroup": RAY_GID, "runAsNonRoot": True, "allowPrivilegeEscalation": False,
             "capabilities": {"drop": ["ALL"]}}
 
@@ -126,7 +150,7 @@ def ray_cluster(props: RayClusterProps) -> dict:
                 "image": props.image,
                 "ports": [{"name": n, "containerPort": p, "protocol": "TCP"} for n, p in HEAD_PORTS.items()],
                 "resources": {"requests": dict(resources), "limits": dict(resources)},
-                "securityContext": _container_security(),
+                "securityContext": container_security_context(),
                 "volumeMounts": _mounts(),
             }],
             "volumes": _volumes(props, _shm_size(props.head_memory)),
@@ -148,7 +172,7 @@ def ray_cluster(props: RayClusterProps) -> dict:
                 "name": "ray-worker",
                 "image": props.image,
                 "resources": {"requests": dict(res), "limits": dict(res)},
-                "securityContext": _container_security(),
+                "securityContext": container_security_context(),
                 "volumeMounts": _mounts(),
             }],
             "volumes": _volumes(props, _shm_size(g.memory)),
@@ -238,7 +262,7 @@ class JobSubmissionProps:
 
     @property
     def head_service(self) -> str:
-        return f"{self.cluster_name}-head-svc"
+        return head_service_name(self.cluster_name)
 
     @property
     def entrypoint(self) -> str:
@@ -260,10 +284,7 @@ def training_script_config_map(props: JobSubmissionProps) -> dict:
 
 def submit_job(props: JobSubmissionProps) -> dict:
     """A batch Job that submits the training script to the running cluster with the cluster's own image."""
-    address = f"http://{props.head_service}:{HEAD_PORTS['dashboard']}"
-    # ConfigMap mounts are symlink farms; copy the plain files into the working dir that gets uploaded.
-    command = (f"cp /config/*.py /tmp/job/ && "
-               f"ray job submit --address {address} --working-dir /tmp/job -- {props.entrypoint}")
+    command = submitter_command(dashboard_url(props.head_service), props.entrypoint)
     return {
         "apiVersion": "batch/v1", "kind": "Job",
         "metadata": {"name": f"{props.job_name}-submit", "namespace": props.namespace,
@@ -281,9 +302,8 @@ def submit_job(props: JobSubmissionProps) -> dict:
                         "name": "submit",
                         "image": props.image,
                         "command": ["bash", "-c", command],
-                        "resources": {"requests": {"cpu": "200m", "memory": "512Mi"},
-                                      "limits": {"cpu": "1", "memory": "1Gi"}},
-                        "securityContext": _container_security(),
+                        "resources": submitter_resources(),
+                        "securityContext": container_security_context(),
                         "volumeMounts": [{"name": "script", "mountPath": "/config", "readOnly": True},
                                          {"name": "job", "mountPath": "/tmp/job"}],
                     }],
@@ -313,9 +333,8 @@ def ray_job(props: JobSubmissionProps) -> dict:
                     "containers": [{
                         "name": "ray-job-submitter",
                         "image": props.image,
-                        "resources": {"requests": {"cpu": "200m", "memory": "512Mi"},
-                                      "limits": {"cpu": "1", "memory": "1Gi"}},
-                        "securityContext": _container_security(),
+                        "resources": submitter_resources(),
+                        "securityContext": container_security_context(),
                         "volumeMounts": [{"name": "script", "mountPath": "/config", "readOnly": True}],
                     }],
                     "volumes": [{"name": "script", "configMap": {"name": f"{props.job_name}-script"}}],
