@@ -116,18 +116,12 @@ def ref(rtype: str, name: str, attr: str) -> str:
     return f"${{{rtype}.{name}.{attr}}}"
 
 
-def parse_json_template(text: str, placeholder: str = "TF_EXPR") -> object:
-    """Parse a JSON string that contains Terraform ``${...}`` interpolations (e.g. an IAM policy):
-    each interpolation (whose HCL may contain unescaped quotes) becomes ``placeholder``."""
-    import re
-    return json.loads(re.sub(r"\$\{[^{}]*\}", placeholder, text))
-
-
-def tf_json(text: str):
+def tf_json(text: str, placeholder: Optional[str] = None):
     """Parse a JSON document that holds Terraform interpolations (an IAM policy, say).
 
     ``${replace(x, "https://", "")}`` holds unescaped quotes: valid once Terraform renders it, not before. Each
-    ``${...}`` is swapped for a placeholder, the JSON parsed, and the interpolations put back verbatim.
+    ``${...}`` is swapped for a placeholder, the JSON parsed, and the interpolations put back verbatim -- or,
+    with ``placeholder``, left as that string (to assert on the JSON's shape alone).
     """
     import json as _json
 
@@ -142,6 +136,8 @@ def tf_json(text: str):
                         j += 1
                     elif c == '"':
                         quote = False
+                elif c == "\\":
+                    j += 1  # a JSON-escaped quote (\") inside the interpolation
                 elif c == '"':
                     quote = True
                 elif c == "{":
@@ -161,7 +157,7 @@ def tf_json(text: str):
     def restore(v):
         if isinstance(v, str):
             for n, r in enumerate(refs):
-                v = v.replace(f"@@tf{n}@@", r)
+                v = v.replace(f"@@tf{n}@@", r if placeholder is None else placeholder)
             return v
         if isinstance(v, list):
             return [restore(x) for x in v]

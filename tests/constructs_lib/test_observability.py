@@ -12,7 +12,7 @@ import yaml
 from config.schema import ConfigError, parse_config
 from constructs_lib.observability import scrape_annotations
 from constructs_lib.ray_manifests import RayClusterProps, WorkerGroupProps, ray_cluster
-from tests.helpers import ROOT, one, parse_json_template, resources, synth_once
+from tests.helpers import ROOT, one, resources, tf_json, synth_once
 from tests.k8s_schemas import validate_crd_object
 
 
@@ -104,7 +104,7 @@ def test_prod_container_insights_addon_with_scoped_irsa(prod):
     assert addon["addon_name"] == "amazon-cloudwatch-observability"
     assert addon["cluster_name"] == "${data.terraform_remote_state.infra.outputs.cluster_name}"
     assert addon["service_account_role_arn"] == "${aws_iam_role.container_insights.arn}"
-    trust = parse_json_template(one(ray, "aws_iam_role", "container_insights")["assume_role_policy"])
+    trust = tf_json(one(ray, "aws_iam_role", "container_insights")["assume_role_policy"], placeholder="TF_EXPR")
     cond = trust["Statement"][0]["Condition"]["StringEquals"]
     assert "system:serviceaccount:amazon-cloudwatch:cloudwatch-agent" in cond.values()
     policy = json.loads(one(ray, "aws_iam_role_policy", "container_insights")["policy"])

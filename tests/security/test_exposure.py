@@ -15,7 +15,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from tests.helpers import one, parse_json_template, stack_items
+from tests.helpers import one, tf_json, stack_items
 
 DATA_SERVICES = ("s3:", "ecr:", "fsx:")
 # Actions that cannot be scoped to a resource (IAM's service authorization reference lists no resource
@@ -81,7 +81,7 @@ def iam_statements(stack: dict) -> Iterator[tuple[str, dict]]:
     for address, policy in docs:
         if not isinstance(policy, str) or re.fullmatch(r"\$\{[^{}]*\}", policy.strip()):
             continue  # a reference to a document (checked below as a data source) or none
-        for st in _as_list(parse_json_template(policy).get("Statement")):
+        for st in _as_list(tf_json(policy, placeholder="TF_EXPR").get("Statement")):
             yield address, st
     for name, body in stack.get("data", {}).get("aws_iam_policy_document", {}).items():
         for st in _as_list(body.get("statement")):

@@ -12,7 +12,7 @@ import pytest
 
 from config.schema import ConfigError, parse_config
 from constructs_lib.orchestrator import RBAC_RULES, RUN_JOB_SYNC, SCRIPT_FILES
-from tests.helpers import ROOT, one, outputs, parse_json_template, resources
+from tests.helpers import ROOT, one, outputs, resources, tf_json
 from tests.k8s_schemas import validate_core_object
 
 INFRA = "data.terraform_remote_state.infra.outputs"
@@ -163,7 +163,7 @@ def test_state_machine_logs_to_an_encrypted_log_group(ray):
     assert lg["kms_key_id"] == "${aws_kms_key.ray_orchestrator.arn}"
     key = one(ray, "aws_kms_key", "ray_orchestrator")
     assert key["enable_key_rotation"] is True
-    policy = parse_json_template(key["policy"])
+    policy = tf_json(key["policy"], placeholder="TF_EXPR")
     logs = next(s for s in policy["Statement"] if s["Sid"] == "CloudWatchLogsEncrypt")
     assert logs["Principal"] == {"Service": "logs.us-west-2.amazonaws.com"}
     (context,) = logs["Condition"]["ArnEquals"].values()
@@ -174,7 +174,7 @@ def test_state_machine_role_is_least_privilege(ray):
     trust = json.loads(one(ray, "aws_iam_role", "ray_orchestrator")["assume_role_policy"])
     assert trust["Statement"] == [{"Effect": "Allow", "Principal": {"Service": "states.amazonaws.com"},
                                    "Action": "sts:AssumeRole"}]
-    policy = parse_json_template(one(ray, "aws_iam_role_policy", "ray_orchestrator")["policy"], placeholder="X")
+    policy = tf_json(one(ray, "aws_iam_role_policy", "ray_orchestrator")["policy"], placeholder="X")
     # Actions AWS offers no resource-level permissions for: the only ones allowed on "*".
     star_ok = {"logs:CreateLogDelivery", "logs:GetLogDelivery", "logs:UpdateLogDelivery", "logs:DeleteLogDelivery",
                "logs:ListLogDeliveries", "logs:PutResourcePolicy", "logs:DescribeResourcePolicies",

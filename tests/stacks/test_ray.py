@@ -10,7 +10,7 @@ import sys
 import pytest
 import yaml
 
-from tests.helpers import REFERENCE, ROOT, app_env, one, parse_json_template, resources
+from tests.helpers import REFERENCE, ROOT, app_env, one, resources, tf_json
 from tests.k8s_schemas import validate_core_object, validate_crd_object
 
 INTERPOLATION = re.compile(r"\$\{(.*?)\}")
@@ -76,7 +76,7 @@ def test_cluster_addons(default_synth):
     values = json.loads(ca["values"][0])
     assert values["autoDiscovery"]["clusterName"] == "ray-eks"
     assert values["rbac"]["serviceAccount"]["annotations"]["eks.amazonaws.com/role-arn"] == "${aws_iam_role.cluster_autoscaler.arn}"
-    trust = parse_json_template(one(ray, "aws_iam_role", "cluster_autoscaler")["assume_role_policy"])
+    trust = tf_json(one(ray, "aws_iam_role", "cluster_autoscaler")["assume_role_policy"], placeholder="TF_EXPR")
     cond = trust["Statement"][0]["Condition"]["StringEquals"]
     assert cond == {"TF_EXPR:sub": "system:serviceaccount:kube-system:cluster-autoscaler", "TF_EXPR:aud": "sts.amazonaws.com"}
     assert "system:serviceaccount:kube-system:cluster-autoscaler" in cond.values()
