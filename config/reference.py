@@ -10,7 +10,7 @@ import typing
 
 from pydantic import BaseModel
 
-from config.schema import AppConfig
+from config import AppConfig
 
 
 def _type_name(annotation) -> str:
@@ -20,9 +20,13 @@ def _type_name(annotation) -> str:
         return _type_name(args[0])
     if origin in (list, dict) and args:
         return f"{origin.__name__}[{', '.join(_type_name(a) for a in args)}]"
+    if origin is typing.Literal:
+        return "one of " + ", ".join(str(a) for a in args)
+    if origin is typing.Union:
+        return " or ".join(_type_name(a) for a in args)
     if isinstance(annotation, type):
-        return annotation.__name__
-    return str(annotation).replace("typing.", "").replace("config.schema.", "").replace("NoneType", "None")
+        return "None" if annotation is type(None) else annotation.__name__
+    return str(annotation).replace("typing.", "").replace("config.models.", "").replace("NoneType", "None")
 
 
 def _default(model: BaseModel, name: str) -> str:

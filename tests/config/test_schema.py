@@ -1,4 +1,4 @@
-"""Unit tests of the typed config (config/schema.py): defaults, examples, derived values, messages."""
+"""Unit tests of the typed config (config/): defaults, examples, derived values, messages."""
 
 from __future__ import annotations
 
@@ -8,17 +8,10 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from config.schema import (
-    CONFIG_ENV_VAR,
-    GPU_AMI_TYPES,
-    GPU_INSTANCE_FAMILIES,
-    RAY_VERSION,
-    AppConfig,
-    ConfigError,
-    NetworkConfig,
-    load_config,
-    parse_config,
-)
+from config import CONFIG_ENV_VAR, AppConfig, ConfigError, load_config, parse_config
+from config.models import GPU_INSTANCE_FAMILIES, NetworkConfig
+from config.types import GPU_AMI_TYPES
+from config.versions import RAY_VERSION
 from tests.helpers import ROOT
 
 EXAMPLES = sorted((ROOT / "config" / "examples").glob("*.yaml"))

@@ -1,0 +1,500 @@
+"""The typed configuration of the app: one pydantic model per section.
+
+Field rules come from ``config.types`` (validated ``Annotated`` types); rules across fields are the models'
+``model_validator``s, which raise ``FieldError`` naming the field they are about. Everything the stacks build
+comes from an ``AppConfig``; config flows one way: config -> stacks -> constructs.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from conventions.kubernetes import (
+    CORE_ROLE,
+    GPU_ROLE,
+    GPU_TAINT_KEY,
+    GPU_TAINT_VALUE,
+    NODE_ROLE_LABEL,
+    head_service_name,
+    memory_mebibytes,
+)
+
+from . import versions
+from .types import (
+    CONTROL_PLANE_LOG_TYPES,
+    CPU_AMI_TYPES,
+    GPU_AMI_TYPES,
+    INSTANCE_TYPE_RE,
+    AddonVersion,
+    AmiType,
+    AvailabilityZones,
+    BrowserUrl,
+    BucketName,
+    ChartVersion,
+    Cidr,
+    ControlPlaneLogTypes,
+    CpuQuantity,
+    DeploymentName,
+    DnsLabel,
+    EcrRepositoryName,
+    EndpointUrl,
+    FieldError,
+    ImageRef,
+    InstanceTypes,
+    JobArgs,
+    LabelKey,
+    Labels,
+    MemoryQuantity,
+    MetricsScrapeMode,
+    NodeGroupName,
+    PrincipalArns,
+    RayVersion,
+    Region,
+    RetentionDays,
+    S3Prefix,
+    SfnLogLevel,
+    SubnetIds,
+    Tags,
+    VpcCidr,
+    VpcId,
+)
+
+# Instance families with NVIDIA GPUs that the AL2023 NVIDIA AMI supports.
+GPU_INSTANCE_FAMILIES = ("g4dn", "g5", "g5g", "g6", "g6e", "gr6", "p3", "p3dn", "p4d", "p4de", "p5", "p5e", "p5en", "p6")
+# Per-unit storage throughput (MB/s/TiB) allowed per FSx for Lustre deployment type; None: not settable.
+FSX_THROUGHPUT = {"SCRATCH_2": None, "PERSISTENT_1": (50, 100, 200), "PERSISTENT_2": (125, 250, 500, 1000)}
+# The orchestrator adds these itself (per-execution run directory); setting them in the args is an error.
+ORCHESTRATOR_MANAGED_ARGS = ("--storage-path", "--checkpoint", "--output-path")
+# The user guide's ResNet18 job: `python pytorch_training_e2e.py` with these arguments.
+DEFAULT_TRAINING_ARGS = ("--data-size-gb", "1", "--num-epochs", "2", "--num-workers", "1")
+
+
+class _Model(BaseModel):
+    # Unknown keys are typos, not extensions: reject them.
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+
+def _is_open(cidr: str) -> bool:
+    return ipaddress.ip_network(cidr).prefixlen == 0
+
+
+# --------------------------------------------------------------------------------------------- AWS side
+class BackendConfig(_Model):
+    """Where Terraform state lives. ``local`` for a laptop; ``s3`` (native lock file) for teams."""
+
+    type: Literal["local", "s3"] = "local"
+    bucket: Optional[BucketName] = None
+    key_prefix: str = "ray-eks"
+    region: Optional[Region] = None  # defaults to the deployment's region
+    kms_key_id: Optional[str] = None
+    local_dir: str = "state"  # relative to the project root
+
+    @model_validator(mode="after")
+    def _s3_needs_bucket(self) -> "BackendConfig":
+        if self.type == "s3" and not self.bucket:
+            raise FieldError("bucket", "required when type is s3")
+        return self
+
+
+class EndpointsConfig(_Model):
+    """Point the AWS provider at an emulator (moto, LocalStack). Off by default."""
+
+    url: Optional[EndpointUrl] = None
+    access_key: str = "testing"
+    secret_key: str = "testing"
+
+
+class ExistingVpcConfig(_Model):
+    vpc_id: VpcId
+    private_subnet_ids: SubnetIds
+    public_subnet_ids: SubnetIds = []
+
+    @model_validator(mode="after")
+    def _two_azs(self) -> "ExistingVpcConfig":
+        if len(self.private_subnet_ids) < 2:
+            raise FieldError("private_subnet_ids", "at least 2 subnets in different AZs are required (EKS needs 2 AZs)")
+        return self
+
+
+class NetworkConfig(_Model):
+    vpc_cidr: VpcCidr = "10.0.0.0/16"
+    # Empty: the first `az_count` AZs of the region, looked up at plan time.
+    availability_zones: AvailabilityZones = []
+    az_count: int = Field(3, ge=2, le=6)
+    # Empty: carved from vpc_cidr (private /19s for pods, public /24s for NAT and load balancers).
+    private_subnet_cidrs: list[Cidr] = []
+    public_subnet_cidrs: list[Cidr] = []
+    # One NAT gateway per AZ survives an AZ outage; a single one is cheaper for dev.
+    single_nat_gateway: bool = False
+    flow_log_retention_days: RetentionDays = 365
+    existing: Optional[ExistingVpcConfig] = None
+
+    @property
+    def zone_count(self) -> int:
+        return len(self.availability_zones) or self.az_count
+
+    @model_validator(mode="after")
+    def _layout(self) -> "NetworkConfig":
+        if self.availability_zones and len(self.availability_zones) < 2:
+            raise FieldError("availability_zones",
+                             f"at least 2 AZs are required (EKS and FSx need 2), got {len(self.availability_zones)}")
+        n = self.zone_count
+        vpc = ipaddress.ip_network(self.vpc_cidr)
+        subnets = []
+        for field in ("private_subnet_cidrs", "public_subnet_cidrs"):
+            cidrs = getattr(self, field)
+            if cidrs and len(cidrs) != n:
+                raise FieldError(field, f"needs one CIDR per AZ ({n}), got {len(cidrs)}")
+            for c in cidrs:
+                net = ipaddress.ip_network(c)
+                if not net.subnet_of(vpc):  # type: ignore[arg-type]
+                    raise FieldError(field, f"{c} is not inside vpc_cidr {self.vpc_cidr}")
+                subnets.append((field, net))
+        for i, (fa, a) in enumerate(subnets):
+            for fb, b in subnets[i + 1:]:
+                if a.overlaps(b):
+                    raise FieldError(fb, f"{b} overlaps {a} ({fa}); subnet CIDRs must not overlap")
+        return self
+
+    def private_cidrs(self) -> list[str]:
+        if self.private_subnet_cidrs:
+            return list(self.private_subnet_cidrs)
+        vpc = ipaddress.ip_network(self.vpc_cidr)
+        return [str(s) for s in list(vpc.subnets(prefixlen_diff=3))[: self.zone_count]]
+
+    def public_cidrs(self) -> list[str]:
+        if self.public_subnet_cidrs:
+            return list(self.public_subnet_cidrs)
+        vpc = ipaddress.ip_network(self.vpc_cidr)
+        # The last eighth of the VPC, split into /24-equivalents: never overlaps the private eighths above.
+        last_eighth = list(vpc.subnets(prefixlen_diff=3))[-1]
+        return [str(s) for s in list(last_eighth.subnets(prefixlen_diff=5))[: self.zone_count]]
+
+
+class Taint(_Model):
+    key: LabelKey
+    value: str = ""
+    effect: Literal["NO_SCHEDULE", "NO_EXECUTE", "PREFER_NO_SCHEDULE"] = "NO_SCHEDULE"
+
+
+class NodeGroupConfig(_Model):
+    """One EKS managed node group (its name becomes part of resource addresses: keep it stable)."""
+
+    name: NodeGroupName
+    role: Literal["core", "gpu", "cpu"] = Field("cpu", description="core: system + Ray head; gpu: GPU workers; cpu: CPU workers")
+    instance_types: InstanceTypes = Field(min_length=1)
+    ami_type: AmiType = "AL2023_x86_64_STANDARD"
+    capacity_type: Literal["ON_DEMAND", "SPOT"] = "ON_DEMAND"
+    min_size: int = Field(1, ge=0, le=1000)
+    desired_size: int = Field(1, ge=0, le=1000)
+    max_size: int = Field(3, ge=1, le=1000)
+    disk_size_gib: int = Field(100, ge=20, le=16384)
+    labels: Labels = {}
+    taints: list[Taint] = []
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "NodeGroupConfig":
+        if self.min_size > self.max_size:
+            raise FieldError("min_size", f"{self.min_size} is greater than max_size {self.max_size}")
+        if not self.min_size <= self.desired_size <= self.max_size:
+            raise FieldError("desired_size", f"must be between min_size {self.min_size} and max_size {self.max_size}, "
+                                             f"got {self.desired_size}")
+        families = {INSTANCE_TYPE_RE.match(t).group(1) for t in self.instance_types}  # type: ignore[union-attr]
+        if self.role == GPU_ROLE:
+            bad = sorted(f for f in families if f not in GPU_INSTANCE_FAMILIES)
+            if bad:
+                raise FieldError("instance_types", f"a gpu group needs NVIDIA GPU instance families "
+                                                   f"({', '.join(GPU_INSTANCE_FAMILIES)}), got {', '.join(bad)}")
+            if self.ami_type not in GPU_AMI_TYPES:
+                raise FieldError("ami_type", f"a gpu group needs an NVIDIA AMI ({', '.join(GPU_AMI_TYPES)}), "
+                                             f"got {self.ami_type}")
+        elif self.ami_type in GPU_AMI_TYPES:
+            raise FieldError("ami_type", f"{self.ami_type} is for gpu groups; a {self.role} group uses one of "
+                                         f"{', '.join(CPU_AMI_TYPES)}")
+        return self
+
+    @property
+    def kubernetes_labels(self) -> dict[str, str]:
+        return {NODE_ROLE_LABEL: self.role, **self.labels}
+
+    @property
+    def kubernetes_taints(self) -> list[Taint]:
+        if self.role == GPU_ROLE and not any(t.key == GPU_TAINT_KEY for t in self.taints):
+            return [Taint(key=GPU_TAINT_KEY, value=GPU_TAINT_VALUE, effect="NO_SCHEDULE"), *self.taints]
+        return list(self.taints)
+
+
+def _default_node_groups() -> list[NodeGroupConfig]:
+    return [
+        NodeGroupConfig(name="core", role="core", instance_types=["m6i.2xlarge"], min_size=2, desired_size=2,
+                        max_size=4, disk_size_gib=100),
+        NodeGroupConfig(name="gpu", role="gpu", instance_types=["g5.xlarge"], ami_type="AL2023_x86_64_NVIDIA",
+                        min_size=0, desired_size=0, max_size=4, disk_size_gib=200),
+    ]
+
+
+class ClusterConfig(_Model):
+    kubernetes_version: Literal[versions.SUPPORTED_KUBERNETES_VERSIONS] = versions.DEFAULT_KUBERNETES_VERSION  # type: ignore[valid-type]
+    # Empty: no public endpoint (reach the API over VPN/peering). Set your office/VPN CIDRs to enable it.
+    public_access_cidrs: list[Cidr] = []
+    # IAM roles/users granted cluster admin through EKS access entries (API authentication mode).
+    admin_principal_arns: PrincipalArns = []
+    # The identity running `cdktf deploy` gets admin too, so the ray stack can install into the cluster.
+    creator_is_admin: bool = True
+    log_types: ControlPlaneLogTypes = list(CONTROL_PLANE_LOG_TYPES)
+    log_retention_days: RetentionDays = 365
+    node_groups: list[NodeGroupConfig] = Field(default_factory=_default_node_groups)
+
+    @model_validator(mode="after")
+    def _groups(self) -> "ClusterConfig":
+        names = [g.name for g in self.node_groups]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise FieldError("node_groups", f"names must be unique, {', '.join(dupes)} repeats")
+        if sum(g.role == CORE_ROLE for g in self.node_groups) != 1:
+            raise FieldError("node_groups", "exactly one group must have role core (system pods and the Ray head run there)")
+        return self
+
+    @property
+    def core_group(self) -> NodeGroupConfig:
+        return next(g for g in self.node_groups if g.role == CORE_ROLE)
+
+    @property
+    def has_gpu(self) -> bool:
+        return any(g.role == GPU_ROLE for g in self.node_groups)
+
+
+class FsxConfig(_Model):
+    deployment_type: Literal["SCRATCH_2", "PERSISTENT_1", "PERSISTENT_2"] = "PERSISTENT_2"
+    storage_capacity_gib: int = 1200
+    per_unit_storage_throughput: Optional[int] = None  # MB/s/TiB; default: the smallest allowed
+    # S3 prefixes of the data bucket linked to the file system (as in the original deployment).
+    import_prefix: S3Prefix = "ray/import/"
+    export_prefix: S3Prefix = "ray/export/"
+
+    @model_validator(mode="after")
+    def _capacity(self) -> "FsxConfig":
+        c = self.storage_capacity_gib
+        if not (c == 1200 or (c > 0 and c % 2400 == 0)):
+            raise FieldError("storage_capacity_gib", f"{self.deployment_type} allows 1200 or a multiple of 2400 GiB, got {c}")
+        allowed = FSX_THROUGHPUT[self.deployment_type]
+        t = self.per_unit_storage_throughput
+        if allowed is None and t is not None:
+            raise FieldError("per_unit_storage_throughput", f"not settable for {self.deployment_type}; remove it")
+        if allowed is not None and t is not None and t not in allowed:
+            raise FieldError("per_unit_storage_throughput",
+                             f"{self.deployment_type} allows {', '.join(map(str, allowed))}, got {t}")
+        if self.import_prefix.startswith(self.export_prefix) or self.export_prefix.startswith(self.import_prefix):
+            raise FieldError("export_prefix", "must not overlap import_prefix")
+        return self
+
+    @property
+    def throughput(self) -> Optional[int]:
+        allowed = FSX_THROUGHPUT[self.deployment_type]
+        return self.per_unit_storage_throughput or (allowed[0] if allowed else None)
+
+    @property
+    def is_persistent(self) -> bool:
+        return self.deployment_type.startswith("PERSISTENT")
+
+
+class EcrConfig(_Model):
+    repository_name: EcrRepositoryName = "ray-custom"
+    keep_last_images: int = Field(30, ge=1, le=1000)
+
+
+class ProtectionConfig(_Model):
+    """Guards on stateful resources. Turn off only for throwaway environments."""
+
+    # FSx, the data bucket and the ECR repository get lifecycle.prevent_destroy and no force-delete.
+    prevent_destroy: bool = True
+
+
+# --------------------------------------------------------------------------------------------- Ray side
+class WorkerGroupConfig(_Model):
+    name: DnsLabel
+    node_group: str  # which node group (by name) the workers run on
+    min_replicas: int = Field(0, ge=0, le=1000)
+    max_replicas: int = Field(4, ge=1, le=1000)
+    cpu: CpuQuantity = "3"
+    memory: MemoryQuantity = "12Gi"
+    gpus: int = Field(1, ge=0, le=8)
+
+    @model_validator(mode="after")
+    def _range(self) -> "WorkerGroupConfig":
+        if self.min_replicas > self.max_replicas:
+            raise FieldError("min_replicas", f"{self.min_replicas} is greater than max_replicas {self.max_replicas}")
+        return self
+
+
+class HeadConfig(_Model):
+    cpu: CpuQuantity = "2"
+    memory: MemoryQuantity = "8Gi"
+
+    @model_validator(mode="after")
+    def _memory(self) -> "HeadConfig":
+        if memory_mebibytes(self.memory) < 4096:
+            raise FieldError("memory", f"must be at least 4Gi (smaller Ray heads run out of memory), got {self.memory}")
+        return self
+
+
+def _default_worker_groups() -> list[WorkerGroupConfig]:
+    return [WorkerGroupConfig(name="gpu-group", node_group="gpu", min_replicas=0, max_replicas=4, cpu="3",
+                              memory="12Gi", gpus=1)]
+
+
+class RayConfig(_Model):
+    namespace: DnsLabel = "ray"
+    # The RayCluster name; KubeRay names the head service "<name>-head-svc" (the user guide uses kuberay-head-svc).
+    cluster_name: DnsLabel = "kuberay"
+    ray_version: RayVersion = versions.RAY_VERSION
+    # Empty: the ECR repository's image tagged with ray_version when use_ecr_image, else rayproject/ray.
+    image: Optional[ImageRef] = None
+    use_ecr_image: bool = False
+    idle_timeout_seconds: int = Field(60, ge=0, le=86400)
+    head: HeadConfig = HeadConfig()
+    worker_groups: list[WorkerGroupConfig] = Field(default_factory=_default_worker_groups)
+    # Node autoscaling for pending Ray pods.
+    cluster_autoscaler_chart_version: ChartVersion = versions.CLUSTER_AUTOSCALER_CHART
+    nvidia_device_plugin_chart_version: ChartVersion = versions.NVIDIA_DEVICE_PLUGIN_CHART
+    kuberay_operator_chart_version: ChartVersion = versions.KUBERAY_OPERATOR_CHART
+
+    @model_validator(mode="after")
+    def _groups(self) -> "RayConfig":
+        names = [g.name for g in self.worker_groups]
+        if len(set(names)) != len(names):
+            raise FieldError("worker_groups", "names must be unique")
+        if self.image and self.use_ecr_image:
+            raise FieldError("image", "set either image or use_ecr_image, not both")
+        return self
+
+    @property
+    def head_service(self) -> str:
+        return head_service_name(self.cluster_name)
+
+
+class TrainingConfig(_Model):
+    """The user guide's training job (training/pytorch_training_e2e.py): `make submit`, the stack outputs' submit
+    command, the rendered in-cluster Job and RayJob, and the orchestrator's training step run it with these."""
+
+    args: JobArgs = list(DEFAULT_TRAINING_ARGS)
+
+
+# --------------------------------------------------------------------------------------------- orchestration, observability
+def _no_managed_args(values: list[str]) -> Optional[str]:
+    return next((a for a in values if a.split("=", 1)[0] in ORCHESTRATOR_MANAGED_ARGS), None)
+
+
+class OrchestratorConfig(_Model):
+    """Step Functions pipeline: a training Job, then a batch-inference Job, on the running RayCluster."""
+
+    # None: on when the cluster has a GPU node group (the GPU profile), off otherwise.
+    enabled: Optional[bool] = None
+    # None: the training job's arguments (training.args).
+    training_args: Optional[JobArgs] = None
+    inference_args: JobArgs = []
+    # Per step: the Kubernetes Job's activeDeadlineSeconds and the task's TimeoutSeconds.
+    step_timeout_seconds: int = Field(4 * 3600, ge=300, le=7 * 24 * 3600)
+    retries: int = Field(1, ge=0, le=5)
+    log_level: SfnLogLevel = "ALL"
+    log_retention_days: RetentionDays = 365
+
+    @model_validator(mode="after")
+    def _managed(self) -> "OrchestratorConfig":
+        for field in ("training_args", "inference_args"):
+            arg = _no_managed_args(getattr(self, field) or [])
+            if arg:
+                raise FieldError(field, f"{arg} is set by the orchestrator (per-execution run directory); remove it")
+        return self
+
+
+class ObservabilityConfig(_Model):
+    """Metrics of Ray and KubeRay; optional Prometheus + Grafana; optional CloudWatch Container Insights."""
+
+    # annotations: prometheus.io/* on the Ray pods (any Prometheus); monitors: PodMonitor/ServiceMonitor
+    # (Prometheus Operator CRDs: installed by kube_prometheus_stack or already in the cluster); none.
+    metrics_scrape: MetricsScrapeMode = "annotations"
+    kube_prometheus_stack: bool = False
+    kube_prometheus_stack_chart_version: ChartVersion = versions.KUBE_PROMETHEUS_STACK_CHART
+    monitoring_namespace: DnsLabel = "monitoring"
+    # The Grafana URL the Ray dashboard embeds, as your browser reaches it (default: kubectl port-forward).
+    grafana_iframe_host: BrowserUrl = "http://localhost:3000"
+    container_insights: bool = False
+    # None: the add-on's default version for the cluster's Kubernetes version.
+    container_insights_addon_version: Optional[AddonVersion] = None
+
+
+class AppConfig(_Model):
+    """The whole deployment. Defaults: a complete GPU deployment in us-west-2."""
+
+    name: DeploymentName = "ray-eks"
+    region: Region = "us-west-2"
+    tags: Tags = {"project": "ray-on-eks", "managed-by": "cdktf"}
+    backend: BackendConfig = BackendConfig()
+    endpoints: EndpointsConfig = EndpointsConfig()
+    network: NetworkConfig = NetworkConfig()
+    cluster: ClusterConfig = ClusterConfig()
+    fsx: FsxConfig = FsxConfig()
+    ecr: EcrConfig = EcrConfig()
+    protection: ProtectionConfig = ProtectionConfig()
+    ray: RayConfig = RayConfig()
+    training: TrainingConfig = TrainingConfig()
+    orchestrator: OrchestratorConfig = OrchestratorConfig()
+    observability: ObservabilityConfig = ObservabilityConfig()
+
+    @model_validator(mode="after")
+    def _cross(self) -> "AppConfig":
+        groups = {g.name: g for g in self.cluster.node_groups}
+        for i, w in enumerate(self.ray.worker_groups):
+            g = groups.get(w.node_group)
+            if g is None:
+                raise FieldError(("ray", "worker_groups", i, "node_group"),
+                                 f"no node group named {w.node_group!r} (have {', '.join(groups)})")
+            if w.gpus > 0 and g.role != GPU_ROLE:
+                raise FieldError(("ray", "worker_groups", i, "gpus"),
+                                 f"node group {g.name!r} has no GPUs; set gpus: 0 or use a gpu group")
+        for az in self.network.availability_zones:
+            if not az.startswith(self.region) or len(az) != len(self.region) + 1:
+                raise FieldError(("network", "availability_zones"),
+                                 f"{az} is not an AZ of region {self.region} (expected names such as {self.region}a)")
+        return self
+
+    def warnings(self) -> list[str]:
+        """Allowed but dangerous settings, printed loudly at every synth."""
+        out = []
+        if any(_is_open(c) for c in self.cluster.public_access_cidrs):
+            out.append("cluster.public_access_cidrs contains 0.0.0.0/0: the Kubernetes API endpoint is open to the "
+                       "whole internet. Restrict it to your office/VPN CIDRs.")
+        if not self.protection.prevent_destroy:
+            out.append("protection.prevent_destroy is false: FSx, the data bucket and the ECR repository can be "
+                       "destroyed with their data. Use this only for throwaway environments.")
+        if self.orchestrator_enabled and not any(_is_open(c) for c in self.cluster.public_access_cidrs):
+            # Step Functions' eks:runJob calls the public Kubernetes endpoint from AWS-owned addresses.
+            out.append("orchestrator is enabled but cluster.public_access_cidrs does not include 0.0.0.0/0: Step Functions "
+                       "reaches only public EKS endpoints, so executions will fail to start their Jobs. Open the endpoint "
+                       "(IAM + RBAC still apply) or set orchestrator.enabled: false.")
+        return out
+
+    @property
+    def orchestrator_enabled(self) -> bool:
+        return self.cluster.has_gpu if self.orchestrator.enabled is None else self.orchestrator.enabled
+
+    @property
+    def orchestrator_training_args(self) -> list[str]:
+        args = self.orchestrator.training_args
+        return list(self.training.args if args is None else args)
+
+    @property
+    def bucket_name_prefix(self) -> str:
+        return f"{self.name}-data-"
+
+    def ray_image(self, ecr_repository_url: Optional[str] = None) -> str:
+        if self.ray.image:
+            return self.ray.image
+        if self.ray.use_ecr_image and ecr_repository_url:
+            return f"{ecr_repository_url}:{self.ray.ray_version}"
+        suffix = "-gpu" if self.cluster.has_gpu else ""
+        return f"rayproject/ray:{self.ray.ray_version}-py311{suffix}"
