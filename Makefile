@@ -18,7 +18,8 @@ PYTHON ?= python3
 PIPENV_VERSION := 2026.10.3
 VENV := .venv
 CDKTF := node_modules/.bin/cdktf
-STACKS := infra ray ray-cluster
+# Deploy order, from stacks/contract.py (expanded when a recipe runs, after the venv exists).
+STACKS = $(shell $(VENV)/bin/python -c 'from stacks.contract import STACK_ORDER; print(*STACK_ORDER)' 2>/dev/null)
 
 .PHONY: help synth test deps deps-test tools node bench-synth bench-pipeline deploy destroy diff \
         dashboard submit job-yaml image clean checkov-env security-scan diagram pipeline
@@ -90,19 +91,16 @@ diff: deps
 destroy: deps
 	$(CDKTF) destroy --auto-approve $(if $(TF_RC),--skip-provider-lock) $(STACKS)
 
-# --- using the cluster (after deploy): reach the dashboard, submit the training job
-RAY_NS ?= $(shell $(VENV)/bin/python -c "from config.schema import load_config as l; print(l().ray.namespace)" 2>/dev/null || echo ray)
-RAY_HEAD ?= $(shell $(VENV)/bin/python -c "from config.schema import load_config as l; print(l().ray.head_service)" 2>/dev/null || echo kuberay-head-svc)
-JOB_ARGS ?= --data-size-gb 1 --num-epochs 2 --num-workers 1
-
-dashboard:
-	kubectl port-forward -n $(RAY_NS) svc/$(RAY_HEAD) 8265:8265
+# --- using the cluster (after deploy): reach the dashboard, submit the training job. The commands come from
+# scripts/ray_commands.py (the config's names and training.args); JOB_ARGS="..." replaces the arguments.
+dashboard: deps
+	eval "$$($(VENV)/bin/python -m scripts.ray_commands dashboard)"
 
 submit: $(VENV)/.synced-all
-	$(VENV)/bin/ray job submit --address http://localhost:8265 --working-dir training -- python pytorch_training_e2e.py $(JOB_ARGS)
+	export PATH="$(CURDIR)/$(VENV)/bin:$$PATH"; eval "$$($(VENV)/bin/python -m scripts.ray_commands submit $(JOB_ARGS))"
 
 job-yaml: deps
-	$(VENV)/bin/python -m stacks.render_jobs --out rendered
+	$(VENV)/bin/python -m scripts.render_jobs --out rendered
 
 image:
 	training/build_and_push_image.sh

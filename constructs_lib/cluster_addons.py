@@ -14,27 +14,26 @@ from constructs import Construct
 
 from cdktf_cdktf_provider_helm.release import Release
 
+from conventions.kubernetes import CORE_ROLE, GPU_ROLE, gpu_toleration, node_selector
+
 from .iam import policy_document, statement
 from .irsa_role import IrsaRole, IrsaRoleProps
 
 NVIDIA_REPO = "https://nvidia.github.io/k8s-device-plugin"
 AUTOSCALER_REPO = "https://kubernetes.github.io/autoscaler"
 AUTOSCALER_SERVICE_ACCOUNT = "cluster-autoscaler"
-# cluster-autoscaler's minor version must match the cluster's.
-AUTOSCALER_IMAGE_TAGS = {"1.33": "v1.33.0", "1.34": "v1.34.0", "1.35": "v1.35.0"}
-GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
 
 
 @dataclass(frozen=True)
 class ClusterAddonsProps:
     cluster_name: str
     region: str
-    kubernetes_version: str
+    cluster_autoscaler_image_tag: str  # its minor version matches the cluster's Kubernetes
     oidc_provider_arn: str
     oidc_issuer_host: str
     nvidia_device_plugin_version: str
     cluster_autoscaler_version: str
-    install_device_plugin: bool = True
+    install_device_plugin: bool
 
 
 class ClusterAddons(Construct):
@@ -44,8 +43,8 @@ class ClusterAddons(Construct):
             Release(self, "nvidia_device_plugin", name="nvidia-device-plugin", namespace="kube-system",
                     repository=NVIDIA_REPO, chart="nvidia-device-plugin", version=props.nvidia_device_plugin_version,
                     values=[json.dumps({
-                        "nodeSelector": {"usage": "gpu"},
-                        "tolerations": [GPU_TOLERATION],
+                        "nodeSelector": node_selector(GPU_ROLE),
+                        "tolerations": [gpu_toleration()],
                         "priorityClassName": "system-node-critical",
                     })])
 
@@ -72,10 +71,10 @@ class ClusterAddons(Construct):
                     "cloudProvider": "aws",
                     "awsRegion": props.region,
                     "autoDiscovery": {"clusterName": props.cluster_name},
-                    "image": {"tag": AUTOSCALER_IMAGE_TAGS[props.kubernetes_version]},
+                    "image": {"tag": props.cluster_autoscaler_image_tag},
                     "rbac": {"serviceAccount": {"create": True, "name": AUTOSCALER_SERVICE_ACCOUNT,
                                                 "annotations": {"eks.amazonaws.com/role-arn": role.role_arn}}},
-                    "nodeSelector": {"usage": "core"},
+                    "nodeSelector": node_selector(CORE_ROLE),
                     "extraArgs": {
                         "balance-similar-node-groups": True,
                         "skip-nodes-with-system-pods": False,

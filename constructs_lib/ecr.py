@@ -20,8 +20,8 @@ from cdktf_cdktf_provider_aws.ecr_repository import (
 class EcrRepositoryProps:
     name: str
     kms_key_arn: str
-    keep_last_images: int = 30
-    prevent_destroy: bool = True
+    keep_last_images: int
+    prevent_destroy: bool
 
 
 class RayImageRepository(Construct):

@@ -4,7 +4,7 @@ for IRSA."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from cdktf import Fn
 from constructs import Construct
@@ -37,12 +37,12 @@ class EksClusterProps:
     subnet_ids: list[str]
     secrets_kms_key_arn: str
     logs_kms_key_arn: str
-    partition: str = "aws"
-    public_access_cidrs: list[str] = field(default_factory=list)
-    admin_principal_arns: list[str] = field(default_factory=list)
-    creator_is_admin: bool = True
-    log_types: list[str] = field(default_factory=lambda: ["api", "audit", "authenticator", "controllerManager", "scheduler"])
-    log_retention_days: int = 365
+    partition: str
+    public_access_cidrs: list[str]
+    admin_principal_arns: list[str]
+    creator_is_admin: bool
+    log_types: list[str]
+    log_retention_days: int
 
 
 class RayEksCluster(Construct):

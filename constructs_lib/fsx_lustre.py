@@ -47,10 +47,11 @@ class FsxLustreProps:
     storage_capacity_gib: int
     per_unit_storage_throughput: Optional[int]
     kms_key_arn: str
-    import_prefix: str = "ray/import/"
-    export_prefix: str = "ray/export/"
-    log_retention_days: int = 365
-    prevent_destroy: bool = True
+    persistent: bool  # PERSISTENT_* deployment types: customer key, backups
+    import_prefix: str
+    export_prefix: str
+    log_retention_days: int
+    prevent_destroy: bool
 
 
 class FsxLustre(Construct):
@@ -80,7 +81,7 @@ class FsxLustre(Construct):
                 from_port=low, to_port=high, referenced_security_group_id=sg.id,
                 description=f"Lustre {low}-{high} between file servers")
 
-        persistent = props.deployment_type.startswith("PERSISTENT")
+        persistent = props.persistent
         logs = CloudwatchLogGroup(self, "fsx_logs", name=f"/aws/fsx/{props.name}",
                                   retention_in_days=props.log_retention_days, kms_key_id=props.kms_key_arn)
         fs = FsxLustreFileSystem(

@@ -18,8 +18,8 @@ class KmsKeysProps:
     name: str
     region: str
     account_id: str
-    partition: str = "aws"
-    deletion_window_days: int = 30
+    partition: str
+    deletion_window_days: int = 30  # AWS's maximum: the longest window to notice a scheduled deletion
 
 
 class KmsKeys(Construct):

@@ -9,19 +9,21 @@ from constructs import Construct
 
 from cdktf_cdktf_provider_helm.release import Release
 
+from conventions.kubernetes import CORE_ROLE, node_selector
+
 KUBERAY_REPO = "https://ray-project.github.io/kuberay-helm/"
 
 
 @dataclass(frozen=True)
 class KubeRayOperatorProps:
     namespace: str
-    chart_version: str = "1.7.0"
+    chart_version: str
 
 
 def operator_values() -> dict:
     """Values for the kuberay-operator chart (keys checked against the chart's values.yaml in tests)."""
     return {
-        "nodeSelector": {"usage": "core"},
+        "nodeSelector": node_selector(CORE_ROLE),
         "resources": {"requests": {"cpu": "100m", "memory": "512Mi"}, "limits": {"cpu": "1", "memory": "1Gi"}},
         "metrics": {"enabled": True},
     }

@@ -34,14 +34,14 @@ class NetworkProps:
     name: str
     cluster_name: str
     region: str
-    vpc_cidr: str = "10.0.0.0/16"
-    private_subnet_cidrs: list[str] = field(default_factory=list)
-    public_subnet_cidrs: list[str] = field(default_factory=list)
+    vpc_cidr: str
+    private_subnet_cidrs: list[str]
+    public_subnet_cidrs: list[str]
     # Empty: the first len(private_subnet_cidrs) AZs of the region, looked up at plan time.
-    availability_zones: list[str] = field(default_factory=list)
-    single_nat_gateway: bool = False
-    flow_log_retention_days: int = 365
-    logs_kms_key_arn: Optional[str] = None
+    availability_zones: list[str]
+    single_nat_gateway: bool
+    flow_log_retention_days: int
+    logs_kms_key_arn: str
     # Existing VPC: nothing is created; the ids are passed through.
     existing_vpc_id: Optional[str] = None
     existing_private_subnet_ids: list[str] = field(default_factory=list)

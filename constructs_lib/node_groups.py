@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from constructs import Construct
 
@@ -24,6 +24,8 @@ from cdktf_cdktf_provider_aws.launch_template import (
     LaunchTemplateMetadataOptions,
     LaunchTemplateTagSpecifications,
 )
+
+from conventions.kubernetes import TAINT_EFFECTS
 
 from .iam import service_assume_role_policy
 
@@ -56,9 +58,9 @@ class NodeGroupProps:
     max_size: int
     disk_size_gib: int
     labels: dict[str, str]
-    taints: list[TaintProps] = field(default_factory=list)
-    ebs_kms_key_arn: str | None = None
-    partition: str = "aws"
+    taints: list[TaintProps]
+    partition: str
+    ebs_kms_key_arn: str | None = None  # None: the account's default EBS key
 
 
 class NodeGroup(Construct):
@@ -102,7 +104,7 @@ class NodeGroup(Construct):
             "k8s.io/cluster-autoscaler/enabled": "true",
             f"k8s.io/cluster-autoscaler/{props.cluster_name}": "owned",
             **{f"k8s.io/cluster-autoscaler/node-template/label/{k}": v for k, v in props.labels.items()},
-            **{f"k8s.io/cluster-autoscaler/node-template/taint/{t.key}": f"{t.value}:{_k8s_effect(t.effect)}"
+            **{f"k8s.io/cluster-autoscaler/node-template/taint/{t.key}": f"{t.value}:{TAINT_EFFECTS[t.effect]}"
                for t in props.taints},
         }
         self.node_group = EksNodeGroup(
@@ -129,6 +131,3 @@ class NodeGroup(Construct):
         )
         self.role_arn = role.arn
 
-
-def _k8s_effect(effect: str) -> str:
-    return {"NO_SCHEDULE": "NoSchedule", "NO_EXECUTE": "NoExecute", "PREFER_NO_SCHEDULE": "PreferNoSchedule"}[effect]

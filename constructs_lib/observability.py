@@ -26,6 +26,8 @@ from cdktf_cdktf_provider_helm.release import Release
 from cdktf_cdktf_provider_kubernetes.manifest import Manifest, ManifestFieldManager
 from cdktf_cdktf_provider_kubernetes.namespace_v1 import NamespaceV1, NamespaceV1Metadata
 
+from conventions.kubernetes import CORE_ROLE, node_selector
+
 from .iam import policy_document, statement
 from .irsa_role import IrsaRole, IrsaRoleProps
 
@@ -72,14 +74,14 @@ def kube_prometheus_stack_values() -> dict:
             # Select every PodMonitor/ServiceMonitor, not only those labelled with this release.
             "podMonitorSelectorNilUsesHelmValues": False,
             "serviceMonitorSelectorNilUsesHelmValues": False,
-            "nodeSelector": {"usage": "core"},
+            "nodeSelector": node_selector(CORE_ROLE),
             "retention": "15d",
         }},
-        "prometheusOperator": {"nodeSelector": {"usage": "core"}},
-        "alertmanager": {"alertmanagerSpec": {"nodeSelector": {"usage": "core"}}},
-        "kube-state-metrics": {"nodeSelector": {"usage": "core"}},
+        "prometheusOperator": {"nodeSelector": node_selector(CORE_ROLE)},
+        "alertmanager": {"alertmanagerSpec": {"nodeSelector": node_selector(CORE_ROLE)}},
+        "kube-state-metrics": {"nodeSelector": node_selector(CORE_ROLE)},
         "grafana": {
-            "nodeSelector": {"usage": "core"},
+            "nodeSelector": node_selector(CORE_ROLE),
             # The Ray dashboard embeds Grafana panels in iframes; Grafana is ClusterIP-only (port-forward),
             # so anonymous read-only access stays inside the cluster network.
             "grafana.ini": {"security": {"allow_embedding": True},
@@ -128,11 +130,11 @@ class ObservabilityAddonsProps:
     cluster_name: str
     oidc_provider_arn: str
     oidc_issuer_host: str
-    kube_prometheus_stack: bool = False
-    kube_prometheus_stack_chart_version: str = "79.7.1"
-    monitoring_namespace: str = "monitoring"
-    container_insights: bool = False
-    container_insights_addon_version: Optional[str] = None
+    kube_prometheus_stack: bool
+    kube_prometheus_stack_chart_version: str
+    monitoring_namespace: str
+    container_insights: bool
+    container_insights_addon_version: Optional[str]
 
 
 class ObservabilityAddons(Construct):

@@ -39,6 +39,8 @@ from cdktf_cdktf_provider_kubernetes.role_binding_v1 import (
 )
 from cdktf_cdktf_provider_kubernetes.role_v1 import RoleV1, RoleV1Metadata, RoleV1Rule
 
+from conventions.kubernetes import CORE_ROLE, node_selector
+
 from .iam import policy_document, service_assume_role_policy, statement
 from .ray_manifests import (
     EXPORT_MOUNT,
@@ -52,10 +54,6 @@ RUN_JOB_SYNC = "arn:aws:states:::eks:runJob.sync"
 KUBERNETES_GROUP = "ray-orchestrator"
 SCRIPTS_CONFIG_MAP = "ray-orchestrator-scripts"
 RUN_ROOT = f"{EXPORT_MOUNT}/orchestrator"
-TRAINING_SCRIPT = "pytorch_training_e2e.py"
-INFERENCE_SCRIPT = "batch_inference.py"
-# What the ConfigMap carries: the two entrypoints and the module the training job imports.
-SCRIPT_FILES = (TRAINING_SCRIPT, "preprocessing.py", INFERENCE_SCRIPT)
 LOG_TAIL_LINES = "200"  # runJob.sync output is capped at 256 KiB: keep only the end of the submit log
 FINISHED_JOB_TTL_SECONDS = 7 * 86400
 # Namespaced verbs the runJob.sync integration needs: create the Job, watch it, read its pods' logs, and
@@ -77,10 +75,12 @@ class PipelineProps:
     namespace: str
     head_service: str
     image: str
-    training_args: tuple[str, ...] = ("--data-size-gb", "1", "--num-epochs", "2", "--num-workers", "1")
-    inference_args: tuple[str, ...] = ()
-    step_timeout_seconds: int = 4 * 3600
-    retries: int = 1
+    training_script: str  # entrypoints, files of the scripts ConfigMap
+    inference_script: str
+    training_args: tuple[str, ...]
+    inference_args: tuple[str, ...]
+    step_timeout_seconds: int
+    retries: int
     labels: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -96,10 +96,10 @@ def run_dir() -> str:
 def submit_command(props: PipelineProps, step: str) -> str:
     """The shell command of a step's submitter container."""
     if step == "train":
-        entry = ["python", TRAINING_SCRIPT, *props.training_args]
+        entry = ["python", props.training_script, *props.training_args]
         managed = f"--storage-path {run_dir()}"
     else:
-        entry = ["python", INFERENCE_SCRIPT, *props.inference_args]
+        entry = ["python", props.inference_script, *props.inference_args]
         managed = f"--checkpoint {run_dir()} --output-path {run_dir()}/predictions"
     return submitter_command(props.dashboard_address, f"{shlex.join(entry)} {managed}")
 
@@ -127,7 +127,7 @@ def step_job(props: PipelineProps, step: str) -> dict:
                 "metadata": {"labels": labels},
                 "spec": {
                     "restartPolicy": "Never",
-                    "nodeSelector": {"usage": "core"},
+                    "nodeSelector": node_selector(CORE_ROLE),
                     # Submitting talks HTTP to the Ray dashboard; the pod needs no Kubernetes API token.
                     "automountServiceAccountToken": False,
                     "containers": [{
@@ -208,8 +208,8 @@ class RayOrchestratorProps:
     partition: str
     pipeline: PipelineProps
     scripts: dict[str, str]  # file name -> content, mounted at /config in the submitter pods
-    log_retention_days: int = 365
-    log_level: str = "ALL"
+    log_retention_days: int
+    log_level: str
     key_deletion_window_days: int = 30
 
 

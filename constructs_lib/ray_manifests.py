@@ -1,6 +1,6 @@
 """Kubernetes API objects for Ray, written as the objects the API server receives.
 
-Pure functions of typed props: the ray stacks hand them to Terraform, ``stacks/render_jobs.py``
+Pure functions of typed props: the ray stacks hand them to Terraform, ``scripts/render_jobs.py``
 writes the job-submission ones to YAML, and the tests validate exactly these dicts against the
 KubeRay CRD schemas and the Kubernetes OpenAPI schemas.
 """
@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import shlex
 from dataclasses import dataclass, field
-from typing import Optional
+
+from conventions.kubernetes import CORE_ROLE, GPU_RESOURCE, gpu_toleration, half_memory, head_service_name, node_selector
 
 # Ports of the head service, as in the original user guide.
 HEAD_PORTS = {"gcs-server": 6379, "dashboard": 8265, "client": 10001, "metrics": 8080, "serve": 8000}
@@ -19,18 +20,12 @@ IMPORT_MOUNT = "/ray/import"
 FSX_VOLUME = "fsx"
 SHM_VOLUME = "dshm"
 SUBMITTER_SERVICE_ACCOUNT = "ray-operator-ray-operator"
-TRAINING_SCRIPT = "pytorch_training_e2e.py"
 
 
 def submitter_resources() -> dict:
     """Pods that only run `ray job submit`: HTTP to the dashboard, no Ray work. (A fresh dict per object:
     a shared one would come out of the YAML dumper as an anchor/alias.)"""
     return {"requests": {"cpu": "200m", "memory": "512Mi"}, "limits": {"cpu": "1", "memory": "1Gi"}}
-
-
-def head_service_name(cluster_name: str) -> str:
-    """KubeRay names a RayCluster's head service ``<cluster>-head-svc``."""
-    return f"{cluster_name}-head-svc"
 
 
 def dashboard_url(head_service: str) -> str:
@@ -49,7 +44,7 @@ def submitter_command(address: str, entrypoint: str) -> str:
 @dataclass(frozen=True)
 class WorkerGroupProps:
     name: str
-    node_usage: str  # the node label usage=<...> of the node group the workers run on
+    node_role: str  # the role label (conventions.kubernetes.NODE_ROLE_LABEL) of the node group the workers run on
     min_replicas: int
     max_replicas: int
     cpu: str
@@ -129,12 +124,6 @@ def container_security_context() -> dict:
             "capabilities": {"drop": ["ALL"]}}
 
 
-def _shm_size(memory: str) -> str:
-    # Half the container memory for the object store's shared memory, as Ray sizes it by default.
-    n, unit = int(memory[:-2]), memory[-2:]
-    return f"{max(n // 2, 1)}{unit}"
-
-
 def ray_cluster(props: RayClusterProps) -> dict:
     """The RayCluster (ray.io/v1): head on core nodes with no Ray work, autoscaling worker groups."""
     labels = _labels(props)
@@ -143,7 +132,7 @@ def ray_cluster(props: RayClusterProps) -> dict:
         "metadata": _pod_metadata(props, labels),
         "spec": {
             "serviceAccountName": props.service_account,
-            "nodeSelector": {"usage": "core"},
+            "nodeSelector": node_selector(CORE_ROLE),
             "initContainers": [_fsx_permissions_init(props.image)],
             "containers": [{
                 "name": "ray-head",
@@ -153,7 +142,8 @@ def ray_cluster(props: RayClusterProps) -> dict:
                 "securityContext": container_security_context(),
                 "volumeMounts": _mounts(),
             }],
-            "volumes": _volumes(props, _shm_size(props.head_memory)),
+            # Half the container memory for the object store's shared memory, as Ray sizes it by default.
+            "volumes": _volumes(props, half_memory(props.head_memory)),
         },
     }
     if props.head_env:
@@ -163,10 +153,10 @@ def ray_cluster(props: RayClusterProps) -> dict:
         res = {"cpu": g.cpu, "memory": g.memory}
         if g.gpus:
             # Limits are what the Ray autoscaler reads to know a worker has GPUs (the original omitted them).
-            res["nvidia.com/gpu"] = str(g.gpus)
+            res[GPU_RESOURCE] = str(g.gpus)
         spec: dict = {
             "serviceAccountName": props.service_account,
-            "nodeSelector": {"usage": g.node_usage},
+            "nodeSelector": node_selector(g.node_role),
             "initContainers": [_fsx_permissions_init(props.image)],
             "containers": [{
                 "name": "ray-worker",
@@ -175,10 +165,10 @@ def ray_cluster(props: RayClusterProps) -> dict:
                 "securityContext": container_security_context(),
                 "volumeMounts": _mounts(),
             }],
-            "volumes": _volumes(props, _shm_size(g.memory)),
+            "volumes": _volumes(props, half_memory(g.memory)),
         }
         if g.gpus:
-            spec["tolerations"] = [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+            spec["tolerations"] = [gpu_toleration()]
         workers.append({
             "groupName": g.name,
             "replicas": g.min_replicas,
@@ -254,10 +244,11 @@ class JobSubmissionProps:
     namespace: str
     cluster_name: str
     image: str
-    # training/ files by name: pytorch_training_e2e.py and the modules it imports (preprocessing.py).
+    # training/ files by name: the entrypoint script and the modules it imports.
     files: dict[str, str]
+    script: str  # the entrypoint, one of files
+    args: tuple[str, ...]
     job_name: str = "pytorch-training-e2e"
-    entrypoint_args: tuple[str, ...] = ("--data-size-gb", "1", "--num-epochs", "2", "--num-workers", "1")
     labels: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -266,7 +257,7 @@ class JobSubmissionProps:
 
     @property
     def entrypoint(self) -> str:
-        return shlex.join(["python", TRAINING_SCRIPT, *self.entrypoint_args])
+        return shlex.join(["python", self.script, *self.args])
 
 
 def submitter_service_account(props: JobSubmissionProps) -> dict:
@@ -297,7 +288,7 @@ def submit_job(props: JobSubmissionProps) -> dict:
                 "spec": {
                     "serviceAccountName": SUBMITTER_SERVICE_ACCOUNT,
                     "restartPolicy": "Never",
-                    "nodeSelector": {"usage": "core"},
+                    "nodeSelector": node_selector(CORE_ROLE),
                     "containers": [{
                         "name": "submit",
                         "image": props.image,
@@ -329,7 +320,7 @@ def ray_job(props: JobSubmissionProps) -> dict:
             "submitterPodTemplate": {
                 "spec": {
                     "restartPolicy": "Never",
-                    "nodeSelector": {"usage": "core"},
+                    "nodeSelector": node_selector(CORE_ROLE),
                     "containers": [{
                         "name": "ray-job-submitter",
                         "image": props.image,
@@ -349,7 +340,7 @@ def port_forward_command(namespace: str, head_service: str) -> str:
     return f"kubectl port-forward -n {namespace} svc/{head_service} 8265:8265"
 
 
-def job_submit_command(entrypoint_args: Optional[tuple[str, ...]] = None) -> str:
-    args = entrypoint_args or JobSubmissionProps.entrypoint_args
+def job_submit_command(script: str, args: tuple[str, ...]) -> str:
+    """`ray job submit` through the dashboard port-forward, run from the repository root."""
     return shlex.join(["ray", "job", "submit", "--address", "http://localhost:8265", "--working-dir", "training",
-                       "--", "python", TRAINING_SCRIPT, *args])
+                       "--", "python", script, *args])

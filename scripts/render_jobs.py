@@ -1,6 +1,6 @@
 """Render the in-cluster job-submission objects to YAML for `kubectl apply -f`.
 
-    python -m stacks.render_jobs [--out rendered] [--image IMAGE]
+    python -m scripts.render_jobs [--out rendered] [--image IMAGE]
 
 Writes ``submit-job.yaml`` (ServiceAccount ray-operator-ray-operator, ConfigMap with the training
 script, batch Job running `ray job submit` against the head service) and ``rayjob.yaml`` (the same
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import yaml
 
-from config.schema import AppConfig, ConfigError, load_config
+from config import AppConfig, ConfigError, load_config
 from constructs_lib.ray_manifests import (
     JobSubmissionProps,
     ray_job,
@@ -26,11 +26,9 @@ from constructs_lib.ray_manifests import (
     submitter_service_account,
     training_script_config_map,
 )
+from stacks.contract import INFRA_STACK, TRAINING_SCRIPT, job_files
 
 ROOT = Path(__file__).resolve().parent.parent
-TRAINING_DIR = ROOT / "training"
-# The job script and the modules it imports; the cluster's image provides the rest.
-JOB_FILES = ("pytorch_training_e2e.py", "preprocessing.py")
 
 
 class _LiteralDumper(yaml.SafeDumper):
@@ -43,17 +41,13 @@ _LiteralDumper.add_representer(str, lambda d, s: d.represent_scalar(
 
 def _infra_output(name: str) -> str | None:
     """An output of the deployed infra stack, if there is one (plain terraform, no cdktf needed)."""
-    stack = ROOT / "cdktf.out" / "stacks" / "infra"
+    stack = ROOT / "cdktf.out" / "stacks" / INFRA_STACK
     if not stack.is_dir():
         return None
     r = subprocess.run(["terraform", f"-chdir={stack}", "output", "-json"], capture_output=True, text=True)
     if r.returncode != 0:
         return None
     return json.loads(r.stdout or "{}").get(name, {}).get("value")
-
-
-def job_files() -> dict[str, str]:
-    return {name: (TRAINING_DIR / name).read_text() for name in JOB_FILES}
 
 
 def job_props(cfg: AppConfig, image: str | None = None, files: dict[str, str] | None = None) -> JobSubmissionProps:
@@ -64,7 +58,8 @@ def job_props(cfg: AppConfig, image: str | None = None, files: dict[str, str] | 
                               "deploy it first or pass --image")
         image = cfg.ray_image(ecr)
     return JobSubmissionProps(namespace=cfg.ray.namespace, cluster_name=cfg.ray.cluster_name, image=image,
-                              files=files if files is not None else job_files())
+                              files=files if files is not None else job_files(), script=TRAINING_SCRIPT,
+                              args=tuple(cfg.training.args))
 
 
 def documents(props: JobSubmissionProps) -> dict[str, list[dict]]:

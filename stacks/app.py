@@ -8,7 +8,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from config.schema import AppConfig
+from config import AppConfig
 
 DEFAULT_OUTDIR = "cdktf.out"
 

@@ -8,7 +8,7 @@ from constructs import Construct
 
 from cdktf_cdktf_provider_aws.provider import AwsProvider, AwsProviderDefaultTags, AwsProviderEndpoints
 
-from config.schema import AppConfig
+from config import AppConfig
 
 # The services our stacks call; an emulator endpoint is set for each of them.
 EMULATED_SERVICES = ("autoscaling", "ec2", "ecr", "eks", "fsx", "iam", "kms", "logs", "s3", "sfn", "ssm", "sts")

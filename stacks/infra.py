@@ -11,7 +11,7 @@ from constructs import Construct
 from cdktf_cdktf_provider_aws.data_aws_caller_identity import DataAwsCallerIdentity
 from cdktf_cdktf_provider_aws.data_aws_partition import DataAwsPartition
 
-from config.schema import AppConfig
+from config import AppConfig
 from constructs_lib.ecr import EcrRepositoryProps, RayImageRepository
 from constructs_lib.eks_addons import EksAddons, EksAddonsProps
 from constructs_lib.eks_cluster import EksClusterProps, RayEksCluster
@@ -23,18 +23,8 @@ from constructs_lib.s3_bucket import SecureBucket, SecureBucketProps
 
 from .addresses import ReadableStack
 from .common import aws_provider, configure_backend
+from .contract import INFRA_OUTPUTS, INFRA_STACK
 from .migrations import add_moved_blocks
-
-INFRA_STACK = "infra"
-
-# Output names are the contract with the ray stacks, the image build script and operators.
-INFRA_OUTPUTS = (
-    "region", "cluster_name", "cluster_endpoint", "cluster_certificate_authority_data", "cluster_version",
-    "cluster_oidc_issuer_url", "oidc_provider_arn", "cluster_security_group_id", "node_role_arns",
-    "node_group_names", "fsx_file_system_id", "fsx_dns_name", "fsx_mount_name", "ecr_repository_url",
-    "ecr_repository_arn", "data_bucket_name", "data_bucket_arn", "access_logs_bucket_name", "vpc_id",
-    "private_subnet_ids", "public_subnet_ids", "update_kubeconfig_command",
-)
 
 
 class InfraStack(ReadableStack):
@@ -92,6 +82,7 @@ class InfraStack(ReadableStack):
             client_security_group_id=eks.cluster_security_group_id, data_bucket_name=data_bucket.bucket_name,
             deployment_type=cfg.fsx.deployment_type, storage_capacity_gib=cfg.fsx.storage_capacity_gib,
             per_unit_storage_throughput=cfg.fsx.throughput, kms_key_arn=keys.data_key_arn,
+            persistent=cfg.fsx.is_persistent,
             import_prefix=cfg.fsx.import_prefix, export_prefix=cfg.fsx.export_prefix,
             log_retention_days=c.log_retention_days, prevent_destroy=protect,
         ))

@@ -11,7 +11,7 @@ from cdktf import Fn, TerraformStack
 from cdktf_cdktf_provider_helm.provider import HelmProvider, HelmProviderKubernetes, HelmProviderKubernetesExec
 from cdktf_cdktf_provider_kubernetes.provider import KubernetesProvider, KubernetesProviderExec
 
-from config.schema import AppConfig
+from config import AppConfig
 
 
 def _token_args(cluster_name: str, region: str) -> list[str]:

@@ -6,20 +6,18 @@ infra stack's outputs through terraform_remote_state.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from cdktf import Fn, TerraformOutput
 from constructs import Construct
 
 from cdktf_cdktf_provider_aws.data_aws_caller_identity import DataAwsCallerIdentity
 from cdktf_cdktf_provider_aws.data_aws_partition import DataAwsPartition
 
-from config.schema import AppConfig
+from config import AppConfig
 from constructs_lib.cluster_addons import ClusterAddons, ClusterAddonsProps
 from constructs_lib.kuberay_operator import KubeRayOperator, KubeRayOperatorProps
 from constructs_lib.observability import ObservabilityAddons, ObservabilityAddonsProps
+from config.versions import CLUSTER_AUTOSCALER_IMAGE_TAGS
 from constructs_lib.orchestrator import (
-    SCRIPT_FILES,
     PipelineProps,
     RayOrchestrator,
     RayOrchestratorProps,
@@ -30,14 +28,18 @@ from constructs_lib.ray_platform import RayPlatform, RayPlatformProps
 
 from .addresses import ReadableStack
 from .common import aws_provider, configure_backend, remote_state
-from .infra import INFRA_STACK
+from .contract import (
+    FSX_CLAIM,
+    INFERENCE_SCRIPT,
+    INFRA_STACK,
+    ORCHESTRATOR_FILES,
+    RAY_SERVICE_ACCOUNT,
+    RAY_STACK,
+    TRAINING_SCRIPT,
+    job_files,
+)
 from .kube import kubernetes_providers
 from .migrations import add_moved_blocks
-
-RAY_STACK = "ray"
-TRAINING_DIR = Path(__file__).resolve().parent.parent / "training"
-RAY_SERVICE_ACCOUNT = "ray"
-FSX_CLAIM = "fsx-lustre"
 
 
 def fsx_volume_props(cfg: AppConfig, infra) -> FsxVolumeProps:
@@ -62,7 +64,8 @@ class RayStack(ReadableStack):
             oidc_provider_arn=oidc_arn, oidc_issuer_host=oidc_host,
             data_bucket_arn=infra.get_string("data_bucket_arn"), fsx=fsx_volume_props(cfg, infra)))
         ClusterAddons(self, "addons", ClusterAddonsProps(
-            cluster_name=cfg.name, region=cfg.region, kubernetes_version=cfg.cluster.kubernetes_version,
+            cluster_name=cfg.name, region=cfg.region,
+            cluster_autoscaler_image_tag=CLUSTER_AUTOSCALER_IMAGE_TAGS[cfg.cluster.kubernetes_version],
             oidc_provider_arn=oidc_arn, oidc_issuer_host=oidc_host,
             nvidia_device_plugin_version=cfg.ray.nvidia_device_plugin_chart_version,
             cluster_autoscaler_version=cfg.ray.cluster_autoscaler_chart_version,
@@ -101,9 +104,10 @@ class RayStack(ReadableStack):
                 cluster_name=infra.get_string("cluster_name"), cluster_endpoint=infra.get_string("cluster_endpoint"),
                 cluster_ca=infra.get_string("cluster_certificate_authority_data"), namespace=namespace,
                 head_service=cfg.ray.head_service, image=cfg.ray_image(ecr_url),
-                training_args=tuple(o.training_args), inference_args=tuple(o.inference_args),
+                training_script=TRAINING_SCRIPT, inference_script=INFERENCE_SCRIPT,
+                training_args=tuple(cfg.orchestrator_training_args), inference_args=tuple(o.inference_args),
                 step_timeout_seconds=o.step_timeout_seconds, retries=o.retries),
-            scripts={f: (TRAINING_DIR / f).read_text() for f in SCRIPT_FILES},
+            scripts=job_files(ORCHESTRATOR_FILES),
             log_retention_days=o.log_retention_days, log_level=o.log_level))
         arn = orchestrator.state_machine.arn
         TerraformOutput(self, "state_machine_arn", value=arn,

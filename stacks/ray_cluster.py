@@ -10,7 +10,7 @@ from __future__ import annotations
 from cdktf import TerraformOutput, TerraformStack
 from constructs import Construct
 
-from config.schema import AppConfig
+from config import AppConfig
 from constructs_lib.observability import RayMonitors, RayMonitorsProps, ray_head_env, scrape_annotations
 from constructs_lib.ray_cluster import RayClusterManifest
 from constructs_lib.ray_manifests import (
@@ -22,12 +22,9 @@ from constructs_lib.ray_manifests import (
 
 from .addresses import ReadableStack
 from .common import configure_backend, remote_state
-from .infra import INFRA_STACK
+from .contract import FSX_CLAIM, INFRA_STACK, RAY_CLUSTER_STACK, RAY_SERVICE_ACCOUNT, TRAINING_SCRIPT
 from .kube import kubernetes_providers
 from .migrations import add_moved_blocks
-from .ray import FSX_CLAIM, RAY_SERVICE_ACCOUNT
-
-RAY_CLUSTER_STACK = "ray-cluster"
 
 
 def ray_cluster_props(cfg: AppConfig, ecr_repository_url: str | None) -> RayClusterProps:
@@ -40,7 +37,7 @@ def ray_cluster_props(cfg: AppConfig, ecr_repository_url: str | None) -> RayClus
         image=cfg.ray_image(ecr_repository_url), service_account=RAY_SERVICE_ACCOUNT, pvc_name=FSX_CLAIM,
         head_cpu=cfg.ray.head.cpu, head_memory=cfg.ray.head.memory, idle_timeout_seconds=cfg.ray.idle_timeout_seconds,
         worker_groups=[WorkerGroupProps(
-            name=w.name, node_usage=groups[w.node_group].kubernetes_labels["usage"], min_replicas=w.min_replicas,
+            name=w.name, node_role=groups[w.node_group].role, min_replicas=w.min_replicas,
             max_replicas=w.max_replicas, cpu=w.cpu, memory=w.memory, gpus=w.gpus) for w in cfg.ray.worker_groups],
     )
 
@@ -68,6 +65,6 @@ class RayClusterStack(ReadableStack):
         TerraformOutput(self, "dashboard_port_forward_command",
                         value=port_forward_command(props.namespace, props.head_service),
                         description="Reach the Ray dashboard on http://localhost:8265")
-        TerraformOutput(self, "ray_job_submit_command", value=job_submit_command(),
+        TerraformOutput(self, "ray_job_submit_command", value=job_submit_command(TRAINING_SCRIPT, tuple(cfg.training.args)),
                         description="Submit the training job through the port-forward (run from the repo root)")
         add_moved_blocks(self, RAY_CLUSTER_STACK)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from config.schema import AppConfig, load_config, parse_config
+from config import AppConfig, load_config, parse_config
 from tests.helpers import ROOT, prod_existing_vpc_config, prod_existing_vpc_synth
 
 

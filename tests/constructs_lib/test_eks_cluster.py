@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from config.schema import CONTROL_PLANE_LOG_TYPES
+from config.types import CONTROL_PLANE_LOG_TYPES
 from tests.helpers import attrs, one, outputs, ref, resources, stack_items, tf_json
 
 CLUSTER_NAME = ref("aws_eks_cluster", "ray", "name")

@@ -3,7 +3,7 @@ and capacity from config, encryption, and the S3 data repository associations.""
 
 from __future__ import annotations
 
-from config.schema import FSX_THROUGHPUT
+from config.models import FSX_THROUGHPUT
 from tests.helpers import attrs, one, outputs, ref, resources
 
 CLUSTER_SG = "${aws_eks_cluster.ray.vpc_config[0].cluster_security_group_id}"

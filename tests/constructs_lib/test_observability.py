@@ -9,7 +9,7 @@ import json
 import pytest
 import yaml
 
-from config.schema import ConfigError, parse_config
+from config import ConfigError, parse_config
 from constructs_lib.observability import scrape_annotations
 from constructs_lib.ray_manifests import RayClusterProps, WorkerGroupProps, ray_cluster
 from tests.helpers import ROOT, one, resources, tf_json, synth_once

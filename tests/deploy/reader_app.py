@@ -15,9 +15,9 @@ sys.path.insert(0, str(ROOT))
 
 from cdktf import App, LocalBackend, TerraformOutput, TerraformStack  # noqa: E402
 
-from config.schema import load_config  # noqa: E402
+from config import load_config  # noqa: E402
 from stacks.common import aws_provider, remote_state  # noqa: E402
-from stacks.infra import INFRA_STACK  # noqa: E402
+from stacks.contract import INFRA_STACK  # noqa: E402
 
 READ_OUTPUTS = ("cluster_name", "vpc_id", "fsx_file_system_id", "data_bucket_name")
 

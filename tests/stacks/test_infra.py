@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from stacks.infra import INFRA_OUTPUTS
+from stacks.contract import INFRA_OUTPUTS
 from tests.helpers import attrs, outputs, prod_existing_vpc_synth, ref, resources, stack_items
 
 # cdktf's default address suffix: the hash of the construct path (what ReadableStack removes).

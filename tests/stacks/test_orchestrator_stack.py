@@ -10,8 +10,9 @@ import uuid
 
 import pytest
 
-from config.schema import ConfigError, parse_config
-from constructs_lib.orchestrator import RBAC_RULES, RUN_JOB_SYNC, SCRIPT_FILES
+from config import ConfigError, parse_config
+from constructs_lib.orchestrator import RBAC_RULES, RUN_JOB_SYNC
+from stacks.contract import ORCHESTRATOR_FILES
 from tests.helpers import ROOT, one, outputs, resources, tf_json
 from tests.k8s_schemas import validate_core_object
 
@@ -146,7 +147,7 @@ def test_inference_reads_the_checkpoints_training_writes(asl):
 def test_scripts_config_map_carries_the_job_files(ray):
     cm = one(ray, "kubernetes_config_map_v1", "ray_orchestrator_scripts")
     assert cm["metadata"]["name"] == "ray-orchestrator-scripts" and cm["metadata"]["namespace"] == RAY_NS
-    assert set(cm["data"]) == set(SCRIPT_FILES)
+    assert set(cm["data"]) == set(ORCHESTRATOR_FILES)
     for name, text in cm["data"].items():
         assert text.replace("$${", "${").replace("%%{", "%{") == (ROOT / "training" / name).read_text()
 
@@ -246,7 +247,7 @@ def test_orchestrator_defaults_follow_the_gpu_profile():
      "orchestrator.training_args: --storage-path is set by the orchestrator"),
     ({"orchestrator": {"inference_args": ["--checkpoint=/x"]}}, "orchestrator.inference_args: --checkpoint=/x is set"),
     ({"orchestrator": {"training_args": ["${evil}"]}}, "orchestrator.training_args: must be plain tokens"),
-    ({"orchestrator": {"log_level": "DEBUG"}}, "orchestrator.log_level: must be one of ALL, ERROR, FATAL, OFF"),
+    ({"orchestrator": {"log_level": "DEBUG"}}, "orchestrator.log_level: must be 'ALL', 'ERROR', 'FATAL' or 'OFF'"),
     ({"orchestrator": {"log_retention_days": 10}}, "orchestrator.log_retention_days: must be one of the CloudWatch"),
     ({"orchestrator": {"retries": 9}}, "orchestrator.retries"),
     ({"orchestrator": {"enable": True}}, "orchestrator.enable: unknown key"),

@@ -62,7 +62,7 @@ def test_kuberay_operator_release(default_synth):
     assert rel["repository"] == "https://ray-project.github.io/kuberay-helm/"
     assert rel["namespace"] == "${kubernetes_namespace_v1.ray.metadata[0].name}" and rel["wait"] is True
     # Every value we pass is a key the chart knows (a typo would be ignored by Helm).
-    chart_defaults = yaml.safe_load((REFERENCE / "kuberay-operator.values.yaml").read_text())
+    chart_defaults = json.loads((REFERENCE / "kuberay-operator.values.json").read_text())
     for key in json.loads(rel["values"][0]):
         assert key in chart_defaults, f"kuberay-operator chart has no value {key!r}"
 
@@ -182,7 +182,7 @@ def test_job_submission_outputs(default_synth):
 @pytest.fixture(scope="module")
 def rendered(tmp_path_factory):
     out = tmp_path_factory.mktemp("rendered")
-    r = subprocess.run([sys.executable, "-m", "stacks.render_jobs", "--out", str(out)], cwd=ROOT, env=app_env(),
+    r = subprocess.run([sys.executable, "-m", "scripts.render_jobs", "--out", str(out)], cwd=ROOT, env=app_env(),
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     return {p.name: list(yaml.safe_load_all(p.read_text())) for p in out.glob("*.yaml")}

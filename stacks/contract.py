@@ -1,0 +1,40 @@
+"""What the stacks agree on: their names and order, the infra stack's outputs (the interface the ray stacks,
+scripts and operators read through remote state), and the Kubernetes names both ray stacks use.
+
+Stacks import these from here, never from each other.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+INFRA_STACK, RAY_STACK, RAY_CLUSTER_STACK = "infra", "ray", "ray-cluster"
+# Deploy order (destroy: reversed); the stacks also declare it to cdktf with add_dependency.
+STACK_ORDER = (INFRA_STACK, RAY_STACK, RAY_CLUSTER_STACK)
+
+# Output names of the infra stack: the contract with the ray stacks, the image build and operators.
+INFRA_OUTPUTS = (
+    "region", "cluster_name", "cluster_endpoint", "cluster_certificate_authority_data", "cluster_version",
+    "cluster_oidc_issuer_url", "oidc_provider_arn", "cluster_security_group_id", "node_role_arns",
+    "node_group_names", "fsx_file_system_id", "fsx_dns_name", "fsx_mount_name", "ecr_repository_url",
+    "ecr_repository_arn", "data_bucket_name", "data_bucket_arn", "access_logs_bucket_name", "vpc_id",
+    "private_subnet_ids", "public_subnet_ids", "update_kubeconfig_command",
+)
+
+# Kubernetes names the ray stack creates and the ray-cluster stack's pods use.
+RAY_SERVICE_ACCOUNT = "ray"
+FSX_CLAIM = "fsx-lustre"
+
+# The training code the job-submission objects and the orchestrator carry into the cluster.
+TRAINING_DIR = Path(__file__).resolve().parent.parent / "training"
+TRAINING_SCRIPT = "pytorch_training_e2e.py"
+INFERENCE_SCRIPT = "batch_inference.py"
+# The user guide's job: its entrypoint and the module it imports.
+JOB_FILES = (TRAINING_SCRIPT, "preprocessing.py")
+# The orchestrator's two steps' entrypoints and what they import.
+ORCHESTRATOR_FILES = (*JOB_FILES, INFERENCE_SCRIPT)
+
+
+def job_files(names: tuple[str, ...] = JOB_FILES) -> dict[str, str]:
+    """File name -> content, read from training/ (at synth or render time, never at import)."""
+    return {name: (TRAINING_DIR / name).read_text() for name in names}
