@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Optional
 
 ROOT = Path(__file__).resolve().parent.parent
-REFERENCE = ROOT.parent / "shared" / "reference" / "kuberay-v1.7.0"
+# Structural data derived from the KubeRay v1.7.0 release files by scripts/derive_reference.py (committed).
+REFERENCE = ROOT / "tests" / "reference" / "kuberay-v1.7.0"
 
 
 def app_env(config: Optional[Path] = None, outdir: Optional[Path] = None, **extra: str) -> dict:

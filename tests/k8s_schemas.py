@@ -1,28 +1,27 @@
-"""Validate Kubernetes objects the way the API server will: KubeRay CRD schemas (reference data in
-../shared/reference/kuberay-v1.7.0) and kubernetes-validate for core objects, both strict about
-unknown fields (the API server would silently prune them)."""
+"""Validate Kubernetes objects the way the API server will: KubeRay CRD schemas (tests/reference/kuberay-v1.7.0,
+derived from the release's CRDs by scripts/derive_reference.py) and kubernetes-validate for core objects, both
+strict about unknown fields (the API server would silently prune them)."""
 
 from __future__ import annotations
 
 from functools import lru_cache
 from typing import Any
 
+import json
+
 import jsonschema
 import kubernetes_validate
-import yaml
 
 from tests.helpers import REFERENCE
 
 KUBERNETES_VERSION = "1.34"
-CRD_FILES = {"RayCluster": "ray.io_rayclusters.yaml", "RayJob": "ray.io_rayjobs.yaml"}
+CRD_SCHEMAS = {"RayCluster": "raycluster.schema.json", "RayJob": "rayjob.schema.json"}
 
 
 @lru_cache(maxsize=None)
 def crd_schema(kind: str) -> dict:
-    path = REFERENCE / CRD_FILES[kind]
-    assert path.is_file(), f"reference CRD missing: {path}"
-    crd = yaml.safe_load(path.read_text())
-    return next(v for v in crd["spec"]["versions"] if v["name"] == "v1")["schema"]["openAPIV3Schema"]
+    """The v1 openAPIV3Schema of a KubeRay CRD."""
+    return json.loads((REFERENCE / CRD_SCHEMAS[kind]).read_text())
 
 
 def unknown_fields(obj: Any, schema: dict, path: str = "") -> list[str]:
