@@ -11,7 +11,7 @@ import sys
 
 
 def main() -> int:
-    from config.schema import ConfigError, load_config
+    from config import ConfigError, load_config
 
     try:
         cfg = load_config()

@@ -65,7 +65,7 @@ def test_scratch_file_system_has_no_backup_settings(dev_synth):
 
 def test_defaults_raise_no_protection_or_exposure_warning():
     """Those warnings are for the dangerous settings only; the defaults are protected and private."""
-    from config.schema import AppConfig
+    from config import AppConfig
 
     cfg = AppConfig()
     assert cfg.protection.prevent_destroy is True
