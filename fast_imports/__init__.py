@@ -4,7 +4,7 @@ A provider package loads every resource type it has (2,135 for AWS) while a stac
 Python (``python_side``: an import finder) and in the jsii kernel's node process (``node_side``, which preloads
 ``lazy_require.js``). Each side checks the generated file's shape on every run (``shape`` for the ``__init__``,
 a line grammar in ``lazy_require.js`` for ``index.js``); a package in a shape it does not know loads the plain
-way with one ``warning:`` line on stderr: slower, never wrong.
+way with one ``warning:`` line on stderr: slower, never wrong. A package that is lazy already is left alone.
 ``RAY_EKS_PLAIN_IMPORTS=1`` turns all of this off (the baseline). The synthesized JSON is identical either way
 (tests/fast_imports/test_fast_synth.py).
 """
@@ -17,11 +17,11 @@ from collections.abc import Iterable, Mapping
 
 from .node_side import ENV_PACKAGES, NODE_HOOK, install_node_hook, uninstall_node_hook
 from .python_side import LazyProviderFinder
-from .shape import UnsupportedLayout, analyse_init
+from .shape import UnsupportedLayout, analyse_init, is_lazy_init
 
 __all__ = [
     "ENV_PACKAGES", "ENV_PLAIN", "NODE_HOOK", "PROVIDER_PACKAGES", "LazyProviderFinder", "UnsupportedLayout",
-    "analyse_init", "install", "plain_imports_requested", "uninstall",
+    "analyse_init", "install", "is_lazy_init", "plain_imports_requested", "uninstall",
 ]
 
 ENV_PLAIN = "RAY_EKS_PLAIN_IMPORTS"

@@ -3,11 +3,14 @@
 // fast_imports/node_side.py. Loading a provider's jsii assembly requires its lib/index.js, which re-exports every
 // resource's submodule (2,135 for AWS); this defines each re-export as a getter that requires it on first use.
 // Which npm packages: the JSON list in RAY_EKS_LAZY_PACKAGES (this file is used as-is, never templated).
+// An index.js that is lazy already (getters that require) is left alone; NODE_DEBUG=fast_imports says so.
 const fs = require("fs");
 const Module = require("module");
 const path = require("path");
+const util = require("util");
 
 const ENV_PACKAGES = "RAY_EKS_LAZY_PACKAGES";
+const debug = util.debuglog("fast_imports");
 
 function warn(what, why) {
   // jsii's console protocol: the Python side prints it to its stderr.
@@ -43,6 +46,15 @@ function providerPackage(filename) {
 const REEXPORT = /^exports\.([A-Za-z_$][\w$]*) = require\("(\.\/[\w.-]+)"\);$/;
 const HOIST = /^(exports\.[A-Za-z_$][\w$]* = )+void 0;$/;
 const KNOWN = new Set(['"use strict";', 'Object.defineProperty(exports, "__esModule", { value: true });']);
+// Already lazy: no eager re-export, and getters that require on first use (what aws-cdk's lazify tool emits, and
+// hand-written lazy indexes do). jsii itself emits index.js as tsc does, eager; its kernel only honours a lazy
+// entry point named in package.json "exports" (that one is not lib/index.js, so it never reaches us).
+const EAGER = /^\s*(exports\.[A-Za-z_$][\w$]*\s*=\s*require\(|__exportStar\(require\()/m;
+const LAZY_GETTER = /Object\.defineProperty\(\s*exports\s*,[^;]*?\bget\b[^;]*?\brequire\(/;
+
+function alreadyLazy(content) {
+  return !EAGER.test(content) && LAZY_GETTER.test(content);
+}
 
 function plan(content) {
   const exportsTo = [];
@@ -86,6 +98,10 @@ const compile = Module.prototype._compile;
 Module.prototype._compile = function (content, filename) {
   const pkg = providerPackage(filename);
   if (!pkg) return compile.call(this, content, filename);
+  if (alreadyLazy(content)) {
+    debug("%s loads its submodules lazily already; left alone", pkg);
+    return compile.call(this, content, filename);
+  }
   const p = plan(content);
   if (!p.exportsTo) {
     warn(pkg, p.why);

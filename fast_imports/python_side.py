@@ -14,12 +14,15 @@ import ast
 import importlib
 import importlib.abc
 import importlib.machinery
+import logging
 import sys
 from collections.abc import Iterable, Sequence
 from types import CodeType, ModuleType
 from typing import Any
 
-from .shape import UnsupportedLayout, parse_init, split_init
+from .shape import UnsupportedLayout, is_lazy_init, parse_init, split_init
+
+log = logging.getLogger(__name__)
 
 # package -> {normalised jsii submodule name -> python submodule name}, for the jsii hook.
 _LAZY: dict[str, dict[str, str]] = {}
@@ -121,6 +124,10 @@ class LazyProviderFinder(importlib.abc.MetaPathFinder):
                 raise UnsupportedLayout("not a plain source package")
             with open(spec.origin, encoding="utf-8") as fh:
                 tree = parse_init(fh.read(), spec.origin)
+            if is_lazy_init(tree):
+                # jsii-pacmak's own PEP 562 loading (and _SUBMODULE_FQN_MAP for the runtime): nothing to add.
+                log.debug("fast imports: %s loads its submodules lazily already; left alone", fullname)
+                return spec
             tree, submodules = split_init(tree, fullname)
             _hook_jsii(fullname, submodules)
         except (UnsupportedLayout, OSError, ImportError) as e:

@@ -2,7 +2,8 @@
 
 The lazy loader runs an ``__init__`` minus its trailing ``from . import <submodule>`` block. That is only safe
 for statements we know, so anything else is rejected (``UnsupportedLayout``) and the package loads the plain
-way.
+way. An ``__init__`` that is lazy already (jsii-pacmak >= 1.135 emits a PEP 562 ``__getattr__``) is recognised
+separately: there is nothing to trim.
 """
 
 from __future__ import annotations
@@ -19,6 +20,14 @@ def parse_init(source: str, filename: str = "<init>") -> ast.Module:
         return ast.parse(source, filename)
     except SyntaxError as e:
         raise UnsupportedLayout(f"cannot parse __init__: {e.msg}") from None
+
+
+def is_lazy_init(tree: ast.Module) -> bool:
+    """Whether the ``__init__`` already loads its submodules on first use: a module ``__getattr__`` and no
+    top-level ``from . import <submodule>`` (jsii's lazy output keeps those under ``if typing.TYPE_CHECKING``)."""
+    has_getattr = any(isinstance(n, ast.FunctionDef) and n.name == "__getattr__" for n in tree.body)
+    eager = any(isinstance(n, ast.ImportFrom) and n.level == 1 and n.module is None for n in tree.body)
+    return has_getattr and not eager
 
 
 def analyse_init(source: str, package: str, filename: str = "<init>") -> tuple[ast.Module, list[str]]:

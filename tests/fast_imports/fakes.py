@@ -1,5 +1,5 @@
-"""Synthetic provider packages in the shapes fast_imports meets: jsii-pacmak's Python ``__init__`` and the
-``lib/index.js`` of the cdktf providers."""
+"""Synthetic provider packages in the shapes fast_imports meets: jsii-pacmak's eager and lazy Python ``__init__``,
+the eager ``lib/index.js`` of the cdktf providers and the lazy getters of an already-lazy one."""
 
 from __future__ import annotations
 
@@ -41,6 +41,54 @@ from . import alpha
 from . import beta
 '''
 
+# What jsii-pacmak >= 1.135 generates (aws/jsii#5110, test/generated-code snapshot): PEP 562 lazy submodules.
+JSII_LAZY_INIT = '''\
+r"""Fake provider bindings, in the lazy shape jsii-pacmak >= 1.135 generates."""
+from pkgutil import extend_path
+__path__ = extend_path(__path__, __name__)
+
+import importlib as _importlib
+import typing
+
+import jsii
+import publication
+
+from ._jsii import *
+
+__all__ = [
+    "alpha",
+    "beta",
+]
+
+# Type-checking-only imports for static analyzers (pyright/mypy).
+# At runtime TYPE_CHECKING is False, preserving lazy loading.
+if typing.TYPE_CHECKING:
+    pass
+    from . import alpha as alpha
+    from . import beta as beta
+
+publication.publish()
+
+_SUBMODULES = {
+    "alpha",
+    "beta",
+}
+
+def __getattr__(name: str) -> object:
+    if name in _SUBMODULES:
+        mod = _importlib.import_module(f".{name}", __name__)
+        globals()[name] = mod
+        return mod
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+def __dir__() -> "list[str]":
+    return [*__all__, *_SUBMODULES]
+
+import sys as _sys
+setattr(_sys.modules[__name__], "__getattr__", __getattr__)
+setattr(_sys.modules[__name__], "__dir__", __dir__)
+'''
+
 # A provider's lib/index.js as tsc compiles `export * as alpha from './alpha'` (what jsii emits).
 NODE_INDEX = '''"use strict";
 /**
@@ -54,6 +102,25 @@ exports.alpha = require("./alpha");
 exports.beta = require("./beta");
 //# sourceMappingURL=data:application/json;base64,e30=
 '''
+
+# Already-lazy indexes: aws-cdk's lazify output, and the hand-written getters of aws-cdk-lib's index.
+LAZY_INDEXES = {
+    "lazify": '''"use strict";
+Object.defineProperty(exports, "__esModule", { value: true });
+exports.alpha = void 0;
+Object.defineProperty(exports, "a" + "lpha", { enumerable: true, configurable: true, get: () => require("./alpha") });
+exports.beta = void 0;
+Object.defineProperty(exports, "b" + "eta", { enumerable: true, configurable: true, get: () => require("./beta") });
+''',
+    "hand-written": '''"use strict";
+Object.defineProperty(exports, "__esModule", { value: true });
+Object.defineProperty(exports, 'alpha', { enumerable: true, get: function () { return require('./alpha'); } });
+Object.defineProperty(exports, 'beta', {
+  enumerable: true,
+  get: function () { return require('./beta'); },
+});
+''',
+}
 
 # Requires the package, then reports which resource modules had loaded before and after touching one.
 NODE_PROBE = ("const m = require(process.argv[1]); const before = [...(globalThis.loaded || [])]; "

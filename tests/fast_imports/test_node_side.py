@@ -14,7 +14,7 @@ import pytest
 
 import fast_imports
 from fast_imports import ENV_PACKAGES, NODE_HOOK, PROVIDER_PACKAGES, node_side
-from tests.fast_imports.fakes import NODE_INDEX, NODE_PROBE, console_lines, fake_npm_package, node
+from tests.fast_imports.fakes import LAZY_INDEXES, NODE_INDEX, NODE_PROBE, console_lines, fake_npm_package, node
 
 
 def test_hook_is_plain_javascript():
@@ -78,6 +78,17 @@ def test_node_hook_warns_on_a_bad_package_list(tmp_path):
     warning = console_lines(r.stderr)
     assert warning.startswith(f"warning: fast imports off for node providers ({ENV_PACKAGES} is not"), warning
     assert json.loads(r.stdout)["before"] == ["alpha", "beta"]
+
+
+@pytest.mark.parametrize("style", sorted(LAZY_INDEXES))
+def test_node_hook_leaves_a_lazy_index_alone_quietly(tmp_path, style):
+    pkg = fake_npm_package(tmp_path, LAZY_INDEXES[style])
+    r = node(NODE_PROBE, str(pkg))
+    assert r.returncode == 0 and r.stderr == "", r.stderr  # not a failure: no warning
+    got = json.loads(r.stdout)
+    assert got["before"] == [] and got["alpha"] == "alpha" and got["after"] == ["alpha"]  # its own laziness
+    r = node(NODE_PROBE, str(pkg), NODE_DEBUG="fast_imports")
+    assert "@cdktf/provider-helm loads its submodules lazily already; left alone" in r.stderr, r.stderr
 
 
 # --- installing it: NODE_OPTIONS and RAY_EKS_LAZY_PACKAGES ----------------------------------------------------

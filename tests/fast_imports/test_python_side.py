@@ -1,15 +1,17 @@
-"""fast_imports.python_side: the import finder, its jsii hook and its loud fallback."""
+"""fast_imports.python_side: the import finder, its jsii hook, its loud fallback and its quiet step aside."""
 
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
 import textwrap
 
 import pytest
 
-from fast_imports import ENV_PLAIN
+from fast_imports import ENV_PLAIN, python_side
+from tests.fast_imports.fakes import JSII_LAZY_INIT
 from tests.helpers import ROOT, app_env
 
 
@@ -37,6 +39,16 @@ def test_fake_provider_with_an_extra_statement_falls_back_loudly(fake_provider, 
     # The plain import ran: every submodule loaded, the extra statement too.
     assert f"{name}.alpha" in sys.modules and f"{name}.beta" in sys.modules
     assert mod.alpha.VALUE == "alpha"
+
+
+def test_provider_lazy_already_is_left_alone_quietly(fake_provider, capsys, caplog):
+    caplog.set_level(logging.DEBUG, logger=python_side.__name__)
+    name, mod = fake_provider(JSII_LAZY_INIT)
+    assert capsys.readouterr().err == ""  # not a failure: no warning
+    assert f"{name} loads its submodules lazily already" in caplog.text
+    assert name not in python_side._LAZY  # no trimmed __init__, no jsii hook: jsii's own loading runs
+    assert f"{name}.alpha" not in sys.modules
+    assert mod.alpha.VALUE == "alpha" and "beta" in dir(mod)
 
 
 def test_real_provider_is_lazy_and_resolves_types_on_demand():

@@ -1,4 +1,4 @@
-"""fast_imports.shape: which generated ``__init__`` the lazy loader may trim."""
+"""fast_imports.shape: which generated ``__init__`` the lazy loader may trim, and which is lazy already."""
 
 from __future__ import annotations
 
@@ -8,14 +8,17 @@ from pathlib import Path
 import pytest
 
 from fast_imports import PROVIDER_PACKAGES, UnsupportedLayout, analyse_init
-from tests.fast_imports.fakes import FAKE_INIT
+from fast_imports.shape import is_lazy_init, parse_init
+from tests.fast_imports.fakes import FAKE_INIT, JSII_LAZY_INIT
 
 
 @pytest.mark.parametrize("package", sorted(PROVIDER_PACKAGES))
 def test_installed_provider_init_passes_the_shape_check(package):
     origin = importlib.util.find_spec(package).origin
-    _, submodules = analyse_init(Path(origin).read_text(), package, origin)
+    source = Path(origin).read_text()
+    _, submodules = analyse_init(source, package, origin)
     assert "provider" in submodules and len(submodules) == len(set(submodules))
+    assert not is_lazy_init(parse_init(source))
 
 
 @pytest.mark.parametrize("change, why", [
@@ -36,3 +39,12 @@ def test_shape_check_rejects_what_it_does_not_know(change, why):
     with pytest.raises(UnsupportedLayout, match=why.replace("(", r"\(")):
         analyse_init(change(FAKE_INIT), "fake_provider")
 
+
+def test_jsii_lazy_init_is_recognised_not_rejected():
+    # Without the lazy check the loader would reject jsii's own lazy output, and warn for nothing.
+    with pytest.raises(UnsupportedLayout):
+        analyse_init(JSII_LAZY_INIT, "fake_provider")
+    assert is_lazy_init(parse_init(JSII_LAZY_INIT))
+    assert not is_lazy_init(parse_init(FAKE_INIT))
+    # A __getattr__ next to eager submodule imports is not lazy.
+    assert not is_lazy_init(parse_init(JSII_LAZY_INIT + "from . import alpha as alpha\n"))
