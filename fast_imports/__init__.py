@@ -13,15 +13,16 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 from .node_side import ENV_PACKAGES, NODE_HOOK, install_node_hook, uninstall_node_hook
 from .python_side import LazyProviderFinder
 from .shape import UnsupportedLayout, analyse_init, is_lazy_init
 
 __all__ = [
-    "ENV_PACKAGES", "ENV_PLAIN", "NODE_HOOK", "PROVIDER_PACKAGES", "LazyProviderFinder", "UnsupportedLayout",
-    "analyse_init", "install", "is_lazy_init", "plain_imports_requested", "uninstall",
+    "ENV_PACKAGES", "ENV_PLAIN", "NODE_HOOK", "PROVIDER_PACKAGES", "PROVIDER_PREFIX", "LazyProviderFinder",
+    "UnsupportedLayout", "analyse_init", "install", "installed_providers", "is_lazy_init", "plain_imports_requested",
+    "uninstall",
 ]
 
 ENV_PLAIN = "RAY_EKS_PLAIN_IMPORTS"
@@ -31,6 +32,7 @@ PROVIDER_PACKAGES = {
     "cdktf_cdktf_provider_kubernetes": "@cdktf/provider-kubernetes",
     "cdktf_cdktf_provider_helm": "@cdktf/provider-helm",
 }
+PROVIDER_PREFIX = "cdktf_cdktf_provider_"
 
 
 def plain_imports_requested(environ: Mapping[str, str] = os.environ) -> bool:
@@ -48,6 +50,7 @@ def install(packages: Iterable[str] = tuple(PROVIDER_PACKAGES)) -> bool:
     finder = next((f for f in sys.meta_path if isinstance(f, LazyProviderFinder)), None)
     if finder is None:
         sys.meta_path.insert(0, LazyProviderFinder(packages))
+        _warn_unknown_providers(set(PROVIDER_PACKAGES) | set(packages))
     else:
         finder.packages.update(packages)
     install_node_hook(PROVIDER_PACKAGES[p] for p in packages if p in PROVIDER_PACKAGES)
@@ -59,3 +62,25 @@ def uninstall() -> None:
     sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, LazyProviderFinder)]
     uninstall_node_hook()
 
+
+def installed_providers(paths: Sequence[str] | None = None) -> list[str]:
+    """The ``cdktf_cdktf_provider_*`` packages importable from ``paths`` (default sys.path).
+
+    A directory scan, not pkgutil.iter_modules: that lists every package's directory (2,135 entries for AWS)."""
+    found: set[str] = set()
+    for entry in sys.path if paths is None else paths:
+        try:
+            with os.scandir(entry or ".") as it:
+                found.update(e.name for e in it if e.name.startswith(PROVIDER_PREFIX) and "." not in e.name
+                             and e.is_dir())
+        except OSError:
+            continue  # a zip, a missing directory
+    return sorted(found)
+
+
+def _warn_unknown_providers(known: set[str]) -> None:
+    # A provider we have no npm name for (and never checked) takes the plain path on both sides: say so once.
+    for name in installed_providers():
+        if name not in known:
+            print(f"warning: fast imports do not know provider package {name} (not in fast_imports."
+                  "PROVIDER_PACKAGES); it loads the plain, slower way", file=sys.stderr)
