@@ -6,7 +6,7 @@ Python (``python_side``: an import finder) and in the jsii kernel's node process
 a line grammar in ``lazy_require.js`` for ``index.js``); a package in a shape it does not know loads the plain
 way with one ``warning:`` line on stderr: slower, never wrong. A package that is lazy already is left alone.
 ``RAY_EKS_PLAIN_IMPORTS=1`` turns all of this off (the baseline). The synthesized JSON is identical either way
-(tests/fast_imports/test_fast_synth.py).
+(tests/fast_imports/test_fast_synth.py). README.md next to this file: the numbers, and when to delete it.
 """
 
 from __future__ import annotations
