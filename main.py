@@ -21,7 +21,7 @@ def main() -> int:
     for w in cfg.warnings():
         print(f"WARNING: {w}", file=sys.stderr)
 
-    from stacks import fast_imports
+    import fast_imports
 
     fast_imports.install()  # load provider resources on first use: ~10x faster synth; RAY_EKS_PLAIN_IMPORTS=1 opts out
     from stacks.app import synth

@@ -28,10 +28,10 @@ MAIN = ROOT / "main.py"
 PAGE = os.sysconf("SC_PAGE_SIZE")
 TARGET_SPEEDUP = 3.0
 TARGET_PEAK_MB = 1024.0
-PLAIN_ENV = "RAY_EKS_PLAIN_IMPORTS"  # mirrors stacks.fast_imports.ENV_PLAIN; not imported: keep this light
+PLAIN_ENV = "RAY_EKS_PLAIN_IMPORTS"  # mirrors fast_imports.ENV_PLAIN; not imported: keep this light
 
 # Until main.py installs the lazy imports itself, install them around it (a no-op once it does).
-LAUNCHER = ("import runpy, sys; sys.path.insert(0, {root!r}); from stacks import fast_imports; "
+LAUNCHER = ("import runpy, sys; sys.path.insert(0, {root!r}); import fast_imports; "
             "fast_imports.install(); sys.argv = [{main!r}]; runpy.run_path({main!r}, run_name='__main__')")
 
 
@@ -124,7 +124,7 @@ def main() -> int:
     print(f"cold synth of {MAIN.relative_to(ROOT.parent)}, {args.runs} runs per variant, ABBA-interleaved; "
           f"{os.cpu_count()} CPUs, load {loadavg()}", file=sys.stderr)
     if not wired:
-        print("note: main.py does not install stacks.fast_imports yet; the benchmark installs it around main.py",
+        print("note: main.py does not install fast_imports yet; the benchmark installs it around main.py",
               file=sys.stderr)
     try:
         for i in range(args.runs):
