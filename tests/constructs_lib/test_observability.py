@@ -113,7 +113,7 @@ def test_prod_container_insights_addon_with_scoped_irsa(prod):
 
 
 @pytest.mark.parametrize("data, message", [
-    ({"observability": {"metrics_scrape": "servicemonitor"}}, "observability.metrics_scrape: must be one of none, annotations, monitors"),
+    ({"observability": {"metrics_scrape": "servicemonitor"}}, "observability.metrics_scrape: must be 'none', 'annotations' or 'monitors'"),
     ({"observability": {"kube_prometheus_stack_chart_version": "latest"}}, "observability.kube_prometheus_stack_chart_version: must be a pinned"),
     ({"observability": {"grafana_iframe_host": "grafana"}}, "observability.grafana_iframe_host: must be an http(s) URL"),
     ({"observability": {"container_insights_addon_version": "4.4"}}, "observability.container_insights_addon_version: must be"),
