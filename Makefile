@@ -22,7 +22,7 @@ CDKTF := node_modules/.bin/cdktf
 STACKS = $(shell $(VENV)/bin/python -c 'from stacks.contract import STACK_ORDER; print(*STACK_ORDER)' 2>/dev/null)
 
 .PHONY: help synth test deps deps-test tools node bench-synth bench-pipeline deploy destroy diff \
-        dashboard submit job-yaml image clean checkov-env security-scan diagram pipeline
+        dashboard submit job-yaml image clean checkov-env security-scan diagram graphviz pipeline
 
 help:
 	@echo "make synth    synthesize all stacks into cdktf.out/ (default config, local backend)"
@@ -33,19 +33,36 @@ help:
 	@echo "make image    build and push the custom Ray image to the stack's ECR repository"
 	@echo "make bench-synth | bench-pipeline   benchmarks"
 	@echo "make security-scan   checkov over the synthesized stacks (inline skips applied)"
-	@echo "make diagram  render docs/architecture.svg (+ .png) from the synthesized stacks"
+	@echo "make diagram  draw docs/architecture.png from the synthesized stacks (diagrams + Graphviz, installed if missing)"
 	@echo "make pipeline start the Step Functions training -> inference pipeline (after deploy)"
 
 tools:
 	@command -v pipenv >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet "pipenv==$(PIPENV_VERSION)"
 
-# synth needs only the default category; the test suite adds dev-packages and training.
+# synth needs only the default category; the diagram adds its own; the test suite takes them all.
 $(VENV)/.synced-default: Pipfile.lock | tools
 	pipenv sync --categories "packages"
 	@touch $@
-$(VENV)/.synced-all: Pipfile.lock | tools
-	pipenv sync --categories "packages dev-packages training"
+$(VENV)/.synced-diagram: Pipfile.lock | tools
+	pipenv sync --categories "packages diagram"
 	@touch $@ $(VENV)/.synced-default
+$(VENV)/.synced-all: Pipfile.lock | tools
+	pipenv sync --categories "packages dev-packages training diagram"
+	@touch $@ $(VENV)/.synced-default $(VENV)/.synced-diagram
+
+# Graphviz's `dot` (a system package, not a Python one) lays out the architecture diagram: make diagram and the
+# test suite (tests/scripts/test_diagram.py renders it) install it when it is missing.
+SUDO := $(shell [ "$$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1 && echo sudo)
+graphviz:
+	@command -v dot >/dev/null 2>&1 || { \
+	  if command -v apt-get >/dev/null 2>&1; then \
+	    echo "Graphviz (dot) is missing: apt-get install graphviz"; \
+	    $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq graphviz >/dev/null; \
+	  else \
+	    echo "error: Graphviz (the dot command) is missing and there is no apt-get here: install it (https://graphviz.org/download/)" >&2; \
+	    exit 1; \
+	  fi; \
+	  command -v dot >/dev/null 2>&1 || { echo "error: installing Graphviz did not provide dot" >&2; exit 1; }; }
 
 CHECKOV_VENV := tools/checkov/.venv
 
@@ -66,7 +83,7 @@ deps-test: $(VENV)/.synced-all node_modules/.installed
 synth: deps
 	$(CDKTF) synth --output cdktf.out
 
-test: deps-test checkov-env
+test: deps-test checkov-env graphviz
 	$(VENV)/bin/python -m pytest tests
 
 # checkov over every synthesized stack, with our inline (//) skips applied (see README "Security")
@@ -105,8 +122,11 @@ job-yaml: deps
 image:
 	training/build_and_push_image.sh
 
-diagram: synth $(VENV)/.synced-all
-	$(VENV)/bin/python scripts/diagram.py --synth-dir cdktf.out --out docs/architecture.svg --png docs/architecture.png
+# The README's picture, from the default config's synth. DIAGRAM_SYNTH/DIAGRAM_OUT draw another synth elsewhere.
+DIAGRAM_SYNTH ?= cdktf.out
+DIAGRAM_OUT ?= docs/architecture.png
+diagram: synth $(VENV)/.synced-diagram graphviz
+	$(VENV)/bin/python scripts/diagram.py --synth-dir $(DIAGRAM_SYNTH) --out $(DIAGRAM_OUT)
 
 pipeline:
 	eval "$$(terraform -chdir=cdktf.out/stacks/ray output -raw start_execution_command)"

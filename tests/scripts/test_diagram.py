@@ -1,84 +1,266 @@
-"""scripts/diagram.py draws the architecture from the current synth (the default_synth session output)."""
+"""The architecture picture: scripts/diagram_model.py reads the synthesized stacks (default, dev-cpu, prod-gpu,
+an existing VPC) into an Architecture -- what is configured shows, what is off does not -- and scripts/diagram.py
+draws it with `diagrams` and Graphviz (`make diagram`, `make graphviz`)."""
 
 from __future__ import annotations
 
+import json
+import os
+import re
+import shutil
+import struct
 import subprocess
 import sys
-import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import pytest
+import yaml
 
-from tests.helpers import ROOT
+from tests.helpers import ROOT, one, prod_existing_vpc_synth, synth_once
 
-SVG_NS = {"s": "http://www.w3.org/2000/svg"}
+SCRIPTS = str(ROOT / "scripts")
+if SCRIPTS not in sys.path:
+    sys.path.insert(0, SCRIPTS)
+
+import diagram  # noqa: E402
+from diagram_model import Architecture, SynthError, read_architecture  # noqa: E402
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.fixture(scope="module")
-def drawn(default_synth, tmp_path_factory):
-    out = tmp_path_factory.mktemp("diagram")
-    svg, png = out / "architecture.svg", out / "architecture.png"
-    r = subprocess.run([sys.executable, str(ROOT / "scripts" / "diagram.py"), "--synth-dir", str(default_synth["_outdir"]),
-                        "--out", str(svg), "--png", str(png)], capture_output=True, text=True, timeout=120)
-    assert r.returncode == 0, r.stderr
-    return svg, png
+def default_arch(default_synth) -> Architecture:
+    return read_architecture(default_synth["_outdir"])
 
 
-def nodes(svg_path) -> dict[str, str]:
-    """node id -> its visible text."""
-    root = ET.parse(svg_path).getroot()
-    return {g.get("id"): " ".join(t.text or "" for t in g.iter("{http://www.w3.org/2000/svg}text"))
-            for g in root.iter("{http://www.w3.org/2000/svg}g") if g.get("class") == "node"}
+@pytest.fixture(scope="module")
+def dev_arch(dev_synth) -> Architecture:
+    return read_architecture(dev_synth["_outdir"])
 
 
-def test_diagram_is_a_well_formed_svg_and_png(drawn):
-    svg, png = drawn
-    root = ET.parse(svg).getroot()
-    assert root.tag == "{http://www.w3.org/2000/svg}svg" and float(root.get("width")) > 500
-    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+@pytest.fixture(scope="module")
+def prod_synth(tmp_path_factory) -> dict:
+    """The prod-gpu example (the same session synth as tests/constructs_lib/test_observability.py)."""
+    data = yaml.safe_load((ROOT / "config" / "examples" / "prod-gpu.yaml").read_text())
+    return synth_once("prod-gpu-example", data, tmp_path_factory)
 
 
-def test_diagram_has_the_key_nodes(drawn):
-    found = nodes(drawn[0])
-    for node_id in ("infra:aws_vpc.ray", "infra:aws_eks_cluster.ray", "infra:aws_eks_node_group.core",
-                    "infra:aws_eks_node_group.gpu", "infra:aws_fsx_lustre_file_system.ray",
-                    "infra:aws_ecr_repository.ray", "infra:aws_s3_bucket.data",
-                    "ray:helm_release.kuberay_operator", "ray:helm_release.cluster_autoscaler",
-                    "ray:aws_sfn_state_machine.ray_orchestrator", "ray-cluster:rayhead", "ray-cluster:worker:gpu-group"):
-        assert node_id in found, f"{node_id} missing; have {sorted(found)}"
-    assert "kuberay-operator" in found["ray:helm_release.kuberay_operator"]
-    assert "head" in found["ray-cluster:rayhead"] and "1 GPU" in found["ray-cluster:worker:gpu-group"]
-    groups = {t.text for t in ET.parse(drawn[0]).getroot().iter("{http://www.w3.org/2000/svg}text")}
-    assert {"Network", "EKS", "Node groups", "FSx for Lustre", "ECR", "S3", "Orchestrator", "RayCluster",
-            "Cluster add-ons (Helm)"} <= groups
+@pytest.fixture(scope="module")
+def prod_arch(prod_synth) -> Architecture:
+    return read_architecture(prod_synth["_outdir"])
 
 
-def test_edges_follow_references_and_remote_state(default_synth):
-    sys.path.insert(0, str(ROOT / "scripts"))
-    try:
-        import diagram
-    finally:
-        sys.path.remove(str(ROOT / "scripts"))
-    g = diagram.build(diagram.load(default_synth["_outdir"]))
-    edges = {(a, b) for a, b, _ in g.edges}
-    # In-stack reference: the node groups use the cluster.
-    assert ("infra:aws_eks_node_group.gpu", "infra:aws_eks_cluster.ray") in edges
-    # Across stacks through terraform_remote_state outputs: the access entry names the infra cluster.
-    assert ("ray:aws_eks_access_entry.ray_orchestrator", "infra:aws_eks_cluster.ray") in edges
-    assert ("ray:aws_sfn_state_machine.ray_orchestrator", "infra:aws_eks_cluster.ray") in edges
-    # Runtime links: jobs submit to the head; the operator reconciles the RayCluster; head -> workers.
-    runtime = {(a, b) for a, b, k in g.edges if k == "runtime"}
-    assert ("ray:aws_sfn_state_machine.ray_orchestrator", "ray-cluster:rayhead") in runtime
-    assert ("ray-cluster:rayhead", "ray:helm_release.kuberay_operator") in runtime
-    assert ("ray-cluster:rayhead", "ray-cluster:worker:gpu-group") in runtime
+def png_size(path: Path) -> tuple[int, int]:
+    data = path.read_bytes()
+    assert data[:8] == PNG_SIGNATURE, f"{path} is not a PNG"
+    width, height = struct.unpack(">II", data[16:24])  # the IHDR chunk
+    return width, height
 
 
-def test_committed_diagram_is_current(drawn):
-    committed = ROOT / "docs" / "architecture.svg"
-    assert committed.is_file(), "run `make diagram` and commit docs/architecture.svg"
-    assert set(nodes(committed)) == set(nodes(drawn[0])), "docs/architecture.svg is stale: run `make diagram`"
+def dot_labels(dot: str) -> str:
+    """Every node, box and edge label of a laid-out Graphviz source, one per line."""
+    dot = dot.replace("\\\n", "")  # dot continues long strings on the next line after a backslash
+    found = re.findall(r'\blabel=(?:"((?:[^"\\]|\\.)*)"|([\w.]+))', dot)  # quoted, or a bare word
+    return "\n".join(" ".join((q or bare).replace("\\n", "\n").split()) for q, bare in found)
+
+
+def dot_icons(dot: str) -> set[str]:
+    """The icons drawn, as ``<provider>/<group>/<file>`` (``aws/compute/elastic-kubernetes-service.png``)."""
+    return {"/".join(Path(p).parts[-3:]) for p in re.findall(r'\bimage="([^"]+)"', dot)}
+
+
+def drawn(arch: Architecture, tmp_path: Path) -> str:
+    """The picture's laid-out Graphviz source (same drawing code as the PNG; text to assert on)."""
+    return diagram.render(arch, tmp_path / "architecture.png", fmt="dot").read_text()
+
+
+# ------------------------------------------------------------------------------------------------ model
+def test_default_model_is_the_complete_gpu_deployment(default_arch, default_synth):
+    a, infra = default_arch, default_synth["infra"]
+    eks = one(infra, "aws_eks_cluster", "ray")
+    assert (a.cluster.name, a.cluster.version) == (eks["name"], eks["version"])
+    assert a.region == "us-west-2"
+    net = a.network
+    assert not net.existing and net.cidr == one(infra, "aws_vpc", "ray")["cidr_block"]
+    assert (net.az_count, net.private_subnets, net.nat_gateways) == (3, 3, 3) and net.az_names == ()
+    groups = {g.name: g for g in a.node_groups}
+    assert set(groups) == {"core", "gpu"}
+    assert (groups["core"].instance_types, groups["core"].min_size, groups["core"].max_size) == (("m6i.2xlarge",), 2, 4)
+    assert not groups["core"].gpu and groups["gpu"].gpu and groups["gpu"].instance_types == ("g5.xlarge",)
+    assert (groups["gpu"].min_size, groups["gpu"].max_size) == (0, 4) and groups["gpu"].autoscaled
+    ray = a.ray
+    assert ray is not None and ray.head_service == "kuberay-head-svc" and ray.dashboard_port == 8265
+    assert a.node_group_for(ray.head.node_selector) == groups["core"]
+    [workers] = ray.workers
+    assert (workers.name, workers.min_replicas, workers.max_replicas, workers.gpus) == ("gpu-group", 0, 4, 1)
+    assert a.node_group_for(workers.node_selector) == groups["gpu"]
+    assert not ray.image_from_ecr and ray.fsx_claim == "fsx-lustre"
+    assert a.fsx is not None and (a.fsx.deployment_type, a.fsx.capacity_gib) == ("PERSISTENT_2", 1200)
+    assert {(r.s3_prefix, r.imports, r.exports) for r in a.fsx.repositories} == {
+        ("ray/import/", True, False), ("ray/export/", False, True)}
+    assert a.data_bucket == "ray-eks-data-*" and a.ecr_repository == "ray-custom"
+    assert a.kuberay_operator and a.cluster_autoscaler and a.device_plugin
+    assert a.node_group_for(a.device_plugin.node_selector) == groups["gpu"]
+    assert a.node_group_for(a.kuberay_operator.node_selector) == groups["core"]
+    assert a.orchestrator is not None and a.orchestrator.name == "ray-eks-ray-orchestrator"
+    assert "eks:runJob" in a.orchestrator.integrations and a.orchestrator.submits_to == ("kuberay-head-svc",)
+    # off by default: no observability stack, no image build in the stacks
+    assert a.kube_prometheus_stack is None and not a.container_insights and a.image_build is None
+
+
+def test_dev_model_has_no_gpu_no_orchestrator_no_device_plugin(dev_arch):
+    a = dev_arch
+    assert a.network.az_names == ("us-west-2a", "us-west-2b") and a.network.nat_gateways == 1
+    assert not any(g.gpu for g in a.node_groups)
+    assert {g.name: g.spot for g in a.node_groups} == {"core": False, "cpu": True}
+    assert a.ray is not None and [(w.name, w.gpus) for w in a.ray.workers] == [("cpu-group", 0)]
+    assert a.device_plugin is None and a.orchestrator is None
+    assert a.kuberay_operator is not None and a.cluster_autoscaler is not None
+    assert a.fsx is not None and a.fsx.deployment_type == "SCRATCH_2"
+    assert a.kube_prometheus_stack is None and not a.container_insights
+
+
+def test_prod_model_has_observability_and_pulls_from_ecr(prod_arch):
+    a = prod_arch
+    assert a.kube_prometheus_stack is not None and a.container_insights
+    # its components all pin the core nodes (no top-level nodeSelector in its values)
+    assert a.node_group_for(a.kube_prometheus_stack.node_selector).name == "core"
+    assert a.ray is not None and a.ray.image_from_ecr
+    assert {g.name: g.instance_types for g in a.node_groups}["gpu"] == ("g5.2xlarge", "g5.4xlarge")
+    assert a.orchestrator and a.device_plugin
+
+
+def test_existing_vpc_model_creates_no_vpc(tmp_path_factory):
+    net = read_architecture(prod_existing_vpc_synth(tmp_path_factory)["_outdir"]).network
+    assert net.existing and net.vpc_id == "vpc-0a1b2c3d4e5f60718" and net.cidr is None
+    assert (net.private_subnets, net.az_count, net.nat_gateways) == (3, None, 0)
+
+
+def test_image_build_shows_only_when_the_stacks_have_one(default_synth, tmp_path):
+    synth = tmp_path / "cdktf.out"
+    shutil.copytree(default_synth["_outdir"], synth)
+    infra_json = synth / "stacks" / "infra" / "cdk.tf.json"
+    doc = json.loads(infra_json.read_text())
+    doc["resource"]["aws_codebuild_project"] = {"ray_image": {"name": "ray-eks-image-build"}}
+    infra_json.write_text(json.dumps(doc))
+    arch = read_architecture(synth)
+    assert arch.image_build == "ray-eks-image-build"
+    labels = dot_labels(drawn(arch, tmp_path))
+    assert "CodeBuild ray-eks-image-build" in labels and "push image" in labels
 
 
 def test_missing_synth_is_one_clear_error(tmp_path):
+    with pytest.raises(SynthError, match="no stacks under"):
+        read_architecture(tmp_path)
     r = subprocess.run([sys.executable, str(ROOT / "scripts" / "diagram.py"), "--synth-dir", str(tmp_path),
-                        "--out", str(tmp_path / "x.svg")], capture_output=True, text=True, timeout=60)
+                        "--out", str(tmp_path / "x.png")], capture_output=True, text=True, timeout=60)
     assert r.returncode != 0 and "no stacks under" in r.stderr and "Traceback" not in r.stderr
+
+
+# ------------------------------------------------------------------------------------------------ render
+def test_default_picture_shows_what_is_configured(default_arch, tmp_path):
+    dot = drawn(default_arch, tmp_path)
+    labels = dot_labels(dot)
+    for text in ("VPC 10.0.0.0/16", "private subnets in 3 AZs", "NAT gateway ×3", "EKS ray-eks (Kubernetes 1.34)",
+                 "node group core", "m6i.2xlarge ×2–4 nodes", "node group gpu", "g5.xlarge (GPU) ×0–4 nodes",
+                 "Ray head (core)", "Ray workers gpu-group ×0–4 1 GPU", "kuberay-head-svc :8265",
+                 "kubectl port-forward 8265", "KubeRay operator 1.7.0", "cluster-autoscaler", "NVIDIA device plugin",
+                 "FSx for Lustre PERSISTENT_2, 1200 GiB", "import ray/import/", "export ray/export/",
+                 "S3 data bucket ray-eks-data-*", "ECR ray-custom", "Step Functions ray-eks-ray-orchestrator",
+                 "eks:runJob", "submitter Jobs (ray job submit)"):
+        assert text in labels, f"{text!r} not drawn; labels:\n{labels}"
+    for text in ("CodeBuild", "CloudWatch", "kube-prometheus-stack", "existing VPC"):
+        assert text not in labels, f"{text!r} drawn, but the default stacks have none"
+    assert dot_icons(dot) >= {
+        "aws/compute/elastic-kubernetes-service.png", "aws/compute/ec2.png", "aws/network/nat-gateway.png",
+        "aws/storage/fsx-for-lustre.png", "aws/storage/simple-storage-service-s3-bucket.png",
+        "aws/compute/ec2-container-registry.png", "aws/integration/step-functions.png", "k8s/compute/pod.png",
+        "k8s/compute/deploy.png", "k8s/compute/ds.png", "k8s/compute/job.png", "k8s/network/svc.png",
+        "onprem/client/user.png"}
+
+
+def test_dev_and_prod_pictures_follow_their_config(dev_arch, prod_arch, tmp_path):
+    dev = dot_labels(drawn(dev_arch, tmp_path / "dev"))
+    assert "private subnets: us-west-2a, us-west-2b" in dev and "m6i.2xlarge (spot) ×0–3 nodes" in dev
+    for text in ("GPU", "NVIDIA device plugin", "Step Functions", "submitter Jobs", "CloudWatch", "Prometheus"):
+        assert text not in dev, f"{text!r} drawn for dev-cpu"
+    prod = dot_labels(drawn(prod_arch, tmp_path / "prod"))
+    for text in ("Prometheus, Grafana kube-prometheus-stack", "CloudWatch Container Insights",
+                 "CloudWatch agent (Container Insights add-on)", "pulled by the pods", "scrapes",
+                 "g5.2xlarge, g5.4xlarge (GPU) ×0–8 nodes"):
+        assert text in prod, f"{text!r} not drawn for prod-gpu; labels:\n{prod}"
+
+
+def test_renders_a_real_png(default_synth, tmp_path):
+    out = tmp_path / "docs" / "architecture.png"
+    r = subprocess.run([sys.executable, str(ROOT / "scripts" / "diagram.py"), "--synth-dir",
+                        str(default_synth["_outdir"]), "--out", str(out)], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    width, height = png_size(out)
+    assert 1500 <= width <= 6000 and 800 <= height <= 4000, (width, height)
+    assert out.stat().st_size > 100_000
+    assert sorted(p.name for p in out.parent.iterdir()) == ["architecture.png"]  # no dot source left behind
+
+
+def test_committed_picture_is_a_png():
+    width, height = png_size(ROOT / "docs" / "architecture.png")
+    assert width >= 1500 and height >= 800
+
+
+# ------------------------------------------------------------------------------------------------ Makefile
+def make(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(["make", "--no-print-directory", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120, env=env)
+
+
+def test_make_diagram_writes_docs_architecture_png(default_synth, tmp_path):
+    planned = make("-n", "-o", "synth", "-o", ".venv/.synced-diagram", "diagram")
+    assert planned.returncode == 0, planned.stderr
+    assert "scripts/diagram.py --synth-dir cdktf.out --out docs/architecture.png" in planned.stdout
+    # The same recipe, on the session's synth and into tmp (the committed picture stays untouched).
+    out = tmp_path / "architecture.png"
+    r = make("-o", "synth", "-o", ".venv/.synced-diagram", "diagram",
+             f"DIAGRAM_SYNTH={default_synth['_outdir']}", f"DIAGRAM_OUT={out}")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert png_size(out)[0] >= 1500
+
+
+def _fake_bin(tmp_path: Path, apt_get: bool) -> dict:
+    """A PATH without dot (and, optionally, an apt-get that logs its calls and 'installs' dot)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("env", "id"):
+        if found := shutil.which(tool):
+            (bin_dir / tool).symlink_to(found)
+    if apt_get:
+        fake = bin_dir / "apt-get"
+        fake.write_text(f'#!/bin/bash\necho "$@" >> {tmp_path}/apt.log\n'
+                        f'[ "$1" = install ] && printf "#!/bin/bash\\n" > {bin_dir}/dot && chmod +x {bin_dir}/dot\n'
+                        "exit 0\n")
+        fake.chmod(0o755)
+    return {**os.environ, "PATH": str(bin_dir)}
+
+
+def test_make_graphviz_installs_it_with_apt_get_when_dot_is_missing(tmp_path):
+    env = _fake_bin(tmp_path, apt_get=True)
+    r = subprocess.run([shutil.which("make") or "make", "--no-print-directory", "graphviz"], cwd=ROOT, env=env,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    calls = (tmp_path / "apt.log").read_text().splitlines()
+    assert calls[0].startswith("update") and re.fullmatch(r"install -y -qq graphviz", calls[-1]), calls
+
+
+def test_make_graphviz_fails_clearly_without_apt_get(tmp_path):
+    env = _fake_bin(tmp_path, apt_get=False)
+    r = subprocess.run([shutil.which("make") or "make", "--no-print-directory", "graphviz"], cwd=ROOT, env=env,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0 and "Graphviz (the dot command) is missing" in r.stderr
+
+
+def test_make_test_installs_graphviz_first():
+    planned = make("-n", "-o", "deps-test", "-o", "checkov-env", "test")
+    assert planned.returncode == 0, planned.stderr
+    lines = planned.stdout.splitlines()
+    dot_checks = [i for i, line in enumerate(lines) if "command -v dot" in line]
+    pytest_runs = [i for i, line in enumerate(lines) if "pytest tests" in line]
+    assert dot_checks and pytest_runs and dot_checks[0] < pytest_runs[0], planned.stdout

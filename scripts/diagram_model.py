@@ -1,0 +1,377 @@
+"""The architecture the synthesized stacks describe, as a few dataclasses: the MODEL step of the diagram.
+
+``read_architecture(synth_dir)`` reads ``<synth-dir>/stacks/*/cdk.tf.json`` (what Terraform applies) and returns an
+:class:`Architecture`. Everything in it comes from that JSON: a part that is configured off is absent from the
+stacks, so it is ``None`` / empty here and the picture does not show it. Standard library only (no drawing here:
+``scripts/diagram.py`` renders this with the ``diagrams`` package).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+INTERPOLATION = re.compile(r"\$\{[^{}]*\}")
+S3_PATH = re.compile(r"^s3://(?P<bucket>[^/]+)/(?P<prefix>.*)$")
+RESOURCE_REF = re.compile(r"^\$\{(?P<type>[a-z0-9_]+)\.(?P<name>[a-z0-9_]+)\.[a-z0-9_\[\]]+\}$")
+
+# Helm charts the picture knows by role (any other release still shows, by its name).
+KUBERAY_CHART = "kuberay-operator"
+AUTOSCALER_CHART = "cluster-autoscaler"
+DEVICE_PLUGIN_CHART = "nvidia-device-plugin"
+PROMETHEUS_CHART = "kube-prometheus-stack"
+CONTAINER_INSIGHTS_ADDON = "amazon-cloudwatch-observability"
+GPU_RESOURCE = "nvidia.com/gpu"
+
+
+class SynthError(Exception):
+    """The synth directory is missing or not what the stacks write."""
+
+
+@dataclass(frozen=True)
+class Network:
+    existing: bool  # an existing VPC passed in: the stacks create no aws_vpc
+    vpc_id: Optional[str]  # the existing VPC's id (None when the stack creates the VPC)
+    cidr: Optional[str]  # the created VPC's CIDR
+    private_subnets: int  # subnets the cluster's nodes live in
+    az_count: Optional[int]  # distinct AZs of those subnets (None: not known from the JSON, existing subnets)
+    az_names: tuple[str, ...]  # the AZ names when the config fixes them (else looked up at plan time: empty)
+    nat_gateways: int
+
+
+@dataclass(frozen=True)
+class EksCluster:
+    name: str
+    version: str
+
+
+@dataclass(frozen=True)
+class NodeGroup:
+    name: str
+    instance_types: tuple[str, ...]
+    min_size: int
+    max_size: int
+    gpu: bool  # an NVIDIA AMI or the nvidia.com/gpu taint
+    spot: bool
+    labels: tuple[tuple[str, str], ...]
+    autoscaled: bool  # tagged for the cluster-autoscaler's auto-discovery
+
+    def matches(self, selector: dict[str, str]) -> bool:
+        return bool(selector) and set(selector.items()) <= set(self.labels)
+
+
+@dataclass(frozen=True)
+class RayGroup:
+    name: str  # "head" or the worker group's name
+    min_replicas: int
+    max_replicas: int
+    cpu: str
+    memory: str
+    gpus: int
+    node_selector: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class RayCluster:
+    name: str
+    namespace: str
+    head: RayGroup
+    workers: tuple[RayGroup, ...]
+    image: str
+    image_from_ecr: bool  # the image is the stack's ECR repository (ray.use_ecr_image)
+    dashboard_port: int
+    autoscaling: bool  # in-tree Ray autoscaler
+    fsx_claim: Optional[str]  # the PVC its pods mount
+    fsx_mounts: tuple[str, ...]  # where the head mounts that claim ("/ray/import (ro)" when read-only)
+
+    @property
+    def head_service(self) -> str:
+        return f"{self.name}-head-svc"
+
+
+@dataclass(frozen=True)
+class DataRepository:
+    file_system_path: str  # "/import"
+    s3_prefix: str  # "ray/import/"
+    imports: bool  # S3 -> FSx (auto import)
+    exports: bool  # FSx -> S3 (auto export)
+
+
+@dataclass(frozen=True)
+class Fsx:
+    deployment_type: str
+    capacity_gib: int
+    repositories: tuple[DataRepository, ...]
+
+
+@dataclass(frozen=True)
+class Orchestrator:
+    name: str  # the Step Functions state machine's name
+    integrations: tuple[str, ...]  # the service integrations its tasks call ("eks:runJob")
+    submits_to: tuple[str, ...]  # the Ray head services its definition submits jobs to (ray job submit --address)
+
+
+@dataclass(frozen=True)
+class HelmRelease:
+    name: str
+    chart: str
+    version: str
+    node_selector: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class Architecture:
+    region: Optional[str]
+    network: Network
+    cluster: EksCluster
+    node_groups: tuple[NodeGroup, ...]
+    fsx: Optional[Fsx]
+    data_bucket: Optional[str]  # the bucket the FSx data repositories link (its name, or "<prefix>*")
+    ecr_repository: Optional[str]
+    image_build: Optional[str]  # a CodeBuild project's name
+    releases: tuple[HelmRelease, ...]
+    ray: Optional[RayCluster]
+    orchestrator: Optional[Orchestrator]
+    container_insights: bool
+
+    def release(self, chart: str) -> Optional[HelmRelease]:
+        return next((r for r in self.releases if r.chart == chart), None)
+
+    @property
+    def kuberay_operator(self) -> Optional[HelmRelease]:
+        return self.release(KUBERAY_CHART)
+
+    @property
+    def cluster_autoscaler(self) -> Optional[HelmRelease]:
+        return self.release(AUTOSCALER_CHART)
+
+    @property
+    def device_plugin(self) -> Optional[HelmRelease]:
+        return self.release(DEVICE_PLUGIN_CHART)
+
+    @property
+    def kube_prometheus_stack(self) -> Optional[HelmRelease]:
+        return self.release(PROMETHEUS_CHART)
+
+    def node_group_for(self, selector: tuple[tuple[str, str], ...]) -> Optional[NodeGroup]:
+        """The node group whose labels a pod's nodeSelector picks (None: no selector or no match)."""
+        return next((g for g in self.node_groups if g.matches(dict(selector))), None)
+
+
+# ------------------------------------------------------------------------------------------------ reading
+def load_stacks(synth_dir: Path) -> dict[str, dict[str, Any]]:
+    files = sorted(Path(synth_dir).glob("stacks/*/cdk.tf.json"))
+    if not files:
+        raise SynthError(f"no stacks under {synth_dir}/stacks/ (run `make synth` first)")
+    return {p.parent.name: json.loads(p.read_text()) for p in files}
+
+
+def read_architecture(synth_dir: Path) -> Architecture:
+    return build_architecture(load_stacks(synth_dir))
+
+
+def build_architecture(stacks: dict[str, dict[str, Any]]) -> Architecture:
+    res = _Resources(stacks)
+    clusters = res.all("aws_eks_cluster")
+    if not clusters:
+        raise SynthError("the stacks define no aws_eks_cluster")
+    cluster = clusters[0]
+    fsx = _fsx(res)
+    return Architecture(
+        region=_region(stacks),
+        network=_network(res, cluster),
+        cluster=EksCluster(name=str(cluster.get("name", "")), version=str(cluster.get("version", ""))),
+        node_groups=tuple(_node_group(name, body) for name, body in res.named("aws_eks_node_group")),
+        fsx=fsx,
+        data_bucket=_data_bucket(res),
+        ecr_repository=next((str(b.get("name")) for b in res.all("aws_ecr_repository")), None),
+        image_build=next((str(b.get("name")) for b in res.all("aws_codebuild_project")), None),
+        releases=tuple(_release(b) for b in res.all("helm_release")),
+        ray=_ray_cluster(res),
+        orchestrator=_orchestrator(res),
+        container_insights=any(b.get("addon_name") == CONTAINER_INSIGHTS_ADDON for b in res.all("aws_eks_addon")),
+    )
+
+
+class _Resources:
+    """Every resource of every stack, by type (the ``//`` metadata left out)."""
+
+    def __init__(self, stacks: dict[str, dict[str, Any]]) -> None:
+        self.by_type: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+        for doc in stacks.values():
+            for rtype, byname in doc.get("resource", {}).items():
+                for name, body in byname.items():
+                    clean = {k: v for k, v in body.items() if k != "//"}
+                    self.by_type.setdefault(rtype, []).append((name, clean))
+        self.outputs = {k: v.get("value") for doc in stacks.values() for k, v in doc.get("output", {}).items()}
+
+    def named(self, rtype: str) -> list[tuple[str, dict[str, Any]]]:
+        return self.by_type.get(rtype, [])
+
+    def all(self, rtype: str) -> list[dict[str, Any]]:
+        return [body for _, body in self.named(rtype)]
+
+    def get(self, rtype: str, name: str) -> Optional[dict[str, Any]]:
+        return next((body for n, body in self.named(rtype) if n == name), None)
+
+
+def _literal(value: Any) -> Optional[str]:
+    """A plain string (no Terraform interpolation in it), else None."""
+    return value if isinstance(value, str) and value and not INTERPOLATION.search(value) else None
+
+
+def _region(stacks: dict[str, dict[str, Any]]) -> Optional[str]:
+    for doc in stacks.values():
+        for provider in doc.get("provider", {}).get("aws", []):
+            if _literal(provider.get("region")):
+                return str(provider["region"])
+    return None
+
+
+def _network(res: _Resources, cluster: dict[str, Any]) -> Network:
+    subnet_refs = list(cluster.get("vpc_config", {}).get("subnet_ids", []))
+    vpcs = res.all("aws_vpc")
+    if not vpcs:  # an existing VPC: its subnets are ids in the JSON, their AZs are not
+        vpc_id = next((v for b in res.all("aws_security_group") if (v := _literal(b.get("vpc_id")))), None)
+        vpc_id = vpc_id or _literal(res.outputs.get("vpc_id"))
+        return Network(existing=True, vpc_id=vpc_id, cidr=None, private_subnets=len(subnet_refs), az_count=None,
+                       az_names=(), nat_gateways=len(res.all("aws_nat_gateway")))
+    zones: list[str] = []
+    for ref in subnet_refs:
+        m = RESOURCE_REF.match(str(ref))
+        subnet = res.get(m["type"], m["name"]) if m and m["type"] == "aws_subnet" else None
+        if subnet is not None and subnet.get("availability_zone") not in zones:
+            zones.append(str(subnet.get("availability_zone")))
+    names = tuple(z for z in zones if _literal(z))
+    return Network(existing=False, vpc_id=None, cidr=_literal(vpcs[0].get("cidr_block")),
+                   private_subnets=len(subnet_refs), az_count=len(zones) or None,
+                   az_names=names if len(names) == len(zones) else (), nat_gateways=len(res.all("aws_nat_gateway")))
+
+
+def _node_group(name: str, body: dict[str, Any]) -> NodeGroup:
+    scaling = body.get("scaling_config", {})
+    labels = {str(k): str(v) for k, v in (body.get("labels") or {}).items()}
+    taints = body.get("taint") or []
+    gpu = "NVIDIA" in str(body.get("ami_type", "")).upper() or any(t.get("key") == GPU_RESOURCE for t in taints)
+    display = _literal(body.get("node_group_name")) or (_literal(body.get("node_group_name_prefix")) or "").rstrip("-")
+    return NodeGroup(name=display or name, instance_types=tuple(body.get("instance_types") or ()),
+                     min_size=int(scaling.get("min_size", 0)), max_size=int(scaling.get("max_size", 0)), gpu=gpu,
+                     spot=body.get("capacity_type") == "SPOT", labels=tuple(sorted(labels.items())),
+                     autoscaled=(body.get("tags") or {}).get("k8s.io/cluster-autoscaler/enabled") == "true")
+
+
+def _fsx(res: _Resources) -> Optional[Fsx]:
+    systems = res.all("aws_fsx_lustre_file_system")
+    if not systems:
+        return None
+    repos = []
+    for dra in res.all("aws_fsx_data_repository_association"):
+        m = S3_PATH.match(str(dra.get("data_repository_path", "")))
+        s3 = dra.get("s3") or {}
+        repos.append(DataRepository(file_system_path=str(dra.get("file_system_path", "")),
+                                    s3_prefix=m["prefix"] if m else "", imports="auto_import_policy" in s3,
+                                    exports="auto_export_policy" in s3))
+    return Fsx(deployment_type=str(systems[0].get("deployment_type", "")),
+               capacity_gib=int(systems[0].get("storage_capacity", 0)),
+               repositories=tuple(sorted(repos, key=lambda r: r.file_system_path)))
+
+
+def _data_bucket(res: _Resources) -> Optional[str]:
+    """The bucket the FSx data repositories link: its name, or its name prefix and a ``*``."""
+    for dra in res.all("aws_fsx_data_repository_association"):
+        m = S3_PATH.match(str(dra.get("data_repository_path", "")))
+        if not m:
+            continue
+        bucket = m["bucket"]
+        ref = RESOURCE_REF.match(bucket)
+        body = res.get("aws_s3_bucket", ref["name"]) if ref and ref["type"] == "aws_s3_bucket" else None
+        if body is None:
+            return _literal(bucket) or bucket
+        return _literal(body.get("bucket")) or f"{body.get('bucket_prefix', ref['name'] if ref else '')}*"
+    return None
+
+
+def _json_values(values: Any) -> dict[str, Any]:
+    """A helm_release's ``values`` (a list of JSON/YAML documents), merged at the top level; unreadable ones skipped."""
+    merged: dict[str, Any] = {}
+    for doc in values or []:
+        try:
+            parsed = json.loads(INTERPOLATION.sub("x", doc)) if isinstance(doc, str) else doc
+        except ValueError:
+            continue
+        if isinstance(parsed, dict):
+            merged.update(parsed)
+    return merged
+
+
+def _selector(value: Any) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted((str(k), str(v)) for k, v in value.items())) if isinstance(value, dict) else ()
+
+
+def _selectors(values: Any) -> list[tuple[tuple[str, str], ...]]:
+    """Every ``nodeSelector`` in a chart's values, at any depth (charts with several components set one each)."""
+    if isinstance(values, list):
+        return [s for v in values for s in _selectors(v)]
+    if not isinstance(values, dict):
+        return []
+    found = [_selector(values["nodeSelector"])] if isinstance(values.get("nodeSelector"), dict) else []
+    return found + [s for k, v in values.items() if k != "nodeSelector" for s in _selectors(v)]
+
+
+def _release(body: dict[str, Any]) -> HelmRelease:
+    """A Helm release; its pods' nodes are the values' nodeSelector (top level, or the one all components share)."""
+    values = _json_values(body.get("values"))
+    top = _selector(values.get("nodeSelector"))
+    nested = set(_selectors(values))
+    selector = top or (nested.pop() if len(nested) == 1 else ())
+    return HelmRelease(name=str(body.get("name", "")), chart=str(body.get("chart", "")),
+                       version=str(body.get("version", "")), node_selector=selector)
+
+
+def _orchestrator(res: _Resources) -> Optional[Orchestrator]:
+    machines = res.all("aws_sfn_state_machine")
+    if not machines:
+        return None
+    definition = str(machines[0].get("definition", ""))
+    integrations = sorted(set(re.findall(r"arn:aws:states:::([a-z0-9-]+:[A-Za-z0-9]+)", definition)))
+    services = sorted(set(re.findall(r"ray job submit --address https?://([a-z0-9.-]+):\d+", definition)))
+    return Orchestrator(name=str(machines[0].get("name", "")), integrations=tuple(integrations),
+                        submits_to=tuple(services))
+
+
+def _ray_group(name: str, template: dict[str, Any], low: int, high: int) -> RayGroup:
+    pod = template.get("spec", {})
+    container = (pod.get("containers") or [{}])[0]
+    limits = container.get("resources", {}).get("limits", {})
+    return RayGroup(name=name, min_replicas=low, max_replicas=high, cpu=str(limits.get("cpu", "")),
+                    memory=str(limits.get("memory", "")), gpus=int(limits.get(GPU_RESOURCE, 0)),
+                    node_selector=_selector(pod.get("nodeSelector")))
+
+
+def _ray_cluster(res: _Resources) -> Optional[RayCluster]:
+    manifest = next((b["manifest"] for b in res.all("kubernetes_manifest")
+                     if b.get("manifest", {}).get("kind") == "RayCluster"), None)
+    if manifest is None:
+        return None
+    spec = manifest.get("spec", {})
+    head_template = spec.get("headGroupSpec", {}).get("template", {})
+    head = _ray_group("head", head_template, 1, 1)
+    workers = tuple(_ray_group(str(w.get("groupName", "")), w.get("template", {}), int(w.get("minReplicas", 0)),
+                               int(w.get("maxReplicas", w.get("replicas", 0))))
+                    for w in spec.get("workerGroupSpecs", []))
+    head_container = (head_template.get("spec", {}).get("containers") or [{}])[0]
+    port = next((int(p["containerPort"]) for p in head_container.get("ports", []) if p.get("name") == "dashboard"),
+                8265)
+    image = str(head_container.get("image", ""))
+    claims = {str(v.get("name")): str(v["persistentVolumeClaim"].get("claimName"))
+              for v in head_template.get("spec", {}).get("volumes", []) if "persistentVolumeClaim" in v}
+    mounts = tuple(f"{m.get('mountPath')}{' (ro)' if m.get('readOnly') else ''}"
+                   for m in head_container.get("volumeMounts", []) if m.get("name") in claims)
+    return RayCluster(name=str(manifest.get("metadata", {}).get("name", "")),
+                      namespace=str(manifest.get("metadata", {}).get("namespace", "")), head=head, workers=workers,
+                      image=image, image_from_ecr="ecr_repository_url" in image, dashboard_port=port,
+                      autoscaling=bool(spec.get("enableInTreeAutoscaling")),
+                      fsx_claim=next(iter(claims.values()), None), fsx_mounts=mounts)
