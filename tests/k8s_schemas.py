@@ -4,17 +4,17 @@ strict about unknown fields (the API server would silently prune them)."""
 
 from __future__ import annotations
 
+import json
 from functools import lru_cache
 from typing import Any
-
-import json
 
 import jsonschema
 import kubernetes_validate
 
+from config.versions import DEFAULT_KUBERNETES_VERSION
 from tests.helpers import REFERENCE
 
-KUBERNETES_VERSION = "1.34"
+KUBERNETES_VERSION = DEFAULT_KUBERNETES_VERSION  # the default cluster's API version
 CRD_SCHEMAS = {"RayCluster": "raycluster.schema.json", "RayJob": "rayjob.schema.json"}
 
 
