@@ -156,17 +156,3 @@ def test_no_construct_path_hashes(default_synth, dev_synth, stack):
     for stacks in (default_synth, dev_synth):
         hashed = [a for a in addresses(stacks[stack]) if re.search(r"_[0-9A-F]{8}$", a)]
         assert not hashed, hashed
-
-
-def test_moved_blocks_are_valid_and_point_at_real_addresses(default_synth):
-    from stacks.migrations import MOVED
-
-    for stack, releases in MOVED.items():
-        doc = default_synth[stack]
-        moves = [m for r in releases.values() for m in r]
-        if not moves:
-            assert "moved" not in doc
-            continue
-        assert [{"from": a, "to": b} for a, b in moves] == doc["moved"]
-        for _, new in moves:
-            assert new in addresses(doc), f"moved block targets {new}, which {stack} does not declare"
