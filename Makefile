@@ -21,6 +21,7 @@ CDKTF := node_modules/.bin/cdktf
 # Deploy order, from stacks/contract.py (expanded when a recipe runs, after the venv exists).
 STACKS = $(shell $(VENV)/bin/python -c 'from stacks.contract import STACK_ORDER; print(*STACK_ORDER)' 2>/dev/null)
 
+.PHONY: lint
 .PHONY: help synth test deps deps-test tools node bench-synth bench-pipeline deploy destroy diff \
         dashboard submit job-yaml image clean checkov-env security-scan diagram graphviz pipeline
 
@@ -72,6 +73,17 @@ $(CHECKOV_VENV)/.synced: tools/checkov/Pipfile.lock | tools
 	@touch $@
 
 checkov-env: $(CHECKOV_VENV)/.synced
+
+LINT_VENV := tools/lint/.venv
+
+# ruff and mypy live in their own environment too; mypy reads the app's packages through its interpreter.
+$(LINT_VENV)/.synced: tools/lint/Pipfile.lock | tools
+	cd tools/lint && PIPENV_IGNORE_VIRTUALENVS=1 pipenv sync
+	@touch $@
+
+lint: $(LINT_VENV)/.synced $(VENV)/.synced-all
+	$(LINT_VENV)/bin/ruff check .
+	$(LINT_VENV)/bin/mypy --python-executable $(VENV)/bin/python
 
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
