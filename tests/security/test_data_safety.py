@@ -93,3 +93,14 @@ def test_backups_only_without_data_repository(tmp_path_factory):
     assert resources(infra, "aws_fsx_data_repository_association") == {}
     assert fs["automatic_backup_retention_days"] == 7 and fs["copy_tags_to_backups"] is True
     assert fs["skip_final_backup"] is False and fs["final_backup_tags"]["final-backup-of"]
+
+
+def test_a_file_system_with_no_durable_copy_is_warned_about():
+    """Without data repository associations and without backups, nothing outside FSx holds Ray's results."""
+    from config import parse_config
+
+    bare = parse_config({"fsx": {"data_repository": False}})
+    assert any("holds the only copy" in w for w in bare.warnings())
+    backed_up = parse_config({"fsx": {"data_repository": False, "backup_retention_days": 7}})
+    assert not any("holds the only copy" in w for w in backed_up.warnings())
+    assert not any("holds the only copy" in w for w in parse_config({}).warnings())
