@@ -23,11 +23,12 @@ STACKS = $(shell $(VENV)/bin/python -c 'from stacks.contract import STACK_ORDER;
 
 .PHONY: lint
 .PHONY: help synth test deps deps-test tools node bench-synth bench-pipeline deploy destroy diff \
-        dashboard submit job-yaml image clean checkov-env security-scan diagram graphviz pipeline
+        dashboard submit job-yaml image clean checkov-env security-scan diagram graphviz pipeline preflight
 
 help:
 	@echo "make synth    synthesize all stacks into cdktf.out/ (default config, local backend)"
 	@echo "make test     run the whole test suite (installs everything it needs)"
+	@echo "make preflight  before the first deploy: AWS reachable, EC2 vCPU and Elastic IP quotas (AWS CLI)"
 	@echo "make deploy | diff | destroy   cdktf CLI, stacks in order: $(STACKS)"
 	@echo "make dashboard | submit        port-forward the Ray dashboard / submit the training job"
 	@echo "make job-yaml  render the in-cluster submitter Job and the RayJob to rendered/*.yaml"
@@ -111,6 +112,11 @@ bench-pipeline: deps-test
 # --- deploy (see README "Deploy"). The stacks declare their order (add_dependency): deploy runs
 # infra -> ray -> ray-cluster, destroy the reverse. `cdktf diff` takes one stack per call. With a
 # provider mirror (offline) `terraform providers lock` cannot reach the registry: skip it.
+# Asks AWS (the CLI, your credentials) whether the account's quotas hold the config's node groups and NAT
+# gateways; prints the quota increase requests when they do not (scripts/preflight.py).
+preflight: $(VENV)/.synced-default
+	$(VENV)/bin/python -m scripts.preflight
+
 deploy: deps
 	$(CDKTF) deploy --auto-approve $(if $(TF_RC),--skip-provider-lock) $(STACKS)
 

@@ -12,6 +12,7 @@ from typing import Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from conventions.eks import EKS_ADDONS
 from conventions.kubernetes import (
     CORE_ROLE,
     GPU_ROLE,
@@ -242,8 +243,13 @@ class ClusterConfig(_Model):
     public_access_cidrs: list[Cidr] = []
     # IAM roles/users granted cluster admin through EKS access entries (API authentication mode).
     admin_principal_arns: PrincipalArns = []
-    # The identity running `cdktf deploy` gets admin too, so the ray stack can install into the cluster.
+    # The identity running the infra apply gets an admin access entry too (the role behind an assumed-role
+    # session), so the ray stack can install into the cluster. Terraform manages it like the listed ones: a
+    # later apply by another principal moves the entry to that principal; false removes it.
     creator_is_admin: bool = True
+    # EKS add-on versions to pin (add-on name -> version); an add-on not listed gets the newest version for
+    # kubernetes_version, resolved at plan time (data.aws_eks_addon_version).
+    addon_versions: dict[str, AddonVersion] = {}
     log_types: ControlPlaneLogTypes = list(CONTROL_PLANE_LOG_TYPES)
     log_retention_days: RetentionDays = 365
     node_groups: list[NodeGroupConfig] = Field(default_factory=_default_node_groups)
@@ -256,6 +262,10 @@ class ClusterConfig(_Model):
             raise FieldError("node_groups", f"names must be unique, {', '.join(dupes)} repeats")
         if sum(g.role == CORE_ROLE for g in self.node_groups) != 1:
             raise FieldError("node_groups", "exactly one group must have role core (system pods and the Ray head run there)")
+        unknown = sorted(set(self.addon_versions) - set(EKS_ADDONS))
+        if unknown:
+            raise FieldError("addon_versions", f"{', '.join(unknown)} is not an add-on of the cluster "
+                                               f"(have {', '.join(EKS_ADDONS)})")
         return self
 
     @property
@@ -271,9 +281,17 @@ class FsxConfig(_Model):
     deployment_type: Literal["SCRATCH_2", "PERSISTENT_1", "PERSISTENT_2"] = "PERSISTENT_2"
     storage_capacity_gib: int = 1200
     per_unit_storage_throughput: Optional[int] = None  # MB/s/TiB; default: the smallest allowed
+    # Link /import and /export to the data bucket's prefixes below (data repository associations, as in the
+    # original deployment). FSx cannot back up a linked file system: its durable copy is what auto-export
+    # writes to the versioned bucket. false: a file system of its own, which a PERSISTENT type can back up.
+    data_repository: bool = True
     # S3 prefixes of the data bucket linked to the file system (as in the original deployment).
     import_prefix: S3Prefix = "ray/import/"
     export_prefix: S3Prefix = "ray/export/"
+    # Daily automatic backups kept this many days (0: none), and a backup when the file system is deleted.
+    # Only for a PERSISTENT type with data_repository: false (FSx backs up no other Lustre file system).
+    backup_retention_days: int = Field(0, ge=0, le=90)
+    final_backup: bool = False
 
     @model_validator(mode="after")
     def _capacity(self) -> "FsxConfig":
@@ -289,7 +307,22 @@ class FsxConfig(_Model):
                              f"{self.deployment_type} allows {', '.join(map(str, allowed))}, got {t}")
         if self.import_prefix.startswith(self.export_prefix) or self.export_prefix.startswith(self.import_prefix):
             raise FieldError("export_prefix", "must not overlap import_prefix")
+        for field in ("backup_retention_days", "final_backup"):
+            if getattr(self, field) and not self.backups_possible:
+                why = (f"{self.deployment_type} is not" if not self.is_persistent else
+                       "this one is linked to the data bucket (data_repository: true), whose versioned auto-export "
+                       "copy is the durable one; set data_repository: false for Lustre backups")
+                raise FieldError(field, f"FSx backs up only PERSISTENT file systems not linked to S3: {why}")
         return self
+
+    @property
+    def backups_possible(self) -> bool:
+        """FSx backs up only persistent Lustre file systems that are not linked to a data repository."""
+        return self.is_persistent and not self.data_repository
+
+    @property
+    def has_durable_copy(self) -> bool:
+        return self.data_repository or self.backup_retention_days > 0 or self.final_backup
 
     @property
     def throughput(self) -> Optional[int]:
@@ -302,7 +335,8 @@ class FsxConfig(_Model):
 
 
 class EcrConfig(_Model):
-    repository_name: EcrRepositoryName = "ray-custom"
+    # None: <name>/ray-custom (conventions/naming.py), so deployments in one region never share a repository.
+    repository_name: Optional[EcrRepositoryName] = None
     keep_last_images: int = Field(30, ge=1, le=1000)
 
 
@@ -468,6 +502,9 @@ class AppConfig(_Model):
         if any(_is_open(c) for c in self.cluster.public_access_cidrs):
             out.append("cluster.public_access_cidrs contains 0.0.0.0/0: the Kubernetes API endpoint is open to the "
                        "whole internet. Restrict it to your office/VPN CIDRs.")
+        if not self.fsx.has_durable_copy:
+            out.append("fsx.data_repository is false and fsx has no backups (backup_retention_days, final_backup): "
+                       "the file system holds the only copy of what Ray writes to it.")
         if not self.protection.prevent_destroy:
             out.append("protection.prevent_destroy is false: FSx, the data bucket and the ECR repository can be "
                        "destroyed with their data. Use this only for throwaway environments.")
@@ -486,10 +523,6 @@ class AppConfig(_Model):
     def orchestrator_training_args(self) -> list[str]:
         args = self.orchestrator.training_args
         return list(self.training.args if args is None else args)
-
-    @property
-    def bucket_name_prefix(self) -> str:
-        return f"{self.name}-data-"
 
     def ray_image(self, ecr_repository_url: Optional[str] = None) -> str:
         if self.ray.image:

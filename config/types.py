@@ -14,6 +14,7 @@ from typing import Annotated, Literal, Union
 from pydantic import AfterValidator, BeforeValidator
 
 from conventions.kubernetes import CPU_QUANTITY_RE, MEMORY_QUANTITY_RE
+from conventions.naming import NAME_RE, S3_RESERVED_PREFIXES
 
 Location = tuple[Union[str, int], ...]
 
@@ -53,7 +54,6 @@ def _each(check, message: str):
 # ------------------------------------------------------------------------------------------- patterns
 REGION_RE = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$")
 AZ_RE = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-\d[a-z]$")
-NAME_RE = re.compile(r"^[a-z][a-z0-9-]{1,30}[a-z0-9]$")
 GROUP_NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,18}[a-z0-9]$")
 DNS_LABEL_RE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 LABEL_KEY_RE = re.compile(r"^([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
@@ -114,6 +114,24 @@ def _tags(value: dict[str, str]) -> dict[str, str]:
     return value
 
 
+def _deployment_name(value: str) -> str:
+    if not NAME_RE.match(value):
+        raise ValueError(f"must be 3-32 lowercase letters, digits or '-', starting with a letter, got {value!r}")
+    reserved = next((p for p in S3_RESERVED_PREFIXES if value.startswith(p)), None)
+    if reserved:
+        raise ValueError(f"must not start with {reserved} (S3 reserves it, and bucket names begin with the name), "
+                         f"got {value!r}")
+    return value
+
+
+def _unique_principals(values: list[str]) -> list[str]:
+    # EKS allows one access entry per principal: a repeat would fail at apply with 409 ResourceInUseException.
+    repeated = sorted({v for v in values if values.count(v) > 1})
+    if repeated:
+        raise ValueError(f"lists {', '.join(repeated)} more than once (one access entry per principal)")
+    return values
+
+
 def _unique(values: list) -> list:
     if len(set(values)) != len(values):
         raise ValueError("must not repeat an item")
@@ -142,8 +160,7 @@ MemoryQuantity = Annotated[str, _rule(lambda v: MEMORY_QUANTITY_RE.match(v),
 Region = Annotated[str, _rule(REGION_RE.match, "must be an AWS region such as us-west-2, got {v!r}")]
 AvailabilityZones = Annotated[list[str], _each(AZ_RE.match, "must be AZ names such as us-west-2a, got {v!r}"),
                               AfterValidator(_unique)]
-DeploymentName = Annotated[str, _rule(NAME_RE.match,
-                                      "must be 3-32 lowercase letters, digits or '-', starting with a letter, got {v!r}")]
+DeploymentName = Annotated[str, AfterValidator(_deployment_name)]
 NodeGroupName = Annotated[str, _rule(GROUP_NAME_RE.match,
                                      "must be 2-20 lowercase letters, digits or '-', starting with a letter, got {v!r}")]
 LabelKey = Annotated[str, _rule(LABEL_KEY_RE.match, "must be a Kubernetes label key such as nvidia.com/gpu, got {v!r}")]
@@ -154,7 +171,8 @@ AmiType = Annotated[str, _rule(lambda v: v in GPU_AMI_TYPES + CPU_AMI_TYPES,
                                f"must be one of {', '.join(CPU_AMI_TYPES + GPU_AMI_TYPES)}, got {{v!r}}")]
 PrincipalArns = Annotated[list[str], _each(PRINCIPAL_ARN_RE.match,
                                            "must be IAM role or user ARNs such as arn:aws:iam::123456789012:role/Admin, "
-                                           "got {v!r}")]
+                                           "got {v!r}"),
+                          AfterValidator(_unique_principals)]
 ControlPlaneLogTypes = Annotated[list[str], _each(lambda v: v in CONTROL_PLANE_LOG_TYPES,
                                                   f"must be from {', '.join(CONTROL_PLANE_LOG_TYPES)}, got {{v!r}}")]
 EcrRepositoryName = Annotated[str, _rule(lambda v: ECR_NAME_RE.match(v) and len(v) <= 256,

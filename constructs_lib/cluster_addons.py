@@ -27,6 +27,7 @@ AUTOSCALER_SERVICE_ACCOUNT = "cluster-autoscaler"
 @dataclass(frozen=True)
 class ClusterAddonsProps:
     cluster_name: str
+    autoscaler_role_name_prefix: str
     region: str
     cluster_autoscaler_image_tag: str  # its minor version matches the cluster's Kubernetes
     oidc_provider_arn: str
@@ -50,7 +51,7 @@ class ClusterAddons(Construct):
 
         tag = f"aws:ResourceTag/k8s.io/cluster-autoscaler/{props.cluster_name}"
         role = IrsaRole(self, "cluster_autoscaler", IrsaRoleProps(
-            role_name=f"{props.cluster_name}-cluster-autoscaler",
+            role_name_prefix=props.autoscaler_role_name_prefix,
             oidc_provider_arn=props.oidc_provider_arn, oidc_issuer_host=props.oidc_issuer_host,
             namespace="kube-system", service_account=AUTOSCALER_SERVICE_ACCOUNT, policy_name="cluster-autoscaler",
             policy_json=policy_document([

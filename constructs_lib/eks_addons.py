@@ -1,4 +1,10 @@
-"""EKS managed add-ons: networking before compute, the rest once nodes exist.
+"""EKS managed add-ons, ordered as terraform-aws-eks orders them: networking before compute, the rest once
+nodes exist.
+
+The constructor installs ``ADDONS_BEFORE_COMPUTE`` (the node groups depend on ``before_compute``, so no node
+starts without its CNI); ``after_compute(node_groups)`` installs the add-ons that run Deployments. Versions
+are pinned in config or resolved per Kubernetes version at plan time (``data.aws_eks_addon_version``, newest
+first), so a plan shows the version each add-on gets.
 
 The FSx for Lustre CSI driver is an EKS add-on (aws-fsx-csi-driver), so it is installed here with
 its own IRSA role rather than by Helm in the ray stack.
@@ -6,58 +12,74 @@ its own IRSA role rather than by Helm in the ray stack.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Optional, Sequence
 
 from cdktf import ITerraformDependable
 from constructs import Construct
 
+from cdktf_cdktf_provider_aws.data_aws_eks_addon_version import DataAwsEksAddonVersion
 from cdktf_cdktf_provider_aws.eks_addon import EksAddon
 from cdktf_cdktf_provider_aws.iam_role import IamRole
 from cdktf_cdktf_provider_aws.iam_role_policy import IamRolePolicy
 
+from conventions.eks import ADDONS_AFTER_COMPUTE as AFTER_COMPUTE
+from conventions.eks import ADDONS_BEFORE_COMPUTE as BEFORE_COMPUTE
+
 from .iam import irsa_assume_role_policy, policy_document, statement
 
-# Add-ons the nodes need to join (vpc-cni) or that pods need from their first minute.
-BEFORE_COMPUTE = ("vpc-cni", "kube-proxy", "eks-pod-identity-agent")
-# Add-ons with Deployments: they need schedulable nodes or they sit DEGRADED until timeout.
-AFTER_COMPUTE = ("coredns", "aws-fsx-csi-driver")
+__all__ = ["AFTER_COMPUTE", "BEFORE_COMPUTE", "EksAddons", "EksAddonsProps"]
 
 
 @dataclass(frozen=True)
 class EksAddonsProps:
     cluster_name: str
+    kubernetes_version: str  # resolves the versions of the add-ons not pinned below
     oidc_provider_arn: str
     oidc_issuer_host: str
-    # Pin versions here (addon name -> version); None: the default version for the cluster's Kubernetes.
-    versions: dict[str, str] = field(default_factory=dict)
+    fsx_csi_role_name_prefix: str
+    # Pinned versions (add-on name -> version); the others get the newest for kubernetes_version.
+    versions: dict[str, str]
 
 
 class EksAddons(Construct):
     fsx_csi_role_arn: str
+    before_compute: list[EksAddon]
 
-    def __init__(self, scope: Construct, id: str, props: EksAddonsProps,
-                 node_groups: Sequence[ITerraformDependable] = ()) -> None:
+    def __init__(self, scope: Construct, id: str, props: EksAddonsProps) -> None:
         super().__init__(scope, id)
+        self._props = props
+        self._versions = Construct(self, "versions")  # data.aws_eks_addon_version.<addon>, next to the add-on
         # Static provisioning (our PV names an existing file system) needs only describe rights; the
         # role also puts AWS_REGION into the controller, which cannot reach IMDS (hop limit 1).
-        fsx_role = IamRole(self, "fsx_csi_driver", name=f"{props.cluster_name}-fsx-csi-driver",
+        fsx_role = IamRole(self, "fsx_csi_driver", name_prefix=props.fsx_csi_role_name_prefix,
                            assume_role_policy=irsa_assume_role_policy(
                                props.oidc_provider_arn, props.oidc_issuer_host, "kube-system", "fsx-csi-controller-sa"))
         IamRolePolicy(self, "fsx_csi_driver_policy", role=fsx_role.id, name="describe-file-systems",
                       policy=policy_document([statement(["fsx:DescribeFileSystems"], ["*"])]))
         self.fsx_csi_role_arn = fsx_role.arn
+        self.before_compute = [self.addon(name, ()) for name in BEFORE_COMPUTE]
+        self.after: list[EksAddon] = []
 
-        def addon(name: str, depends: Sequence[ITerraformDependable], role_arn: Optional[str] = None) -> EksAddon:
-            return EksAddon(
-                self, name.replace("-", "_"), cluster_name=props.cluster_name, addon_name=name,
-                addon_version=props.versions.get(name), service_account_role_arn=role_arn,
-                # Our config wins over manual edits; on delete, keep the running pods until the cluster goes.
-                resolve_conflicts_on_create="OVERWRITE", resolve_conflicts_on_update="OVERWRITE",
-                depends_on=list(depends) or None,
-            )
+    def addon(self, name: str, depends: Sequence[ITerraformDependable], role_arn: Optional[str] = None) -> EksAddon:
+        props = self._props
+        key = name.replace("-", "_")
+        version = props.versions.get(name)
+        if version is None:
+            version = DataAwsEksAddonVersion(self._versions, key, addon_name=name,
+                                             kubernetes_version=props.kubernetes_version, most_recent=True).version
+        return EksAddon(
+            self, key, cluster_name=props.cluster_name, addon_name=name,
+            addon_version=version, service_account_role_arn=role_arn,
+            # Our config wins over manual edits; on delete, keep the running pods until the cluster goes.
+            resolve_conflicts_on_create="OVERWRITE", resolve_conflicts_on_update="OVERWRITE",
+            depends_on=list(depends) or None,
+        )
 
-        for name in BEFORE_COMPUTE:
-            addon(name, ())
-        addon("coredns", node_groups)
-        addon("aws-fsx-csi-driver", node_groups, fsx_role.arn)
+    def after_compute(self, node_groups: Sequence[ITerraformDependable]) -> list[EksAddon]:
+        """The add-ons with Deployments, created once every node group exists (call once)."""
+        if self.after:
+            raise RuntimeError("after_compute was called twice")
+        roles = {"aws-fsx-csi-driver": self.fsx_csi_role_arn}
+        self.after = [self.addon(name, node_groups, roles.get(name)) for name in AFTER_COMPUTE]
+        return self.after

@@ -1,15 +1,23 @@
 """EKS control plane: access entries (API mode, no aws-auth), KMS envelope encryption of secrets,
 control-plane logging, private endpoint + CIDR-restricted public endpoint, and the IAM OIDC provider
-for IRSA."""
+for IRSA.
+
+Cluster admins as terraform-aws-eks v21 grants them: EKS's one-time creator bootstrap is off, and every admin
+is an explicit access entry in state -- the listed principals (``admin_<i>``) and, with ``creator_is_admin``,
+the principal running the apply (``cluster_creator``: the IAM role behind an assumed-role session, from
+``aws_iam_session_context``). EKS allows one entry per principal, so the creator's entry is counted out when
+the creator is listed anyway; Terraform decides that at plan time, when the caller is known.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cdktf import Fn
+from cdktf import Fn, Token
 from constructs import Construct
 
 from cdktf_cdktf_provider_aws.cloudwatch_log_group import CloudwatchLogGroup
+from cdktf_cdktf_provider_aws.data_aws_iam_session_context import DataAwsIamSessionContext
 from cdktf_cdktf_provider_aws.eks_access_entry import EksAccessEntry
 from cdktf_cdktf_provider_aws.eks_access_policy_association import (
     EksAccessPolicyAssociation,
@@ -33,14 +41,17 @@ from .iam import service_assume_role_policy
 @dataclass(frozen=True)
 class EksClusterProps:
     name: str
+    role_name_prefix: str
+    log_group_name: str  # EKS writes to /aws/eks/<name>/cluster: created first, it gets our retention and key
     kubernetes_version: str
     subnet_ids: list[str]
     secrets_kms_key_arn: str
     logs_kms_key_arn: str
     partition: str
     public_access_cidrs: list[str]
-    admin_principal_arns: list[str]
+    admin_principal_arns: list[str]  # unique (config checks)
     creator_is_admin: bool
+    caller_arn: str  # data.aws_caller_identity's arn: who runs the apply
     log_types: list[str]
     log_retention_days: int
 
@@ -59,14 +70,14 @@ class RayEksCluster(Construct):
     def __init__(self, scope: Construct, id: str, props: EksClusterProps) -> None:
         super().__init__(scope, id)
         p = props.partition
-        role = IamRole(self, "cluster", name=f"{props.name}-cluster",
+        role = IamRole(self, "cluster", name_prefix=props.role_name_prefix,
                        assume_role_policy=service_assume_role_policy("eks.amazonaws.com"))
         attachments = [
             IamRolePolicyAttachment(self, "cluster_policy", role=role.name,
                                     policy_arn=f"arn:{p}:iam::aws:policy/AmazonEKSClusterPolicy"),
         ]
         # Created before the cluster so retention and encryption apply from the first log line.
-        logs = CloudwatchLogGroup(self, "cluster_logs", name=f"/aws/eks/{props.name}/cluster",
+        logs = CloudwatchLogGroup(self, "cluster_logs", name=props.log_group_name,
                                   retention_in_days=props.log_retention_days, kms_key_id=props.logs_kms_key_arn)
         public = bool(props.public_access_cidrs)
         cluster = EksCluster(
@@ -82,8 +93,12 @@ class RayEksCluster(Construct):
             ),
             access_config=EksClusterAccessConfig(
                 authentication_mode="API",
-                bootstrap_cluster_creator_admin_permissions=props.creator_is_admin,
+                # The creator's admin is the explicit cluster_creator entry below: visible in state, removable,
+                # and no 409 when the creator is also listed.
+                bootstrap_cluster_creator_admin_permissions=False,
             ),
+            # No unmanaged vpc-cni/kube-proxy/coredns for the managed add-ons (eks_addons.py) to fight over.
+            bootstrap_self_managed_addons=False,
             encryption_config=EksClusterEncryptionConfig(
                 resources=["secrets"],
                 provider=EksClusterEncryptionConfigProvider(key_arn=props.secrets_kms_key_arn),
@@ -96,13 +111,28 @@ class RayEksCluster(Construct):
             skip(cluster, "CKV_AWS_39",
                  "The public endpoint is on only because cluster.public_access_cidrs names the CIDRs allowed to "
                  "reach it (" + ", ".join(props.public_access_cidrs) + "); leave the list empty for private only")
+        admin_policy = f"arn:{p}:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
         for i, principal in enumerate(props.admin_principal_arns):
             entry = EksAccessEntry(self, f"admin_{i}", cluster_name=cluster.name, principal_arn=principal, type="STANDARD")
             EksAccessPolicyAssociation(
                 self, f"admin_{i}_cluster_admin", cluster_name=cluster.name, principal_arn=entry.principal_arn,
-                policy_arn=f"arn:{p}:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy",
-                access_scope=EksAccessPolicyAssociationAccessScope(type="cluster"),
+                policy_arn=admin_policy, access_scope=EksAccessPolicyAssociationAccessScope(type="cluster"),
             )
+        self.creator_arn: str | None = None
+        if props.creator_is_admin:
+            # An assumed-role session ARN (arn:aws:sts::...:assumed-role/R/s) is not a principal EKS accepts;
+            # issuer_arn is the role's IAM ARN (users pass through unchanged).
+            session = DataAwsIamSessionContext(self, "current", arn=props.caller_arn)
+            creator = session.issuer_arn
+            # 0 when the creator is listed in admin_principal_arns: its admin_<i> entry already exists.
+            count = Token.as_number(Fn.conditional(Fn.contains(props.admin_principal_arns, creator), 0, 1))
+            entry = EksAccessEntry(self, "cluster_creator", count=count, cluster_name=cluster.name,
+                                   principal_arn=creator, type="STANDARD")
+            EksAccessPolicyAssociation(
+                self, "cluster_creator_admin", count=count, cluster_name=cluster.name, principal_arn=creator,
+                policy_arn=admin_policy, access_scope=EksAccessPolicyAssociationAccessScope(type="cluster"),
+                depends_on=[entry])
+            self.creator_arn = creator
 
         issuer = cluster.identity.get(0).oidc.get(0).issuer
         # Since 2023 IAM trusts the EKS OIDC issuer through its CA; no thumbprint (and no tls provider) needed.

@@ -3,6 +3,12 @@
 Two data repository associations, as in the original deployment's import/export paths:
 ``/import`` <- s3://<bucket>/ray/import/ (auto-import) and ``/export`` -> s3://<bucket>/ray/export/
 (auto-export). Pods mount ``/export`` at /ray/export and ``/import`` at /ray/import.
+
+Data safety: FSx backs up only persistent Lustre file systems *not linked to a data repository* (CreateBackup
+API reference; the Lustre guide: "File system backups aren't supported on file systems that are linked to an
+Amazon S3 data repository"). A linked file system therefore gets no backup settings at all: its durable copy
+is what auto-export writes to the versioned bucket. Without associations, a persistent file system takes the
+configured daily and final backups.
 """
 
 from __future__ import annotations
@@ -39,6 +45,8 @@ FILE_SYSTEM_EXPORT_PATH = "/export"
 @dataclass(frozen=True)
 class FsxLustreProps:
     name: str
+    security_group_name_prefix: str
+    log_group_name: str  # FSx logs only to groups named /aws/fsx/...
     vpc_id: str
     subnet_id: str
     client_security_group_id: str  # the EKS cluster security group (all nodes carry it)
@@ -48,8 +56,11 @@ class FsxLustreProps:
     per_unit_storage_throughput: Optional[int]
     kms_key_arn: str
     persistent: bool  # PERSISTENT_* deployment types: customer key, backups
+    data_repository: bool  # the import/export associations with the data bucket
     import_prefix: str
     export_prefix: str
+    backup_retention_days: int  # daily backups (0: none); config allows them only when backups_possible
+    final_backup: bool
     log_retention_days: int
     prevent_destroy: bool
 
@@ -62,7 +73,7 @@ class FsxLustre(Construct):
 
     def __init__(self, scope: Construct, id: str, props: FsxLustreProps) -> None:
         super().__init__(scope, id)
-        sg = SecurityGroup(self, "fsx", name_prefix=f"{props.name}-fsx-", vpc_id=props.vpc_id,
+        sg = SecurityGroup(self, "fsx", name_prefix=props.security_group_name_prefix, vpc_id=props.vpc_id,
                            description=f"FSx for Lustre of {props.name}: Lustre from the EKS cluster",
                            tags={"Name": f"{props.name}-fsx"}, lifecycle=TerraformResourceLifecycle(create_before_destroy=True))
         for low, high in LUSTRE_PORTS:
@@ -82,7 +93,10 @@ class FsxLustre(Construct):
                 description=f"Lustre {low}-{high} between file servers")
 
         persistent = props.persistent
-        logs = CloudwatchLogGroup(self, "fsx_logs", name=f"/aws/fsx/{props.name}",
+        backups = persistent and not props.data_repository
+        if not backups and (props.backup_retention_days or props.final_backup):
+            raise ValueError("FSx backs up only PERSISTENT file systems without data repository associations")
+        logs = CloudwatchLogGroup(self, "fsx_logs", name=props.log_group_name,
                                   retention_in_days=props.log_retention_days, kms_key_id=props.kms_key_arn)
         fs = FsxLustreFileSystem(
             self, "ray",
@@ -96,21 +110,27 @@ class FsxLustre(Construct):
             security_group_ids=[sg.id],
             # Scratch file systems are always encrypted with an FSx-managed key; only persistent ones take ours.
             kms_key_id=props.kms_key_arn if persistent else None,
-            automatic_backup_retention_days=7 if persistent else None,
-            copy_tags_to_backups=True if persistent else None,
+            # Backup settings only where FSx can take backups; elsewhere none at all (scratch, or linked to S3).
+            # 0 is explicit: the provider would otherwise keep whatever the API reports.
+            automatic_backup_retention_days=props.backup_retention_days if backups else None,
+            copy_tags_to_backups=True if backups else None,
+            skip_final_backup=(not props.final_backup) if backups else None,
+            final_backup_tags={"Name": f"{props.name}-final-backup", "final-backup-of": props.name}
+            if backups and props.final_backup else None,
             log_configuration=FsxLustreFileSystemLogConfiguration(level="WARN_ERROR", destination=logs.arn),
             tags={"Name": props.name},
-            # A deleted persistent file system leaves a final backup behind unless unprotected (throwaway).
-            # Scratch file systems cannot be backed up at all.
-            skip_final_backup=(not props.prevent_destroy) if persistent else None,
-            final_backup_tags={"Name": f"{props.name}-final-backup", "final-backup-of": props.name}
-            if persistent and props.prevent_destroy else None,
             lifecycle=TerraformResourceLifecycle(prevent_destroy=props.prevent_destroy),
         )
         if not persistent:
             skip(fs, "CKV_AWS_190",
                  "SCRATCH file systems are always encrypted at rest with an FSx-managed key and cannot take a "
                  "customer-managed one; PERSISTENT types (the default) use the data KMS key")
+        self.file_system_id = fs.id
+        self.dns_name = fs.dns_name
+        self.mount_name = fs.mount_name
+        self.security_group_id = sg.id
+        if not props.data_repository:
+            return
         bucket = f"s3://{props.data_bucket_name}"
         FsxDataRepositoryAssociation(
             self, "import", file_system_id=fs.id, file_system_path=FILE_SYSTEM_IMPORT_PATH,
@@ -126,7 +146,3 @@ class FsxLustre(Construct):
                 events=["NEW", "CHANGED", "DELETED"])),
             tags={"Name": f"{props.name}-export"},
         )
-        self.file_system_id = fs.id
-        self.dns_name = fs.dns_name
-        self.mount_name = fs.mount_name
-        self.security_group_id = sg.id

@@ -14,7 +14,7 @@ from .iam import irsa_assume_role_policy
 
 @dataclass(frozen=True)
 class IrsaRoleProps:
-    role_name: str
+    role_name_prefix: str  # IAM names are global: a generated suffix keeps deployments and regions apart
     oidc_provider_arn: str
     oidc_issuer_host: str  # issuer URL without https://
     namespace: str
@@ -30,7 +30,7 @@ class IrsaRole(Construct):
 
     def __init__(self, scope: Construct, id: str, props: IrsaRoleProps) -> None:
         super().__init__(scope, id)
-        role = IamRole(self, id, name=props.role_name, assume_role_policy=irsa_assume_role_policy(
+        role = IamRole(self, id, name_prefix=props.role_name_prefix, assume_role_policy=irsa_assume_role_policy(
             props.oidc_provider_arn, props.oidc_issuer_host, props.namespace, props.service_account))
         IamRolePolicy(Construct(self, "policy"), id, role=role.id, name=props.policy_name, policy=props.policy_json)
         self.role_arn = role.arn

@@ -16,6 +16,8 @@ from .iam import policy_document
 @dataclass(frozen=True)
 class KmsKeysProps:
     name: str
+    eks_alias: str
+    data_alias: str
     region: str
     account_id: str
     partition: str
@@ -34,7 +36,7 @@ class KmsKeys(Construct):
         eks = KmsKey(self, "eks", description=f"{props.name}: EKS secrets envelope encryption",
                      enable_key_rotation=True, deletion_window_in_days=props.deletion_window_days,
                      policy=policy_document([account_admin]))
-        KmsAlias(self, "eks_alias", name=f"alias/{props.name}-eks", target_key_id=eks.key_id)
+        KmsAlias(self, "eks_alias", name=props.eks_alias, target_key_id=eks.key_id)
         logs_service = f"logs.{props.region}.amazonaws.com"
         data = KmsKey(self, "data", description=f"{props.name}: logs, ECR and FSx at rest",
                       enable_key_rotation=True, deletion_window_in_days=props.deletion_window_days,
@@ -45,6 +47,6 @@ class KmsKeys(Construct):
                           "Condition": {"ArnLike": {"kms:EncryptionContext:aws:logs:arn":
                                                     f"arn:{props.partition}:logs:{props.region}:{props.account_id}:*"}},
                       }]))
-        KmsAlias(self, "data_alias", name=f"alias/{props.name}-data", target_key_id=data.key_id)
+        KmsAlias(self, "data_alias", name=props.data_alias, target_key_id=data.key_id)
         self.eks_key_arn = eks.arn
         self.data_key_arn = data.arn

@@ -41,6 +41,8 @@ class NetworkProps:
     availability_zones: list[str]
     single_nat_gateway: bool
     flow_log_retention_days: int
+    flow_log_group_name: str
+    flow_log_role_name_prefix: str
     logs_kms_key_arn: str
     # Existing VPC: nothing is created; the ids are passed through.
     existing_vpc_id: Optional[str] = None
@@ -134,9 +136,9 @@ class Network(Construct):
         self.private_route_table_ids = [rt.id for rt in private_rts]
 
     def _flow_logs(self, props: NetworkProps, vpc: Vpc) -> None:
-        group = CloudwatchLogGroup(self, "vpc_flow_logs", name=f"/aws/vpc/{props.name}/flow-logs",
+        group = CloudwatchLogGroup(self, "vpc_flow_logs", name=props.flow_log_group_name,
                                    retention_in_days=props.flow_log_retention_days, kms_key_id=props.logs_kms_key_arn)
-        role = IamRole(self, "vpc_flow_logs_role", name=f"{props.name}-vpc-flow-logs",
+        role = IamRole(self, "vpc_flow_logs_role", name_prefix=props.flow_log_role_name_prefix,
                        assume_role_policy=service_assume_role_policy("vpc-flow-logs.amazonaws.com"))
         IamRolePolicy(self, "vpc_flow_logs_policy", role=role.id, name="write-flow-logs",
                       policy=policy_document([statement(

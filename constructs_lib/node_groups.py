@@ -1,13 +1,18 @@
 """EKS managed node groups: one construct per group, each with its IAM role and a launch template
-(IMDSv2 required, encrypted gp3 root volume). Cluster-autoscaler discovers the groups by tag."""
+(IMDSv2 required, encrypted gp3 root volume). Cluster-autoscaler discovers the groups by tag.
+
+The launch template tags what EKS launches from it -- instances, their volumes and network interfaces -- with
+the deployment's tags: the provider's default_tags reach the template itself but not its tag_specifications
+(hashicorp/terraform-provider-aws#19387), and node group tags do not propagate to instances."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 from constructs import Construct
 
-from cdktf import TerraformResourceLifecycle, Token
+from cdktf import ITerraformDependable, TerraformResourceLifecycle, Token
 from cdktf_cdktf_provider_aws.eks_node_group import (
     EksNodeGroup,
     EksNodeGroupLaunchTemplate,
@@ -49,6 +54,9 @@ class TaintProps:
 class NodeGroupProps:
     cluster_name: str
     name: str
+    role_name_prefix: str
+    launch_template_name_prefix: str
+    node_group_name_prefix: str
     subnet_ids: list[str]
     instance_types: list[str]
     ami_type: str
@@ -60,6 +68,10 @@ class NodeGroupProps:
     labels: dict[str, str]
     taints: list[TaintProps]
     partition: str
+    # The deployment's tags (the provider's default_tags): on every instance, volume and network interface.
+    tags: dict[str, str]
+    # What must exist before any node starts (the networking add-ons).
+    depends_on: Sequence[ITerraformDependable] = ()
     ebs_kms_key_arn: str | None = None  # None: the account's default EBS key
 
 
@@ -70,7 +82,7 @@ class NodeGroup(Construct):
     def __init__(self, scope: Construct, id: str, props: NodeGroupProps) -> None:
         super().__init__(scope, id)
         n = props.name
-        role = IamRole(self, f"node_{n}", name=f"{props.cluster_name}-node-{n}",
+        role = IamRole(self, f"node_{n}", name_prefix=props.role_name_prefix,
                        assume_role_policy=service_assume_role_policy("ec2.amazonaws.com"))
         attachments = [
             IamRolePolicyAttachment(self, f"node_{n}_{key}", role=role.name,
@@ -80,7 +92,7 @@ class NodeGroup(Construct):
         # Addresses come from construct ids; a child scope lets the template and the group share the name.
         template = LaunchTemplate(
             Construct(self, "launch_template"), n,
-            name_prefix=f"{props.cluster_name}-{n}-",
+            name_prefix=props.launch_template_name_prefix,
             description=f"EKS managed node group {n} of {props.cluster_name}",
             update_default_version=True,
             # IMDSv2 only, and one hop: pods cannot borrow the node role (they use IRSA instead).
@@ -96,7 +108,8 @@ class NodeGroup(Construct):
                 ),
             )],
             tag_specifications=[
-                LaunchTemplateTagSpecifications(resource_type=t, tags={"Name": f"{props.cluster_name}-{n}"})
+                LaunchTemplateTagSpecifications(resource_type=t,
+                                                tags={**props.tags, "Name": f"{props.cluster_name}-{n}"})
                 for t in ("instance", "volume", "network-interface")
             ],
         )
@@ -110,7 +123,7 @@ class NodeGroup(Construct):
         self.node_group = EksNodeGroup(
             self, n,
             cluster_name=props.cluster_name,
-            node_group_name_prefix=f"{n}-",
+            node_group_name_prefix=props.node_group_name_prefix,
             node_role_arn=role.arn,
             subnet_ids=props.subnet_ids,
             ami_type=props.ami_type,
@@ -127,7 +140,7 @@ class NodeGroup(Construct):
             # instance type changes roll over without downtime.
             lifecycle=TerraformResourceLifecycle(ignore_changes=["scaling_config[0].desired_size"],
                                                  create_before_destroy=True),
-            depends_on=attachments,
+            depends_on=[*attachments, *props.depends_on],
         )
         self.role_arn = role.arn
 

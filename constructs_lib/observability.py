@@ -135,6 +135,7 @@ class ObservabilityAddonsProps:
     monitoring_namespace: str
     container_insights: bool
     container_insights_addon_version: Optional[str]
+    container_insights_role_name_prefix: str
 
 
 class ObservabilityAddons(Construct):
@@ -156,7 +157,7 @@ class ObservabilityAddons(Construct):
                 wait=True, atomic=True, timeout=900)
         if props.container_insights:
             role = IrsaRole(self, "container_insights", IrsaRoleProps(
-                role_name=f"{props.cluster_name}-container-insights", oidc_provider_arn=props.oidc_provider_arn,
+                role_name_prefix=props.container_insights_role_name_prefix, oidc_provider_arn=props.oidc_provider_arn,
                 oidc_issuer_host=props.oidc_issuer_host, namespace=CLOUDWATCH_NAMESPACE,
                 service_account=CLOUDWATCH_SERVICE_ACCOUNT, policy_name="container-insights",
                 policy_json=policy_document([

@@ -202,7 +202,11 @@ def escape_terraform(text: str) -> str:
 # ------------------------------------------------------------------------------------------ construct
 @dataclass(frozen=True)
 class RayOrchestratorProps:
-    name: str  # deployment name: prefixes AWS names
+    name: str  # deployment name (descriptions)
+    state_machine_name: str
+    log_group_name: str
+    kms_alias: str
+    role_name_prefix: str
     region: str
     account_id: str
     partition: str
@@ -228,7 +232,7 @@ class RayOrchestrator(Construct):
         p = props.pipeline
         arn = f"arn:{props.partition}"
         cluster_arn = f"{arn}:eks:{props.region}:{props.account_id}:cluster/{p.cluster_name}"
-        log_group_name = f"/aws/vendedlogs/states/{props.name}-ray-orchestrator"
+        log_group_name = props.log_group_name
 
         # The ray stack sees no KMS key of the infra stack (not an output), so the orchestrator brings its
         # own: its key policy names exactly this log group, nothing else can use it through the logs service.
@@ -246,11 +250,11 @@ class RayOrchestrator(Construct):
                           "Condition": {"ArnEquals": {"kms:EncryptionContext:aws:logs:arn":
                                                       f"{arn}:logs:{props.region}:{props.account_id}:log-group:{log_group_name}"}}},
                      ]))
-        KmsAlias(Construct(self, "alias"), id, name=f"alias/{props.name}-ray-orchestrator", target_key_id=key.key_id)
+        KmsAlias(Construct(self, "alias"), id, name=props.kms_alias, target_key_id=key.key_id)
         logs = CloudwatchLogGroup(Construct(self, "logs"), id, name=log_group_name,
                                   retention_in_days=props.log_retention_days, kms_key_id=key.arn)
 
-        self.role = IamRole(Construct(self, "role"), id, name=f"{props.name}-ray-orchestrator",
+        self.role = IamRole(Construct(self, "role"), id, name_prefix=props.role_name_prefix,
                             assume_role_policy=service_assume_role_policy("states.amazonaws.com"))
         IamRolePolicy(Construct(self, "policy"), id, role=self.role.id, name="run-ray-jobs", policy=policy_document([
             # runJob.sync looks the cluster up; the Kubernetes side is RBAC (below), not IAM.
@@ -266,7 +270,7 @@ class RayOrchestrator(Construct):
 
         self.definition = state_machine_definition(p)
         self.state_machine = SfnStateMachine(
-            self, id, name=f"{props.name}-ray-orchestrator", role_arn=self.role.arn, type="STANDARD",
+            self, id, name=props.state_machine_name, role_arn=self.role.arn, type="STANDARD",
             definition=json.dumps(self.definition, indent=2),
             logging_configuration=SfnStateMachineLoggingConfiguration(
                 # Inputs/outputs of each state (Job specs, the submit log tail): no secrets, and what an

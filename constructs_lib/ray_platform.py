@@ -32,6 +32,7 @@ from .ray_manifests import FsxVolumeProps, fsx_persistent_volume, fsx_persistent
 @dataclass(frozen=True)
 class RayPlatformProps:
     cluster_name: str
+    workload_role_name_prefix: str
     namespace: str
     service_account: str
     oidc_provider_arn: str
@@ -54,7 +55,7 @@ class RayPlatform(Construct):
                     "pod-security.kubernetes.io/warn": "restricted"}))
         bucket = props.data_bucket_arn
         role = IrsaRole(self, "ray_workload", IrsaRoleProps(
-            role_name=f"{props.cluster_name}-ray-workload", oidc_provider_arn=props.oidc_provider_arn,
+            role_name_prefix=props.workload_role_name_prefix, oidc_provider_arn=props.oidc_provider_arn,
             oidc_issuer_host=props.oidc_issuer_host, namespace=props.namespace,
             service_account=props.service_account, policy_name="data-bucket",
             policy_json=policy_document([

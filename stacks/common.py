@@ -9,6 +9,7 @@ from constructs import Construct
 from cdktf_cdktf_provider_aws.provider import AwsProvider, AwsProviderDefaultTags, AwsProviderEndpoints
 
 from config import AppConfig
+from conventions.naming import DEPLOYMENT_TAG
 
 # The services our stacks call; an emulator endpoint is set for each of them.
 EMULATED_SERVICES = ("autoscaling", "ec2", "ecr", "eks", "fsx", "iam", "kms", "logs", "s3", "sfn", "ssm", "sts")
@@ -66,8 +67,14 @@ def remote_state(scope: Construct, id: str, cfg: AppConfig, stack_name: str):
     return rs
 
 
+def deployment_tags(cfg: AppConfig) -> dict[str, str]:
+    """The tags on every AWS resource of a deployment: the provider's default_tags, and what the launch
+    templates put on instances, volumes and network interfaces (default_tags do not reach those)."""
+    return {**cfg.tags, DEPLOYMENT_TAG: cfg.name}
+
+
 def aws_provider(stack: TerraformStack, cfg: AppConfig) -> AwsProvider:
-    tags = {**cfg.tags, "ray-eks/deployment": cfg.name}
+    tags = deployment_tags(cfg)
     kwargs = {}
     if cfg.endpoints.url:
         url = cfg.endpoints.url

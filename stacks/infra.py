@@ -20,9 +20,10 @@ from constructs_lib.kms import KmsKeys, KmsKeysProps
 from constructs_lib.network import Network, NetworkProps
 from constructs_lib.node_groups import NodeGroup, NodeGroupProps, TaintProps
 from constructs_lib.s3_bucket import SecureBucket, SecureBucketProps
+from conventions import naming
 
 from .addresses import ReadableStack
-from .common import aws_provider, configure_backend
+from .common import aws_provider, configure_backend, deployment_tags
 from .contract import INFRA_OUTPUTS, INFRA_STACK
 from .migrations import add_moved_blocks
 
@@ -35,15 +36,20 @@ class InfraStack(ReadableStack):
         account = DataAwsCallerIdentity(self, "current")
         partition = DataAwsPartition(self, "current_partition").partition
 
-        keys = KmsKeys(self, "kms", KmsKeysProps(name=cfg.name, region=cfg.region, account_id=account.account_id,
-                                                 partition=partition))
+        name = cfg.name
+        keys = KmsKeys(self, "kms", KmsKeysProps(
+            name=name, eks_alias=naming.kms_alias(name, "eks"), data_alias=naming.kms_alias(name, "data"),
+            region=cfg.region, account_id=account.account_id, partition=partition))
         net_cfg = cfg.network
         existing = net_cfg.existing
         network = Network(self, "network", NetworkProps(
-            name=cfg.name, cluster_name=cfg.name, region=cfg.region, vpc_cidr=net_cfg.vpc_cidr,
+            name=name, cluster_name=naming.cluster_name(name), region=cfg.region, vpc_cidr=net_cfg.vpc_cidr,
             private_subnet_cidrs=net_cfg.private_cidrs(), public_subnet_cidrs=net_cfg.public_cidrs(),
             availability_zones=list(net_cfg.availability_zones), single_nat_gateway=net_cfg.single_nat_gateway,
-            flow_log_retention_days=net_cfg.flow_log_retention_days, logs_kms_key_arn=keys.data_key_arn,
+            flow_log_retention_days=net_cfg.flow_log_retention_days,
+            flow_log_group_name=naming.vpc_flow_logs_log_group(name),
+            flow_log_role_name_prefix=naming.iam_role_name_prefix(name, naming.VPC_FLOW_LOGS_ROLE),
+            logs_kms_key_arn=keys.data_key_arn,
             existing_vpc_id=existing.vpc_id if existing else None,
             existing_private_subnet_ids=list(existing.private_subnet_ids) if existing else [],
             existing_public_subnet_ids=list(existing.public_subnet_ids) if existing else [],
@@ -51,44 +57,62 @@ class InfraStack(ReadableStack):
 
         c = cfg.cluster
         eks = RayEksCluster(self, "eks", EksClusterProps(
-            name=cfg.name, kubernetes_version=c.kubernetes_version, subnet_ids=network.private_subnet_ids,
+            name=naming.cluster_name(name), role_name_prefix=naming.iam_role_name_prefix(name, naming.CLUSTER_ROLE),
+            log_group_name=naming.cluster_log_group(name),
+            kubernetes_version=c.kubernetes_version, subnet_ids=network.private_subnet_ids,
             secrets_kms_key_arn=keys.eks_key_arn, logs_kms_key_arn=keys.data_key_arn, partition=partition,
             public_access_cidrs=list(c.public_access_cidrs), admin_principal_arns=list(c.admin_principal_arns),
-            creator_is_admin=c.creator_is_admin, log_types=list(c.log_types), log_retention_days=c.log_retention_days,
+            creator_is_admin=c.creator_is_admin, caller_arn=account.arn,
+            log_types=list(c.log_types), log_retention_days=c.log_retention_days,
         ))
 
+        # Add-ons in terraform-aws-eks's order: networking first, node groups wait for it, the rest after them.
+        addons = EksAddons(self, "addons", EksAddonsProps(
+            cluster_name=eks.name, kubernetes_version=c.kubernetes_version, oidc_provider_arn=eks.oidc_provider_arn,
+            oidc_issuer_host=eks.oidc_issuer_host,
+            fsx_csi_role_name_prefix=naming.iam_role_name_prefix(name, naming.FSX_CSI_DRIVER_ROLE),
+            versions=dict(c.addon_versions),
+        ))
+        tags = deployment_tags(cfg)
         groups = {}
         for g in c.node_groups:
             groups[g.name] = NodeGroup(self, f"node_group_{g.name}", NodeGroupProps(
-                cluster_name=eks.name, name=g.name, subnet_ids=network.private_subnet_ids,
+                cluster_name=eks.name, name=g.name,
+                role_name_prefix=naming.iam_role_name_prefix(name, naming.node_role_purpose(g.name)),
+                launch_template_name_prefix=naming.launch_template_name_prefix(name, g.name),
+                node_group_name_prefix=naming.node_group_name_prefix(g.name),
+                subnet_ids=network.private_subnet_ids,
                 instance_types=list(g.instance_types), ami_type=g.ami_type, capacity_type=g.capacity_type,
                 min_size=g.min_size, desired_size=g.desired_size, max_size=g.max_size, disk_size_gib=g.disk_size_gib,
                 labels=g.kubernetes_labels,
                 taints=[TaintProps(key=t.key, value=t.value, effect=t.effect) for t in g.kubernetes_taints],
-                partition=partition,
+                partition=partition, tags=tags, depends_on=addons.before_compute,
             ))
-        EksAddons(self, "addons", EksAddonsProps(
-            cluster_name=eks.name, oidc_provider_arn=eks.oidc_provider_arn, oidc_issuer_host=eks.oidc_issuer_host,
-        ), node_groups=[g.node_group for g in groups.values()])
+        addons.after_compute([g.node_group for g in groups.values()])
 
         protect = cfg.protection.prevent_destroy
         logs_bucket = SecureBucket(self, "access_logs", SecureBucketProps(
-            bucket_prefix=f"{cfg.name}-access-logs-", prevent_destroy=protect, account_id=account.account_id))
+            bucket_prefix=naming.access_logs_bucket_prefix(name), prevent_destroy=protect,
+            account_id=account.account_id))
         data_bucket = SecureBucket(self, "data", SecureBucketProps(
-            bucket_prefix=cfg.bucket_name_prefix, access_log_bucket=logs_bucket.bucket_name, access_log_policy=logs_bucket.policy,
-            access_log_prefix="data/", prevent_destroy=protect))
+            bucket_prefix=naming.data_bucket_prefix(name), access_log_bucket=logs_bucket.bucket_name,
+            access_log_policy=logs_bucket.policy, access_log_prefix="data/", prevent_destroy=protect))
+        f = cfg.fsx
         fsx = FsxLustre(self, "fsx", FsxLustreProps(
-            name=cfg.name, vpc_id=network.vpc_id, subnet_id=network.private_subnet_ids[0],
+            name=name, security_group_name_prefix=naming.security_group_name_prefix(name, "fsx"),
+            log_group_name=naming.fsx_log_group(name),
+            vpc_id=network.vpc_id, subnet_id=network.private_subnet_ids[0],
             client_security_group_id=eks.cluster_security_group_id, data_bucket_name=data_bucket.bucket_name,
-            deployment_type=cfg.fsx.deployment_type, storage_capacity_gib=cfg.fsx.storage_capacity_gib,
-            per_unit_storage_throughput=cfg.fsx.throughput, kms_key_arn=keys.data_key_arn,
-            persistent=cfg.fsx.is_persistent,
-            import_prefix=cfg.fsx.import_prefix, export_prefix=cfg.fsx.export_prefix,
+            deployment_type=f.deployment_type, storage_capacity_gib=f.storage_capacity_gib,
+            per_unit_storage_throughput=f.throughput, kms_key_arn=keys.data_key_arn,
+            persistent=f.is_persistent, data_repository=f.data_repository,
+            import_prefix=f.import_prefix, export_prefix=f.export_prefix,
+            backup_retention_days=f.backup_retention_days, final_backup=f.final_backup,
             log_retention_days=c.log_retention_days, prevent_destroy=protect,
         ))
         ecr = RayImageRepository(self, "ecr", EcrRepositoryProps(
-            name=cfg.ecr.repository_name, kms_key_arn=keys.data_key_arn, keep_last_images=cfg.ecr.keep_last_images,
-            prevent_destroy=protect))
+            name=cfg.ecr.repository_name or naming.ecr_repository_name(name), kms_key_arn=keys.data_key_arn,
+            keep_last_images=cfg.ecr.keep_last_images, prevent_destroy=protect))
 
         outputs = {
             "region": (cfg.region, "AWS region of the deployment"),

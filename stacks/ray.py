@@ -13,6 +13,7 @@ from cdktf_cdktf_provider_aws.data_aws_caller_identity import DataAwsCallerIdent
 from cdktf_cdktf_provider_aws.data_aws_partition import DataAwsPartition
 
 from config import AppConfig
+from conventions import naming
 from constructs_lib.cluster_addons import ClusterAddons, ClusterAddonsProps
 from constructs_lib.kuberay_operator import KubeRayOperator, KubeRayOperatorProps
 from constructs_lib.observability import ObservabilityAddons, ObservabilityAddonsProps
@@ -61,10 +62,12 @@ class RayStack(ReadableStack):
         oidc_host = Fn.replace(infra.get_string("cluster_oidc_issuer_url"), "https://", "")
         platform = RayPlatform(self, "platform", RayPlatformProps(
             cluster_name=cfg.name, namespace=cfg.ray.namespace, service_account=RAY_SERVICE_ACCOUNT,
+            workload_role_name_prefix=naming.iam_role_name_prefix(cfg.name, naming.RAY_WORKLOAD_ROLE),
             oidc_provider_arn=oidc_arn, oidc_issuer_host=oidc_host,
             data_bucket_arn=infra.get_string("data_bucket_arn"), fsx=fsx_volume_props(cfg, infra)))
         ClusterAddons(self, "addons", ClusterAddonsProps(
             cluster_name=cfg.name, region=cfg.region,
+            autoscaler_role_name_prefix=naming.iam_role_name_prefix(cfg.name, naming.CLUSTER_AUTOSCALER_ROLE),
             cluster_autoscaler_image_tag=CLUSTER_AUTOSCALER_IMAGE_TAGS[cfg.cluster.kubernetes_version],
             oidc_provider_arn=oidc_arn, oidc_issuer_host=oidc_host,
             nvidia_device_plugin_version=cfg.ray.nvidia_device_plugin_chart_version,
@@ -80,7 +83,8 @@ class RayStack(ReadableStack):
             kube_prometheus_stack=obs.kube_prometheus_stack,
             kube_prometheus_stack_chart_version=obs.kube_prometheus_stack_chart_version,
             monitoring_namespace=obs.monitoring_namespace, container_insights=obs.container_insights,
-            container_insights_addon_version=obs.container_insights_addon_version))
+            container_insights_addon_version=obs.container_insights_addon_version,
+            container_insights_role_name_prefix=naming.iam_role_name_prefix(cfg.name, naming.CONTAINER_INSIGHTS_ROLE)))
         if cfg.orchestrator_enabled:
             self._orchestrator(cfg, infra, platform.namespace.metadata.name)
 
@@ -98,7 +102,11 @@ class RayStack(ReadableStack):
         o = cfg.orchestrator
         ecr_url = infra.get_string("ecr_repository_url") if cfg.ray.use_ecr_image else None
         orchestrator = RayOrchestrator(self, "ray_orchestrator", RayOrchestratorProps(
-            name=cfg.name, region=cfg.region, account_id=DataAwsCallerIdentity(self, "current").account_id,
+            name=cfg.name, state_machine_name=naming.state_machine_name(cfg.name),
+            log_group_name=naming.state_machine_log_group(cfg.name),
+            kms_alias=naming.kms_alias(cfg.name, "ray-orchestrator"),
+            role_name_prefix=naming.iam_role_name_prefix(cfg.name, naming.ORCHESTRATOR_ROLE),
+            region=cfg.region, account_id=DataAwsCallerIdentity(self, "current").account_id,
             partition=DataAwsPartition(self, "current_partition").partition,
             pipeline=PipelineProps(
                 cluster_name=infra.get_string("cluster_name"), cluster_endpoint=infra.get_string("cluster_endpoint"),

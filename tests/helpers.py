@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+import select
+import signal
+import socket
 import subprocess
 import sys
+import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Optional
+from typing import Iterator, Optional
 
 ROOT = Path(__file__).resolve().parent.parent
 # Structural data derived from the KubeRay v1.7.0 release files by scripts/derive_reference.py (committed).
@@ -98,6 +103,43 @@ def prod_existing_vpc_synth(tmp_path_factory) -> dict[str, dict]:
     return synth_once("prod-existing-vpc", prod_existing_vpc_config(), tmp_path_factory)
 
 
+# The edges of the config, in one synth: the longest deployment and node group names the schema accepts,
+# admins without the creator, a pinned add-on, FSx without data repository (backups on), and every optional
+# AWS resource of the ray stack (orchestrator, Container Insights) so all their names are checked too.
+EDGE_NAME = "very-long-deployment-name-for-32"
+EDGE_ADMINS = ["arn:aws:iam::123456789012:role/PlatformAdmin", "arn:aws:iam::123456789012:role/team/Deployer"]
+EDGE_PINNED_ADDON = ("vpc-cni", "v1.20.4-eksbuild.2")
+
+
+def edge_config() -> dict:
+    core, gpu, cpu = "core-nodes-for-ray-1", "gpu-workers-a10g-x20", "spot-cpu-workers-x20"
+    return {
+        "name": EDGE_NAME,
+        "region": "us-west-2",
+        "cluster": {
+            "creator_is_admin": False,
+            "admin_principal_arns": list(EDGE_ADMINS),
+            "addon_versions": dict([EDGE_PINNED_ADDON]),
+            "node_groups": [
+                {"name": core, "role": "core", "instance_types": ["m6i.2xlarge"], "min_size": 2, "desired_size": 2},
+                {"name": gpu, "role": "gpu", "instance_types": ["g5.xlarge", "g5.2xlarge"],
+                 "ami_type": "AL2023_x86_64_NVIDIA", "min_size": 0, "desired_size": 0, "max_size": 4},
+                {"name": cpu, "role": "cpu", "instance_types": ["m6i.2xlarge"], "capacity_type": "SPOT",
+                 "min_size": 0, "desired_size": 0},
+            ],
+        },
+        "fsx": {"deployment_type": "PERSISTENT_2", "data_repository": False, "backup_retention_days": 7,
+                "final_backup": True},
+        "ray": {"worker_groups": [{"name": "gpu-group", "node_group": gpu}]},
+        "orchestrator": {"enabled": True},
+        "observability": {"container_insights": True},
+    }
+
+
+def edge_synth(tmp_path_factory) -> dict[str, dict]:
+    return synth_once("edge", edge_config(), tmp_path_factory)
+
+
 def attrs(resource: dict) -> dict:
     """A resource body without cdktf's ``//`` metadata (other tools add to it; tests must not depend on it)."""
     return {k: v for k, v in resource.items() if k != "//"}
@@ -167,3 +209,42 @@ def tf_json(text: str, placeholder: Optional[str] = None):
         return v
 
     return restore(_json.loads("".join(parts)))
+
+
+# --- The AWS emulator (tests/deploy/emulator.py) for tests that ask AWS: terraform plan, scripts/preflight.py.
+def _port_open(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+@contextmanager
+def emulator_server(log: Path, *args: str) -> Iterator[str]:
+    """The emulator on 127.0.0.1 (a free port) in its own process group; yields its URL and stops it after
+    (it also stops by itself if this process dies: it watches its stdin)."""
+    with open(log, "w") as err:
+        proc = subprocess.Popen([sys.executable, str(ROOT / "tests" / "deploy" / "emulator.py"), "--port", "0",
+                                 "--exit-on-stdin-eof", *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=err, text=True, start_new_session=True, cwd=ROOT)
+    port = None
+    try:
+        deadline = time.monotonic() + 60
+        while port is None and time.monotonic() < deadline and proc.poll() is None:
+            if select.select([proc.stdout], [], [], 1)[0]:
+                line = proc.stdout.readline()
+                if line.startswith("PORT "):
+                    port = int(line.split()[1])
+        assert port and _port_open(port), f"emulator did not start:\n{log.read_text()[-3000:]}"
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=10)
+        for pipe in (proc.stdin, proc.stdout):
+            if pipe:
+                pipe.close()
+    assert not _port_open(port), f"port {port} still open after the emulator stopped"

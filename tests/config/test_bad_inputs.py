@@ -100,6 +100,23 @@ CASES = [
     Bad("s3-backend-without-bucket", {"backend": {"type": "s3"}}, expect="backend.bucket: required when type is s3"),
     Bad("image-and-ecr-image", {"ray": {"image": "x/y:1", "use_ecr_image": True}},
         expect="ray.image: set either image or use_ecr_image, not both"),
+    # issue 12: one access entry per principal; names S3 reserves; FSx backups only where FSx takes them
+    Bad("admin-listed-twice", {"cluster": {"admin_principal_arns": [
+        "arn:aws:iam::123456789012:role/Admin", "arn:aws:iam::123456789012:role/Ops",
+        "arn:aws:iam::123456789012:role/Admin"]}},
+        expect="cluster.admin_principal_arns: lists arn:aws:iam::123456789012:role/Admin more than once"),
+    Bad("name-s3-reserved", {"name": "xn--ray"}, expect="name: must not start with xn--"),
+    Bad("fsx-backups-on-linked", {"fsx": {"backup_retention_days": 7}},
+        expect="fsx.backup_retention_days: FSx backs up only PERSISTENT file systems not linked to S3"),
+    Bad("fsx-final-backup-on-scratch", {"fsx": {"deployment_type": "SCRATCH_2", "data_repository": False,
+                                                "final_backup": True}},
+        expect="fsx.final_backup: FSx backs up only PERSISTENT file systems not linked to S3: SCRATCH_2 is not"),
+    Bad("fsx-retention-range", {"fsx": {"data_repository": False, "backup_retention_days": 91}},
+        expect="fsx.backup_retention_days: must be less than or equal to 90"),
+    Bad("addon-version-unknown-addon", {"cluster": {"addon_versions": {"vpc_cni": "v1.20.4-eksbuild.2"}}},
+        expect="cluster.addon_versions: vpc_cni is not an add-on of the cluster"),
+    Bad("addon-version-format", {"cluster": {"addon_versions": {"vpc-cni": "latest"}}},
+        expect="cluster.addon_versions.vpc-cni: must be an EKS add-on version"),
     # the file itself
     Bad("empty-file", text="", expect="the file is empty; remove RAY_EKS_CONFIG to use the defaults"),
     Bad("malformed-yaml", text="name: [unclosed\nregion: us-west-2\n", expect="not valid YAML at line 2, column 7"),

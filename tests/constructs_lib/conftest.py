@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import pytest
 
 from config import AppConfig, load_config, parse_config
-from tests.helpers import ROOT, prod_existing_vpc_config, prod_existing_vpc_synth
+from tests.helpers import ROOT, edge_config, edge_synth, prod_existing_vpc_config, prod_existing_vpc_synth
 
 
 @dataclass(frozen=True)
@@ -21,6 +21,13 @@ class Shape:
 @pytest.fixture(scope="session")
 def existing_synth(tmp_path_factory) -> dict[str, dict]:
     return prod_existing_vpc_synth(tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def edge_shape(tmp_path_factory) -> Shape:
+    """The config's edges (tests/helpers.py edge_config): longest names, admins without the creator, a
+    pinned add-on, FSx without data repository and with backups."""
+    return Shape("edge", edge_synth(tmp_path_factory)["infra"], parse_config(edge_config()))
 
 
 @pytest.fixture(scope="session")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from conventions import naming
 from tests.helpers import attrs, outputs, ref, resources
 
 
@@ -19,7 +20,14 @@ def _block(value):
 
 
 def test_repository_name_from_config(shape):
-    assert _repo(shape.infra)[1]["name"] == shape.cfg.ecr.repository_name
+    # None (every example): derived from the deployment name, so no two deployments share the repository.
+    expected = shape.cfg.ecr.repository_name or naming.ecr_repository_name(shape.cfg.name)
+    assert _repo(shape.infra)[1]["name"] == expected
+
+
+def test_repository_name_derives_from_the_deployment_name(infra, dev_infra):
+    assert _repo(infra)[1]["name"] == "ray-eks/ray-custom"
+    assert _repo(dev_infra)[1]["name"] == "ray-dev/ray-custom"
 
 
 def test_scan_on_push(shape):

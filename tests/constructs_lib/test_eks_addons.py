@@ -1,15 +1,16 @@
 """EKS managed add-ons, through the infra stack's JSON: the five add-ons, their order relative to the node
-groups, and the FSx CSI driver's IRSA role."""
+groups (terraform-aws-eks's before_compute), their versions per Kubernetes version, and the FSx CSI driver's
+IRSA role."""
 
 from __future__ import annotations
 
-from tests.helpers import attrs, one, ref, resources, tf_json
+from tests.helpers import EDGE_PINNED_ADDON, attrs, one, ref, resources, tf_json
 
 REQUIRED = {"vpc-cni", "coredns", "kube-proxy", "eks-pod-identity-agent", "aws-fsx-csi-driver"}
 # Deployments: they need schedulable nodes, or they sit DEGRADED until the create times out.
 AFTER_NODES = {"coredns", "aws-fsx-csi-driver"}
-# The nodes need the CNI to become Ready, and a node group waits for Ready nodes: vpc-cni must not wait for them.
-BEFORE_NODES = {"vpc-cni"}
+# The nodes need these to become Ready and run pods (terraform-aws-eks: before_compute).
+BEFORE_NODES = {"vpc-cni", "kube-proxy", "eks-pod-identity-agent"}
 
 
 def _addons(stack: dict) -> dict[str, dict]:
@@ -62,3 +63,34 @@ def test_fsx_csi_driver_uses_irsa_role(shape):
     assert subs == ["system:serviceaccount:kube-system:fsx-csi-controller-sa"]
     assert auds == ["sts.amazonaws.com"]
     assert all("aws_eks_cluster.ray.identity[0].oidc[0].issuer" in k for k in cond)
+
+
+def test_node_groups_wait_for_the_networking_addons(shape):
+    """Without the edge a node group can start before vpc-cni exists: its nodes never become Ready."""
+    addons = _addons(shape.infra)
+    for name, group in resources(shape.infra, "aws_eks_node_group").items():
+        deps = set(attrs(group).get("depends_on", []))
+        for addon in BEFORE_NODES:
+            assert addons[addon]["address"] in deps, f"node group {name} does not wait for {addon}"
+
+
+def test_versions_resolved_for_the_clusters_kubernetes_version(shape):
+    """Unpinned add-ons take the newest build for the configured Kubernetes version, read at plan time."""
+    pinned = shape.cfg.cluster.addon_versions
+    data = shape.infra.get("data", {}).get("aws_eks_addon_version", {})
+    for name, a in _addons(shape.infra).items():
+        key = name.replace("-", "_")
+        if name in pinned:
+            assert a["addon_version"] == pinned[name] and key not in data, name
+            continue
+        assert a["addon_version"] == f"${{data.aws_eks_addon_version.{key}.version}}", name
+        d = attrs(data[key])
+        # The config's version, not the cluster's attribute: known at plan, so the plan shows each version.
+        assert (d["addon_name"], d["kubernetes_version"], d["most_recent"]) == \
+            (name, shape.cfg.cluster.kubernetes_version, True)
+
+
+def test_a_pinned_version_is_used_as_is(edge_shape):
+    name, version = EDGE_PINNED_ADDON
+    assert _addons(edge_shape.infra)[name]["addon_version"] == version
+    assert name.replace("-", "_") not in edge_shape.infra["data"]["aws_eks_addon_version"]

@@ -50,17 +50,29 @@ def test_access_entries_mode_only(shape):
     access = _cluster(shape.infra)["access_config"]
     # API only: identities come from access entries, never from the aws-auth ConfigMap.
     assert access["authentication_mode"] == "API"
-    assert access["bootstrap_cluster_creator_admin_permissions"] is shape.cfg.cluster.creator_is_admin
+
+
+def test_no_implicit_creator_admin_and_no_self_managed_addons(shape):
+    cluster = _cluster(shape.infra)
+    # The creator's admin is an explicit entry (below); EKS's one-time bootstrap entry would collide with it
+    # (409) when the creator is also listed, and would stay invisible to Terraform.
+    assert cluster["access_config"]["bootstrap_cluster_creator_admin_permissions"] is False
+    # No unmanaged vpc-cni/kube-proxy/coredns next to the managed add-ons.
+    assert cluster["bootstrap_self_managed_addons"] is False
+
+
+def _entries(stack: dict) -> tuple[dict, dict]:
+    return ({n: attrs(e) for n, e in resources(stack, "aws_eks_access_entry").items()},
+            {n: attrs(a) for n, a in resources(stack, "aws_eks_access_policy_association").items()})
 
 
 def test_admin_principals_get_access_entry_and_cluster_admin_policy(existing_shape):
     st, principals = existing_shape.infra, existing_shape.cfg.cluster.admin_principal_arns
     assert principals, "the prod example names an admin role"
-    entries = {n: attrs(e) for n, e in resources(st, "aws_eks_access_entry").items()}
-    assocs = {n: attrs(a) for n, a in resources(st, "aws_eks_access_policy_association").items()}
-    assert sorted(e["principal_arn"] for e in entries.values()) == sorted(principals)
-    assert len(assocs) == len(entries)
-    for name, entry in entries.items():
+    entries, assocs = _entries(st)
+    listed = {n: e for n, e in entries.items() if n.startswith("admin_")}
+    assert sorted(e["principal_arn"] for e in listed.values()) == sorted(principals)
+    for name, entry in listed.items():
         assert entry["cluster_name"] == CLUSTER_NAME
         assert entry.get("type", "STANDARD") == "STANDARD"
         # The association names the entry's principal through the entry, so it is created after it.
@@ -70,9 +82,34 @@ def test_admin_principals_get_access_entry_and_cluster_admin_policy(existing_sha
         assert assoc["access_scope"]["type"] == "cluster"
 
 
-def test_no_access_entries_without_admin_principals(infra):
-    assert resources(infra, "aws_eks_access_entry") == {}
-    assert resources(infra, "aws_eks_access_policy_association") == {}
+SESSION_ISSUER = "${data.aws_iam_session_context.current.issuer_arn}"
+
+
+def test_creator_admin_is_an_explicit_entry_for_the_sessions_role(shape):
+    """terraform-aws-eks v21's cluster_creator entry: the IAM role behind the caller's session, cluster admin."""
+    assert shape.cfg.cluster.creator_is_admin
+    session = attrs(shape.infra["data"]["aws_iam_session_context"]["current"])
+    assert session["arn"] == "${data.aws_caller_identity.current.arn}"
+    entries, assocs = _entries(shape.infra)
+    entry, assoc = entries["cluster_creator"], assocs["cluster_creator_admin"]
+    assert entry["principal_arn"] == SESSION_ISSUER and entry["cluster_name"] == CLUSTER_NAME
+    assert assoc["principal_arn"] == SESSION_ISSUER and assoc["cluster_name"] == CLUSTER_NAME
+    assert assoc["policy_arn"].endswith(ADMIN_POLICY) and assoc["access_scope"]["type"] == "cluster"
+    assert "aws_eks_access_entry.cluster_creator" in assoc["depends_on"]
+
+
+def test_creator_entry_is_counted_out_when_the_creator_is_listed(shape):
+    """One entry per principal (EKS answers 409 to a second): the listed ARNs decide the creator's count."""
+    entries, assocs = _entries(shape.infra)
+    listed = json.dumps(list(shape.cfg.cluster.admin_principal_arns))
+    expected = f"${{contains({listed}, data.aws_iam_session_context.current.issuer_arn) ? 0 : 1}}"
+    assert entries["cluster_creator"]["count"] == expected
+    assert assocs["cluster_creator_admin"]["count"] == expected
+
+
+def test_only_the_creator_entry_without_admin_principals(infra):
+    entries, assocs = _entries(infra)
+    assert list(entries) == ["cluster_creator"] and list(assocs) == ["cluster_creator_admin"]
 
 
 def _without_metadata(value):
@@ -164,3 +201,22 @@ def test_oidc_provider_for_irsa(shape):
     assert oidc["url"] == "${aws_eks_cluster.ray.identity[0].oidc[0].issuer}"
     assert oidc["client_id_list"] == ["sts.amazonaws.com"]
     assert outputs(shape.infra)["oidc_provider_arn"]["value"] == ref("aws_iam_openid_connect_provider", name, "arn")
+
+
+def test_no_creator_entry_when_the_creator_is_not_admin(edge_shape):
+    assert edge_shape.cfg.cluster.creator_is_admin is False
+    entries, assocs = _entries(edge_shape.infra)
+    assert sorted(entries) == ["admin_0", "admin_1"]
+    assert sorted(assocs) == ["admin_0_cluster_admin", "admin_1_cluster_admin"]
+    assert "aws_iam_session_context" not in edge_shape.infra.get("data", {})
+    assert _cluster(edge_shape.infra)["access_config"]["bootstrap_cluster_creator_admin_permissions"] is False
+
+
+def test_cluster_role_and_log_group_names(shape):
+    from conventions import naming
+
+    role = attrs(one(shape.infra, "aws_iam_role", "cluster"))
+    # A generated suffix: the same deployment name in two regions (IAM is global) never collides.
+    assert "name" not in role and role["name_prefix"] == naming.iam_role_name_prefix(shape.cfg.name, "cluster")
+    assert attrs(one(shape.infra, "aws_cloudwatch_log_group", "cluster_logs"))["name"] == \
+        f"/aws/eks/{shape.cfg.name}/cluster"

@@ -109,3 +109,32 @@ def test_fsx_outputs(shape):
     assert out["fsx_file_system_id"]["value"] == ref(fs, "ray", "id")
     assert out["fsx_dns_name"]["value"] == ref(fs, "ray", "dns_name")
     assert out["fsx_mount_name"]["value"] == ref(fs, "ray", "mount_name")
+
+
+BACKUP_SETTINGS = ("automatic_backup_retention_days", "copy_tags_to_backups", "skip_final_backup", "final_backup_tags")
+
+
+def test_linked_file_systems_ask_for_no_backups(shape):
+    """FSx backs up no Lustre file system linked to S3; every example links it (data_repository: true)."""
+    assert shape.cfg.fsx.data_repository
+    fs = _fs(shape.infra)
+    assert not [k for k in BACKUP_SETTINGS if k in fs], shape.name
+
+
+def test_without_data_repository_no_associations_and_configured_backups(edge_shape):
+    f = edge_shape.cfg.fsx
+    assert (f.data_repository, f.deployment_type) == (False, "PERSISTENT_2")
+    assert resources(edge_shape.infra, "aws_fsx_data_repository_association") == {}
+    fs = _fs(edge_shape.infra)
+    assert fs["automatic_backup_retention_days"] == f.backup_retention_days
+    assert fs["skip_final_backup"] is (not f.final_backup)
+    assert fs["copy_tags_to_backups"] is True
+
+
+def test_names(shape):
+    from conventions import naming
+
+    st, name = shape.infra, shape.cfg.name
+    sg = attrs(one(st, "aws_security_group", _fsx_sg_ref(st).split(".")[1]))
+    assert sg["name_prefix"] == naming.security_group_name_prefix(name, "fsx")
+    assert attrs(one(st, "aws_cloudwatch_log_group", "fsx_logs"))["name"] == f"/aws/fsx/{name}"

@@ -163,3 +163,33 @@ def test_node_group_outputs(shape):
     assert sorted(out["node_role_arns"]["value"]) == sorted(names)
     for n in names:
         assert out["node_group_names"]["value"][n] == ref("aws_eks_node_group", n, "node_group_name")
+
+
+def test_instances_volumes_and_interfaces_carry_the_deployment_tags(shape):
+    """The provider's default_tags stop at the launch template; its tag_specifications carry them to what EKS
+    launches (cost allocation, ownership). Without them an instance has only its Name."""
+    (provider,) = shape.infra["provider"]["aws"]
+    (default_tags,) = provider["default_tags"]
+    expected = default_tags["tags"]
+    assert expected["ray-eks/deployment"] == shape.cfg.name and all(expected[k] == v for k, v in shape.cfg.tags.items())
+    for g in shape.cfg.cluster.node_groups:
+        template = _template_for(shape.infra, _group(shape.infra, g.name))
+        specs = {s["resource_type"]: s["tags"] for s in template["tag_specifications"]}
+        assert sorted(specs) == ["instance", "network-interface", "volume"], g.name
+        for kind, tags in specs.items():
+            assert {k: tags.get(k) for k in expected} == expected, (g.name, kind)
+            assert tags["Name"] == f"{CLUSTER_NAME}-{g.name}", (g.name, kind)
+
+
+def test_names_have_generated_suffixes(shape):
+    from conventions import naming
+
+    for g in shape.cfg.cluster.node_groups:
+        group = _group(shape.infra, g.name)
+        role = attrs(one(shape.infra, "aws_iam_role", group["node_role_arn"].split(".")[1]))
+        # IAM is global: a fixed name would collide with the same deployment name in another region.
+        assert "name" not in role
+        assert role["name_prefix"] == naming.iam_role_name_prefix(shape.cfg.name, f"node-{g.name}")
+        template = _template_for(shape.infra, group)
+        assert template["name_prefix"] == naming.launch_template_name_prefix(shape.cfg.name, g.name)
+        assert group["node_group_name_prefix"] == f"{g.name}-"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from conventions import naming
 from tests.helpers import attrs, outputs, ref, resources, tf_json
 
 BUCKETS = ["data", "access_logs"]
@@ -21,7 +22,9 @@ def _for_bucket(stack: dict, rtype: str, bucket: str) -> dict:
 def test_both_buckets_exist(shape):
     assert set(BUCKETS) <= set(resources(shape.infra, "aws_s3_bucket"))
     data = attrs(resources(shape.infra, "aws_s3_bucket")["data"])
-    assert data["bucket_prefix"] == shape.cfg.bucket_name_prefix
+    assert data["bucket_prefix"] == naming.data_bucket_prefix(shape.cfg.name)
+    logs = attrs(resources(shape.infra, "aws_s3_bucket")["access_logs"])
+    assert logs["bucket_prefix"] == naming.access_logs_bucket_prefix(shape.cfg.name)
 
 
 @pytest.mark.parametrize("bucket", BUCKETS)

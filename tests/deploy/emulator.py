@@ -51,6 +51,18 @@ EC2
 IAM
   8. AWS managed policies (``AmazonEKSClusterPolicy``...) exist only with
      ``MOTO_IAM_LOAD_MANAGED_POLICIES=true``, which this launcher sets.
+EKS access entries and add-on versions
+  14. Access entries and their access policies are not implemented (``Create``/``Describe``/``Delete``
+      ``AccessEntry``, ``Associate``/``Disassociate``/``ListAssociated`` ``AccessPolicies``). Served here
+      from memory, one entry per principal (a second answers 409 ``ResourceInUseException``, as EKS
+      does), deleted with their cluster.
+  15. ``DescribeAddonVersions`` is not implemented. Every add-on is served, for any Kubernetes version,
+      with two made-up builds (the emulator knows no real ones): ``v0.0.2-eksbuild.1`` first (EKS lists
+      the newest first) and ``v0.0.1-eksbuild.1``, the default version.
+Service Quotas
+  16. Only VPC quotas are known. EC2's instance vCPU and Elastic IP quotas (``EC2_QUOTAS``) are served
+      with the defaults AWS gives a new account, or with the applied values ``--quota CODE=VALUE``
+      names (an account whose increases were granted).
 """
 
 from __future__ import annotations
@@ -73,6 +85,18 @@ _CRED_SCOPE_RE = re.compile(r"Credential=[^/]+/\d{8}/([^/]+)/([^/]+)/aws4_reques
 
 _lock = threading.Lock()
 _addons: dict[tuple[str, str, str], dict[str, Any]] = {}  # (region, cluster, addon) -> addon
+_access_entries: dict[tuple[str, str, str], dict[str, Any]] = {}  # (region, cluster, principal) -> entry
+# 16. EC2 quota code -> (name, default value for a new account); --quota overrides the value.
+EC2_QUOTAS: dict[str, tuple[str, float]] = {
+    "L-1216C47A": ("Running On-Demand Standard (A, C, D, H, I, M, R, T, Z) instances", 5.0),
+    "L-DB2E81BA": ("Running On-Demand G and VT instances", 0.0),
+    "L-417A185B": ("Running On-Demand P instances", 0.0),
+    "L-34B43A08": ("All Standard (A, C, D, H, I, M, R, T, Z) Spot Instance Requests", 5.0),
+    "L-3819A6DF": ("All G and VT Spot Instance Requests", 0.0),
+    "L-7212CCBC": ("All P Spot Instance Requests", 0.0),
+    "L-0263D0A3": ("EC2-VPC Elastic IPs", 5.0),
+}
+_applied_quotas: dict[str, float] = {}
 _dras: dict[str, dict[str, Any]] = {}  # association id -> association
 
 
@@ -169,6 +193,8 @@ def _patch_models() -> None:
         with _lock:
             for key in [k for k in _addons if k[:2] == (self.region_name, name)]:
                 del _addons[key]
+            for key in [k for k in _access_entries if k[:2] == (self.region_name, name)]:  # 14.
+                del _access_entries[key]
         return cluster
 
     eks_models.EKSBackend.create_cluster = create_cluster
@@ -247,6 +273,22 @@ def _patch_models() -> None:
     sg_models.SecurityGroupRule.description = property(
         lambda self: self.ip_range.get("Description") or self.source_group.get("Description"))
 
+    # 16. EC2 quotas in Service Quotas.
+    from moto.servicequotas import models as sq_models
+
+    orig_get_quota = sq_models.ServiceQuotasBackend.get_service_quota
+
+    def get_service_quota(self, service_code: str, quota_code: str) -> dict[str, Any]:
+        if service_code == "ec2" and quota_code in EC2_QUOTAS:
+            name, default = EC2_QUOTAS[quota_code]
+            return {"ServiceCode": "ec2", "ServiceName": "Amazon Elastic Compute Cloud (Amazon EC2)",
+                    "QuotaArn": f"arn:aws:servicequotas:{self.region_name}:{self.account_id}:ec2/{quota_code}",
+                    "QuotaCode": quota_code, "QuotaName": name, "Value": _applied_quotas.get(quota_code, default),
+                    "Unit": "None", "Adjustable": True, "GlobalQuota": False}
+        return orig_get_quota(self, service_code, quota_code)
+
+    sq_models.ServiceQuotasBackend.get_service_quota = get_service_quota
+
 
 # ------------------------------------------------------------------------------- served from memory
 def _json(status: int, body: Any, content_type: str = "application/json", headers: Optional[dict] = None):
@@ -320,6 +362,85 @@ def _eks_addon_update(path: str, region: str) -> Optional[tuple]:
     for (r, c, _), addon in _addons.items():
         if r == region and c == m.group(1) and m.group(2) in addon.get("_updates", {}):
             return _json(200, {"update": addon["_updates"][m.group(2)]})
+    return None
+
+
+def _eks_addon_versions(query: dict[str, list[str]]) -> tuple:
+    """15. DescribeAddonVersions: two made-up builds per add-on, newest first."""
+    name = (query.get("addonName") or [""])[0]
+    k8s = (query.get("kubernetesVersion") or [""])[0]
+    names = [name] if name else sorted({a for (_, _, a) in _addons})
+    addons = [{
+        "addonName": n, "type": "networking", "owner": "aws", "publisher": "eks",
+        "addonVersions": [
+            {"addonVersion": v, "architecture": ["amd64", "arm64"], "computeTypes": ["ec2"],
+             "requiresConfiguration": False, "requiresIamPermissions": False,
+             "compatibilities": [{"clusterVersion": k8s, "platformVersions": ["*"], "defaultVersion": default}]}
+            for v, default in (("v0.0.2-eksbuild.1", False), ("v0.0.1-eksbuild.1", True))],
+    } for n in names]
+    return _json(200, {"addons": addons})
+
+
+def _eks_access_entries(method: str, segments: list[str], region: str, body: dict) -> Optional[tuple]:
+    """14. Access entries and their access policies (REST JSON; ARNs arrive URL-encoded in the path)."""
+    from moto.eks.models import eks_backends
+
+    # clusters/<name>/access-entries[/<principal>[/access-policies[/<policy>]]]
+    if len(segments) < 3 or segments[0] != "clusters" or segments[2] != "access-entries":
+        return None
+    cluster_name = segments[1]
+    principal = segments[3] if len(segments) > 3 else None
+    policies = len(segments) > 4 and segments[4] == "access-policies"
+    policy = segments[5] if len(segments) > 5 else None
+    if cluster_name not in eks_backends[ACCOUNT_ID][region].clusters:
+        return _eks_error(404, "ResourceNotFoundException", f"No cluster found for name: {cluster_name}.",
+                          clusterName=cluster_name)
+    now = time.time()
+    with _lock:
+        if principal is None:
+            if method == "GET":
+                return _json(200, {"accessEntries": sorted(p for (r, c, p) in _access_entries
+                                                           if (r, c) == (region, cluster_name))})
+            principal = body["principalArn"]
+            key = (region, cluster_name, principal)
+            if key in _access_entries:
+                return _eks_error(409, "ResourceInUseException",
+                                  "The specified access entry resource is already in use on this cluster.",
+                                  clusterName=cluster_name)
+            kind, _, ident = principal.split(":", 5)[-1].partition("/")
+            _access_entries[key] = entry = {
+                "clusterName": cluster_name, "principalArn": principal, "type": body.get("type") or "STANDARD",
+                "kubernetesGroups": body.get("kubernetesGroups") or [],
+                "username": body.get("username") or principal,
+                "accessEntryArn": f"arn:aws:eks:{region}:{ACCOUNT_ID}:access-entry/{cluster_name}/{kind}/"
+                                  f"{ACCOUNT_ID}/{ident.split('/')[-1]}/{uuid.uuid4()}",
+                "createdAt": now, "modifiedAt": now, "tags": body.get("tags") or {}, "_policies": {},
+            }
+            return _json(200, {"accessEntry": _public(entry)})
+        key = (region, cluster_name, principal)
+        entry = _access_entries.get(key)
+        if entry is None:
+            return _eks_error(404, "ResourceNotFoundException",
+                              f"The specified principalArn could not be found: {principal}", clusterName=cluster_name)
+        if not policies:
+            if method == "GET":
+                return _json(200, {"accessEntry": _public(entry)})
+            if method == "DELETE":
+                del _access_entries[key]
+                return _json(200, {})
+            return None
+        if policy is None and method == "POST":
+            assoc = {"policyArn": body["policyArn"], "accessScope": body.get("accessScope") or {"type": "cluster"},
+                     "associatedAt": now, "modifiedAt": now}
+            entry["_policies"][body["policyArn"]] = assoc
+            return _json(200, {"clusterName": cluster_name, "principalArn": principal, "associatedAccessPolicy": assoc})
+        if policy is None and method == "GET":
+            return _json(200, {"clusterName": cluster_name, "principalArn": principal,
+                               "associatedAccessPolicies": list(entry["_policies"].values())})
+        if policy is not None and method == "DELETE":
+            if entry["_policies"].pop(policy, None) is None:
+                return _eks_error(404, "ResourceNotFoundException", f"The policy {policy} is not associated")
+            return _json(200, {})
     return None
 
 
@@ -437,6 +558,16 @@ class PatchedApp:
 
     def _eks(self, environ, region):
         path, method = environ.get("PATH_INFO", ""), environ["REQUEST_METHOD"]
+        if path == "/addons/supported-versions":  # 15.
+            from urllib.parse import parse_qs
+
+            return _eks_addon_versions(parse_qs(environ.get("QUERY_STRING", "")))
+        if "/access-entries" in path:  # 14.: split the raw path, ARNs hold '/' once decoded
+            from urllib.parse import unquote, urlsplit
+
+            raw = urlsplit(environ.get("RAW_URI") or environ.get("REQUEST_URI") or path).path
+            body = self._body(environ) if method in ("POST", "PUT") else {}
+            return _eks_access_entries(method, [unquote(p) for p in raw.strip("/").split("/")], region, body)
         if "/addons" not in path and "/updates/" not in path:
             return None
         body = self._body(environ) if method in ("POST", "PUT") else {}
@@ -463,7 +594,14 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--port", type=int, default=0, help="0: any free port")
     ap.add_argument("--exit-on-stdin-eof", action="store_true", help="stop when stdin closes (the parent died)")
+    ap.add_argument("--quota", action="append", default=[], metavar="CODE=VALUE",
+                    help="16. an applied EC2 quota value (Service Quotas), e.g. L-DB2E81BA=64")
     args = ap.parse_args(argv)
+    for item in args.quota:
+        code, _, value = item.partition("=")
+        if code not in EC2_QUOTAS:
+            ap.error(f"--quota {item}: not one of {', '.join(EC2_QUOTAS)}")
+        _applied_quotas[code] = float(value)
 
     _patch_models()
     from moto.moto_server.threaded_moto_server import MotoRequestHandler

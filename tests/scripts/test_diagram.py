@@ -99,7 +99,7 @@ def test_default_model_is_the_complete_gpu_deployment(default_arch, default_synt
     assert a.fsx is not None and (a.fsx.deployment_type, a.fsx.capacity_gib) == ("PERSISTENT_2", 1200)
     assert {(r.s3_prefix, r.imports, r.exports) for r in a.fsx.repositories} == {
         ("ray/import/", True, False), ("ray/export/", False, True)}
-    assert a.data_bucket == "ray-eks-data-*" and a.ecr_repository == "ray-custom"
+    assert a.data_bucket == "ray-eks-data-*" and a.ecr_repository == "ray-eks/ray-custom"
     assert a.kuberay_operator and a.cluster_autoscaler and a.device_plugin
     assert a.node_group_for(a.device_plugin.node_selector) == groups["gpu"]
     assert a.node_group_for(a.kuberay_operator.node_selector) == groups["core"]
@@ -167,7 +167,7 @@ def test_default_picture_shows_what_is_configured(default_arch, tmp_path):
                  "Ray head (core)", "Ray workers gpu-group ×0–4 1 GPU", "kuberay-head-svc :8265",
                  "kubectl port-forward 8265", "KubeRay operator 1.7.0", "cluster-autoscaler", "NVIDIA device plugin",
                  "FSx for Lustre PERSISTENT_2, 1200 GiB", "import ray/import/", "export ray/export/",
-                 "S3 data bucket ray-eks-data-*", "ECR ray-custom", "Step Functions ray-eks-ray-orchestrator",
+                 "S3 data bucket ray-eks-data-*", "ECR ray-eks/ray-custom", "Step Functions ray-eks-ray-orchestrator",
                  "eks:runJob", "submitter Jobs (ray job submit)"):
         assert text in labels, f"{text!r} not drawn; labels:\n{labels}"
     for text in ("CodeBuild", "CloudWatch", "kube-prometheus-stack", "existing VPC"):
