@@ -6,6 +6,7 @@ its own IRSA role rather than by Helm in the ray stack.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
@@ -22,6 +23,11 @@ from .iam import irsa_assume_role_policy, policy_document, statement
 BEFORE_COMPUTE = ("vpc-cni", "kube-proxy", "eks-pod-identity-agent")
 # Add-ons with Deployments: they need schedulable nodes or they sit DEGRADED until timeout.
 AFTER_COMPUTE = ("coredns", "aws-fsx-csi-driver")
+
+
+# Add-on configuration (the add-on's JSON schema). vpc-cni: its network policy agent enforces NetworkPolicies (the
+# ray-cluster stack's policy on the Ray head); the value is the string "true" (EKS user guide, cni-network-policy).
+ADDON_CONFIGURATION = {"vpc-cni": json.dumps({"enableNetworkPolicy": "true"})}
 
 
 @dataclass(frozen=True)
@@ -52,6 +58,7 @@ class EksAddons(Construct):
             return EksAddon(
                 self, name.replace("-", "_"), cluster_name=props.cluster_name, addon_name=name,
                 addon_version=props.versions.get(name), service_account_role_arn=role_arn,
+                configuration_values=ADDON_CONFIGURATION.get(name),
                 # Our config wins over manual edits; on delete, keep the running pods until the cluster goes.
                 resolve_conflicts_on_create="OVERWRITE", resolve_conflicts_on_update="OVERWRITE",
                 depends_on=list(depends) or None,
