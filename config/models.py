@@ -522,7 +522,8 @@ class AppConfig(_Model):
             # Workers tolerate the GPU taint when they request GPUs, and nothing else.
             repelling = [str(t) for t in g.kubernetes_taints if t.repels and not (w.gpus and t.key == GPU_TAINT_KEY)]
             if repelling:
-                why = " (workers with gpus: 0 do not tolerate the GPU taint)" if g.role == GPU_ROLE and not w.gpus else ""
+                why = (" (workers with gpus: 0 do not tolerate the GPU taint)"
+                       if g.role == GPU_ROLE and not w.gpus else "")
                 raise FieldError(("ray", "worker_groups", i, "node_group"),
                                  f"node group {g.name!r} is tainted {', '.join(repelling)}, which these workers do "
                                  f"not tolerate{why}; use another group")

@@ -162,7 +162,8 @@ NodeGroupName = Annotated[str, _rule(GROUP_NAME_RE.match,
 LabelKey = Annotated[str, _rule(LABEL_KEY_RE.match, "must be a Kubernetes label key such as nvidia.com/gpu, got {v!r}")]
 Labels = Annotated[dict[str, str], AfterValidator(_labels)]
 Tags = Annotated[dict[str, str], AfterValidator(_tags)]
-InstanceTypes = Annotated[list[str], _each(INSTANCE_TYPE_RE.match, "must be EC2 instance types such as m6i.2xlarge, got {v!r}"),
+InstanceTypes = Annotated[list[str],
+                          _each(INSTANCE_TYPE_RE.match, "must be EC2 instance types such as m6i.2xlarge, got {v!r}"),
                           AfterValidator(_catalogued), AfterValidator(_unique)]
 AmiType = Annotated[str, _rule(lambda v: v in GPU_AMI_TYPES + CPU_AMI_TYPES,
                                f"must be one of {', '.join(CPU_AMI_TYPES + GPU_AMI_TYPES)}, got {{v!r}}")]

@@ -434,7 +434,8 @@ def token_command(namespace: str, ray_cluster_name: str) -> str:
 
 def token_export_command(namespace: str, ray_cluster_name: str) -> str:
     """Exports what `ray job submit` needs to call a token-auth cluster: run it before submitting."""
-    return f"export {RAY_AUTH_ENV['mode']}=token {RAY_AUTH_ENV['token']}=\"$({token_command(namespace, ray_cluster_name)})\""
+    token = token_command(namespace, ray_cluster_name)
+    return f"export {RAY_AUTH_ENV['mode']}=token {RAY_AUTH_ENV['token']}=\"$({token})\""
 
 
 def port_forward_command(namespace: str, head_service: str) -> str:
