@@ -181,9 +181,9 @@ def misfit(room: PodRoom, group: str, requests: dict[str, Decimal], asked: dict[
         return "cpu", (f"{asked['cpu']} does not fit {where}: {_cpu(room.cpu_millicores)} CPU is {left.format('')}"
                        f"{also.format(_cpu(sidecars.get('cpu', 0)))}; {cap}")
     if not fits["memory"]:
-        most = room.memory_mebibytes - sidecars.get("memory", Decimal(0))
-        cap = (f"at most {int(most // 1024)}Gi" if most >= 1024 else
-               f"at most {int(most)}Mi" if most > 0 else "no Ray pod fits; use a larger instance type")
+        mib = room.memory_mebibytes - int(sidecars.get("memory", 0))
+        cap = (f"at most {mib // 1024}Gi" if mib >= 1024 else
+               f"at most {mib}Mi" if mib > 0 else "no Ray pod fits; use a larger instance type")
         return "memory", (f"{asked['memory']} does not fit {where}: {_gib(room.memory_mebibytes)} is "
                           f"{left.format(', the kernel, the eviction threshold')}"
                           f"{also.format(_gib(sidecars.get('memory', 0)))}; {cap}")

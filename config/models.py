@@ -264,7 +264,7 @@ class NodeGroupConfig(_Model):
 
     @property
     def kubernetes_labels(self) -> dict[str, str]:
-        labels = {NODE_ROLE_LABEL: self.role}
+        labels: dict[str, str] = {NODE_ROLE_LABEL: self.role}
         if self.role == GPU_ROLE:
             # One GPU model per group (validated): the first type's accelerator.
             labels.update(gpu_node_labels(self.instance_type_specs[0].accelerator_label or ""))

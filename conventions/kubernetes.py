@@ -7,6 +7,7 @@ the NVIDIA taint, which only GPU pods (and the DaemonSets that serve GPU nodes) 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 
 # The node label naming a node group's role; its values are the roles below.
@@ -117,7 +118,8 @@ AUTOSCALER_RESOURCES = {"cpu": "500m", "memory": "512Mi"}
 KUBERAY_WORKER_INIT_REQUESTS = {"cpu": "200m", "memory": "256Mi"}
 
 
-def pod_requests(containers: list[dict[str, str]], init_containers: list[dict[str, str]] = ()) -> dict[str, Decimal]:
+def pod_requests(containers: Sequence[Mapping[str, str]],
+                 init_containers: Sequence[Mapping[str, str]] = ()) -> dict[str, Decimal]:
     """What the scheduler reserves for a pod: per resource, the larger of the largest init container's request and
     the sum of the app containers' requests. Quantities in millicores (cpu), MiB (memory), count (others)."""
 
