@@ -70,8 +70,9 @@ def ray_head_env(monitoring_namespace: str, grafana_iframe_host: str) -> dict[st
 
 def _on_core() -> dict:
     """Placement of a kube-prometheus-stack workload on the core nodes: selected there, no tolerations (so never on
-    GPU nodes), and no affinity beyond the chart's (its default is {} or a soft anti-affinity between replicas)."""
-    return {"nodeSelector": node_selector(CORE_ROLE), "tolerations": []}
+    GPU nodes), no node affinity (Prometheus and Alertmanager keep the chart's soft anti-affinity between their
+    replicas, set by podAntiAffinity: soft)."""
+    return {"nodeSelector": node_selector(CORE_ROLE), "tolerations": [], "affinity": {}}
 
 
 def kube_prometheus_stack_values() -> dict:

@@ -68,7 +68,7 @@ def test_prod_installs_kube_prometheus_stack_pinned(prod):
 
 def test_kube_prometheus_stack_places_every_workload(prod):
     values = json.loads(one(prod["ray"], "helm_release", "kube_prometheus_stack")["values"][0])
-    core = {"nodeSelector": {"usage": "core"}, "tolerations": []}
+    core = {"nodeSelector": {"usage": "core"}, "tolerations": [], "affinity": {}}
     placed = {
         "prometheus-operator": values["prometheusOperator"],
         "admission-webhook patch jobs": values["prometheusOperator"]["admissionWebhooks"]["patch"],
