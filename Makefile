@@ -23,14 +23,14 @@ STACKS = $(shell $(VENV)/bin/python -c 'from stacks.contract import STACK_ORDER;
 
 .PHONY: lint
 .PHONY: help synth test deps deps-test tools node bench-synth bench-pipeline deploy destroy diff \
-        dashboard submit job-yaml image clean checkov-env security-scan diagram graphviz pipeline preflight
+        dashboard token submit job-yaml image clean checkov-env security-scan diagram graphviz pipeline preflight
 
 help:
 	@echo "make synth    synthesize all stacks into cdktf.out/ (default config, local backend)"
 	@echo "make test     run the whole test suite (installs everything it needs)"
 	@echo "make preflight  before the first deploy: AWS reachable, EC2 vCPU and Elastic IP quotas (AWS CLI)"
 	@echo "make deploy | diff | destroy   cdktf CLI, stacks in order: $(STACKS)"
-	@echo "make dashboard | submit        port-forward the Ray dashboard / submit the training job"
+	@echo "make dashboard | token | submit   port-forward the Ray dashboard / print its token / submit the training job"
 	@echo "make job-yaml  render the in-cluster submitter Job and the RayJob to rendered/*.yaml"
 	@echo "make image    build and push the custom Ray image to the stack's ECR repository"
 	@echo "make bench-synth | bench-pipeline   benchmarks"
@@ -126,10 +126,13 @@ diff: deps
 destroy: deps
 	$(CDKTF) destroy --auto-approve $(if $(TF_RC),--skip-provider-lock) $(STACKS)
 
-# --- using the cluster (after deploy): reach the dashboard, submit the training job. The commands come from
-# scripts/ray_commands.py (the config's names and training.args); JOB_ARGS="..." replaces the arguments.
+# --- using the cluster (after deploy): reach the dashboard, print its token, submit the training job. The commands
+# come from scripts/ray_commands.py (the config's names and training.args); JOB_ARGS="..." replaces the arguments.
 dashboard: deps
 	eval "$$($(VENV)/bin/python -m scripts.ray_commands dashboard)"
+
+token: deps
+	@eval "$$($(VENV)/bin/python -m scripts.ray_commands token)"; echo
 
 submit: $(VENV)/.synced-all
 	export PATH="$(CURDIR)/$(VENV)/bin:$$PATH"; eval "$$($(VENV)/bin/python -m scripts.ray_commands submit $(JOB_ARGS))"

@@ -14,21 +14,27 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from conventions.eks import EKS_ADDONS
 from conventions.kubernetes import (
+    AUTOSCALER_RESOURCES,
     CORE_ROLE,
     GPU_ROLE,
     GPU_TAINT_KEY,
     GPU_TAINT_VALUE,
     NODE_ROLE_LABEL,
+    RESERVED_NODE_LABELS,
+    TAINT_EFFECTS,
+    gpu_node_labels,
     head_service_name,
     memory_mebibytes,
+    pod_requests,
 )
 
 from . import versions
+from .capacity import misfit, pod_room, ray_head_pod_requests, ray_worker_pod_requests
+from .instances import InstanceType, catalogue, gpu_families, lookup
 from .types import (
     CONTROL_PLANE_LOG_TYPES,
     CPU_AMI_TYPES,
     GPU_AMI_TYPES,
-    INSTANCE_TYPE_RE,
     AddonVersion,
     AmiType,
     AvailabilityZones,
@@ -63,8 +69,6 @@ from .types import (
     VpcId,
 )
 
-# Instance families with NVIDIA GPUs that the AL2023 NVIDIA AMI supports.
-GPU_INSTANCE_FAMILIES = ("g4dn", "g5", "g5g", "g6", "g6e", "gr6", "p3", "p3dn", "p4d", "p4de", "p5", "p5e", "p5en", "p6")
 # Per-unit storage throughput (MB/s/TiB) allowed per FSx for Lustre deployment type; None: not settable.
 FSX_THROUGHPUT = {"SCRATCH_2": None, "PERSISTENT_1": (50, 100, 200), "PERSISTENT_2": (125, 250, 500, 1000)}
 # The orchestrator adds these itself (per-execution run directory); setting them in the args is an error.
@@ -180,6 +184,22 @@ class Taint(_Model):
     value: str = ""
     effect: Literal["NO_SCHEDULE", "NO_EXECUTE", "PREFER_NO_SCHEDULE"] = "NO_SCHEDULE"
 
+    @property
+    def repels(self) -> bool:
+        """Pods that do not tolerate it never land (PreferNoSchedule only discourages)."""
+        return self.effect != "PREFER_NO_SCHEDULE"
+
+    def __str__(self) -> str:
+        return f"{self.key}={self.value}:{TAINT_EFFECTS[self.effect]}"
+
+
+def _architecture(ami_type: str) -> str:
+    return "arm64" if "ARM_64" in ami_type else "x86_64"
+
+
+def _shape(t: InstanceType) -> tuple:
+    return (t.vcpu, t.memory_mib, t.nvidia_gpus, t.gpu_model)
+
 
 class NodeGroupConfig(_Model):
     """One EKS managed node group (its name becomes part of resource addresses: keep it stable)."""
@@ -203,23 +223,53 @@ class NodeGroupConfig(_Model):
         if not self.min_size <= self.desired_size <= self.max_size:
             raise FieldError("desired_size", f"must be between min_size {self.min_size} and max_size {self.max_size}, "
                                              f"got {self.desired_size}")
-        families = {INSTANCE_TYPE_RE.match(t).group(1) for t in self.instance_types}  # type: ignore[union-attr]
+        types = self.instance_type_specs
         if self.role == GPU_ROLE:
-            bad = sorted(f for f in families if f not in GPU_INSTANCE_FAMILIES)
+            bad = sorted({t.family for t in types if not t.nvidia_gpus})
             if bad:
                 raise FieldError("instance_types", f"a gpu group needs NVIDIA GPU instance families "
-                                                   f"({', '.join(GPU_INSTANCE_FAMILIES)}), got {', '.join(bad)}")
+                                                   f"({', '.join(gpu_families())}), got {', '.join(bad)}")
             if self.ami_type not in GPU_AMI_TYPES:
                 raise FieldError("ami_type", f"a gpu group needs an NVIDIA AMI ({', '.join(GPU_AMI_TYPES)}), "
                                              f"got {self.ami_type}")
         elif self.ami_type in GPU_AMI_TYPES:
             raise FieldError("ami_type", f"{self.ami_type} is for gpu groups; a {self.role} group uses one of "
                                          f"{', '.join(CPU_AMI_TYPES)}")
+        arch = _architecture(self.ami_type)
+        wrong = [t.name for t in types if t.architecture != arch]
+        if wrong:
+            raise FieldError("instance_types", f"{', '.join(wrong)} {'is' if len(wrong) == 1 else 'are'} not {arch}, "
+                                               f"the architecture of ami_type {self.ami_type}")
+        first = types[0]
+        for t in types[1:]:
+            if _shape(t) != _shape(first):
+                # cluster-autoscaler builds a group's scale-from-zero node from its first instance type, and its
+                # AWS README asks for the same CPUs and memory across a group's types.
+                alike = [n for n, o in catalogue().items() if _shape(o) == _shape(first)
+                         and o.architecture == first.architecture and n != first.name][:6]
+                hint = f"; types shaped like {first.name}: {', '.join(alike)}" if alike else ""
+                raise FieldError("instance_types",
+                                 f"{t.name} ({t.describe}) differs from {first.name} ({first.describe}): "
+                                 f"cluster-autoscaler sizes the group from its first type, so every type needs the "
+                                 f"same vCPUs, memory and GPUs{hint}")
+        reserved = sorted(k for k in self.labels if k in RESERVED_NODE_LABELS)
+        if reserved:
+            raise FieldError("labels", f"{', '.join(reserved)} is set by the platform (from role and instance "
+                                       f"types); remove it")
         return self
 
     @property
+    def instance_type_specs(self) -> list[InstanceType]:
+        """The catalogue's entries for instance_types (validated to exist)."""
+        return [lookup(t) for t in self.instance_types]  # type: ignore[misc]
+
+    @property
     def kubernetes_labels(self) -> dict[str, str]:
-        return {NODE_ROLE_LABEL: self.role, **self.labels}
+        labels: dict[str, str] = {NODE_ROLE_LABEL: self.role}
+        if self.role == GPU_ROLE:
+            # One GPU model per group (validated): the first type's accelerator.
+            labels.update(gpu_node_labels(self.instance_type_specs[0].accelerator_label or ""))
+        return {**labels, **self.labels}
 
     @property
     def kubernetes_taints(self) -> list[Taint]:
@@ -266,6 +316,11 @@ class ClusterConfig(_Model):
         if unknown:
             raise FieldError("addon_versions", f"{', '.join(unknown)} is not an add-on of the cluster "
                                                f"(have {', '.join(EKS_ADDONS)})")
+        i, core = next((i, g) for i, g in enumerate(self.node_groups) if g.role == CORE_ROLE)
+        repelling = [str(t) for t in core.taints if t.repels]
+        if repelling:
+            raise FieldError(("node_groups", i, "taints"), f"the core group runs system pods and the Ray head, which "
+                                                          f"tolerate no taints; remove {', '.join(repelling)}")
         return self
 
     @property
@@ -380,6 +435,10 @@ def _default_worker_groups() -> list[WorkerGroupConfig]:
                               memory="12Gi", gpus=1)]
 
 
+def _version(v: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in v.split("."))
+
+
 class RayConfig(_Model):
     namespace: DnsLabel = "ray"
     # The RayCluster name; KubeRay names the head service "<name>-head-svc" (the user guide uses kuberay-head-svc).
@@ -398,6 +457,10 @@ class RayConfig(_Model):
 
     @model_validator(mode="after")
     def _groups(self) -> "RayConfig":
+        if _version(self.ray_version) < _version(versions.RAY_TOKEN_AUTH_MIN_VERSION):
+            raise FieldError("ray_version", f"the RayCluster's job API requires a token (KubeRay authOptions), which "
+                                            f"needs Ray {versions.RAY_TOKEN_AUTH_MIN_VERSION} or later, got "
+                                            f"{self.ray_version}")
         names = [g.name for g in self.worker_groups]
         if len(set(names)) != len(names):
             raise FieldError("worker_groups", "names must be unique")
@@ -490,11 +553,36 @@ class AppConfig(_Model):
             if w.gpus > 0 and g.role != GPU_ROLE:
                 raise FieldError(("ray", "worker_groups", i, "gpus"),
                                  f"node group {g.name!r} has no GPUs; set gpus: 0 or use a gpu group")
+            # Workers tolerate the GPU taint when they request GPUs, and nothing else.
+            repelling = [str(t) for t in g.kubernetes_taints if t.repels and not (w.gpus and t.key == GPU_TAINT_KEY)]
+            if repelling:
+                why = (" (workers with gpus: 0 do not tolerate the GPU taint)"
+                       if g.role == GPU_ROLE and not w.gpus else "")
+                raise FieldError(("ray", "worker_groups", i, "node_group"),
+                                 f"node group {g.name!r} is tainted {', '.join(repelling)}, which these workers do "
+                                 f"not tolerate{why}; use another group")
+            self._fits(("ray", "worker_groups", i), g,
+                       ray_worker_pod_requests(w.cpu, w.memory, w.gpus), {"cpu": w.cpu, "memory": w.memory,
+                                                                          "gpus": str(w.gpus)}, {})
+        head = self.ray.head
+        self._fits(("ray", "head"), self.cluster.core_group, ray_head_pod_requests(head.cpu, head.memory),
+                   {"cpu": head.cpu, "memory": head.memory, "gpus": "0"},
+                   pod_requests([AUTOSCALER_RESOURCES]))
         for az in self.network.availability_zones:
             if not az.startswith(self.region) or len(az) != len(self.region) + 1:
                 raise FieldError(("network", "availability_zones"),
                                  f"{az} is not an AZ of region {self.region} (expected names such as {self.region}a)")
         return self
+
+    def _fits(self, loc: tuple, group: NodeGroupConfig, requests: dict, asked: dict[str, str], sidecars: dict) -> None:
+        """A Ray pod must fit one node of its group, on every instance type of the group."""
+        obs = self.observability
+        for t in group.instance_type_specs:
+            room = pod_room(t, group.role, kube_prometheus_stack=obs.kube_prometheus_stack,
+                            container_insights=obs.container_insights)
+            problem = misfit(room, group.name, requests, asked, sidecars)
+            if problem:
+                raise FieldError((*loc, problem[0]), problem[1])
 
     def warnings(self) -> list[str]:
         """Allowed but dangerous settings, printed loudly at every synth."""

@@ -138,6 +138,19 @@ def _unique(values: list) -> list:
     return values
 
 
+def _catalogued(values: list[str]) -> list[str]:
+    """Only instance types the catalogue (config/instance_types.yaml) knows: node-fit validation needs their sizes."""
+    from .instances import families, lookup, sizes
+
+    for v in values:
+        if lookup(v) is None:
+            family = v.split(".", 1)[0]
+            known = (f"{family} comes in {', '.join(sizes(family))}" if family in families()
+                     else f"families: {', '.join(families())}")
+            raise ValueError(f"must be instance types of the catalogue (config/instance_types.yaml; {known}), got {v!r}")
+    return values
+
+
 def _job_args(values: list[str]) -> list[str]:
     for a in values:
         if not JOB_ARG_RE.match(str(a)):
@@ -166,7 +179,9 @@ NodeGroupName = Annotated[str, _rule(GROUP_NAME_RE.match,
 LabelKey = Annotated[str, _rule(LABEL_KEY_RE.match, "must be a Kubernetes label key such as nvidia.com/gpu, got {v!r}")]
 Labels = Annotated[dict[str, str], AfterValidator(_labels)]
 Tags = Annotated[dict[str, str], AfterValidator(_tags)]
-InstanceTypes = Annotated[list[str], _each(INSTANCE_TYPE_RE.match, "must be EC2 instance types such as m6i.2xlarge, got {v!r}")]
+InstanceTypes = Annotated[list[str],
+                          _each(INSTANCE_TYPE_RE.match, "must be EC2 instance types such as m6i.2xlarge, got {v!r}"),
+                          AfterValidator(_catalogued), AfterValidator(_unique)]
 AmiType = Annotated[str, _rule(lambda v: v in GPU_AMI_TYPES + CPU_AMI_TYPES,
                                f"must be one of {', '.join(CPU_AMI_TYPES + GPU_AMI_TYPES)}, got {{v!r}}")]
 PrincipalArns = Annotated[list[str], _each(PRINCIPAL_ARN_RE.match,

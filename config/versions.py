@@ -5,6 +5,10 @@ from __future__ import annotations
 # Ray of the RayCluster image, the custom image's base and the training job's local test runs
 # (Pipfile's [training] pins the same release; tests/training checks it).
 RAY_VERSION = "2.58.0"
+# Token authentication of the dashboard/Jobs API and GCS, which the RayCluster turns on (KubeRay authOptions
+# mode token): Ray 2.52.0 and later (docs.ray.io ray-security/token-auth; KubeRay v1.7.0 utils/validation.go
+# rejects older rayVersions).
+RAY_TOKEN_AUTH_MIN_VERSION = "2.52.0"
 
 # Helm charts.
 KUBERAY_OPERATOR_CHART = "1.7.0"

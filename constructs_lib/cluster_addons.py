@@ -1,6 +1,6 @@
 """Cluster add-ons the Ray platform needs, installed with Helm:
 
-- NVIDIA device plugin, only on GPU nodes (tolerates the GPU taint), so pods can request nvidia.com/gpu;
+- NVIDIA device plugin, on every GPU node and only there, so pods can request nvidia.com/gpu;
 - cluster-autoscaler with its own IRSA role, discovering node groups by their tags, so the pods the
   Ray autoscaler creates get nodes (including GPU groups scaled to zero).
 """
@@ -14,7 +14,7 @@ from constructs import Construct
 
 from cdktf_cdktf_provider_helm.release import Release
 
-from conventions.kubernetes import CORE_ROLE, GPU_ROLE, gpu_toleration, node_selector
+from conventions.kubernetes import CORE_ROLE, GPU_PRESENT_LABEL, node_selector
 
 from .iam import policy_document, statement
 from .irsa_role import IrsaRole, IrsaRoleProps
@@ -22,6 +22,30 @@ from .irsa_role import IrsaRole, IrsaRoleProps
 NVIDIA_REPO = "https://nvidia.github.io/k8s-device-plugin"
 AUTOSCALER_REPO = "https://kubernetes.github.io/autoscaler"
 AUTOSCALER_SERVICE_ACCOUNT = "cluster-autoscaler"
+
+
+def device_plugin_values() -> dict:
+    """The NVIDIA device plugin's DaemonSet on every GPU node, and only there.
+
+    The chart's default affinity requires NFD/GFD labels (off here) or nvidia.com/gpu.present; `affinity: null`
+    deletes that default (Helm merges maps, so `{}` would keep it) and the nodeSelector picks GPU nodes by the
+    label our GPU node groups carry. It tolerates every taint: a GPU node without it never advertises
+    nvidia.com/gpu, and its GPU pods stay Pending while cluster-autoscaler adds more such nodes. Node-critical, so
+    a full node still admits it.
+    """
+    return {
+        "nodeSelector": {GPU_PRESENT_LABEL: "true"},
+        "affinity": None,
+        "tolerations": [{"operator": "Exists"}],
+        "priorityClassName": "system-node-critical",
+    }
+
+
+def autoscaler_placement() -> dict:
+    """cluster-autoscaler on the core nodes only (it must not run on nodes it may remove), as the chart's default
+    cluster-critical priority; no tolerations, no affinity."""
+    return {"nodeSelector": node_selector(CORE_ROLE), "tolerations": [], "affinity": {},
+            "priorityClassName": "system-cluster-critical"}
 
 
 @dataclass(frozen=True)
@@ -43,11 +67,7 @@ class ClusterAddons(Construct):
         if props.install_device_plugin:
             Release(self, "nvidia_device_plugin", name="nvidia-device-plugin", namespace="kube-system",
                     repository=NVIDIA_REPO, chart="nvidia-device-plugin", version=props.nvidia_device_plugin_version,
-                    values=[json.dumps({
-                        "nodeSelector": node_selector(GPU_ROLE),
-                        "tolerations": [gpu_toleration()],
-                        "priorityClassName": "system-node-critical",
-                    })])
+                    values=[json.dumps(device_plugin_values())])
 
         tag = f"aws:ResourceTag/k8s.io/cluster-autoscaler/{props.cluster_name}"
         role = IrsaRole(self, "cluster_autoscaler", IrsaRoleProps(
@@ -75,7 +95,7 @@ class ClusterAddons(Construct):
                     "image": {"tag": props.cluster_autoscaler_image_tag},
                     "rbac": {"serviceAccount": {"create": True, "name": AUTOSCALER_SERVICE_ACCOUNT,
                                                 "annotations": {"eks.amazonaws.com/role-arn": role.role_arn}}},
-                    "nodeSelector": node_selector(CORE_ROLE),
+                    **autoscaler_placement(),
                     "extraArgs": {
                         "balance-similar-node-groups": True,
                         "skip-nodes-with-system-pods": False,

@@ -12,6 +12,7 @@ its own IRSA role rather than by Helm in the ray stack.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
@@ -29,6 +30,11 @@ from conventions.eks import ADDONS_BEFORE_COMPUTE as BEFORE_COMPUTE
 from .iam import irsa_assume_role_policy, policy_document, statement
 
 __all__ = ["AFTER_COMPUTE", "BEFORE_COMPUTE", "EksAddons", "EksAddonsProps"]
+
+
+# Add-on configuration (the add-on's JSON schema). vpc-cni: its network policy agent enforces NetworkPolicies (the
+# ray-cluster stack's policy on the Ray head); the value is the string "true" (EKS user guide, cni-network-policy).
+ADDON_CONFIGURATION = {"vpc-cni": json.dumps({"enableNetworkPolicy": "true"})}
 
 
 @dataclass(frozen=True)
@@ -71,6 +77,7 @@ class EksAddons(Construct):
         return EksAddon(
             self, key, cluster_name=props.cluster_name, addon_name=name,
             addon_version=version, service_account_role_arn=role_arn,
+            configuration_values=ADDON_CONFIGURATION.get(name),
             # Our config wins over manual edits; on delete, keep the running pods until the cluster goes.
             resolve_conflicts_on_create="OVERWRITE", resolve_conflicts_on_update="OVERWRITE",
             depends_on=list(depends) or None,

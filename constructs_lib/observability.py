@@ -68,20 +68,33 @@ def ray_head_env(monitoring_namespace: str, grafana_iframe_host: str) -> dict[st
     }
 
 
+def _on_core() -> dict:
+    """Placement of a kube-prometheus-stack workload on the core nodes: selected there, no tolerations (so never on
+    GPU nodes), no node affinity (Prometheus and Alertmanager keep the chart's soft anti-affinity between their
+    replicas, set by podAntiAffinity: soft)."""
+    return {"nodeSelector": node_selector(CORE_ROLE), "tolerations": [], "affinity": {}}
+
+
 def kube_prometheus_stack_values() -> dict:
+    """Every workload's placement is stated: the operator, its admission-webhook patch Jobs (pre/post-install
+    hooks), Prometheus, Alertmanager, Grafana and kube-state-metrics on core; node-exporter on every node."""
     return {
         "prometheus": {"prometheusSpec": {
             # Select every PodMonitor/ServiceMonitor, not only those labelled with this release.
             "podMonitorSelectorNilUsesHelmValues": False,
             "serviceMonitorSelectorNilUsesHelmValues": False,
-            "nodeSelector": node_selector(CORE_ROLE),
+            **_on_core(),
             "retention": "15d",
         }},
-        "prometheusOperator": {"nodeSelector": node_selector(CORE_ROLE)},
-        "alertmanager": {"alertmanagerSpec": {"nodeSelector": node_selector(CORE_ROLE)}},
-        "kube-state-metrics": {"nodeSelector": node_selector(CORE_ROLE)},
+        "prometheusOperator": {**_on_core(), "admissionWebhooks": {"patch": _on_core()}},
+        "alertmanager": {"alertmanagerSpec": _on_core()},
+        "kube-state-metrics": _on_core(),
+        # A node-level exporter belongs on every node, GPU nodes (tainted) and tainted user groups included: it
+        # tolerates every taint (the chart's default tolerates only NoSchedule ones); the chart's template adds its
+        # not-Fargate node affinity. It requests nothing, so it never crowds out Ray pods.
+        "prometheus-node-exporter": {"nodeSelector": {"kubernetes.io/os": "linux"}, "tolerations": [{"operator": "Exists"}]},
         "grafana": {
-            "nodeSelector": node_selector(CORE_ROLE),
+            **_on_core(),
             # The Ray dashboard embeds Grafana panels in iframes; Grafana is ClusterIP-only (port-forward),
             # so anonymous read-only access stays inside the cluster network.
             "grafana.ini": {"security": {"allow_embedding": True},
@@ -90,6 +103,13 @@ def kube_prometheus_stack_values() -> dict:
             "sidecar": {"dashboards": {"enabled": True, "label": "grafana_dashboard", "searchNamespace": "ALL"}},
         },
     }
+
+
+def prometheus_peer(monitoring_namespace: str) -> dict:
+    """kube-prometheus-stack's Prometheus pods, as a NetworkPolicy peer (prometheus-operator v0.86.2 labels the
+    pods it runs app.kubernetes.io/name=prometheus; the API server labels every namespace with its name)."""
+    return {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": monitoring_namespace}},
+            "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}}}
 
 
 def ray_pod_monitor(cluster_name: str, namespace: str) -> dict:

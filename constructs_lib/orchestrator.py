@@ -39,7 +39,7 @@ from cdktf_cdktf_provider_kubernetes.role_binding_v1 import (
 )
 from cdktf_cdktf_provider_kubernetes.role_v1 import RoleV1, RoleV1Metadata, RoleV1Rule
 
-from conventions.kubernetes import CORE_ROLE, node_selector
+from conventions.kubernetes import CORE_ROLE, node_selector, submitter_labels
 
 from .iam import policy_document, service_assume_role_policy, statement
 from .ray_manifests import (
@@ -48,6 +48,7 @@ from .ray_manifests import (
     dashboard_url,
     submitter_command,
     submitter_resources,
+    token_auth_env,
 )
 
 RUN_JOB_SYNC = "arn:aws:states:::eks:runJob.sync"
@@ -74,6 +75,7 @@ class PipelineProps:
     cluster_ca: str  # base64, as EKS reports it
     namespace: str
     head_service: str
+    ray_cluster: str  # its name: the token Secret and the submitter label the head's NetworkPolicy admits
     image: str
     training_script: str  # entrypoints, files of the scripts ConfigMap
     inference_script: str
@@ -124,7 +126,7 @@ def step_job(props: PipelineProps, step: str) -> dict:
             "activeDeadlineSeconds": props.step_timeout_seconds,
             "ttlSecondsAfterFinished": FINISHED_JOB_TTL_SECONDS,
             "template": {
-                "metadata": {"labels": labels},
+                "metadata": {"labels": {**labels, **submitter_labels(props.ray_cluster)}},
                 "spec": {
                     "restartPolicy": "Never",
                     "nodeSelector": node_selector(CORE_ROLE),
@@ -134,7 +136,7 @@ def step_job(props: PipelineProps, step: str) -> dict:
                         "name": "submit",
                         "image": props.image,
                         "command": ["bash", "-c", submit_command(props, step)],
-                        "env": [{"name": "RUN_ID", "value.$": "$.run_id"}],
+                        "env": [{"name": "RUN_ID", "value.$": "$.run_id"}, *token_auth_env(props.ray_cluster)],
                         "resources": submitter_resources(),
                         "securityContext": container_security_context(),
                         "volumeMounts": [{"name": "scripts", "mountPath": "/config", "readOnly": True},

@@ -7,10 +7,25 @@ KubeRay CRD schemas and the Kubernetes OpenAPI schemas.
 
 from __future__ import annotations
 
+import copy
 import shlex
 from dataclasses import dataclass, field
+from typing import Optional
 
-from conventions.kubernetes import CORE_ROLE, GPU_RESOURCE, gpu_toleration, half_memory, head_service_name, node_selector
+from conventions.kubernetes import (
+    AUTOSCALER_RESOURCES,
+    CORE_ROLE,
+    FSX_INIT_RESOURCES,
+    GPU_RESOURCE,
+    RAY_AUTH_ENV,
+    RAY_AUTH_TOKEN_KEY,
+    auth_secret_name,
+    gpu_toleration,
+    half_memory,
+    head_service_name,
+    node_selector,
+    submitter_labels,
+)
 
 # Ports of the head service, as in the original user guide.
 HEAD_PORTS = {"gcs-server": 6379, "dashboard": 8265, "client": 10001, "metrics": 8080, "serve": 8000}
@@ -20,6 +35,8 @@ IMPORT_MOUNT = "/ray/import"
 FSX_VOLUME = "fsx"
 SHM_VOLUME = "dshm"
 SUBMITTER_SERVICE_ACCOUNT = "ray-operator-ray-operator"
+# Labels KubeRay puts on every pod of a RayCluster (v1.7.0 controllers/ray/utils/constant.go).
+RAY_CLUSTER_LABEL, RAY_NODE_TYPE_LABEL = "ray.io/cluster", "ray.io/node-type"
 
 
 def submitter_resources() -> dict:
@@ -30,6 +47,17 @@ def submitter_resources() -> dict:
 
 def dashboard_url(head_service: str) -> str:
     return f"http://{head_service}:{HEAD_PORTS['dashboard']}"
+
+
+def token_auth_env(ray_cluster_name: str) -> list[dict]:
+    """The env a pod needs to call a token-auth RayCluster's dashboard/Jobs API: the same two variables, from the
+    same Secret, that KubeRay v1.7.0 injects into the Ray containers (common/pod.go SetContainerTokenAuthEnvVars);
+    `ray job submit` sends the token only when RAY_AUTH_MODE=token is set."""
+    return [
+        {"name": RAY_AUTH_ENV["mode"], "value": "token"},
+        {"name": RAY_AUTH_ENV["token"], "valueFrom": {"secretKeyRef": {"name": auth_secret_name(ray_cluster_name),
+                                                                       "key": RAY_AUTH_TOKEN_KEY}}},
+    ]
 
 
 def submitter_command(address: str, entrypoint: str) -> str:
@@ -115,7 +143,7 @@ def _fsx_permissions_init(image: str) -> dict:
         "securityContext": {"runAsUser": 0, "runAsNonRoot": False, "allowPrivilegeEscalation": False,
                             "capabilities": {"drop": ["ALL"], "add": ["CHOWN", "FOWNER"]}},
         "volumeMounts": [{"name": FSX_VOLUME, "mountPath": EXPORT_MOUNT, "subPath": "export"}],
-        "resources": {"requests": {"cpu": "50m", "memory": "32Mi"}, "limits": {"cpu": "200m", "memory": "64Mi"}},
+        "resources": copy.deepcopy(FSX_INIT_RESOURCES),
     }
 
 
@@ -171,7 +199,9 @@ def ray_cluster(props: RayClusterProps) -> dict:
             spec["tolerations"] = [gpu_toleration()]
         workers.append({
             "groupName": g.name,
-            "replicas": g.min_replicas,
+            # No `replicas`: the Ray autoscaler owns it (it patches the field as it scales). Omitted, the CRD
+            # default 0 applies and KubeRay runs minReplicas pods until the autoscaler sets it
+            # (v1.7.0 utils/util.go GetWorkerGroupDesiredReplicas clamps to [min, max]).
             "minReplicas": g.min_replicas,
             "maxReplicas": g.max_replicas,
             "rayStartParams": {},
@@ -187,8 +217,12 @@ def ray_cluster(props: RayClusterProps) -> dict:
             "autoscalerOptions": {
                 "upscalingMode": "Default",
                 "idleTimeoutSeconds": props.idle_timeout_seconds,
-                "resources": {"requests": {"cpu": "500m", "memory": "512Mi"}, "limits": {"cpu": "500m", "memory": "512Mi"}},
+                "resources": {"requests": dict(AUTOSCALER_RESOURCES), "limits": dict(AUTOSCALER_RESOURCES)},
             },
+            # The dashboard/Jobs API, GCS and every Ray process require a token. KubeRay creates it in the Secret
+            # named after the cluster (key auth_token) and injects RAY_AUTH_MODE/RAY_AUTH_TOKEN into the Ray
+            # containers, the autoscaler and RayJob submitters; Ray >= 2.52 (validated in config).
+            "authOptions": {"mode": "token"},
             "headGroupSpec": {
                 # ClusterIP only: dashboard, client port and GCS are reached by port-forward, never exposed.
                 "serviceType": "ClusterIP",
@@ -274,7 +308,10 @@ def training_script_config_map(props: JobSubmissionProps) -> dict:
 
 
 def submit_job(props: JobSubmissionProps) -> dict:
-    """A batch Job that submits the training script to the running cluster with the cluster's own image."""
+    """A batch Job that submits the training script to the running cluster with the cluster's own image.
+
+    Its pod carries the submitter label (the head's NetworkPolicy admits it) and the cluster's token.
+    """
     command = submitter_command(dashboard_url(props.head_service), props.entrypoint)
     return {
         "apiVersion": "batch/v1", "kind": "Job",
@@ -284,7 +321,8 @@ def submit_job(props: JobSubmissionProps) -> dict:
             "backoffLimit": 0,
             "ttlSecondsAfterFinished": 86400,
             "template": {
-                "metadata": {"labels": {"app.kubernetes.io/name": "ray-job-submitter"}},
+                "metadata": {"labels": {"app.kubernetes.io/name": "ray-job-submitter",
+                                        **submitter_labels(props.cluster_name)}},
                 "spec": {
                     "serviceAccountName": SUBMITTER_SERVICE_ACCOUNT,
                     "restartPolicy": "Never",
@@ -293,6 +331,7 @@ def submit_job(props: JobSubmissionProps) -> dict:
                         "name": "submit",
                         "image": props.image,
                         "command": ["bash", "-c", command],
+                        "env": token_auth_env(props.cluster_name),
                         "resources": submitter_resources(),
                         "securityContext": container_security_context(),
                         "volumeMounts": [{"name": "script", "mountPath": "/config", "readOnly": True},
@@ -307,7 +346,12 @@ def submit_job(props: JobSubmissionProps) -> dict:
 
 
 def ray_job(props: JobSubmissionProps) -> dict:
-    """The KubeRay-native alternative: a RayJob that runs on the existing cluster (clusterSelector)."""
+    """The KubeRay-native alternative: a RayJob that runs on the existing cluster (clusterSelector).
+
+    No token here: KubeRay v1.7.0 injects RAY_AUTH_MODE/RAY_AUTH_TOKEN (from the selected cluster's Secret) into
+    the submitter's first container when that cluster has authOptions mode token (controllers/ray/
+    rayjob_controller.go configureSubmitterContainer), and keeps the template's labels (the NetworkPolicy's).
+    """
     return {
         "apiVersion": "ray.io/v1", "kind": "RayJob",
         "metadata": {"name": props.job_name, "namespace": props.namespace, "labels": dict(props.labels)},
@@ -318,6 +362,7 @@ def ray_job(props: JobSubmissionProps) -> dict:
             # into the submitter pod and uploaded from there as the job's working dir.
             "runtimeEnvYAML": "working_dir: /config\n",
             "submitterPodTemplate": {
+                "metadata": {"labels": submitter_labels(props.cluster_name)},
                 "spec": {
                     "restartPolicy": "Never",
                     "nodeSelector": node_selector(CORE_ROLE),
@@ -334,6 +379,63 @@ def ray_job(props: JobSubmissionProps) -> dict:
             "shutdownAfterJobFinishes": False,  # the cluster is shared; only the job ends
         },
     }
+
+
+# ------------------------------------------------------------------------------ who may reach the head
+@dataclass(frozen=True)
+class HeadNetworkPolicyProps:
+    cluster_name: str
+    namespace: str
+    operator_pod_labels: dict[str, str]  # the KubeRay operator's pods (same namespace)
+    # Who scrapes the metrics port: None, nobody (no rule); [] any pod (a Prometheus we do not know);
+    # else these NetworkPolicy peers (kube-prometheus-stack's Prometheus).
+    metrics_from: Optional[list[dict]]
+
+
+def head_network_policy(props: HeadNetworkPolicyProps) -> dict:
+    """Ingress to the Ray head: the cluster's own Ray pods on every port (GCS, raylet, object manager, client);
+    the dashboard/Jobs API (8265) only from the KubeRay operator (it calls it for RayJobs) and the in-cluster
+    submitter pods (label ``SUBMITTER_LABEL``); the metrics port from Prometheus when metrics are scraped.
+
+    Not subject to it: ``kubectl port-forward`` (the kubelet connects inside the pod's network namespace, never
+    through the host veth where the VPC CNI's eBPF policy runs) and kubelet probes (traffic from the node is always
+    allowed). Egress is left open (Ray pods pull data, the head queries Prometheus/Grafana).
+    """
+    own = {RAY_CLUSTER_LABEL: props.cluster_name}
+    ingress: list[dict] = [
+        {"from": [{"podSelector": {"matchLabels": dict(own)}}]},
+        {"from": [{"podSelector": {"matchLabels": dict(props.operator_pod_labels)}},
+                  {"podSelector": {"matchLabels": submitter_labels(props.cluster_name)}}],
+         "ports": [{"protocol": "TCP", "port": HEAD_PORTS["dashboard"]}]},
+    ]
+    if props.metrics_from is not None:
+        rule: dict = {"ports": [{"protocol": "TCP", "port": HEAD_PORTS["metrics"]}]}
+        if props.metrics_from:
+            rule["from"] = [copy.deepcopy(p) for p in props.metrics_from]
+        ingress.append(rule)
+    return {
+        "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+        "metadata": {"name": f"{props.cluster_name}-head-ingress", "namespace": props.namespace},
+        "spec": {
+            "podSelector": {"matchLabels": {**own, RAY_NODE_TYPE_LABEL: "head"}},
+            "policyTypes": ["Ingress"],
+            "ingress": ingress,
+        },
+    }
+
+
+# ------------------------------------------------------------------------------ commands for users
+def token_command(namespace: str, ray_cluster_name: str) -> str:
+    """Prints the cluster's Ray token (kubectl decodes the Secret's base64 itself: no base64 flag differences)."""
+    template = f"{{{{.data.{RAY_AUTH_TOKEN_KEY} | base64decode}}}}"
+    return shlex.join(["kubectl", "get", "secret", "-n", namespace, auth_secret_name(ray_cluster_name),
+                       "-o", f"go-template={template}"])
+
+
+def token_export_command(namespace: str, ray_cluster_name: str) -> str:
+    """Exports what `ray job submit` needs to call a token-auth cluster: run it before submitting."""
+    token = token_command(namespace, ray_cluster_name)
+    return f"export {RAY_AUTH_ENV['mode']}=token {RAY_AUTH_ENV['token']}=\"$({token})\""
 
 
 def port_forward_command(namespace: str, head_service: str) -> str:

@@ -7,6 +7,7 @@ the NVIDIA taint, which only GPU pods (and the DaemonSets that serve GPU nodes) 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 
 # The node label naming a node group's role; its values are the roles below.
@@ -18,6 +19,20 @@ NODE_ROLES = (CORE_ROLE, GPU_ROLE, CPU_ROLE)
 GPU_RESOURCE = "nvidia.com/gpu"
 GPU_TAINT_KEY = GPU_RESOURCE
 GPU_TAINT_VALUE = "true"
+
+# GPU nodes also carry the labels the NVIDIA device plugin and cluster-autoscaler key on: the device plugin chart's
+# own selector label (nodeadm sets it too, from kubelet 1.35), and the accelerator label cluster-autoscaler's AWS
+# provider reads to know a node's GPU type before the device plugin has advertised it (its README, "Special note
+# on GPU instances"; values from config/instance_types.yaml).
+GPU_PRESENT_LABEL = "nvidia.com/gpu.present"
+ACCELERATOR_LABEL = "k8s.amazonaws.com/accelerator"
+# Labels the platform sets on node groups; config labels must not override them.
+RESERVED_NODE_LABELS = (NODE_ROLE_LABEL, GPU_PRESENT_LABEL, ACCELERATOR_LABEL)
+
+
+def gpu_node_labels(accelerator: str) -> dict[str, str]:
+    return {GPU_PRESENT_LABEL: "true", ACCELERATOR_LABEL: accelerator}
+
 
 # EKS spells taint effects in upper snake case, Kubernetes in camel case.
 TAINT_EFFECTS = {"NO_SCHEDULE": "NoSchedule", "NO_EXECUTE": "NoExecute", "PREFER_NO_SCHEDULE": "PreferNoSchedule"}
@@ -36,6 +51,30 @@ def gpu_toleration() -> dict[str, str]:
 def head_service_name(ray_cluster_name: str) -> str:
     """KubeRay names a RayCluster's head service ``<cluster>-head-svc``."""
     return f"{ray_cluster_name}-head-svc"
+
+
+# ------------------------------------------------------------------------------------------- Ray job API access
+# The key of the token in the Secret KubeRay creates for a RayCluster with authOptions.mode token
+# (ray-project/kuberay v1.7.0 ray-operator/controllers/ray/utils/constant.go RAY_AUTH_TOKEN_SECRET_KEY).
+RAY_AUTH_TOKEN_KEY = "auth_token"
+RAY_AUTH_ENV = {"mode": "RAY_AUTH_MODE", "token": "RAY_AUTH_TOKEN"}
+# Pods that submit jobs to a RayCluster's dashboard (8265) from inside the cluster carry this label, valued with
+# the cluster's name; the head's NetworkPolicy admits them (and nothing else outside the Ray pods).
+SUBMITTER_LABEL = "ray-eks/submits-to"
+
+
+def submitter_labels(ray_cluster_name: str) -> dict[str, str]:
+    return {SUBMITTER_LABEL: ray_cluster_name}
+
+
+def auth_secret_name(ray_cluster_name: str) -> str:
+    """The Secret KubeRay v1.7.0 creates for a token-auth RayCluster: ``utils.CheckName(cluster name)``
+    (controllers/ray/raycluster_controller.go reconcileAuthSecret; utils/util.go CheckName: the last 50
+    characters, and an "r" in place of a leading digit or punctuation)."""
+    s = ray_cluster_name[-50:]
+    if s[0].isdigit() or not s[0].isalnum():
+        s = "r" + s[1:]
+    return s
 
 
 # ------------------------------------------------------------------------------------------- quantities
@@ -65,3 +104,35 @@ def half_memory(quantity: str) -> str:
     """Half of a memory quantity, in its own unit (at least 1): Ray's default object-store share of /dev/shm."""
     n, unit = int(quantity[:-2]), quantity[-2:]
     return f"{max(n // 2, 1)}{unit}"
+
+
+# ------------------------------------------------------------------------------------------- Ray pods' other containers
+# What runs in a Ray pod besides Ray itself; node-fit validation (config/capacity.py) counts these the way the
+# scheduler does (see pod_requests). Requests equal limits unless both are given.
+# Our init container that chowns the FSx export directory (constructs_lib/ray_manifests.py).
+FSX_INIT_RESOURCES = {"requests": {"cpu": "50m", "memory": "32Mi"}, "limits": {"cpu": "200m", "memory": "64Mi"}}
+# The Ray autoscaler sidecar KubeRay adds to the head pod, sized by spec.autoscalerOptions.resources.
+AUTOSCALER_RESOURCES = {"cpu": "500m", "memory": "512Mi"}
+# The init container KubeRay v1.7.0 injects into every worker pod (controllers/ray/common/pod.go
+# DefaultWorkerPodTemplate, "wait-gcs-ready": requests = limits = 200m/256Mi).
+KUBERAY_WORKER_INIT_REQUESTS = {"cpu": "200m", "memory": "256Mi"}
+
+
+def pod_requests(containers: Sequence[Mapping[str, str]],
+                 init_containers: Sequence[Mapping[str, str]] = ()) -> dict[str, Decimal]:
+    """What the scheduler reserves for a pod: per resource, the larger of the largest init container's request and
+    the sum of the app containers' requests. Quantities in millicores (cpu), MiB (memory), count (others)."""
+
+    def amount(resource: str, q: str) -> Decimal:
+        if resource == "cpu":
+            return Decimal(cpu_millicores(q))
+        if resource == "memory":
+            return memory_mebibytes(q)
+        return Decimal(q)
+
+    out: dict[str, Decimal] = {}
+    for resource in {r for c in (*containers, *init_containers) for r in c}:
+        total = sum((amount(resource, c[resource]) for c in containers if resource in c), Decimal(0))
+        init = max((amount(resource, c[resource]) for c in init_containers if resource in c), default=Decimal(0))
+        out[resource] = max(total, init)
+    return out

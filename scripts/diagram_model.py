@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
@@ -322,11 +323,13 @@ def _selectors(values: Any) -> list[tuple[tuple[str, str], ...]]:
 
 
 def _release(body: dict[str, Any]) -> HelmRelease:
-    """A Helm release; its pods' nodes are the values' nodeSelector (top level, or the one all components share)."""
+    """A Helm release; its pods' nodes are the values' nodeSelector (top level, or the one most components share:
+    a per-node DaemonSet such as node-exporter selects more widely)."""
     values = _json_values(body.get("values"))
     top = _selector(values.get("nodeSelector"))
-    nested = set(_selectors(values))
-    selector = top or (nested.pop() if len(nested) == 1 else ())
+    counts = Counter(_selectors(values)).most_common(2)
+    nested = counts[0][0] if counts and (len(counts) == 1 or counts[0][1] > counts[1][1]) else ()
+    selector = top or nested
     return HelmRelease(name=str(body.get("name", "")), chart=str(body.get("chart", "")),
                        version=str(body.get("version", "")), node_selector=selector)
 

@@ -24,6 +24,12 @@ INFRA_OUTPUTS = (
 # Kubernetes names the ray stack creates and the ray-cluster stack's pods use.
 RAY_SERVICE_ACCOUNT = "ray"
 FSX_CLAIM = "fsx-lustre"
+# The KubeRay operator's Helm release (ray stack) and the labels its chart gives the operator pod (kuberay v1.7.0
+# helm-chart/kuberay-operator templates/deployment.yaml: name from nameOverride, instance = release name): the
+# ray-cluster stack's NetworkPolicy lets these pods reach the head's dashboard (RayJob status calls).
+KUBERAY_OPERATOR_RELEASE = "kuberay-operator"
+KUBERAY_OPERATOR_POD_LABELS = {"app.kubernetes.io/name": "kuberay-operator",
+                               "app.kubernetes.io/instance": KUBERAY_OPERATOR_RELEASE}
 
 # The training code the job-submission objects and the orchestrator carry into the cluster.
 TRAINING_DIR = Path(__file__).resolve().parent.parent / "training"

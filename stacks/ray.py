@@ -33,6 +33,7 @@ from .contract import (
     FSX_CLAIM,
     INFERENCE_SCRIPT,
     INFRA_STACK,
+    KUBERAY_OPERATOR_RELEASE,
     ORCHESTRATOR_FILES,
     RAY_SERVICE_ACCOUNT,
     RAY_STACK,
@@ -75,7 +76,8 @@ class RayStack(ReadableStack):
             install_device_plugin=cfg.cluster.has_gpu))
         # The namespace by reference: Terraform orders the release after the namespace exists.
         operator = KubeRayOperator(self, "kuberay", KubeRayOperatorProps(
-            namespace=platform.namespace.metadata.name, chart_version=cfg.ray.kuberay_operator_chart_version))
+            namespace=platform.namespace.metadata.name, release_name=KUBERAY_OPERATOR_RELEASE,
+            chart_version=cfg.ray.kuberay_operator_chart_version))
 
         obs = cfg.observability
         ObservabilityAddons(self, "observability", ObservabilityAddonsProps(
@@ -111,7 +113,7 @@ class RayStack(ReadableStack):
             pipeline=PipelineProps(
                 cluster_name=infra.get_string("cluster_name"), cluster_endpoint=infra.get_string("cluster_endpoint"),
                 cluster_ca=infra.get_string("cluster_certificate_authority_data"), namespace=namespace,
-                head_service=cfg.ray.head_service, image=cfg.ray_image(ecr_url),
+                head_service=cfg.ray.head_service, ray_cluster=cfg.ray.cluster_name, image=cfg.ray_image(ecr_url),
                 training_script=TRAINING_SCRIPT, inference_script=INFERENCE_SCRIPT,
                 training_args=tuple(cfg.orchestrator_training_args), inference_args=tuple(o.inference_args),
                 step_timeout_seconds=o.step_timeout_seconds, retries=o.retries),

@@ -11,18 +11,34 @@ from cdktf import TerraformOutput, TerraformStack
 from constructs import Construct
 
 from config import AppConfig
-from constructs_lib.observability import RayMonitors, RayMonitorsProps, ray_head_env, scrape_annotations
-from constructs_lib.ray_cluster import RayClusterManifest
+from constructs_lib.observability import (
+    RayMonitors,
+    RayMonitorsProps,
+    prometheus_peer,
+    ray_head_env,
+    scrape_annotations,
+)
+from constructs_lib.ray_cluster import RayClusterManifest, RayHeadNetworkPolicy
 from constructs_lib.ray_manifests import (
+    HeadNetworkPolicyProps,
     RayClusterProps,
     WorkerGroupProps,
     job_submit_command,
     port_forward_command,
+    token_command,
+    token_export_command,
 )
 
 from .addresses import ReadableStack
 from .common import configure_backend, remote_state
-from .contract import FSX_CLAIM, INFRA_STACK, RAY_CLUSTER_STACK, RAY_SERVICE_ACCOUNT, TRAINING_SCRIPT
+from .contract import (
+    FSX_CLAIM,
+    INFRA_STACK,
+    KUBERAY_OPERATOR_POD_LABELS,
+    RAY_CLUSTER_STACK,
+    RAY_SERVICE_ACCOUNT,
+    TRAINING_SCRIPT,
+)
 from .kube import kubernetes_providers
 from .migrations import add_moved_blocks
 
@@ -42,6 +58,18 @@ def ray_cluster_props(cfg: AppConfig, ecr_repository_url: str | None) -> RayClus
     )
 
 
+def head_network_policy_props(cfg: AppConfig) -> HeadNetworkPolicyProps:
+    obs = cfg.observability
+    if obs.metrics_scrape == "none":
+        metrics_from = None
+    elif obs.metrics_scrape == "monitors" and obs.kube_prometheus_stack:
+        metrics_from = [prometheus_peer(obs.monitoring_namespace)]
+    else:
+        metrics_from = []  # scraped by a Prometheus this deployment does not know: the metrics port stays open
+    return HeadNetworkPolicyProps(cluster_name=cfg.ray.cluster_name, namespace=cfg.ray.namespace,
+                                  operator_pod_labels=dict(KUBERAY_OPERATOR_POD_LABELS), metrics_from=metrics_from)
+
+
 class RayClusterStack(ReadableStack):
     def __init__(self, scope: Construct, cfg: AppConfig, after: TerraformStack | None = None) -> None:
         super().__init__(scope, RAY_CLUSTER_STACK)
@@ -51,6 +79,7 @@ class RayClusterStack(ReadableStack):
         ecr_url = infra.get_string("ecr_repository_url") if cfg.ray.use_ecr_image else None
         props = ray_cluster_props(cfg, ecr_url)
         RayClusterManifest(self, "ray_cluster", props)
+        RayHeadNetworkPolicy(self, "ray_head", head_network_policy_props(cfg))
         if cfg.observability.metrics_scrape == "monitors":
             # Custom kinds need their CRDs at plan time: the ray stack's kube-prometheus-stack (or an
             # existing Prometheus Operator) installed them before this stack plans.
@@ -65,6 +94,12 @@ class RayClusterStack(ReadableStack):
         TerraformOutput(self, "dashboard_port_forward_command",
                         value=port_forward_command(props.namespace, props.head_service),
                         description="Reach the Ray dashboard on http://localhost:8265")
+        TerraformOutput(self, "ray_auth_export_command", value=token_export_command(props.namespace, props.name),
+                        description="Exports RAY_AUTH_MODE and the cluster's token (RAY_AUTH_TOKEN): run it before ray "
+                                    "job submit")
+        TerraformOutput(self, "ray_auth_token_command", value=token_command(props.namespace, props.name),
+                        description="Prints the cluster's token, which the dashboard asks for")
         TerraformOutput(self, "ray_job_submit_command", value=job_submit_command(TRAINING_SCRIPT, tuple(cfg.training.args)),
-                        description="Submit the training job through the port-forward (run from the repo root)")
+                        description="Submit the training job through the port-forward (run from the repo root, "
+                                    "after ray_auth_export_command)")
         add_moved_blocks(self, RAY_CLUSTER_STACK)

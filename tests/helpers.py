@@ -248,3 +248,43 @@ def emulator_server(log: Path, *args: str) -> Iterator[str]:
             if pipe:
                 pipe.close()
     assert not _port_open(port), f"port {port} still open after the emulator stopped"
+# --- The Ray head's NetworkPolicy, as the API server receives it from the provider's typed resource.
+def _selector(s: dict) -> dict:
+    return {"matchLabels": dict(s["match_labels"])}
+
+
+def network_policy_object(stack: dict, name: str = "ray_head") -> dict:
+    """``kubernetes_network_policy_v1.<name>`` translated back to the networking.k8s.io/v1 object it creates."""
+    res = attrs(one(stack, "kubernetes_network_policy_v1", name))
+    spec = res["spec"]
+    ingress = []
+    for rule in spec.get("ingress", []):
+        r: dict = {}
+        if "from" in rule:
+            r["from"] = [{("podSelector" if k == "pod_selector" else "namespaceSelector"): _selector(v)
+                          for k, v in peer.items()} for peer in rule["from"]]
+        if "ports" in rule:
+            r["ports"] = [{"protocol": p["protocol"], "port": int(p["port"])} for p in rule["ports"]]
+        ingress.append(r)
+    return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": dict(res["metadata"]),
+            "spec": {"podSelector": _selector(spec["pod_selector"]), "policyTypes": list(spec["policy_types"]),
+                     "ingress": ingress}}
+
+
+def admits(policy: dict, labels: dict, port: int, namespace: Optional[str] = None) -> bool:
+    """NetworkPolicy ingress semantics: may a pod with ``labels`` in ``namespace`` (default: the policy's) reach the
+    selected pods on TCP ``port``? (Namespaces carry kubernetes.io/metadata.name; matchLabels selectors only.)"""
+    own_ns = policy["metadata"]["namespace"]
+    namespace = namespace or own_ns
+
+    def peer_ok(peer: dict) -> bool:
+        ns_sel, pod_sel = peer.get("namespaceSelector"), peer.get("podSelector")
+        ns_ok = (namespace == own_ns) if ns_sel is None else \
+            ns_sel["matchLabels"].items() <= {"kubernetes.io/metadata.name": namespace}.items()
+        return ns_ok and (pod_sel is None or pod_sel["matchLabels"].items() <= labels.items())
+
+    for rule in policy["spec"]["ingress"]:
+        ports_ok = "ports" not in rule or any(p["port"] == port and p["protocol"] == "TCP" for p in rule["ports"])
+        if ports_ok and ("from" not in rule or any(peer_ok(p) for p in rule["from"])):
+            return True
+    return False

@@ -20,6 +20,8 @@ import yaml
 from tests.helpers import ROOT, app_env, run_app
 
 CORE = {"name": "core", "role": "core", "instance_types": ["m6i.xlarge"]}
+GPU = {"name": "gpu", "role": "gpu", "instance_types": ["g5.2xlarge"], "ami_type": "AL2023_x86_64_NVIDIA",
+       "min_size": 0, "desired_size": 0}
 
 
 @dataclass(frozen=True)
@@ -117,6 +119,45 @@ CASES = [
         expect="cluster.addon_versions: vpc_cni is not an add-on of the cluster"),
     Bad("addon-version-format", {"cluster": {"addon_versions": {"vpc-cni": "latest"}}},
         expect="cluster.addon_versions.vpc-cni: must be an EKS add-on version"),
+    # instance types and what fits on them
+    Bad("instance-type-not-catalogued", {"cluster": {"node_groups": [{**CORE, "instance_types": ["m6i.3xlarge"]}]}},
+        expect="cluster.node_groups[0].instance_types: must be instance types of the catalogue "
+               "(config/instance_types.yaml; m6i comes in large, xlarge"),
+    Bad("instance-family-unknown", {"cluster": {"node_groups": [{**CORE, "instance_types": ["x9.large"]}]}},
+        expect="cluster.node_groups[0].instance_types: must be instance types of the catalogue "
+               "(config/instance_types.yaml; families: m5, m5a"),
+    Bad("instance-sizes-mixed",
+        {"cluster": {"node_groups": [CORE, {**GPU, "instance_types": ["g5.2xlarge", "g5.4xlarge"]}]}},
+        expect="cluster.node_groups[1].instance_types: g5.4xlarge (16 vCPU, 64 GiB, 1 NVIDIA A10G) differs from "
+               "g5.2xlarge (8 vCPU, 32 GiB, 1 NVIDIA A10G)"),
+    Bad("gpu-models-mixed",
+        {"cluster": {"node_groups": [CORE, {**GPU, "instance_types": ["g5.2xlarge", "g6.2xlarge"]}]}},
+        expect="cluster.node_groups[1].instance_types: g6.2xlarge (8 vCPU, 32 GiB, 1 NVIDIA L4) differs from"),
+    Bad("arm-type-on-x86-ami", {"cluster": {"node_groups": [{**CORE, "instance_types": ["m7g.xlarge"]}]}},
+        expect="cluster.node_groups[0].instance_types: m7g.xlarge is not x86_64, the architecture of ami_type "
+               "AL2023_x86_64_STANDARD"),
+    Bad("platform-label", {"cluster": {"node_groups": [{**CORE, "labels": {"k8s.amazonaws.com/accelerator": "x"}}]}},
+        expect="cluster.node_groups[0].labels: k8s.amazonaws.com/accelerator is set by the platform"),
+    Bad("tainted-core", {"cluster": {"node_groups": [{**CORE, "taints": [{"key": "dedicated", "value": "x"}]}]}},
+        expect="cluster.node_groups[0].taints: the core group runs system pods and the Ray head"),
+    Bad("cpu-workers-on-gpu-nodes", {"cluster": {"node_groups": [CORE, GPU]}, "ray": {"worker_groups": [
+        {"name": "w", "node_group": "gpu", "gpus": 0}]}},
+        expect="ray.worker_groups[0].node_group: node group 'gpu' is tainted nvidia.com/gpu=true:NoSchedule"),
+    Bad("worker-memory-too-big", {"cluster": {"node_groups": [CORE, GPU]}, "ray": {"worker_groups": [
+        {"name": "w", "node_group": "gpu", "memory": "30Gi"}]}},
+        expect="ray.worker_groups[0].memory: 30Gi does not fit one g5.2xlarge node of node group 'gpu'"),
+    Bad("worker-cpu-too-big", {"cluster": {"node_groups": [CORE, GPU]}, "ray": {"worker_groups": [
+        {"name": "w", "node_group": "gpu", "cpu": "8"}]}},
+        expect="ray.worker_groups[0].cpu: 8 does not fit one g5.2xlarge node of node group 'gpu'"),
+    Bad("worker-gpus-too-many", {"cluster": {"node_groups": [CORE, GPU]}, "ray": {"worker_groups": [
+        {"name": "w", "node_group": "gpu", "gpus": 4}]}},
+        expect="ray.worker_groups[0].gpus: 4 GPUs do not fit one g5.2xlarge node of node group 'gpu' "
+               "(8 vCPU, 32 GiB, 1 NVIDIA A10G); at most 1"),
+    Bad("head-too-big-for-core", {"ray": {"head": {"memory": "30Gi"}}},
+        expect="ray.head.memory: 30Gi does not fit one m6i.2xlarge node of node group 'core'"),
+    Bad("ray-without-token-auth", {"ray": {"ray_version": "2.51.0"}},
+        expect="ray.ray_version: the RayCluster's job API requires a token (KubeRay authOptions), which needs Ray "
+               "2.52.0 or later, got 2.51.0"),
     # the file itself
     Bad("empty-file", text="", expect="the file is empty; remove RAY_EKS_CONFIG to use the defaults"),
     Bad("malformed-yaml", text="name: [unclosed\nregion: us-west-2\n", expect="not valid YAML at line 2, column 7"),

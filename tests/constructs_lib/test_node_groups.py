@@ -125,6 +125,19 @@ def test_gpu_group_template_tags_let_autoscaler_scale_from_zero(infra):
     tags = _group(infra, "gpu")["tags"]
     assert tags.get("k8s.io/cluster-autoscaler/node-template/label/usage") == "gpu"
     assert tags.get("k8s.io/cluster-autoscaler/node-template/taint/nvidia.com/gpu") == "true:NoSchedule"
+    # The labels the device plugin selects and cluster-autoscaler reads as the GPU type (g5: A10G).
+    assert tags.get("k8s.io/cluster-autoscaler/node-template/label/nvidia.com/gpu.present") == "true"
+    assert tags.get("k8s.io/cluster-autoscaler/node-template/label/k8s.amazonaws.com/accelerator") == "nvidia-a10g"
+
+
+def test_gpu_groups_carry_the_gpu_labels_and_cpu_groups_do_not(shape):
+    for g in shape.cfg.cluster.node_groups:
+        labels = _group(shape.infra, g.name)["labels"]
+        if g.role == "gpu":
+            assert labels["nvidia.com/gpu.present"] == "true", g.name
+            assert labels["k8s.amazonaws.com/accelerator"] == "nvidia-a10g", g.name  # g5 in every shape we synth
+        else:
+            assert not {"nvidia.com/gpu.present", "k8s.amazonaws.com/accelerator"} & set(labels), g.name
 
 
 def test_desired_size_ignored_after_creation(shape):

@@ -66,6 +66,25 @@ def test_prod_installs_kube_prometheus_stack_pinned(prod):
     assert values["grafana"]["grafana.ini"]["security"]["allow_embedding"] is True
 
 
+def test_kube_prometheus_stack_places_every_workload(prod):
+    values = json.loads(one(prod["ray"], "helm_release", "kube_prometheus_stack")["values"][0])
+    core = {"nodeSelector": {"usage": "core"}, "tolerations": [], "affinity": {}}
+    placed = {
+        "prometheus-operator": values["prometheusOperator"],
+        "admission-webhook patch jobs": values["prometheusOperator"]["admissionWebhooks"]["patch"],
+        "prometheus": values["prometheus"]["prometheusSpec"],
+        "alertmanager": values["alertmanager"]["alertmanagerSpec"],
+        "grafana": values["grafana"],
+        "kube-state-metrics": values["kube-state-metrics"],
+    }
+    for name, v in placed.items():
+        assert {k: v.get(k) for k in core} == core, name
+    # node-exporter on every node, tainted GPU nodes included.
+    exporter = values["prometheus-node-exporter"]
+    assert exporter["tolerations"] == [{"operator": "Exists"}]
+    assert exporter["nodeSelector"] == {"kubernetes.io/os": "linux"}
+
+
 def test_prod_ray_head_points_the_dashboard_at_prometheus_and_grafana(prod):
     manifest = rc(prod)
     validate_crd_object(manifest)

@@ -127,7 +127,7 @@ def test_prod_model_has_observability_and_pulls_from_ecr(prod_arch):
     # its components all pin the core nodes (no top-level nodeSelector in its values)
     assert a.node_group_for(a.kube_prometheus_stack.node_selector).name == "core"
     assert a.ray is not None and a.ray.image_from_ecr
-    assert {g.name: g.instance_types for g in a.node_groups}["gpu"] == ("g5.2xlarge", "g5.4xlarge")
+    assert {g.name: g.instance_types for g in a.node_groups}["gpu"] == ("g5.2xlarge",)
     assert a.orchestrator and a.device_plugin
 
 
@@ -188,7 +188,7 @@ def test_dev_and_prod_pictures_follow_their_config(dev_arch, prod_arch, tmp_path
     prod = dot_labels(drawn(prod_arch, tmp_path / "prod"))
     for text in ("Prometheus, Grafana kube-prometheus-stack", "CloudWatch Container Insights",
                  "CloudWatch agent (Container Insights add-on)", "pulled by the pods", "scrapes",
-                 "g5.2xlarge, g5.4xlarge (GPU) ×0–8 nodes"):
+                 "g5.2xlarge (GPU) ×0–8 nodes"):
         assert text in prod, f"{text!r} not drawn for prod-gpu; labels:\n{prod}"
 
 

@@ -149,6 +149,7 @@ EXPECTED = {
     "ray-cluster": [
         "data.terraform_remote_state.infra",
         "kubernetes_manifest.ray_cluster",
+        "kubernetes_network_policy_v1.ray_head",
     ],
 
 }

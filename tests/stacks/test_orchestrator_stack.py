@@ -13,7 +13,7 @@ import pytest
 from config import ConfigError, parse_config
 from constructs_lib.orchestrator import RBAC_RULES, RUN_JOB_SYNC
 from stacks.contract import ORCHESTRATOR_FILES
-from tests.helpers import ROOT, one, outputs, resources, tf_json
+from tests.helpers import ROOT, admits, network_policy_object, one, outputs, resources, tf_json
 from tests.k8s_schemas import validate_core_object
 
 INFRA = "data.terraform_remote_state.infra.outputs"
@@ -115,6 +115,17 @@ def test_jobs_in_the_definition_are_valid_kubernetes_jobs(asl, state):
     (c,) = pod["containers"]
     assert c["securityContext"]["runAsNonRoot"] is True
     assert c["env"][0]["name"] == "RUN_ID"
+
+
+@pytest.mark.parametrize("state", ["Train", "Infer"])
+def test_jobs_carry_the_token_and_pass_the_heads_network_policy(asl, default_synth, state):
+    pod = rendered_job(asl, state)["spec"]["template"]
+    (c,) = pod["spec"]["containers"]
+    env = {e["name"]: e for e in c["env"]}
+    assert env["RAY_AUTH_MODE"]["value"] == "token"
+    assert env["RAY_AUTH_TOKEN"]["valueFrom"] == {"secretKeyRef": {"name": "kuberay", "key": "auth_token"}}
+    policy = network_policy_object(default_synth["ray-cluster"])
+    assert admits(policy, pod["metadata"]["labels"], 8265) and not admits(policy, pod["metadata"]["labels"], 6379)
 
 
 def test_jobs_submit_to_the_head_service_with_the_clusters_image(asl, default_synth):

@@ -67,11 +67,32 @@ def test_kuberay_operator_release(default_synth):
         assert key in chart_defaults, f"kuberay-operator chart has no value {key!r}"
 
 
+def test_device_plugin_lands_on_every_gpu_node_and_only_there(default_synth):
+    ray, infra = default_synth["ray"], default_synth["infra"]
+    plugin = json.loads(one(ray, "helm_release", "nvidia_device_plugin")["values"][0])
+    # null deletes the chart's default affinity (NFD labels or nvidia.com/gpu.present); {} would keep it.
+    assert "affinity" in plugin and plugin["affinity"] is None
+    assert plugin["tolerations"] == [{"operator": "Exists"}] and plugin["priorityClassName"] == "system-node-critical"
+    for name, group in resources(infra, "aws_eks_node_group").items():
+        on_it = plugin["nodeSelector"].items() <= group["labels"].items()
+        assert on_it == (group["labels"]["usage"] == "gpu"), name
+        if on_it:  # cluster-autoscaler's scale-from-zero template knows the labels too
+            for k, v in plugin["nodeSelector"].items():
+                assert group["tags"][f"k8s.io/cluster-autoscaler/node-template/label/{k}"] == v
+
+
+def test_core_releases_state_their_placement(default_synth):
+    ray = default_synth["ray"]
+    for name in ("cluster_autoscaler", "kuberay_operator"):
+        values = json.loads(one(ray, "helm_release", name)["values"][0])
+        assert values["nodeSelector"] == {"usage": "core"}, name
+        assert values["tolerations"] == [] and values["affinity"] == {}, name
+    ca = json.loads(one(ray, "helm_release", "cluster_autoscaler")["values"][0])
+    assert ca["priorityClassName"] == "system-cluster-critical"
+
+
 def test_cluster_addons(default_synth):
     ray = default_synth["ray"]
-    plugin = json.loads(one(ray, "helm_release", "nvidia_device_plugin")["values"][0])
-    assert plugin["nodeSelector"] == {"usage": "gpu"}
-    assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in plugin["tolerations"]
     ca = one(ray, "helm_release", "cluster_autoscaler")
     values = json.loads(ca["values"][0])
     assert values["autoDiscovery"]["clusterName"] == "ray-eks"
@@ -143,6 +164,18 @@ def test_ray_cluster_gpu_workers(default_synth):
     assert pod["nodeSelector"] == {"usage": "gpu"}
 
 
+def test_ray_cluster_leaves_worker_replicas_to_the_autoscaler(default_synth, dev_synth):
+    for stacks in (default_synth, dev_synth):
+        res = one(stacks["ray-cluster"], "kubernetes_manifest", "ray_cluster")
+        for group in res["manifest"]["spec"]["workerGroupSpecs"]:
+            assert "replicas" not in group and {"minReplicas", "maxReplicas"} <= set(group)
+        # Fields absent from the manifest are planned at their live value; computed_fields would not change that
+        # (the provider applies it to manifest fields only), so none is set. force_conflicts lets Terraform change
+        # a worker group after the autoscaler's patches took ownership of the (atomic) workerGroupSpecs list.
+        assert "computed_fields" not in res
+        assert res["field_manager"] == {"name": "terraform", "force_conflicts": True}
+
+
 def test_ray_cluster_mounts_fsx_read_write_and_shm(default_synth):
     rc = ray_cluster_object(default_synth)
     pods = [rc["spec"]["headGroupSpec"]["template"]["spec"]] + [g["template"]["spec"] for g in rc["spec"]["workerGroupSpecs"]]
@@ -210,6 +243,7 @@ def test_submit_job_uses_the_cluster_image_and_head_service(rendered):
     c = pod["containers"][0]
     assert c["image"] == "rayproject/ray:2.58.0-py311-gpu"
     assert "ray job submit --address http://kuberay-head-svc:8265" in c["command"][-1]
+    assert [e["name"] for e in c["env"]] == ["RAY_AUTH_MODE", "RAY_AUTH_TOKEN"]
     assert "pip install" not in c["command"][-1]
 
 
