@@ -103,7 +103,8 @@ class ClusterModel:
             if "persistentVolumeClaim" in v:
                 claim = v["persistentVolumeClaim"]["claimName"]
                 if claim not in self.claims:
-                    raise NotModelled(f"volume {v.get('name')}: claim {claim} is bound to no PersistentVolume we create")
+                    raise NotModelled(f"volume {v.get('name')}: claim {claim} is bound to no PersistentVolume "
+                                      "the stacks create")
                 drivers.add(self.claims[claim])
             elif "csi" in v:
                 drivers.add(v["csi"]["driver"])

@@ -27,6 +27,8 @@ UNSELECTED_ADDON = (
     "it also goes to any untainted non-core group (the cpu workers' SPOT nodes)")
 UNSELECTED_CHART = (
     "known broken on main (finding): {} is given no nodeSelector, so it also goes to any untainted non-core group")
+KPS_ADMISSION_JOBS = UNSELECTED_CHART.format(
+    "kube-prometheus-stack's admission webhook Job (prometheusOperator.admissionWebhooks.patch)")
 
 KNOWN_BROKEN: dict[tuple[str, str], str] = {
     ("default-k8s-1.34", "helm/nvidia-device-plugin/device-plugin"): DEVICE_PLUGIN_AFFINITY,
@@ -41,9 +43,9 @@ KNOWN_BROKEN: dict[tuple[str, str], str] = {
     ("prod-with-cpu-group", "addon/amazon-cloudwatch-observability/controller-manager"):
         UNSELECTED_ADDON.format("amazon-cloudwatch-observability"),
     ("prod-with-cpu-group", "helm/kube-prometheus-stack/admission-create"):
-        UNSELECTED_CHART.format("kube-prometheus-stack's admission webhook Job (prometheusOperator.admissionWebhooks.patch)"),
+        KPS_ADMISSION_JOBS,
     ("prod-with-cpu-group", "helm/kube-prometheus-stack/admission-patch"):
-        UNSELECTED_CHART.format("kube-prometheus-stack's admission webhook Job (prometheusOperator.admissionWebhooks.patch)"),
+        KPS_ADMISSION_JOBS,
 }
 
 
@@ -69,8 +71,7 @@ def test_lands_where_intended(shapes, shape_name, pattern):
         assert not keys, f"{shape_name}: {keys} exist although their component is off in this config"
         return
     assert keys, f"{shape_name}: no workload matches {pattern}, and its component is on in this config"
-    problems = [placement_mismatch(shape.model, shape.roles, shape.cfg, k, where) for k in keys]
-    problems = [p for p in problems if p]
+    problems = [p for k in keys if (p := placement_mismatch(shape.model, shape.roles, shape.cfg, k, where))]
     assert not problems, "\n".join(problems)
 
 

@@ -140,7 +140,8 @@ def raycluster_pods(spec: dict, op: dict) -> list[tuple[str, dict]]:
     for group in spec.get("workerGroupSpecs") or []:
         w = copy.deepcopy(group["template"]["spec"])
         c = op["worker_init_container"]
-        w["initContainers"] = [*w.get("initContainers", []), {"name": c["name"], "resources": copy.deepcopy(c["resources"])}]
+        injected = {"name": c["name"], "resources": copy.deepcopy(c["resources"])}
+        w["initContainers"] = [*w.get("initContainers", []), injected]
         pods.append((f"worker/{group['groupName']}", w))
     return pods
 
