@@ -41,6 +41,9 @@ class InstanceTypeFacts:
 
 @lru_cache(maxsize=None)
 def _catalogue() -> dict:
+    if not CATALOGUE.is_file():
+        raise FileNotFoundError(f"instance catalogue {CATALOGUE} not found: point instance_type_facts at "
+                                "config/instances.py")
     return yaml.safe_load(CATALOGUE.read_text())
 
 
