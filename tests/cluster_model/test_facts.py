@@ -117,6 +117,15 @@ def test_an_unknown_pod_producer_is_refused(shapes, resource_type, body, match):
         shape.build(synth)
 
 
+def test_unrecorded_raycluster_options_are_refused(shapes):
+    shape = shapes("default")
+    synth = shape.copy_synth()
+    spec = synth["ray-cluster"]["resource"]["kubernetes_manifest"]["ray_cluster"]["manifest"]["spec"]
+    spec["tlsOptions"] = {"certificateSecretName": "x"}
+    with pytest.raises(NotModelled, match="tlsOptions"):
+        shape.build(synth)
+
+
 def test_a_pod_manifest_is_modelled(shapes):
     """A plain Deployment manifest joins the model (and, unplaced in the table, would fail the table test)."""
     shape = shapes("default")

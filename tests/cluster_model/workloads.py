@@ -130,6 +130,9 @@ def manifest_workloads(obj: dict, source: str, kuberay: Optional[Facts], prefix:
 
 def raycluster_pods(spec: dict, op: dict) -> list[tuple[str, dict]]:
     """Head and worker pod specs as KubeRay builds them (autoscaler sidecar; wait-gcs-ready init container)."""
+    for name in op.get("unrecorded_when") or []:
+        if spec.get(name):
+            raise NotModelled(f"RayCluster spec.{name}: what KubeRay adds to the pods for it is not recorded")
     head = copy.deepcopy(spec["headGroupSpec"]["template"]["spec"])
     if spec.get("enableInTreeAutoscaling"):
         c = op["head_autoscaler_container"]
