@@ -1,0 +1,18 @@
+"""A model of the cluster the stacks create, to prove where every pod lands (no cluster, no helm binary here).
+
+- ``facts.py`` + tests/reference/charts/, tests/reference/eks-addons/: the pinned charts' and EKS add-ons' default
+  placement values and pod templates, recorded from upstream source per version;
+- ``helm.py``: Helm's value merging (coalesce rules), so our values combine with those defaults as Helm does;
+- ``nodes.py`` + tests/reference/nodes/: one node per node group and instance type of the infra stack, with the
+  labels kubelet, EKS and nodeadm give it and its allocatable after AL2023's reservations;
+- ``workloads.py``: every pod-producing object of the synth and of scripts/render_jobs.py, as pod specs;
+- ``scheduling.py`` + ``model.py``: the scheduler's filters (selector, required node affinity, taints, requests,
+  CSI node plugins), DaemonSets first;
+- ``intended.py``: where each workload is meant to run, checked by test_placement.py.
+
+Assumed, not proven: EKS add-ons render as the upstream chart version recorded (EKS does not publish the
+-eksbuild -> chart mapping; kube-proxy's and CoreDNS's specs are unverified, see their fact files); memory capacity
+is the nominal size less Karpenter's default 7.5% estimate. Not modelled: soft preferences (preferred affinity,
+pod anti-affinity, topology spread), which move pods within a group, and cluster-autoscaler's scale-from-zero
+template (its allocatable equals capacity, so a pod that fits a real node fits the template).
+"""

@@ -1,0 +1,103 @@
+"""Deployment shapes the cluster model is run on: the session synths (no synth of its own but one shared with
+tests/constructs_lib and tests/scripts), and shapes derived from them by changing one input the model reads."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+import pytest
+import yaml
+
+from config import AppConfig, load_config, parse_config
+from scripts.render_jobs import documents, job_props
+from tests.helpers import ROOT, prod_existing_vpc_config, prod_existing_vpc_synth, synth_once
+
+from .model import ClusterModel
+
+EXAMPLES = ROOT / "config" / "examples"
+# The rendered jobs need an image; which one does not change where they run.
+RENDER_IMAGE = "registry.example/ray:render"
+
+
+@dataclass
+class Shape:
+    name: str
+    synth: dict
+    cfg: AppConfig
+    kubernetes_version: Optional[str] = None  # None: the infra stack's aws_eks_cluster version
+    extra_roles: dict[str, str] = field(default_factory=dict)  # node groups added by a derived shape
+    _model: Optional[ClusterModel] = None
+
+    @property
+    def documents(self) -> dict:
+        return documents(job_props(self.cfg, image=RENDER_IMAGE))
+
+    @property
+    def model(self) -> ClusterModel:
+        if self._model is None:
+            self._model = self.build()
+        return self._model
+
+    def build(self, synth: Optional[dict] = None, docs: Optional[dict] = None) -> ClusterModel:
+        """The model of this shape, or of a changed copy of its synth / rendered documents."""
+        return ClusterModel.from_synth(synth if synth is not None else self.synth,
+                                       docs if docs is not None else self.documents, self.kubernetes_version)
+
+    @property
+    def roles(self) -> dict[str, str]:
+        """Node group name -> its role (core, gpu, cpu), as configured."""
+        return {**{g.name: g.role for g in self.cfg.cluster.node_groups}, **self.extra_roles}
+
+    def copy_synth(self) -> dict:
+        return copy.deepcopy({k: v for k, v in self.synth.items() if not k.startswith("_")})
+
+
+def with_untainted_group(synth: dict, name: str = "cpu", like: str = "core") -> dict:
+    """A copy of a synth with one more node group: ``like``'s instance types, labelled usage=<name>, no taint."""
+    out = copy.deepcopy({k: v for k, v in synth.items() if not k.startswith("_")})
+    groups = out["infra"]["resource"]["aws_eks_node_group"]
+    group = copy.deepcopy(groups[like])
+    group["labels"] = {"usage": name}
+    group.pop("taint", None)
+    groups[name] = group
+    return out
+
+
+SHAPE_NAMES = ("default", "default-k8s-1.34", "dev", "prod", "prod-existing-vpc-k8s-1.33", "prod-with-cpu-group")
+
+
+@pytest.fixture(scope="session")
+def shapes(request, tmp_path_factory) -> Callable[[str], Shape]:
+    """``shapes(name)``: a Shape of SHAPE_NAMES, built on first use (synths are shared session synths)."""
+    built: dict[str, Shape] = {}
+
+    def prod_example() -> tuple[dict, AppConfig]:
+        data = yaml.safe_load((EXAMPLES / "prod-gpu.yaml").read_text())
+        return synth_once("prod-gpu-example", data, tmp_path_factory), parse_config(data)
+
+    def make(name: str) -> Shape:
+        if name == "default":
+            return Shape(name, request.getfixturevalue("default_synth"), AppConfig())
+        if name == "default-k8s-1.34":
+            # kubernetes_version changes the cluster's version and cluster-autoscaler's image tag, nothing the
+            # model reads besides the version: the default synth stands for it.
+            return Shape(name, request.getfixturevalue("default_synth"), AppConfig(), kubernetes_version="1.34")
+        if name == "dev":
+            return Shape(name, request.getfixturevalue("dev_synth"), load_config(str(EXAMPLES / "dev-cpu.yaml")))
+        if name == "prod":
+            return Shape(name, *prod_example())
+        if name == "prod-existing-vpc-k8s-1.33":
+            return Shape(name, prod_existing_vpc_synth(tmp_path_factory), parse_config(prod_existing_vpc_config()))
+        if name == "prod-with-cpu-group":
+            synth, cfg = prod_example()
+            return Shape(name, with_untainted_group(synth), cfg, extra_roles={"cpu": "cpu"})
+        raise KeyError(name)
+
+    def get(name: str) -> Shape:
+        if name not in built:
+            built[name] = make(name)
+        return built[name]
+
+    return get

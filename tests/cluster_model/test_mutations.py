@@ -1,0 +1,239 @@
+"""Each placement check can fail: one input changed in a copy of a session synth (or of the rendered documents)
+moves a workload, and the model reports it, with the reason, where the intended-placement check would fail."""
+
+from __future__ import annotations
+
+import copy
+import fnmatch
+import json
+
+from .intended import INTENDED, placement_mismatch
+
+GPU_TAINT_TEXT = "untolerated taint nvidia.com/gpu=true:NoSchedule"
+
+
+def _mismatches(shape, model, pattern: str) -> list[str]:
+    where, _ = INTENDED[pattern]
+    keys = [k for k in model.workloads if fnmatch.fnmatchcase(k, pattern)]
+    assert keys, pattern
+    return [m for k in keys if (m := placement_mismatch(model, shape.roles, shape.cfg, k, where))]
+
+
+def _raycluster(synth: dict) -> dict:
+    return synth["ray-cluster"]["resource"]["kubernetes_manifest"]["ray_cluster"]["manifest"]["spec"]
+
+
+def _worker(synth: dict, i: int = 0) -> dict:
+    return _raycluster(synth)["workerGroupSpecs"][i]["template"]["spec"]
+
+
+def _worker_key(shape, i: int = 0) -> str:
+    return f"RayCluster/{shape.cfg.ray.cluster_name}/worker/{shape.cfg.ray.worker_groups[i].name}"
+
+
+def _gpu_group(synth: dict) -> dict:
+    return synth["infra"]["resource"]["aws_eks_node_group"]["gpu"]
+
+
+def test_unmodified_shapes_pass(shapes):
+    """The baseline of the mutations below: these placements hold as synthesized."""
+    for name, pattern in (("default", "RayCluster/*/worker/*"), ("default", "addon/coredns/coredns"),
+                          ("dev", "RayCluster/*/head"), ("prod", "RayCluster/*/worker/*"),
+                          ("prod-with-cpu-group", "helm/kube-prometheus-stack/grafana")):
+        shape = shapes(name)
+        assert _mismatches(shape, shape.model, pattern) == [], (name, pattern)
+
+
+def test_worker_without_gpu_toleration_schedules_nowhere(shapes):
+    shape = shapes("default")
+    synth = shape.copy_synth()
+    del _worker(synth)["tolerations"]
+    placement = shape.build(synth).placements[_worker_key(shape)]
+    assert placement.nodes == frozenset()
+    assert GPU_TAINT_TEXT in placement.problems["gpu/g5.xlarge"]
+    assert "nodeSelector {'usage': 'gpu'}" in placement.problems["core/m6i.2xlarge"]
+    assert _mismatches(shape, shape.build(synth), "RayCluster/*/worker/*")
+
+
+def test_worker_asking_for_more_cpu_than_a_node_has_free_fits_nowhere(shapes):
+    shape = shapes("default")
+    synth = shape.copy_synth()
+    res = _worker(synth)["containers"][0]["resources"]
+    res["requests"]["cpu"] = res["limits"]["cpu"] = "3900m"  # g5.xlarge: 3920m allocatable, DaemonSets take 80m
+    placement = shape.build(synth).placements[_worker_key(shape)]
+    assert placement.nodes == frozenset()
+    assert placement.problems["gpu/g5.xlarge"] == "insufficient cpu: needs 3900m, 3840m free"
+
+
+def test_worker_asking_for_more_gpus_than_the_type_has_fits_nowhere(shapes):
+    shape = shapes("default")
+    synth = shape.copy_synth()
+    res = _worker(synth)["containers"][0]["resources"]
+    res["requests"]["nvidia.com/gpu"] = res["limits"]["nvidia.com/gpu"] = "2"
+    placement = shape.build(synth).placements[_worker_key(shape)]
+    assert placement.nodes == frozenset()
+    assert "insufficient nvidia.com/gpu: needs 2, 1 free" in placement.problems["gpu/g5.xlarge"]
+
+
+def test_without_the_device_plugin_no_node_offers_gpus(shapes):
+    shape = shapes("default")
+    synth = shape.copy_synth()
+    del synth["ray"]["resource"]["helm_release"]["nvidia_device_plugin"]
+    model = shape.build(synth)
+    assert all(model.offered[n].get("nvidia.com/gpu") == 0 for n in model.nodes)
+    problem = model.placements[_worker_key(shape)].problems["gpu/g5.xlarge"]
+    assert "insufficient nvidia.com/gpu: needs 1, 0 free" in problem
+
+
+def test_gpu_workers_need_the_fsx_node_plugin_on_gpu_nodes(shapes):
+    """The FSx CSI node plugin tolerates every taint by default; told not to, it leaves GPU nodes and the GPU
+    workers (which mount FSx) cannot run there."""
+    shape = shapes("default")
+    synth = shape.copy_synth()
+    synth["infra"]["resource"]["aws_eks_addon"]["aws_fsx_csi_driver"]["configuration_values"] = json.dumps(
+        {"node": {"tolerateAllTaints": False}})
+    model = shape.build(synth)
+    assert model.placements["addon/aws-fsx-csi-driver/fsx-csi-node"].groups == {"core"}
+    placement = model.placements[_worker_key(shape)]
+    assert placement.problems["gpu/g5.xlarge"] == "no CSI node plugin for fsx.csi.aws.com runs on the node"
+    assert _mismatches(shape, model, "addon/aws-fsx-csi-driver/fsx-csi-node")
+
+
+def test_head_without_node_selector_leaves_the_core_group(shapes):
+    shape = shapes("dev")
+    synth = shape.copy_synth()
+    del _raycluster(synth)["headGroupSpec"]["template"]["spec"]["nodeSelector"]
+    model = shape.build(synth)
+    assert model.placements[f"RayCluster/{shape.cfg.ray.cluster_name}/head"].groups == {"core", "cpu"}
+    assert _mismatches(shape, model, "RayCluster/*/head")
+
+
+def test_head_too_big_for_core_fits_nowhere(shapes):
+    shape = shapes("default")
+    synth = shape.copy_synth()
+    head = _raycluster(synth)["headGroupSpec"]["template"]["spec"]["containers"][0]["resources"]
+    head["requests"]["memory"] = head["limits"]["memory"] = "29Gi"  # + the autoscaler sidecar's 512Mi
+    placement = shape.build(synth).placements[f"RayCluster/{shape.cfg.ray.cluster_name}/head"]
+    assert placement.nodes == frozenset()
+    assert "insufficient memory" in placement.problems["core/m6i.2xlarge"]
+
+
+def test_the_autoscaler_sidecar_counts_in_the_head(shapes):
+    shape = shapes("default")
+    head = shape.model.workloads[f"RayCluster/{shape.cfg.ray.cluster_name}/head"].spec
+    assert [c["name"] for c in head["containers"]] == ["ray-head", "autoscaler"]
+    synth = shape.copy_synth()
+    _raycluster(synth)["enableInTreeAutoscaling"] = False
+    head = shape.build(synth).workloads[f"RayCluster/{shape.cfg.ray.cluster_name}/head"].spec
+    assert [c["name"] for c in head["containers"]] == ["ray-head"]
+
+
+def test_without_the_gpu_taint_unselected_pods_spill_onto_gpu_nodes(shapes):
+    shape = shapes("default")
+    synth = shape.copy_synth()
+    del _gpu_group(synth)["taint"]
+    model = shape.build(synth)
+    assert model.placements["addon/coredns/coredns"].groups == {"core", "gpu"}
+    assert _mismatches(shape, model, "addon/coredns/coredns")
+
+
+def test_a_prefer_no_schedule_taint_does_not_keep_pods_off(shapes):
+    shape = shapes("default")
+    synth = shape.copy_synth()
+    _gpu_group(synth)["taint"][0]["effect"] = "PREFER_NO_SCHEDULE"
+    assert shape.build(synth).placements["addon/aws-fsx-csi-driver/fsx-csi-controller"].groups == {"core", "gpu"}
+
+
+def test_daemonset_overhead_decides_whether_a_worker_fits_every_instance_type(shapes):
+    """prod's 7 CPU / 28Gi GPU worker fits a g5.2xlarge by 260Mi once the DaemonSets (Container Insights among
+    them) have their share; 512Mi more, and it only fits the g5.4xlarge: the check fails."""
+    shape = shapes("prod")
+    synth = shape.copy_synth()
+    res = _worker(synth)["containers"][0]["resources"]
+    res["requests"]["memory"] = res["limits"]["memory"] = "28672Mi"
+    assert _mismatches(shape, shape.build(synth), "RayCluster/*/worker/*") == []
+    res["requests"]["memory"] = res["limits"]["memory"] = "29184Mi"
+    model = shape.build(synth)
+    assert model.placements[_worker_key(shape)].nodes == {"gpu/g5.4xlarge"}
+    assert "insufficient memory" in model.placements[_worker_key(shape)].problems["gpu/g5.2xlarge"]
+    assert _mismatches(shape, model, "RayCluster/*/worker/*")
+    del synth["ray"]["resource"]["aws_eks_addon"]  # without Container Insights' DaemonSets it fits again
+    assert _mismatches(shape, shape.build(synth), "RayCluster/*/worker/*") == []
+
+
+def test_a_subchart_value_moves_its_workload(shapes):
+    """kube-prometheus-stack's grafana.nodeSelector (a subchart value): removed with a null, Grafana goes to the
+    untainted cpu group too."""
+    shape = shapes("prod-with-cpu-group")
+    synth = shape.copy_synth()
+    release = synth["ray"]["resource"]["helm_release"]["kube_prometheus_stack"]
+    release["values"].append(json.dumps({"grafana": {"nodeSelector": None}}))
+    model = shape.build(synth)
+    assert model.placements["helm/kube-prometheus-stack/grafana"].groups == {"core", "cpu"}
+    assert _mismatches(shape, model, "helm/kube-prometheus-stack/grafana")
+
+
+def test_orchestrator_job_without_selector_leaves_core(shapes):
+    shape = shapes("prod-with-cpu-group")
+    synth = shape.copy_synth()
+    machine = synth["ray"]["resource"]["aws_sfn_state_machine"]["ray_orchestrator"]
+    definition = json.loads(machine["definition"])
+    del definition["States"]["Train"]["Parameters"]["Job"]["spec"]["template"]["spec"]["nodeSelector"]
+    machine["definition"] = json.dumps(definition)
+    model = shape.build(synth)
+    assert model.placements["sfn/ray_orchestrator/Train"].groups == {"core", "cpu"}
+    assert _mismatches(shape, model, "sfn/ray_orchestrator/*")
+
+
+def test_rendered_jobs_without_selector_leave_core(shapes):
+    shape = shapes("dev")
+    docs = copy.deepcopy(shape.documents)
+    job = next(d for d in docs["submit-job.yaml"] if d["kind"] == "Job")
+    del job["spec"]["template"]["spec"]["nodeSelector"]
+    rayjob = next(d for d in docs["rayjob.yaml"] if d["kind"] == "RayJob")
+    del rayjob["spec"]["submitterPodTemplate"]["spec"]["nodeSelector"]
+    model = shape.build(docs=docs)
+    assert _mismatches(shape, model, "render_jobs/submit-job.yaml/Job/*")
+    assert _mismatches(shape, model, "render_jobs/rayjob.yaml/RayJob/*/submitter")
+
+
+# ------------------------------------------------------------------------------------------ the device plugin bug
+def test_device_plugin_default_affinity_runs_nowhere_before_kubernetes_1_35(shapes):
+    """Today's values keep the chart's NFD affinity (``{}`` would keep it too): on 1.34 no GPU node matches."""
+    shape = shapes("default-k8s-1.34")
+    placement = shape.model.placements["helm/nvidia-device-plugin/device-plugin"]
+    assert placement.nodes == frozenset()
+    assert placement.problems["gpu/g5.xlarge"] == "required node affinity matches none of the node's labels"
+    synth = shape.copy_synth()
+    synth["ray"]["resource"]["helm_release"]["nvidia_device_plugin"]["values"].append(json.dumps({"affinity": {}}))
+    assert shape.build(synth).placements["helm/nvidia-device-plugin/device-plugin"].nodes == frozenset()
+
+
+def test_device_plugin_affinity_null_or_gpu_label_fixes_it(shapes):
+    """Either fix of the issue puts the device plugin on every GPU node and no other, and the GPU workers fit."""
+    shape = shapes("default-k8s-1.34")
+    null_affinity = shape.copy_synth()
+    null_affinity["ray"]["resource"]["helm_release"]["nvidia_device_plugin"]["values"].append(
+        json.dumps({"affinity": None}))
+    labelled = shape.copy_synth()
+    _gpu_group(labelled)["labels"]["nvidia.com/gpu.present"] = "true"
+    for synth in (null_affinity, labelled):
+        model = shape.build(synth)
+        assert _mismatches(shape, model, "helm/nvidia-device-plugin/device-plugin") == []
+        assert _mismatches(shape, model, "RayCluster/*/worker/*") == []
+
+
+def test_daemonset_overhead_per_group(shapes):
+    """The per-group DaemonSet requests (for a cross-check of a synth-time overhead table), kube-proxy's unknown:
+    default: aws-node 50m + fsx-csi-node 30m/104Mi on both groups;
+    prod adds cloudwatch-agent 250m/128Mi + fluent-bit 50m/25Mi everywhere and dcgm-exporter 250m/128Mi on GPU nodes
+    (node-exporter, pod-identity agent and device plugin request nothing)."""
+    mib = 2 ** 20
+    default = shapes("default").model.daemonset_overhead()
+    assert {g: (r.get("cpu"), r.get("memory") // mib) for g, r in default.items()} == {
+        "core": (80, 104), "gpu": (80, 104)}
+    prod = shapes("prod").model.daemonset_overhead()
+    assert {g: (r.get("cpu"), r.get("memory") // mib, r.get("pods")) for g, r in prod.items()} == {
+        "core": (380, 257, 7), "gpu": (630, 385, 9)}
+    assert shapes("prod").model.unverified_daemonsets() == {
+        "core": ["addon/kube-proxy/kube-proxy"], "gpu": ["addon/kube-proxy/kube-proxy"]}

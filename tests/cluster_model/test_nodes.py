@@ -1,0 +1,86 @@
+"""Nodes of the model: reservations per nodeadm, labels per kubelet/EKS/nodeadm, read from the synthesized groups."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from .nodes import (
+    _catalogue,
+    allocatable,
+    instance_type_facts,
+    kube_reserved_cpu_m,
+    kube_reserved_memory_mib,
+    nodes_of_infra,
+)
+from .scheduling import NotModelled
+
+CATALOGUED = sorted(n for n, t in _catalogue()["instance_types"].items() if t.get("vcpu"))
+
+
+@pytest.mark.parametrize("vcpu,reserved", [(1, 60), (2, 70), (4, 80), (8, 90), (96, 310), (192, 550)])
+def test_kube_reserved_cpu_tiers(vcpu, reserved):
+    """6% of the first core, 1% of the second, 0.5% of cores 3-4, 0.25% of the rest (nodeadm)."""
+    assert kube_reserved_cpu_m(vcpu) == reserved
+
+
+def test_reservations_and_allocatable_agree_with_the_catalogue_for_every_type():
+    """The model's formulas against the catalogue's own columns: nodeadm's kube-reserved, and Karpenter's
+    AL2023 allocatable estimate (same reservations, 7.5% VM overhead, Graviton CMA)."""
+    for name in CATALOGUED:
+        t = _catalogue()["instance_types"][name]
+        it = instance_type_facts(name)
+        assert kube_reserved_cpu_m(it.vcpu) == t["al2023_kube_reserved"]["cpu_m"], name
+        assert kube_reserved_memory_mib(it.max_pods_eni) == t["al2023_kube_reserved"]["memory_mib"], name
+        a, k = allocatable(it), t["karpenter_allocatable_estimate"]
+        assert (a.get("cpu"), a.get("memory") // 2 ** 20) == (k["cpu_m"], k["memory_mib"]), name
+        assert a.get("pods") == t["max_pods_mng"], name
+
+
+def _group(infra: dict, name: str) -> dict:
+    return infra["resource"]["aws_eks_node_group"][name]
+
+
+def test_nodes_of_the_default_synth(shapes):
+    nodes = {n.name: n for n in nodes_of_infra(shapes("default").synth["infra"])}
+    assert set(nodes) == {"core/m6i.2xlarge", "gpu/g5.xlarge"}
+    core, gpu = nodes["core/m6i.2xlarge"], nodes["gpu/g5.xlarge"]
+    assert core.labels["usage"] == "core" and core.taints == []
+    assert gpu.taints == [{"key": "nvidia.com/gpu", "value": "true", "effect": "NoSchedule"}]
+    for n in (core, gpu):
+        assert n.labels["kubernetes.io/os"] == "linux" and n.labels["kubernetes.io/arch"] == "amd64"
+        assert n.labels["node.kubernetes.io/instance-type"] == n.instance_type.name
+    assert gpu.gpus == 1 and core.gpus == 0
+
+
+@pytest.mark.parametrize("version,present", [("1.33", False), ("1.34", False), ("1.35", True), ("1.36", True)])
+def test_nodeadm_labels_gpu_nodes_from_kubelet_1_35(shapes, version, present):
+    nodes = {n.group: n for n in nodes_of_infra(shapes("default").synth["infra"], version)}
+    assert ("nvidia.com/gpu.present" in nodes["gpu"].labels) is present
+    assert "nvidia.com/gpu.present" not in nodes["core"].labels
+
+
+def test_group_labels_and_taints_come_from_the_synth(shapes):
+    infra = copy.deepcopy(shapes("default").synth["infra"])
+    _group(infra, "gpu")["labels"]["k8s.amazonaws.com/accelerator"] = "nvidia-a10g"
+    _group(infra, "gpu")["taint"].append({"key": "dedicated", "value": "ray", "effect": "NO_EXECUTE"})
+    gpu = next(n for n in nodes_of_infra(infra) if n.group == "gpu")
+    assert gpu.labels["k8s.amazonaws.com/accelerator"] == "nvidia-a10g"
+    assert {"key": "dedicated", "value": "ray", "effect": "NoExecute"} in gpu.taints
+
+
+def test_one_node_per_instance_type(shapes):
+    nodes = nodes_of_infra(shapes("prod").synth["infra"])
+    assert sorted(n.name for n in nodes) == ["core/m6i.2xlarge", "gpu/g5.2xlarge", "gpu/g5.4xlarge"]
+
+
+@pytest.mark.parametrize("change,match", [
+    ({"ami_type": "BOTTLEROCKET_x86_64_NVIDIA"}, "BOTTLEROCKET"),  # other labels, its own device plugin
+    ({"ami_type": "AL2023_ARM_64_STANDARD"}, "amd64, its AMI"),  # x86 types on an arm64 AMI
+])
+def test_unmodelled_node_groups_are_refused(shapes, change, match):
+    infra = copy.deepcopy(shapes("default").synth["infra"])
+    _group(infra, "core").update(change)
+    with pytest.raises(NotModelled, match=match):
+        nodes_of_infra(infra)
