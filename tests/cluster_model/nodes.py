@@ -14,6 +14,7 @@ from typing import Optional
 
 import yaml
 
+from config import instances
 from conventions.kubernetes import TAINT_EFFECTS
 
 from .scheduling import CPU, MEMORY, PODS, NotModelled, Resources
@@ -22,11 +23,6 @@ ROOT = Path(__file__).resolve().parents[2]
 NODE_FACTS = ROOT / "tests" / "reference" / "nodes" / "eks-al2023.yaml"
 GPU_RESOURCE = "nvidia.com/gpu"
 MIB = 2 ** 20
-
-# Until config/instances.py (WP-F1) lands, the research catalogue is the source; at merge this path and the
-# adapter below switch to that module (its one owner).
-CATALOGUE = Path("/work/research/instance_catalogue.yaml")
-
 
 @dataclass(frozen=True)
 class InstanceTypeFacts:
@@ -39,24 +35,16 @@ class InstanceTypeFacts:
     arch: str  # amd64 | arm64
 
 
-@lru_cache(maxsize=None)
-def _catalogue() -> dict:
-    if not CATALOGUE.is_file():
-        raise FileNotFoundError(f"instance catalogue {CATALOGUE} not found: point instance_type_facts at "
-                                "config/instances.py")
-    return yaml.safe_load(CATALOGUE.read_text())
-
-
 def instance_type_facts(name: str) -> InstanceTypeFacts:
-    """THE adapter to the instance catalogue (one function, switched to config/instances.py at merge)."""
-    cat = _catalogue()
-    t = cat["instance_types"].get(name)
+    """THE adapter to the instance catalogue (config/instances.py, its one owner)."""
+    t = instances.lookup(name)
     if t is None:
         raise KeyError(f"instance type {name} is not in the instance catalogue")
-    family = cat["families"][name.split(".")[0]]
-    return InstanceTypeFacts(name=name, vcpu=t["vcpu"], memory_mib=t["memory_mib"], nvidia_gpus=t["nvidia_gpus"],
-                             max_pods_eni=t["max_pods"], max_pods=t["max_pods_mng"],
-                             arch={"x86_64": "amd64", "arm64": "arm64"}[family["architecture"]])
+    caps = node_facts()["managed_node_group_max_pods"]
+    cap = caps["below_30_vcpu"] if t.vcpu < 30 else caps["from_30_vcpu"]
+    return InstanceTypeFacts(name=name, vcpu=t.vcpu, memory_mib=t.memory_mib, nvidia_gpus=t.nvidia_gpus,
+                             max_pods_eni=t.max_pods, max_pods=min(t.max_pods, cap),
+                             arch={"x86_64": "amd64", "arm64": "arm64"}[t.architecture])
 
 
 @lru_cache(maxsize=None)

@@ -6,17 +6,17 @@ import copy
 
 import pytest
 
+from config import capacity, instances
+
 from .nodes import (
-    _catalogue,
-    allocatable,
     instance_type_facts,
     kube_reserved_cpu_m,
     kube_reserved_memory_mib,
+    memory_capacity_mib,
     nodes_of_infra,
 )
 from .scheduling import NotModelled
 
-CATALOGUED = sorted(n for n, t in _catalogue()["instance_types"].items() if t.get("vcpu"))
 
 
 @pytest.mark.parametrize("vcpu,reserved", [(1, 60), (2, 70), (4, 80), (8, 90), (96, 310), (192, 550)])
@@ -25,17 +25,14 @@ def test_kube_reserved_cpu_tiers(vcpu, reserved):
     assert kube_reserved_cpu_m(vcpu) == reserved
 
 
-def test_reservations_and_allocatable_agree_with_the_catalogue_for_every_type():
-    """The model's formulas against the catalogue's own columns: nodeadm's kube-reserved, and Karpenter's
-    AL2023 allocatable estimate (same reservations, 7.5% VM overhead, Graviton CMA)."""
-    for name in CATALOGUED:
-        t = _catalogue()["instance_types"][name]
+def test_reservations_agree_with_the_config_validation_for_every_type():
+    """Two implementations of nodeadm's reservations and the kernel's memory share: this model (from the recorded
+    facts) and config/capacity.py (what synth-time validation uses). They must agree on every catalogued type."""
+    for name, t in instances.catalogue().items():
         it = instance_type_facts(name)
-        assert kube_reserved_cpu_m(it.vcpu) == t["al2023_kube_reserved"]["cpu_m"], name
-        assert kube_reserved_memory_mib(it.max_pods_eni) == t["al2023_kube_reserved"]["memory_mib"], name
-        a, k = allocatable(it), t["karpenter_allocatable_estimate"]
-        assert (a.get("cpu"), a.get("memory") // 2 ** 20) == (k["cpu_m"], k["memory_mib"]), name
-        assert a.get("pods") == t["max_pods_mng"], name
+        assert kube_reserved_cpu_m(it.vcpu) == capacity.kube_reserved_cpu_millicores(t.vcpu), name
+        assert kube_reserved_memory_mib(it.max_pods_eni) == capacity.kube_reserved_memory_mebibytes(t.max_pods), name
+        assert memory_capacity_mib(it) == capacity.memory_capacity_mebibytes(t), name
 
 
 def _group(infra: dict, name: str) -> dict:

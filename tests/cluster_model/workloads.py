@@ -87,6 +87,8 @@ def addon_workloads(key: str, addon: dict) -> list[Workload]:
     name = addon["addon_name"]
     facts = addon_facts(name)
     version = addon.get("addon_version") or "default"
+    if version.startswith("${data.aws_eks_addon_version."):
+        version = "most_recent"  # resolved at plan time to the newest build for the cluster's Kubernetes
     if version not in facts.data.get("covers_addon_versions", []):
         raise NotModelled(f"aws_eks_addon.{key}: {name} {version} is not a version the recorded facts cover "
                           f"({', '.join(facts.data.get('covers_addon_versions', []))})")
