@@ -18,8 +18,12 @@ from constructs_lib.kuberay_operator import KubeRayOperator, KubeRayOperatorProp
 from constructs_lib.observability import ObservabilityAddons, ObservabilityAddonsProps
 from config.versions import CLUSTER_AUTOSCALER_IMAGE_TAGS
 from constructs_lib.orchestrator import (
+    FUNCTION_MODULE,
+    FunctionNetwork,
     PipelineProps,
     RayOrchestrator,
+    RayOrchestratorKubernetes,
+    RayOrchestratorKubernetesProps,
     RayOrchestratorProps,
     start_execution_command,
 )
@@ -40,6 +44,7 @@ from .contract import (
 )
 from .kube import kubernetes_providers
 from .migrations import add_moved_blocks
+from .packages import function_package
 
 
 def fsx_volume_props(cfg: AppConfig, infra) -> FsxVolumeProps:
@@ -107,8 +112,14 @@ class RayStack(ReadableStack):
                 training_script=TRAINING_SCRIPT, inference_script=INFERENCE_SCRIPT,
                 training_args=tuple(cfg.orchestrator_training_args), inference_args=tuple(o.inference_args),
                 step_timeout_seconds=o.step_timeout_seconds, retries=o.retries),
-            scripts=job_files(ORCHESTRATOR_FILES),
+            package=function_package(self, "ray_orchestrator", [FUNCTION_MODULE]),
+            # The private API endpoint is reachable from the cluster's subnets only.
+            network=FunctionNetwork(vpc_id=infra.get_string("vpc_id"), subnet_ids=infra.get_list("private_subnet_ids"),
+                                    cluster_security_group_id=infra.get_string("cluster_security_group_id")),
+            reserved_concurrency=o.reserved_concurrency,
             log_retention_days=o.log_retention_days, log_level=o.log_level))
+        RayOrchestratorKubernetes(self, "ray_orchestrator_kubernetes", RayOrchestratorKubernetesProps(
+            namespace=namespace, scripts=job_files(ORCHESTRATOR_FILES)))
         arn = orchestrator.state_machine.arn
         TerraformOutput(self, "state_machine_arn", value=arn,
                         description="Step Functions pipeline: training, then batch inference, on the RayCluster")
