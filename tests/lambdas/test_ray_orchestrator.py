@@ -27,7 +27,7 @@ from tests.deploy.test_deploy_cycle import emulator  # noqa: F401 -- the module-
 from tests.helpers import one
 from tests.k8s_authz import request_info, role_allows, role_rules
 from tests.k8s_schemas import validate_core_object
-from tests.stacks.test_orchestrator_stack import FAILED, COMPLETE, condition, submitted_job
+from tests.orchestrator_objects import COMPLETE, FAILED, condition, submitted_job
 
 CLUSTER = "ray-eks"
 NS = "ray"

@@ -10,7 +10,6 @@ import json
 import shlex
 import uuid
 import zipfile
-from datetime import datetime, timezone
 
 import pytest
 
@@ -30,9 +29,9 @@ from stacks.contract import ORCHESTRATOR_FILES
 from tests import asl
 from tests.helpers import ROOT, one, outputs, resources, tf_json
 from tests.k8s_schemas import validate_core_object
+from tests.orchestrator_objects import COMPLETE, FAILED, NOW, RAY_NS, RUNNING, job_object, submitted_job
 
 INFRA = "data.terraform_remote_state.infra.outputs"
-RAY_NS = "${kubernetes_namespace_v1.ray.metadata[0].name}"
 FUNCTION = "${aws_lambda_function.ray_orchestrator.arn}"
 ARN_PREFIX = "arn:${data.aws_partition.current_partition.partition}"
 ACCOUNT = "${data.aws_caller_identity.current.account_id}"
@@ -46,22 +45,6 @@ def ray(default_synth) -> dict:
 @pytest.fixture(scope="module")
 def definition(ray) -> dict:
     return json.loads(one(ray, "aws_sfn_state_machine", "ray_orchestrator")["definition"])
-
-
-def literal_namespace(value):
-    """The synthesized JSON names the namespace by reference; the API server gets its value ("ray")."""
-    if isinstance(value, dict):
-        return {k: literal_namespace(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [literal_namespace(v) for v in value]
-    return value.replace(RAY_NS, "ray") if isinstance(value, str) else value
-
-
-def submitted_job(definition: dict, step: str) -> dict:
-    """The Job the Submit state hands the function for ``step``, as Step Functions evaluates it."""
-    data = {"run_id": str(uuid.uuid4()), "attempts": {step: {"count": 1, "job_name": f"ray-{step}-{uuid.uuid4()}"}}}
-    payload = asl.evaluate(definition["States"][f"{step.title()}Submit"]["Parameters"]["Payload"], data)
-    return literal_namespace(payload["job"])
 
 
 # --------------------------------------------------------------------------------------------- ASL structure
@@ -150,25 +133,6 @@ def test_the_longest_execution_stays_under_the_history_event_limit(step_timeout,
 
 
 # --------------------------------------------------------------------------------------------- ASL, executed
-def job_object(name: str, conditions: list[dict], created: str = "2026-01-01T00:00:00Z") -> dict:
-    """A Job as the API server returns it (validated: the status the function reads is a real one)."""
-    job = {"apiVersion": "batch/v1", "kind": "Job",
-           "metadata": {"name": name, "namespace": "ray", "uid": str(uuid.uuid4()), "creationTimestamp": created},
-           "spec": {"activeDeadlineSeconds": 14400, "template": {"spec": {
-               "restartPolicy": "Never", "containers": [{"name": "submit", "image": "rayproject/ray:2.54.0"}]}}},
-           "status": {"conditions": conditions, "startTime": created}}
-    validate_core_object(job)
-    return job
-
-
-NOW = datetime(2026, 1, 1, 1, tzinfo=timezone.utc)  # an hour after the Jobs below were created
-
-
-def condition(kind: str, reason: str, message: str = "") -> dict:
-    return {"type": kind, "status": "True", "reason": reason, "message": message,
-            "lastProbeTime": "2026-01-01T01:00:00Z", "lastTransitionTime": "2026-01-01T01:00:00Z"}
-
-
 class Cluster:
     """Answers the function's calls with what the handler returns for real Job objects, in the order scripted per
     step: each attempt's statuses (conditions lists: [] is still running)."""
@@ -193,12 +157,6 @@ class Cluster:
             conditions = self.polls[name].pop(0) if len(self.polls[name]) > 1 else self.polls[name][0]
             return {"Payload": job_phase(job_object(name, conditions), NOW)}
         return {"Payload": {"pod": f"{name}-abcde", "log": "Job 'raysubmit_1' succeeded"}}
-
-
-RUNNING: list[dict] = []
-COMPLETE = [condition("SuccessCriteriaMet", "CompletionsReached"), condition("Complete", "CompletionsReached")]
-FAILED = [condition("FailureTarget", "BackoffLimitExceeded"), condition("Failed", "BackoffLimitExceeded",
-                                                                        "Job has reached the specified backoff limit")]
 
 
 def test_a_run_trains_then_infers_in_one_run_directory(definition):
