@@ -498,6 +498,9 @@ class OrchestratorConfig(_Model):
     retries: int = Field(1, ge=0, le=5)
     log_level: SfnLogLevel = "ALL"
     log_retention_days: RetentionDays = 365
+    # Concurrent executions reserved for the orchestrator's Lambda function (one per running step is enough).
+    # null: none reserved -- for accounts still at the new-account concurrency quota of 10, which cannot reserve any.
+    reserved_concurrency: Optional[int] = Field(2, ge=1, le=100)
 
     @model_validator(mode="after")
     def _managed(self) -> "OrchestratorConfig":
@@ -596,11 +599,6 @@ class AppConfig(_Model):
         if not self.protection.prevent_destroy:
             out.append("protection.prevent_destroy is false: FSx, the data bucket and the ECR repository can be "
                        "destroyed with their data. Use this only for throwaway environments.")
-        if self.orchestrator_enabled and not any(_is_open(c) for c in self.cluster.public_access_cidrs):
-            # Step Functions' eks:runJob calls the public Kubernetes endpoint from AWS-owned addresses.
-            out.append("orchestrator is enabled but cluster.public_access_cidrs does not include 0.0.0.0/0: Step Functions "
-                       "reaches only public EKS endpoints, so executions will fail to start their Jobs. Open the endpoint "
-                       "(IAM + RBAC still apply) or set orchestrator.enabled: false.")
         return out
 
     @property

@@ -104,6 +104,7 @@ CLUSTER_AUTOSCALER_ROLE = "cluster-autoscaler"
 RAY_WORKLOAD_ROLE = "ray-workload"
 CONTAINER_INSIGHTS_ROLE = "container-insights"
 ORCHESTRATOR_ROLE = "ray-orchestrator"
+ORCHESTRATOR_FUNCTION_ROLE = "ray-orch-fn"
 
 
 def node_role_purpose(group: str) -> str:
@@ -137,6 +138,16 @@ def state_machine_name(name: str) -> str:
 def state_machine_log_group(name: str) -> str:
     # /aws/vendedlogs/: CloudWatch Logs' resource policy for vended delivery covers it without growing.
     return f"/aws/vendedlogs/states/{state_machine_name(name)}"
+
+
+def orchestrator_function_name(name: str) -> str:
+    """The orchestrator's Lambda function (regional, per deployment)."""
+    return f"{_check(name)}-ray-orchestrator"
+
+
+def lambda_log_group(function_name: str) -> str:
+    # Lambda's default log group name: its console and tools look there.
+    return f"/aws/lambda/{function_name}"
 
 
 def kms_alias(name: str, purpose: str) -> str:

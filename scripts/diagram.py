@@ -108,7 +108,7 @@ def render(arch: Architecture, out: Path, fmt: str = "png") -> Path:
     diagrams also writes a transient source file next to it (``out`` without a suffix) and removes it.
     """
     from diagrams import Cluster, Diagram, Edge
-    from diagrams.aws.compute import EC2, EC2ContainerRegistry, ElasticKubernetesService
+    from diagrams.aws.compute import EC2, EC2ContainerRegistry, ElasticKubernetesService, Lambda
     from diagrams.aws.devtools import Codebuild
     from diagrams.aws.integration import StepFunctions
     from diagrams.aws.management import Cloudwatch
@@ -153,6 +153,8 @@ def render(arch: Architecture, out: Path, fmt: str = "png") -> Path:
                 with box("public subnets", COLORS["subnets"]):
                     n["nat"] = node(NATGateway, f"NAT gateway ×{arch.network.nat_gateways}")
             with box(subnets_label(arch), COLORS["subnets"]):
+                if arch.orchestrator and arch.orchestrator.function and arch.orchestrator.function_in_vpc:
+                    n["fn"] = node(Lambda, f"Lambda {arch.orchestrator.function}\n(Kubernetes calls)")
                 with box(f"EKS {arch.cluster.name} (Kubernetes {arch.cluster.version})", COLORS["eks"]):
                     n["eks"] = node(ElasticKubernetesService, "EKS API")
                     if ray:
@@ -231,10 +233,13 @@ def render(arch: Architecture, out: Path, fmt: str = "png") -> Path:
                 n["ecr"] >> Edge(style="dashed") >> pod
         elif "ecr" in n and fsx is not None:  # not pulled from: park it on the right, with the bucket
             fsx >> Edge(style="invis") >> n["ecr"]
-        if arch.orchestrator:
+        if arch.orchestrator and "fn" in n:
+            n["sfn"] >> Edge(label="lambda:invoke") >> n["fn"]
+            n["fn"] >> Edge(label="private endpoint :443") >> eks
+        elif arch.orchestrator:
             n["sfn"] >> Edge(label=", ".join(i for i in arch.orchestrator.integrations if i.startswith("eks:"))) >> eks
-            if "jobs" in n and svc is not None:
-                eks >> n["jobs"] >> Edge(label=f":{ray.dashboard_port}" if ray else "") >> svc
+        if arch.orchestrator and "jobs" in n and svc is not None:
+            eks >> n["jobs"] >> Edge(label=f":{ray.dashboard_port}" if ray else "") >> svc
         if "cw" in n:
             n["cw-agent"] >> Edge(style="dashed") >> n["cw"]
     return out.with_suffix(f".{fmt}")

@@ -111,8 +111,10 @@ class Fsx:
 @dataclass(frozen=True)
 class Orchestrator:
     name: str  # the Step Functions state machine's name
-    integrations: tuple[str, ...]  # the service integrations its tasks call ("eks:runJob")
+    integrations: tuple[str, ...]  # the service integrations its tasks call ("lambda:invoke", "eks:runJob")
     submits_to: tuple[str, ...]  # the Ray head services its definition submits jobs to (ray job submit --address)
+    function: Optional[str] = None  # the Lambda function its tasks invoke (its name)
+    function_in_vpc: bool = False  # the function runs in the VPC (reaches the private API endpoint)
 
 
 @dataclass(frozen=True)
@@ -341,8 +343,12 @@ def _orchestrator(res: _Resources) -> Optional[Orchestrator]:
     definition = str(machines[0].get("definition", ""))
     integrations = sorted(set(re.findall(r"arn:aws:states:::([a-z0-9-]+:[A-Za-z0-9]+)", definition)))
     services = sorted(set(re.findall(r"ray job submit --address https?://([a-z0-9.-]+):\d+", definition)))
+    invoked = set(re.findall(r"\$\{aws_lambda_function\.([a-z0-9_]+)\.arn\}", definition))
+    function = next((body for name, body in res.named("aws_lambda_function") if name in invoked), None)
     return Orchestrator(name=str(machines[0].get("name", "")), integrations=tuple(integrations),
-                        submits_to=tuple(services))
+                        submits_to=tuple(services),
+                        function=str(function.get("function_name", "")) if function else None,
+                        function_in_vpc=bool(function and function.get("vpc_config")))
 
 
 def _ray_group(name: str, template: dict[str, Any], low: int, high: int) -> RayGroup:

@@ -19,8 +19,13 @@ from constructs_lib.kuberay_operator import KubeRayOperator, KubeRayOperatorProp
 from constructs_lib.observability import ObservabilityAddons, ObservabilityAddonsProps
 from config.versions import CLUSTER_AUTOSCALER_IMAGE_TAGS
 from constructs_lib.orchestrator import (
+    FUNCTION_MODULE,
+    FunctionNetwork,
     PipelineProps,
     RayOrchestrator,
+    RayOrchestratorKubernetes,
+    RayOrchestratorKubernetesProps,
+    OrchestratorNames,
     RayOrchestratorProps,
     start_execution_command,
 )
@@ -42,6 +47,7 @@ from .contract import (
 )
 from .kube import kubernetes_providers
 from .migrations import add_moved_blocks
+from .packages import function_package
 
 
 def fsx_volume_props(cfg: AppConfig, infra) -> FsxVolumeProps:
@@ -49,6 +55,17 @@ def fsx_volume_props(cfg: AppConfig, infra) -> FsxVolumeProps:
         name=FSX_CLAIM, namespace=cfg.ray.namespace, file_system_id=infra.get_string("fsx_file_system_id"),
         dns_name=infra.get_string("fsx_dns_name"), mount_name=infra.get_string("fsx_mount_name"),
         capacity_gib=cfg.fsx.storage_capacity_gib)
+
+
+def orchestrator_names(name: str) -> OrchestratorNames:
+    fn = naming.orchestrator_function_name(name)
+    return OrchestratorNames(
+        state_machine=naming.state_machine_name(name), state_machine_log_group=naming.state_machine_log_group(name),
+        state_machine_role_prefix=naming.iam_role_name_prefix(name, naming.ORCHESTRATOR_ROLE),
+        function=fn, function_log_group=naming.lambda_log_group(fn),
+        function_role_prefix=naming.iam_role_name_prefix(name, naming.ORCHESTRATOR_FUNCTION_ROLE),
+        function_security_group_prefix=naming.security_group_name_prefix(name, naming.ORCHESTRATOR_ROLE),
+        kms_alias=naming.kms_alias(name, naming.ORCHESTRATOR_ROLE))
 
 
 class RayStack(ReadableStack):
@@ -104,10 +121,7 @@ class RayStack(ReadableStack):
         o = cfg.orchestrator
         ecr_url = infra.get_string("ecr_repository_url") if cfg.ray.use_ecr_image else None
         orchestrator = RayOrchestrator(self, "ray_orchestrator", RayOrchestratorProps(
-            name=cfg.name, state_machine_name=naming.state_machine_name(cfg.name),
-            log_group_name=naming.state_machine_log_group(cfg.name),
-            kms_alias=naming.kms_alias(cfg.name, "ray-orchestrator"),
-            role_name_prefix=naming.iam_role_name_prefix(cfg.name, naming.ORCHESTRATOR_ROLE),
+            name=cfg.name, names=orchestrator_names(cfg.name),
             region=cfg.region, account_id=DataAwsCallerIdentity(self, "current").account_id,
             partition=DataAwsPartition(self, "current_partition").partition,
             pipeline=PipelineProps(
@@ -117,8 +131,14 @@ class RayStack(ReadableStack):
                 training_script=TRAINING_SCRIPT, inference_script=INFERENCE_SCRIPT,
                 training_args=tuple(cfg.orchestrator_training_args), inference_args=tuple(o.inference_args),
                 step_timeout_seconds=o.step_timeout_seconds, retries=o.retries),
-            scripts=job_files(ORCHESTRATOR_FILES),
+            package=function_package(self, "ray_orchestrator", [FUNCTION_MODULE]),
+            # The private API endpoint is reachable from the cluster's subnets only.
+            network=FunctionNetwork(vpc_id=infra.get_string("vpc_id"), subnet_ids=infra.get_list("private_subnet_ids"),
+                                    cluster_security_group_id=infra.get_string("cluster_security_group_id")),
+            reserved_concurrency=o.reserved_concurrency,
             log_retention_days=o.log_retention_days, log_level=o.log_level))
+        RayOrchestratorKubernetes(self, "ray_orchestrator_kubernetes", RayOrchestratorKubernetesProps(
+            namespace=namespace, scripts=job_files(ORCHESTRATOR_FILES)))
         arn = orchestrator.state_machine.arn
         TerraformOutput(self, "state_machine_arn", value=arn,
                         description="Step Functions pipeline: training, then batch inference, on the RayCluster")

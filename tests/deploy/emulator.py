@@ -63,6 +63,15 @@ Service Quotas
   16. Only VPC quotas are known. EC2's instance vCPU and Elastic IP quotas (``EC2_QUOTAS``) are served
       with the defaults AWS gives a new account, or with the applied values ``--quota CODE=VALUE``
       names (an account whose increases were granted).
+STS
+  17. A presigned GetCallerIdentity URL (query-string SigV4, how ``aws eks get-token`` tokens carry the
+      caller's identity to EKS) is routed by moto to S3 (it routes by the ``Authorization`` header, which a
+      presigned GET has none of), and moto checks no signature anyway. Such GETs are answered here as STS
+      does: the signature is verified (an independent SigV4 implementation, with the secret moto issued for
+      the access key, over the headers the URL says are signed), the URL expires 15 minutes after
+      ``X-Amz-Date``, and the answer is the caller identity, in JSON when the request accepts it (EKS asks
+      for JSON). A wrong signature, an unsigned header value that differs, an unknown key or an expired URL
+      gets STS's 403.
 """
 
 from __future__ import annotations
@@ -532,6 +541,13 @@ class PatchedApp:
 
     def __call__(self, environ, start_response):
         m = _CRED_SCOPE_RE.search(environ.get("HTTP_AUTHORIZATION", ""))
+        presigned = None if m else _presigned_sts(environ)
+        if presigned is not None:
+            status, headers, body = presigned
+            data = body.encode()
+            headers["Content-Length"] = str(len(data))
+            start_response(f"{status} {'OK' if status == 200 else 'Forbidden'}", list(headers.items()))
+            return [data]
         if m:
             region, service = m.groups()
             result = None
@@ -588,6 +604,90 @@ class PatchedApp:
         if not any(o in target for o in ops):
             return None
         return _fsx(target, region, self._body(environ))
+
+
+# ------------------------------------------------------------------------------- presigned STS (14)
+PRESIGNED_STS_VALIDITY_S = 15 * 60  # what STS grants a presigned GetCallerIdentity URL, whatever X-Amz-Expires says
+_EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+
+
+def _sts_error(code: str, message: str):
+    body = (f'<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><Error><Type>Sender</Type>'
+            f"<Code>{code}</Code><Message>{message}</Message></Error><RequestId>{uuid.uuid4()}</RequestId>"
+            f"</ErrorResponse>")
+    return 403, {"Content-Type": "text/xml"}, body
+
+
+def _sigv4_query_signature(method: str, path: str, query: list[tuple[str, str]], headers: dict[str, str],
+                           secret: str, payload_hash: str) -> str:
+    """SigV4 of a presigned request (docs: "Create a signed AWS API request"), from the request as received."""
+    import hashlib
+    import hmac
+    from urllib.parse import quote
+
+    params = dict(query)
+    enc = lambda v: quote(v, safe="-_.~")  # noqa: E731 -- RFC 3986 unreserved characters stay
+    canonical_query = "&".join(f"{enc(k)}={enc(v)}" for k, v in sorted(query) if k != "X-Amz-Signature")
+    signed = params["X-Amz-SignedHeaders"].split(";")
+    canonical_headers = "".join(f"{h}:{' '.join(headers.get(h, '').split())}\n" for h in signed)
+    request = "\n".join([method, path or "/", canonical_query, canonical_headers, ";".join(signed), payload_hash])
+    _, date, region, service, terminal = params["X-Amz-Credential"].split("/")
+    to_sign = "\n".join(["AWS4-HMAC-SHA256", params["X-Amz-Date"], f"{date}/{region}/{service}/{terminal}",
+                         hashlib.sha256(request.encode()).hexdigest()])
+    key = f"AWS4{secret}".encode()
+    for part in (date, region, service, terminal):
+        key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+    return hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
+
+
+def _presigned_sts(environ) -> Optional[tuple]:
+    from datetime import datetime, timezone
+    from urllib.parse import parse_qsl
+
+    if environ["REQUEST_METHOD"] != "GET" or "X-Amz-Credential" not in environ.get("QUERY_STRING", ""):
+        return None
+    query = parse_qsl(environ["QUERY_STRING"], keep_blank_values=True)
+    params = dict(query)
+    try:
+        key_id, _, _, service, _ = params["X-Amz-Credential"].split("/")
+    except ValueError:
+        return None
+    if service != "sts" or params.get("Action") != "GetCallerIdentity":
+        return None
+    from moto.iam.models import iam_backends
+    from moto.sts.models import sts_backends
+
+    role = sts_backends[ACCOUNT_ID]["aws"].get_assumed_role_from_access_key(key_id)
+    if role is not None:
+        secret, token = role.secret_access_key, role.session_token
+        identity = {"Arn": role.arn, "UserId": role.user_id, "Account": role.account_id}
+    else:
+        iam = iam_backends[ACCOUNT_ID]["aws"]
+        user = iam.get_user_from_access_key_id(key_id)
+        if user is None:
+            return _sts_error("InvalidClientTokenId", "The security token included in the request is invalid.")
+        secret = next(k.secret_access_key for k in iam.list_access_keys(user.name) if k.access_key_id == key_id)
+        token, identity = None, {"Arn": user.arn, "UserId": user.id, "Account": user.account_id}
+    if params.get("X-Amz-Security-Token") != token:
+        return _sts_error("InvalidClientTokenId", "The security token included in the request is invalid.")
+    headers = {k[5:].lower().replace("_", "-"): v for k, v in environ.items() if k.startswith("HTTP_")}
+    given = params.get("X-Amz-Signature", "")
+    if not any(given == _sigv4_query_signature("GET", environ.get("PATH_INFO", "/"), query, headers, secret, h)
+               for h in (_EMPTY_SHA256, "UNSIGNED-PAYLOAD")):
+        return _sts_error("SignatureDoesNotMatch", "The request signature we calculated does not match the "
+                                                   "signature you provided.")
+    signed_at = datetime.strptime(params["X-Amz-Date"], "%Y%m%dT%H%M%SZ").replace(tzinfo=timezone.utc)
+    if (datetime.now(timezone.utc) - signed_at).total_seconds() > PRESIGNED_STS_VALIDITY_S:
+        return _sts_error("ExpiredToken", "Signature expired.")
+    request_id = str(uuid.uuid4())
+    if "application/json" in environ.get("HTTP_ACCEPT", ""):
+        return _json(200, {"GetCallerIdentityResponse": {"GetCallerIdentityResult": identity,
+                                                         "ResponseMetadata": {"RequestId": request_id}}})
+    fields = "".join(f"<{k}>{v}</{k}>" for k, v in identity.items())
+    return 200, {"Content-Type": "text/xml"}, (
+        f'<GetCallerIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><GetCallerIdentityResult>'
+        f"{fields}</GetCallerIdentityResult><ResponseMetadata><RequestId>{request_id}</RequestId>"
+        f"</ResponseMetadata></GetCallerIdentityResponse>")
 
 
 def main(argv: Optional[list[str]] = None) -> int:

@@ -104,7 +104,8 @@ def test_default_model_is_the_complete_gpu_deployment(default_arch, default_synt
     assert a.node_group_for(a.device_plugin.node_selector) == groups["gpu"]
     assert a.node_group_for(a.kuberay_operator.node_selector) == groups["core"]
     assert a.orchestrator is not None and a.orchestrator.name == "ray-eks-ray-orchestrator"
-    assert "eks:runJob" in a.orchestrator.integrations and a.orchestrator.submits_to == ("kuberay-head-svc",)
+    assert a.orchestrator.integrations == ("lambda:invoke",) and a.orchestrator.submits_to == ("kuberay-head-svc",)
+    assert a.orchestrator.function == "ray-eks-ray-orchestrator" and a.orchestrator.function_in_vpc
     # off by default: no observability stack, no image build in the stacks
     assert a.kube_prometheus_stack is None and not a.container_insights and a.image_build is None
 
@@ -168,14 +169,16 @@ def test_default_picture_shows_what_is_configured(default_arch, tmp_path):
                  "kubectl port-forward 8265", "KubeRay operator 1.7.0", "cluster-autoscaler", "NVIDIA device plugin",
                  "FSx for Lustre PERSISTENT_2, 1200 GiB", "import ray/import/", "export ray/export/",
                  "S3 data bucket ray-eks-data-*", "ECR ray-eks/ray-custom", "Step Functions ray-eks-ray-orchestrator",
-                 "eks:runJob", "submitter Jobs (ray job submit)"):
+                 "Lambda ray-eks-ray-orchestrator (Kubernetes calls)", "lambda:invoke", "private endpoint :443",
+                 "submitter Jobs (ray job submit)"):
         assert text in labels, f"{text!r} not drawn; labels:\n{labels}"
     for text in ("CodeBuild", "CloudWatch", "kube-prometheus-stack", "existing VPC"):
         assert text not in labels, f"{text!r} drawn, but the default stacks have none"
     assert dot_icons(dot) >= {
         "aws/compute/elastic-kubernetes-service.png", "aws/compute/ec2.png", "aws/network/nat-gateway.png",
         "aws/storage/fsx-for-lustre.png", "aws/storage/simple-storage-service-s3-bucket.png",
-        "aws/compute/ec2-container-registry.png", "aws/integration/step-functions.png", "k8s/compute/pod.png",
+        "aws/compute/ec2-container-registry.png", "aws/integration/step-functions.png", "aws/compute/lambda.png",
+        "k8s/compute/pod.png",
         "k8s/compute/deploy.png", "k8s/compute/ds.png", "k8s/compute/job.png", "k8s/network/svc.png",
         "onprem/client/user.png"}
 

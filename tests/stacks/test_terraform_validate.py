@@ -8,10 +8,11 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 
 import pytest
 
-from tests.helpers import ROOT, edge_synth, prod_existing_vpc_synth
+from tests.helpers import ROOT, app_env, edge_synth, prod_existing_vpc_synth
 
 AWS_PROVIDER_VERSION = "5.100.0"
 
@@ -66,4 +67,27 @@ def test_infra_stack_inits_and_validates(synth, request, tf_env, tmp_path):
                 for d in result.get("diagnostics", [])]
     assert result["valid"] is True and validate.returncode == 0, "\n".join(problems)
     # Deprecations surface as warnings: fix them while the provider still accepts the old form.
+    assert result["warning_count"] == 0, "\n".join(problems)
+
+
+def test_orchestrator_aws_resources_init_and_validate(tf_env, tmp_path):
+    """The orchestrator's function, security group and rules, roles, log groups, key, access entry and state machine,
+    synthesized alone with the AWS provider (the ray stack's kubernetes/helm providers are not available here)."""
+    out = tmp_path / "cdktf.out"
+    r = subprocess.run([sys.executable, str(ROOT / "tests" / "stacks" / "orchestrator_aws_app.py"), str(out)],
+                       cwd=ROOT, env=app_env(), capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    workdir = out / "stacks" / "orchestrator-aws"
+    doc = json.loads((workdir / "cdk.tf.json").read_text())
+    assert {"aws_lambda_function", "aws_security_group", "aws_vpc_security_group_egress_rule",
+            "aws_vpc_security_group_ingress_rule", "aws_iam_role", "aws_iam_role_policy", "aws_cloudwatch_log_group",
+            "aws_kms_key", "aws_eks_access_entry", "aws_sfn_state_machine"} <= set(doc["resource"])
+    assert (workdir / doc["resource"]["aws_lambda_function"]["ray_orchestrator"]["filename"]).is_file()
+
+    init = _terraform(["init", "-backend=false", "-input=false", "-no-color"], workdir, tf_env)
+    assert init.returncode == 0, f"terraform init failed:\n{init.stdout[-3000:]}\n{init.stderr[-3000:]}"
+    validate = _terraform(["validate", "-json", "-no-color"], workdir, tf_env)
+    result = json.loads(validate.stdout)
+    problems = [f"{d['severity']}: {d['summary']}: {d.get('detail', '')}" for d in result.get("diagnostics", [])]
+    assert result["valid"] is True and validate.returncode == 0, "\n".join(problems)
     assert result["warning_count"] == 0, "\n".join(problems)

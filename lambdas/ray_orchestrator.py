@@ -1,0 +1,279 @@
+"""The Ray orchestrator's hands on the cluster: Step Functions invokes this function (``lambda:invoke``) for each
+Kubernetes call the pipeline makes -- create a step's Job, read its status, read its pod's log tail -- and loops
+with Wait/Choice states in between.
+
+It runs in the cluster's private subnets and calls the *private* API endpoint: Step Functions' own ``eks:runJob``
+reaches public endpoints only. It authenticates like ``aws eks get-token`` (a presigned STS GetCallerIdentity
+URL, signed with the function's role, which an EKS access entry maps to the Kubernetes group
+``ray-orchestrator``; a namespaced Role says what that group may do) and trusts only the cluster's CA.
+
+Cluster, endpoint, CA and namespace come from the environment the stack sets, never from the event: an invoker
+cannot point the function's token at another endpoint, nor its requests at another namespace. Names from the
+event are checked to be DNS names before they go into a path.
+
+One file, standard library + botocore (both in the Lambda python3.12 runtime): nothing to install.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import json
+import os
+import re
+import ssl
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Optional
+
+TOKEN_PREFIX = "k8s-aws-v1."
+CLUSTER_ID_HEADER = "x-k8s-aws-id"
+# What `aws eks get-token` asks for; STS accepts the URL for 15 minutes after X-Amz-Date whatever it says.
+PRESIGN_EXPIRES_SECONDS = 60
+HTTP_TIMEOUT_SECONDS = 10
+LOG_TAIL_LINES = 200
+LOG_LIMIT_BYTES = 64 * 1024  # the log tail lands in the execution's state data (256 KiB at most)
+# A Job still not finished this long after its activeDeadlineSeconds (counted from creation) is reported failed:
+# the polling loop ends even if the deadline was never enforced (a Job that never started, say).
+DEADLINE_GRACE_SECONDS = 600
+JOB_NAME_LABEL = "job-name"  # the Job controller labels its pods with it
+RUN_ID_LABEL = "ray-orchestrator/run-id"
+
+RUNNING, SUCCEEDED, FAILED = "Running", "Succeeded", "Failed"
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+
+
+class KubernetesApiError(Exception):
+    """The API server refused, or an object is not what the pipeline expects: the step fails (not retried)."""
+
+    def __init__(self, message: str, status: Optional[int] = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class TransientApiError(Exception):
+    """Unreachable, throttled or a server error: the state machine retries the call."""
+
+
+# ------------------------------------------------------------------------------------------------- config
+@dataclass(frozen=True)
+class Config:
+    cluster_name: str
+    endpoint: str  # https://<id>.<zone>.<region>.eks.amazonaws.com
+    ca_data: str  # base64 PEM, as EKS reports it
+    namespace: str
+    region: str
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str] = os.environ) -> "Config":
+        missing = [k for k in ("CLUSTER_NAME", "CLUSTER_ENDPOINT", "CLUSTER_CA_DATA", "NAMESPACE", "AWS_REGION")
+                   if not environ.get(k)]
+        if missing:
+            raise KubernetesApiError(f"function environment lacks {', '.join(missing)}")
+        return cls(cluster_name=environ["CLUSTER_NAME"], endpoint=environ["CLUSTER_ENDPOINT"].rstrip("/"),
+                   ca_data=environ["CLUSTER_CA_DATA"], namespace=environ["NAMESPACE"], region=environ["AWS_REGION"])
+
+
+# ------------------------------------------------------------------------------------------------- token
+def sts_client(region: str, **client_kwargs: Any) -> Any:
+    """An STS client whose GetCallerIdentity presigns the ``x-k8s-aws-id`` header, as the AWS CLI's get-token does.
+
+    Regional endpoint: the token must not depend on us-east-1 (and aws-iam-authenticator accepts regional hosts).
+    """
+    import botocore.session
+
+    session = botocore.session.get_session()
+    session.set_config_variable("sts_regional_endpoints", "regional")
+    client = session.create_client("sts", region_name=region, **client_kwargs)
+    client.meta.events.register("provide-client-params.sts.GetCallerIdentity", _take_cluster_id)
+    client.meta.events.register("before-sign.sts.GetCallerIdentity", _sign_cluster_id)
+    return client
+
+
+def _take_cluster_id(params: dict, context: dict, **_: Any) -> None:
+    if CLUSTER_ID_HEADER in params:
+        context[CLUSTER_ID_HEADER] = params.pop(CLUSTER_ID_HEADER)
+
+
+def _sign_cluster_id(request: Any, **_: Any) -> None:
+    if CLUSTER_ID_HEADER in request.context:
+        request.headers[CLUSTER_ID_HEADER] = request.context[CLUSTER_ID_HEADER]
+
+
+def eks_token(client: Any, cluster_name: str) -> str:
+    """A bearer token for the cluster: ``k8s-aws-v1.`` + base64url (unpadded) of the presigned URL."""
+    url = client.generate_presigned_url("get_caller_identity", Params={CLUSTER_ID_HEADER: cluster_name},
+                                        ExpiresIn=PRESIGN_EXPIRES_SECONDS, HttpMethod="GET")
+    return TOKEN_PREFIX + base64.urlsafe_b64encode(url.encode()).decode().rstrip("=")
+
+
+# ------------------------------------------------------------------------------------------------- requests
+@dataclass(frozen=True)
+class ApiRequest:
+    """One call to the Kubernetes API, as the RBAC authorizer sees it (method + path) and the server reads it."""
+
+    method: str
+    path: str
+    query: dict[str, str] = field(default_factory=dict)
+    body: Optional[dict] = None
+    json_response: bool = True  # pod logs are text/plain
+
+    @property
+    def target(self) -> str:
+        return self.path + (f"?{urllib.parse.urlencode(self.query)}" if self.query else "")
+
+
+def dns_name(value: Any, what: str) -> str:
+    if not isinstance(value, str) or not _DNS_SUBDOMAIN.match(value):
+        raise KubernetesApiError(f"{what} must be a DNS name, got {value!r}")
+    return value
+
+
+def create_job(namespace: str, job: dict) -> ApiRequest:
+    return ApiRequest("POST", f"/apis/batch/v1/namespaces/{namespace}/jobs", body=job)
+
+
+def read_job(namespace: str, name: str) -> ApiRequest:
+    return ApiRequest("GET", f"/apis/batch/v1/namespaces/{namespace}/jobs/{dns_name(name, 'job name')}")
+
+
+def list_job_pods(namespace: str, job_name: str) -> ApiRequest:
+    return ApiRequest("GET", f"/api/v1/namespaces/{namespace}/pods",
+                      {"labelSelector": f"{JOB_NAME_LABEL}={dns_name(job_name, 'job name')}"})
+
+
+def read_pod_log(namespace: str, pod: str) -> ApiRequest:
+    return ApiRequest("GET", f"/api/v1/namespaces/{namespace}/pods/{dns_name(pod, 'pod name')}/log",
+                      {"tailLines": str(LOG_TAIL_LINES), "limitBytes": str(LOG_LIMIT_BYTES)}, json_response=False)
+
+
+def checked_job(job: Any, namespace: str) -> dict:
+    """The Job the state machine built, in this function's namespace (and no other kind of object)."""
+    if not isinstance(job, dict) or job.get("apiVersion") != "batch/v1" or job.get("kind") != "Job":
+        raise KubernetesApiError("submit takes a batch/v1 Job")
+    meta = job.get("metadata") or {}
+    dns_name(meta.get("name"), "job name")
+    if meta.get("namespace", namespace) != namespace:
+        raise KubernetesApiError(f"the Job's namespace {meta.get('namespace')!r} is not {namespace!r}")
+    return {**job, "metadata": {**meta, "namespace": namespace}}
+
+
+# ------------------------------------------------------------------------------------------------- responses
+def _time(value: str) -> datetime.datetime:
+    return datetime.datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.timezone.utc)
+
+
+def job_phase(job: dict, now: datetime.datetime) -> dict:
+    """Running, Succeeded or Failed, from the Job's terminal conditions (Complete, Failed) -- or Failed when the
+    Job outlived its deadline by DEADLINE_GRACE_SECONDS without the controller ending it."""
+    status = job.get("status") or {}
+    true = {c.get("type"): c for c in status.get("conditions") or [] if c.get("status") == "True"}
+    phase, reason, message = RUNNING, "", ""
+    for kind, result in (("Complete", SUCCEEDED), ("Failed", FAILED)):
+        if kind in true:
+            phase, reason, message = result, true[kind].get("reason") or kind, true[kind].get("message") or ""
+            break
+    else:
+        deadline = (job.get("spec") or {}).get("activeDeadlineSeconds")
+        created = (job.get("metadata") or {}).get("creationTimestamp")
+        if deadline is not None and created:
+            overdue = (now - _time(created)).total_seconds() - deadline - DEADLINE_GRACE_SECONDS
+            if overdue > 0:
+                phase, reason = FAILED, "NotFinishedInTime"
+                message = f"still not finished {deadline + DEADLINE_GRACE_SECONDS} s after it was created"
+    return {"name": job["metadata"]["name"], "phase": phase, "reason": reason, "message": message,
+            "active": int(status.get("active") or 0), "succeeded": int(status.get("succeeded") or 0),
+            "failed": int(status.get("failed") or 0)}
+
+
+def newest_pod(pods: dict) -> Optional[str]:
+    items = [p for p in pods.get("items") or [] if (p.get("metadata") or {}).get("name")]
+    if not items:
+        return None
+    newest = max(items, key=lambda p: (p["metadata"].get("creationTimestamp") or "", p["metadata"]["name"]))
+    return newest["metadata"]["name"]
+
+
+# ------------------------------------------------------------------------------------------------- actions
+Send = Callable[[ApiRequest], Any]
+
+
+def run(event: Mapping[str, Any], namespace: str, send: Send, now: Optional[datetime.datetime] = None) -> dict:
+    """One pipeline call: ``submit`` (the Job), ``status`` or ``logs`` (of the Job ``name``)."""
+    action = event.get("action")
+    if action == "submit":
+        job = checked_job(event.get("job"), namespace)
+        name = job["metadata"]["name"]
+        try:
+            created = send(create_job(namespace, job))
+        except KubernetesApiError as e:
+            # A retried call whose first try got through: the Job is ours if it carries the same run id.
+            if e.status != 409:
+                raise
+            created = send(read_job(namespace, name))
+            run_id = (job["metadata"].get("labels") or {}).get(RUN_ID_LABEL)
+            if (created["metadata"].get("labels") or {}).get(RUN_ID_LABEL) != run_id:
+                raise
+        return {"name": created["metadata"]["name"], "uid": created["metadata"]["uid"]}
+    if action == "status":
+        job = send(read_job(namespace, event.get("name")))
+        return job_phase(job, now or datetime.datetime.now(datetime.timezone.utc))
+    if action == "logs":
+        pod = newest_pod(send(list_job_pods(namespace, event.get("name"))))
+        return {"pod": pod or "", "log": send(read_pod_log(namespace, pod)) if pod else ""}
+    raise KubernetesApiError(f"unknown action {action!r} (submit, status or logs)")
+
+
+# ------------------------------------------------------------------------------------------------- transport
+def ssl_context(ca_data: str) -> ssl.SSLContext:
+    """Verifies the API server against the cluster CA only (no system CAs), hostname included."""
+    return ssl.create_default_context(cadata=base64.b64decode(ca_data).decode("ascii"))
+
+
+class ApiClient:
+    """Sends ApiRequests to the endpoint with a fresh token per invocation."""
+
+    def __init__(self, config: Config, token: str) -> None:
+        self.endpoint, self.token, self.context = config.endpoint, token, ssl_context(config.ca_data)
+
+    def __call__(self, req: ApiRequest) -> Any:
+        data = json.dumps(req.body).encode() if req.body is not None else None
+        headers = {"Authorization": f"Bearer {self.token}",
+                   "Accept": "application/json" if req.json_response else "text/plain"}
+        if data is not None:
+            headers["Content-Type"] = "application/json"
+        http = urllib.request.Request(self.endpoint + req.target, data=data, method=req.method, headers=headers)
+        where = f"{req.method} {req.path}"
+        try:
+            with urllib.request.urlopen(http, timeout=HTTP_TIMEOUT_SECONDS, context=self.context) as resp:
+                raw = resp.read()
+        except urllib.error.HTTPError as e:
+            detail = _status_message(e.read(4096))
+            print(json.dumps({"request": where, "status": e.code, "message": detail}))
+            if e.code == 429 or e.code >= 500:
+                raise TransientApiError(f"{where}: HTTP {e.code}: {detail}") from None
+            raise KubernetesApiError(f"{where}: HTTP {e.code}: {detail}", status=e.code) from None
+        except (urllib.error.URLError, OSError) as e:  # connection refused/reset, DNS, timeouts
+            raise TransientApiError(f"{where}: {e}") from None
+        print(json.dumps({"request": where, "status": 200}))
+        return json.loads(raw) if req.json_response else raw.decode("utf-8", errors="replace")
+
+
+def _status_message(raw: bytes) -> str:
+    try:
+        return str(json.loads(raw).get("message", ""))[:500]
+    except (ValueError, AttributeError):
+        return raw.decode("utf-8", errors="replace")[:500]
+
+
+_sts: Any = None
+
+
+def handler(event: dict, context: Any) -> dict:
+    global _sts
+    config = Config.from_environ()
+    if _sts is None:  # reused by warm invocations; the token is not (it is valid for 15 minutes)
+        _sts = sts_client(config.region)
+    return run(event, config.namespace, ApiClient(config, eks_token(_sts, config.cluster_name)))
