@@ -36,6 +36,11 @@ DERIVED = [
      lambda n: naming.launch_template_name_prefix(n, LONGEST_GROUP)),
     ("node group", "aws_eks_node_group.node_group_name_prefix", lambda n: naming.node_group_name_prefix(LONGEST_GROUP)),
     ("ecr repository", "aws_ecr_repository.name", naming.ecr_repository_name),
+    ("orchestrator function", "aws_lambda_function.function_name", naming.orchestrator_function_name),
+    ("orchestrator function log group", "aws_cloudwatch_log_group.name",
+     lambda n: naming.lambda_log_group(naming.orchestrator_function_name(n))),
+    ("orchestrator security group", "aws_security_group.name_prefix",
+     lambda n: naming.security_group_name_prefix(n, naming.ORCHESTRATOR_ROLE)),
 ]
 # What each kind of name may contain (AWS API patterns).
 CHARSETS = {
@@ -49,6 +54,7 @@ CHARSETS = {
     "aws_launch_template.name_prefix": re.compile(r"^[0-9A-Za-z()./_-]+$"),
     "aws_eks_node_group.node_group_name_prefix": re.compile(r"^[0-9A-Za-z_-]+$"),
     "aws_ecr_repository.name": ECR_NAME_RE,
+    "aws_lambda_function.function_name": re.compile(r"^[a-zA-Z0-9-_]+$"),
 }
 
 
@@ -65,7 +71,7 @@ def test_the_table_covers_every_name_function():
             "access_logs_bucket_prefix", "cluster_name", "cluster_log_group", "fsx_log_group",
             "vpc_flow_logs_log_group", "state_machine_name", "state_machine_log_group", "kms_alias",
             "security_group_name_prefix", "launch_template_name_prefix", "node_group_name_prefix",
-            "ecr_repository_name"}
+            "ecr_repository_name", "orchestrator_function_name", "lambda_log_group"}
     assert functions == used, f"add new naming functions to DERIVED: {sorted(functions - used)}"
 
 
