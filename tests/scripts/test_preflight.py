@@ -38,9 +38,9 @@ def test_default_needs_standard_and_g_vcpus():
     assert {c: n.amount for c, n in needs.items()} == {"L-1216C47A": 32, "L-DB2E81BA": 16} and not unchecked
 
 
-def test_largest_instance_type_and_spot_quotas():
-    prod = parse_config(prod_existing_vpc_config())
-    assert {c: n.amount for c, n in vcpu_needs(prod, VCPUS)[0].items()} == {"L-1216C47A": 32, "L-DB2E81BA": 8 * 16}
+def test_group_max_size_and_spot_quotas():
+    prod = parse_config(prod_existing_vpc_config())  # gpu: 8 x g5.2xlarge
+    assert {c: n.amount for c, n in vcpu_needs(prod, VCPUS)[0].items()} == {"L-1216C47A": 32, "L-DB2E81BA": 8 * 8}
     dev = load_config(str(EXAMPLES / "dev-cpu.yaml"))  # its cpu group is SPOT
     assert {c: n.amount for c, n in vcpu_needs(dev, VCPUS)[0].items()} == {"L-1216C47A": 8, "L-34B43A08": 24}
 
