@@ -122,9 +122,10 @@ def edge_config() -> dict:
             "addon_versions": dict([EDGE_PINNED_ADDON]),
             "node_groups": [
                 {"name": core, "role": "core", "instance_types": ["m6i.2xlarge"], "min_size": 2, "desired_size": 2},
-                {"name": gpu, "role": "gpu", "instance_types": ["g5.2xlarge"],
+                {"name": gpu, "role": "gpu", "instance_types": ["g5.xlarge"],
                  "ami_type": "AL2023_x86_64_NVIDIA", "min_size": 0, "desired_size": 0, "max_size": 4},
-                {"name": cpu, "role": "cpu", "instance_types": ["m6i.2xlarge"], "capacity_type": "SPOT",
+                # Several types of one shape (a group's types must agree in vCPUs, memory and GPUs).
+                {"name": cpu, "role": "cpu", "instance_types": ["m6i.2xlarge", "m7i.2xlarge"], "capacity_type": "SPOT",
                  "min_size": 0, "desired_size": 0},
             ],
         },
