@@ -223,10 +223,10 @@ def test_orchestrator_job_without_selector_leaves_core(shapes):
     synth = shape.copy_synth()
     machine = synth["ray"]["resource"]["aws_sfn_state_machine"]["ray_orchestrator"]
     definition = json.loads(machine["definition"])
-    del definition["States"]["Train"]["Parameters"]["Job"]["spec"]["template"]["spec"]["nodeSelector"]
+    del definition["States"]["TrainSubmit"]["Parameters"]["Payload"]["job"]["spec"]["template"]["spec"]["nodeSelector"]
     machine["definition"] = json.dumps(definition)
     model = shape.build(synth)
-    assert model.placements["sfn/ray_orchestrator/Train"].groups == {"core", "cpu"}
+    assert model.placements["sfn/ray_orchestrator/TrainSubmit"].groups == {"core", "cpu"}
     assert _mismatches(shape, model, "sfn/ray_orchestrator/*")
 
 
