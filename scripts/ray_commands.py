@@ -12,7 +12,7 @@ import sys
 
 from config import ConfigError, load_config
 from constructs_lib.ray_manifests import job_submit_command, port_forward_command
-from stacks.contract import TRAINING_SCRIPT
+from stacks.contract import TRAINING_SCRIPT, job_pip
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     if ns.command == "dashboard":
         print(port_forward_command(cfg.ray.namespace, cfg.ray.head_service))
     else:
-        print(job_submit_command(TRAINING_SCRIPT, tuple(ns.args or cfg.training.args)))
+        print(job_submit_command(TRAINING_SCRIPT, tuple(ns.args or cfg.training.args), job_pip(cfg)))
     return 0
 
 

@@ -8,7 +8,7 @@ clash is an error at synth.
 
 from __future__ import annotations
 
-from cdktf import TerraformDataSource, TerraformStack
+from cdktf import TerraformDataSource, TerraformElement, TerraformStack
 
 
 class AddressClash(Exception):
@@ -25,8 +25,12 @@ class ReadableStack(TerraformStack):
     # jsii exposes the protected TerraformStack.allocateLogicalId under this name; cdktf calls it once
     # per element, the first time the element is referenced or synthesized.
     def _allocate_logical_id(self, tf_element) -> str:  # noqa: D401
-        node = tf_element.node
-        kind = getattr(tf_element, "terraform_resource_type", None) or type(tf_element).__name__
+        if not TerraformElement.is_terraform_element(tf_element):
+            # A TerraformAsset asks with its construct node: it names its folder under assets/.
+            node, kind = tf_element, "asset"
+        else:
+            node = tf_element.node
+            kind = getattr(tf_element, "terraform_resource_type", None) or type(tf_element).__name__
         if TerraformDataSource.is_terraform_data_source(tf_element):
             kind = f"data.{kind}"
         key = (kind, node.id)

@@ -11,7 +11,8 @@ from cdktf_cdktf_provider_aws.provider import AwsProvider, AwsProviderDefaultTag
 from config import AppConfig
 
 # The services our stacks call; an emulator endpoint is set for each of them.
-EMULATED_SERVICES = ("autoscaling", "ec2", "ecr", "eks", "fsx", "iam", "kms", "logs", "s3", "sfn", "ssm", "sts")
+EMULATED_SERVICES = ("autoscaling", "codebuild", "ec2", "ecr", "eks", "fsx", "iam", "kms", "logs", "s3", "sfn", "ssm",
+                     "sts")
 # The local backend's state files live in <project>/state/; stacks run from cdktf.out/stacks/<name>/.
 STACK_DIR_TO_PROJECT = "../../.."
 
@@ -64,6 +65,21 @@ def remote_state(scope: Construct, id: str, cfg: AppConfig, stack_name: str):
         rs.add_override(f"config.{k}", v)
     rs.add_override("config.use_lockfile", True)
     return rs
+
+
+def ray_pod_image(cfg: AppConfig, infra) -> str:
+    """The Ray pods' image: the infra stack's build output with ray.image.source build (read through remote state,
+    so it is the image a successful build pushed), the config's stock or custom image otherwise."""
+    return cfg.ray_image(infra.get_string("ray_image") if cfg.ray.image.source == "build" else None)
+
+
+def emulator_environment(cfg: AppConfig) -> dict[str, str]:
+    """Environment for AWS CLI calls the deploy makes itself (the image build script): the emulator's endpoint
+    and its dummy keys when ``endpoints.url`` is set, nothing otherwise (the caller's own credentials apply)."""
+    if not cfg.endpoints.url:
+        return {}
+    return {"AWS_ENDPOINT_URL": cfg.endpoints.url, "AWS_ACCESS_KEY_ID": cfg.endpoints.access_key,
+            "AWS_SECRET_ACCESS_KEY": cfg.endpoints.secret_key}
 
 
 def aws_provider(stack: TerraformStack, cfg: AppConfig) -> AwsProvider:
