@@ -22,9 +22,9 @@ import hashlib
 import io
 import zipfile
 from dataclasses import dataclass, field
-from typing import Mapping, Optional
+from typing import Mapping, Optional, Sequence
 
-from cdktf import AssetType, DataResource, Fn, LocalExecProvisioner, TerraformAsset, Token
+from cdktf import AssetType, DataResource, Fn, LocalExecProvisioner, TerraformAsset, TerraformResource, Token
 from constructs import Construct
 
 from cdktf_cdktf_provider_aws.cloudwatch_log_group import CloudwatchLogGroup
@@ -129,6 +129,9 @@ class ImageBuildProps:
     repository_name: str
     bucket_name: str
     bucket_arn: str
+    # What must exist before the context is uploaded: the bucket's versioning (the build starts from the upload's
+    # version id) and its policy.
+    bucket_ready: Sequence[TerraformResource]
     source_key: str  # S3 key of the context zip in the bucket
     source_prefix: str  # the key's prefix: the role reads under it only
     context_path: str  # the context zip on disk (context_archive's bytes), copied into the stack as an asset
@@ -200,7 +203,8 @@ class RayImageBuild(Construct):
         context = TerraformAsset(Construct(self, "asset"), "image_build_context", path=props.context_path, type=AssetType.FILE,
                                  asset_hash=props.content_hash[:32])
         source = S3Object(Construct(self, "source"), "image_build_context", bucket=props.bucket_name, key=props.source_key,
-                          source=context.path, source_hash=props.content_hash, content_type="application/zip")
+                          source=context.path, source_hash=props.content_hash, content_type="application/zip",
+                          depends_on=list(props.bucket_ready))
         skip(source, "CKV_AWS_186",
              "The data bucket encrypts with SSE-S3 by design (see its CKV_AWS_145 skip); a KMS key here would "
              "also need a decrypt grant to the CodeBuild role for a build context that holds no secrets")

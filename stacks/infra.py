@@ -158,6 +158,7 @@ class InfraStack(ReadableStack):
             log_group_name=naming.image_build_log_group(cfg.name), region=cfg.region, account_id=account_id,
             partition=partition, repository_url=ecr.repository_url, repository_arn=ecr.repository_arn,
             repository_name=ecr.repository_name, bucket_name=bucket.bucket_name, bucket_arn=bucket.bucket_arn,
+            bucket_ready=[bucket.versioning, bucket.policy],
             source_key=naming.IMAGE_BUILD_CONTEXT_KEY, source_prefix=naming.IMAGE_BUILD_S3_PREFIX,
             context_path=str(_stage_context(context_archive(files), digest)), content_hash=digest,
             image_tag=image_tag(cfg.ray.ray_version, digest), base_image=cfg.stock_ray_image,
