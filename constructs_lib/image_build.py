@@ -70,7 +70,8 @@ phases:
   build:
     commands:
       - |
-        if aws ecr describe-images --repository-name "$REPOSITORY_NAME" --image-ids "imageTag=$IMAGE_TAG" > /dev/null 2>&1; then
+        if aws ecr describe-images --repository-name "$REPOSITORY_NAME" --image-ids "imageTag=$IMAGE_TAG" \
+            > /dev/null 2>&1; then
           echo "$REPOSITORY_URL:$IMAGE_TAG exists already (tags are immutable): nothing to build"
         else
           docker build --pull --build-arg "BASE_IMAGE=$BASE_IMAGE" --tag "$REPOSITORY_URL:$IMAGE_TAG" .
@@ -197,14 +198,14 @@ class RayImageBuild(Construct):
                                 "Condition": {"StringEquals": {"aws:SourceAccount": props.account_id},
                                               "ArnLike": {"aws:SourceArn": project_arn}},
                             }]))
-        policy = IamRolePolicy(Construct(self, "policy"), "image_build", role=self.role.id, name="build-and-push-ray-image",
-                               policy=policy_document(statements))
+        policy = IamRolePolicy(Construct(self, "policy"), "image_build", role=self.role.id,
+                               name="build-and-push-ray-image", policy=policy_document(statements))
 
-        context = TerraformAsset(Construct(self, "asset"), "image_build_context", path=props.context_path, type=AssetType.FILE,
-                                 asset_hash=props.content_hash[:32])
-        source = S3Object(Construct(self, "source"), "image_build_context", bucket=props.bucket_name, key=props.source_key,
-                          source=context.path, source_hash=props.content_hash, content_type="application/zip",
-                          depends_on=list(props.bucket_ready))
+        context = TerraformAsset(Construct(self, "asset"), "image_build_context", path=props.context_path,
+                                 type=AssetType.FILE, asset_hash=props.content_hash[:32])
+        source = S3Object(Construct(self, "source"), "image_build_context", bucket=props.bucket_name,
+                          key=props.source_key, source=context.path, source_hash=props.content_hash,
+                          content_type="application/zip", depends_on=list(props.bucket_ready))
         skip(source, "CKV_AWS_186",
              "The data bucket encrypts with SSE-S3 by design (see its CKV_AWS_145 skip); a KMS key here would "
              "also need a decrypt grant to the CodeBuild role for a build context that holds no secrets")

@@ -61,10 +61,11 @@ def job_pip(cfg: AppConfig) -> tuple[str, ...]:
     return () if cfg.ray.image.bundles_job_requirements else job_requirements()
 
 
-def image_context_files() -> dict[str, bytes]:
-    """The image build's context, by name: the Dockerfile, requirements.txt and training/*.py (no caches).
+def image_context_files(directory: Path = TRAINING_DIR) -> dict[str, bytes]:
+    """The image build's context, by name: the Dockerfile, requirements.txt and the job's modules (*.py) of
+    ``directory`` (training/), nothing else (no caches, no scripts).
 
     Line endings are normalised: a checkout with CRLF (git autocrlf) builds the same image and the same tag.
     """
-    files = [DOCKERFILE, REQUIREMENTS_FILE, *sorted(TRAINING_DIR.glob("*.py"))]
+    files = [directory / DOCKERFILE.name, directory / REQUIREMENTS_FILE.name, *sorted(directory.glob("*.py"))]
     return {f.name: f.read_bytes().replace(b"\r\n", b"\n") for f in files}

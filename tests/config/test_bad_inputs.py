@@ -111,7 +111,8 @@ CASES = [
         expect="ray.use_ecr_image: replaced by ray.image.source: build"),
     Bad("image-docker-hub-secret-name", {"ray": {"image": {
         "docker_hub_secret_arn": "arn:aws:secretsmanager:us-west-2:123456789012:secret:dockerhub"}}},
-        expect="ray.image.docker_hub_secret_arn: must be the ARN of a Secrets Manager secret named ecr-pullthroughcache/"),
+        expect="ray.image.docker_hub_secret_arn: must be the ARN of a Secrets Manager secret named "
+               "ecr-pullthroughcache/"),
     Bad("image-docker-hub-secret-region", {"ray": {"image": {
         "docker_hub_secret_arn": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:ecr-pullthroughcache/hub"}}},
         expect="ray.image.docker_hub_secret_arn: the secret must be in the deployment's region us-west-2"),
