@@ -206,9 +206,6 @@ class RayImageBuild(Construct):
         source = S3Object(Construct(self, "source"), "image_build_context", bucket=props.bucket_name,
                           key=props.source_key, source=context.path, source_hash=props.content_hash,
                           content_type="application/zip", depends_on=list(props.bucket_ready))
-        skip(source, "CKV_AWS_186",
-             "The data bucket encrypts with SSE-S3 by design (see its CKV_AWS_145 skip); a KMS key here would "
-             "also need a decrypt grant to the CodeBuild role for a build context that holds no secrets")
 
         self.project = CodebuildProject(
             self, "ray_image", name=props.project_name, service_role=self.role.arn,
@@ -235,9 +232,6 @@ class RayImageBuild(Construct):
         skip(self.project, "CKV_AWS_316",
              "Privileged mode is what runs the Docker daemon that builds the image (AWS's Docker sample sets it); "
              "the project runs only our buildspec on our build context, with a role limited to this repository")
-        skip(self.project, "CKV_AWS_147",
-             "The project produces no artifacts and no S3 logs (the image goes to the KMS-encrypted ECR repository, "
-             "logs to a KMS-encrypted log group), so a project key would encrypt nothing")
 
         image_uri = f"{props.repository_url}:{props.image_tag}"
         script = TerraformAsset(self, "image_build_script", path=props.script_path, type=AssetType.FILE)

@@ -53,6 +53,9 @@ EC2
      every plan then wants to remove them. They stay on the template only.
   10. ``DescribeSecurityGroupRules`` drops the description of rules that reference a security
       group (moto keeps it only for CIDR rules); every plan then wants to set it again. Returned.
+CodeBuild
+  15. ``DeleteProject`` takes a project name or ARN; moto matches names only, so the provider's delete
+      (by ARN, its resource id) left the project behind. An ARN is resolved to its project's name.
 IAM
   8. AWS managed policies (``AmazonEKSClusterPolicy``...) exist only with
      ``MOTO_IAM_LOAD_MANAGED_POLICIES=true``, which this launcher sets.
@@ -252,6 +255,19 @@ def _patch_models() -> None:
         return orig_get_permission(self, action, resource)
 
     s3_models.FakeBucket.get_permission = get_permission
+
+    # 15. DeleteProject by ARN (the provider's id for a CodeBuild project).
+    from moto.codebuild import models as codebuild_models
+
+    orig_delete_project = codebuild_models.CodeBuildBackend.delete_project
+
+    def delete_project(self, project_name):
+        for name, project in list(self.codebuild_projects.items()):
+            if project.arn == project_name:
+                project_name = name
+        return orig_delete_project(self, project_name)
+
+    codebuild_models.CodeBuildBackend.delete_project = delete_project
 
     # 9. Launch template versions: the template's own tags are not part of its data.
     orig_ltv_init = lt_models.LaunchTemplateVersion.__init__
