@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import io
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Mapping, Optional, Sequence
 
 from cdktf import AssetType, DataResource, Fn, LocalExecProvisioner, TerraformAsset, TerraformResource, Token
@@ -147,8 +147,8 @@ class ImageBuildProps:
     log_retention_days: int
     pull_through_cache: Optional[PullThroughCacheProps]
     # Extra environment of the build script (an emulator's endpoint and dummy keys); empty for AWS.
-    script_environment: Mapping[str, str] = field(default_factory=dict)
-    queued_timeout_minutes: int = 60
+    script_environment: Mapping[str, str]
+    queued_timeout_minutes: int = 60  # then CodeBuild gives up on a build that never started
 
 
 class RayImageBuild(Construct):
