@@ -85,6 +85,7 @@ def synth_once(key: str, config_data: dict, tmp_path_factory) -> dict[str, dict]
 # existing-network path, admin access entries, an S3 backend and version configurability in one synth.
 EXISTING_VPC_ID = "vpc-0a1b2c3d4e5f60718"
 EXISTING_PRIVATE_SUBNETS = ["subnet-0a1a1a1a1a1a1a1a1", "subnet-0b2b2b2b2b2b2b2b2", "subnet-0c3c3c3c3c3c3c3c3"]
+DOCKER_HUB_SECRET_ARN = "arn:aws:secretsmanager:us-west-2:123456789012:secret:ecr-pullthroughcache/hub"
 EXISTING_PUBLIC_SUBNETS = ["subnet-0d4d4d4d4d4d4d4d4", "subnet-0e5e5e5e5e5e5e5e5"]
 
 
@@ -96,6 +97,9 @@ def prod_existing_vpc_config() -> dict:
         "vpc_id": EXISTING_VPC_ID, "private_subnet_ids": list(EXISTING_PRIVATE_SUBNETS),
         "public_subnet_ids": list(EXISTING_PUBLIC_SUBNETS)}}
     data["cluster"] = {**data["cluster"], "kubernetes_version": "1.33"}
+    # Docker Hub credentials: the image build pulls its base through an ECR pull-through cache.
+    data["ray"]["image"] = {**data["ray"].get("image", {}),
+                            "docker_hub_secret_arn": DOCKER_HUB_SECRET_ARN}
     return data
 
 
