@@ -53,9 +53,17 @@ def validate(env: dict) -> None:
     RuntimeEnv(**{k: v for k, v in env.items() if k != "working_dir"})
 
 
-def submitted_commands(ray_stack: dict) -> list[str]:
+def orchestrator_jobs(ray_stack: dict) -> list[dict]:
+    """The Jobs the state machine hands its function to create (one per step)."""
     asl = json.loads(one(ray_stack, "aws_sfn_state_machine", "ray_orchestrator")["definition"])
-    jobs = [s["Parameters"]["Job"] for s in asl["States"].values() if s["Type"] == "Task"]
+    jobs = [s["Parameters"]["Payload"]["job"] for s in asl["States"].values()
+            if s["Type"] == "Task" and s["Parameters"].get("Payload", {}).get("action") == "submit"]
+    assert len(jobs) == 2, "a Job per step: training and inference"
+    return jobs
+
+
+def submitted_commands(ray_stack: dict) -> list[str]:
+    jobs = orchestrator_jobs(ray_stack)
     commands = [j["spec"]["template"]["spec"]["containers"][0]["command"][-1] for j in jobs]
     # "cp /config/*.py /tmp/job/ && exec ray job submit ..." -> the submit command
     return [c.split("&& exec ", 1)[1] for c in commands]
@@ -84,9 +92,7 @@ def test_no_build_resources_and_the_configured_image(switched):
     pods = [rc["spec"]["headGroupSpec"]["template"]["spec"]]
     pods += [g["template"]["spec"] for g in rc["spec"]["workerGroupSpecs"]]
     assert {c["image"] for p in pods for c in p["containers"] + p["initContainers"]} == {image}
-    asl = json.loads(one(stacks["ray"], "aws_sfn_state_machine", "ray_orchestrator")["definition"])
-    steps = [s["Parameters"]["Job"]["spec"]["template"]["spec"]["containers"][0] for s in asl["States"].values()
-             if s["Type"] == "Task"]
+    steps = [j["spec"]["template"]["spec"]["containers"][0] for j in orchestrator_jobs(stacks["ray"])]
     assert {c["image"] for c in steps} == {image}
 
 
@@ -113,7 +119,7 @@ def test_make_submit_and_the_rendered_jobs_install_the_requirements(source, tmp_
     pip = list(job_requirements())
     r = run("scripts.ray_commands", config, tmp_path, "submit")
     assert r.returncode == 0, r.stderr
-    assert submit_runtime_env(r.stdout.strip()) == {"working_dir": "training", "pip": pip}
+    assert submit_runtime_env(r.stdout.strip().splitlines()[-1]) == {"working_dir": "training", "pip": pip}
 
     r = run("scripts.render_jobs", config, tmp_path, "--out", str(tmp_path / "out"))
     assert r.returncode == 0, r.stderr
@@ -131,4 +137,4 @@ def test_make_submit_and_the_rendered_jobs_install_the_requirements(source, tmp_
 def test_make_submit_with_the_built_image_installs_nothing(tmp_path):
     r = run("scripts.ray_commands", {}, tmp_path, "submit")
     assert r.returncode == 0, r.stderr
-    assert submit_runtime_env(r.stdout.strip()) == {"working_dir": "training"}
+    assert submit_runtime_env(r.stdout.strip().splitlines()[-1]) == {"working_dir": "training"}
