@@ -1,0 +1,109 @@
+"""README's user guide shows the names, ports and commands the default deployment really has.
+
+Each step's code block is read from README.md and compared with what the stacks synthesize, what KubeRay v1.7.0 and
+its chart derive from them (naming rules read in the v1.7.0 sources: pod names ``<cluster>-head-``/
+``<cluster>-<group>-worker-``, head service ports sorted by name), and what ``make`` runs (scripts/ray_commands.py).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+
+import pytest
+
+from config import AppConfig
+from constructs_lib.ray_manifests import HEAD_PORTS
+from scripts.render_jobs import documents, job_props
+from stacks.contract import KUBERAY_OPERATOR_RELEASE
+from tests.helpers import REFERENCE, ROOT, app_env, one, outputs
+
+README = (ROOT / "README.md").read_text()
+GUIDE = README[README.index("## User guide"):]
+
+
+def block(step: int) -> str:
+    """The first code block of numbered step ``step`` of the user guide."""
+    start = re.search(rf"^{step}\. ", GUIDE, re.M)
+    assert start, f"user guide step {step} not found"
+    nxt = re.search(rf"^{step + 1}\. ", GUIDE[start.end():], re.M)
+    text = GUIDE[start.end(): start.end() + nxt.start()] if nxt else GUIDE[start.end():]
+    m = re.search(r"```\n(.*?)```", text, re.S)
+    assert m, f"step {step} has no code block"
+    return "\n".join(line[3:] if line.startswith("   ") else line for line in m.group(1).splitlines())
+
+
+def make_prints(command: str) -> list[str]:
+    r = subprocess.run([sys.executable, "-m", "scripts.ray_commands", command], cwd=ROOT, env=app_env(),
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    return r.stdout.strip().splitlines()
+
+
+@pytest.fixture(scope="module")
+def cluster(default_synth) -> dict:
+    return one(default_synth["ray-cluster"], "kubernetes_manifest", "ray_cluster")["manifest"]
+
+
+def test_connect_is_the_infra_output_for_the_default_deployment(default_synth):
+    cfg = AppConfig()
+    out = outputs(default_synth["infra"])["update_kubeconfig_command"]["value"]
+    assert out == ('${format("aws eks update-kubeconfig --region %s --name %s", "' + cfg.region
+                   + '", aws_eks_cluster.ray.name)}')
+    assert one(default_synth["infra"], "aws_eks_cluster", "ray")["name"] == cfg.name
+    assert block(1).strip() == f"aws eks update-kubeconfig --region {cfg.region} --name {cfg.name}"
+
+
+def test_pods_are_named_as_kuberay_and_the_chart_name_them(cluster):
+    lines = block(2).splitlines()
+    assert lines[0].strip() == f"kubectl get pods -n {cluster['metadata']['namespace']}"
+    rows = {line.split()[0]: line.split()[1] for line in lines[1:] if line and not line.startswith("NAME")}
+    name = cluster["metadata"]["name"]
+    (group,) = cluster["spec"]["workerGroupSpecs"]
+    # the head runs Ray and, with in-tree autoscaling, the autoscaler sidecar KubeRay adds
+    head_containers = len(cluster["spec"]["headGroupSpec"]["template"]["spec"]["containers"])
+    head_containers += 1 if cluster["spec"]["enableInTreeAutoscaling"] else 0
+    worker_containers = len(group["template"]["spec"]["containers"])
+    assert rows == {f"{KUBERAY_OPERATOR_RELEASE}-...": "1/1", f"{name}-head-...": f"{head_containers}/{head_containers}",
+                    f"{name}-{group['groupName']}-worker-...": f"{worker_containers}/{worker_containers}"}
+
+
+def test_services_and_their_ports(cluster):
+    lines = [line.split() for line in block(3).splitlines()[1:] if line and not line.startswith("NAME")]
+    rows = {cols[0]: cols for cols in lines}
+    head = cluster["spec"]["headGroupSpec"]
+    ports = head["template"]["spec"]["containers"][0]["ports"]
+    assert {p["name"]: p["containerPort"] for p in ports} == HEAD_PORTS
+    # KubeRay v1.7.0 builds the head service from the head container's ports, sorted by port name, headless.
+    expected = ",".join(f"{p['containerPort']}/TCP" for p in sorted(ports, key=lambda p: p["name"]))
+    assert rows["kuberay-head-svc"][1:5] == [head["serviceType"], "None", "<none>", expected]
+    assert rows["kuberay-head-svc"][0] == f"{cluster['metadata']['name']}-head-svc"
+    operator = json.loads((REFERENCE / "kuberay-operator.values.json").read_text())["service"]
+    assert rows[KUBERAY_OPERATOR_RELEASE][1] == operator["type"] and rows[KUBERAY_OPERATOR_RELEASE][4] == \
+        f"{operator['port']}/TCP"
+
+
+def test_port_forward_token_and_submit_are_what_make_runs(default_synth):
+    out = {k: v["value"] for k, v in outputs(default_synth["ray-cluster"]).items()}
+    assert block(4).strip() == make_prints("dashboard")[0] == out["dashboard_port_forward_command"]
+    export, submit = make_prints("submit")
+    assert block(5).strip() == export == out["ray_auth_export_command"]
+    assert block(7).strip() == submit == out["ray_job_submit_command"]
+    assert f"localhost:{HEAD_PORTS['dashboard']}" in block(6)
+
+
+def test_in_cluster_job_names():
+    docs = documents(job_props(AppConfig(), image="registry.example/ray:test"))
+    job = next(d for d in docs["submit-job.yaml"] if d["kind"] == "Job")
+    assert "rendered/submit-job.yaml" in block(9) and "rendered/rayjob.yaml" in GUIDE
+    assert block(9).splitlines()[-1].strip() == (
+        f"kubectl logs -n {job['metadata']['namespace']} job/{job['metadata']['name']} -f")
+
+
+def test_checkpoints_go_where_the_job_writes_them():
+    from training.pytorch_training_e2e import DEFAULT_STORAGE_PATH
+
+    assert f"`{DEFAULT_STORAGE_PATH}/ray_train_run-" in GUIDE
+    assert "s3://<data bucket>/ray/export/" in GUIDE and AppConfig().fsx.export_prefix == "ray/export/"
