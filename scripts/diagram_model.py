@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
+from conventions.kubernetes import GPU_RESOURCE, head_service_name
+
 INTERPOLATION = re.compile(r"\$\{[^{}]*\}")
 S3_PATH = re.compile(r"^s3://(?P<bucket>[^/]+)/(?P<prefix>.*)$")
 RESOURCE_REF = re.compile(r"^\$\{(?P<type>[a-z0-9_]+)\.(?P<name>[a-z0-9_]+)\.[a-z0-9_\[\]]+\}$")
@@ -25,7 +27,6 @@ AUTOSCALER_CHART = "cluster-autoscaler"
 DEVICE_PLUGIN_CHART = "nvidia-device-plugin"
 PROMETHEUS_CHART = "kube-prometheus-stack"
 CONTAINER_INSIGHTS_ADDON = "amazon-cloudwatch-observability"
-GPU_RESOURCE = "nvidia.com/gpu"
 
 
 class SynthError(Exception):
@@ -90,7 +91,7 @@ class RayCluster:
 
     @property
     def head_service(self) -> str:
-        return f"{self.name}-head-svc"
+        return head_service_name(self.name)
 
 
 @dataclass(frozen=True)
