@@ -148,7 +148,7 @@ image:
 DIAGRAM_SYNTH ?= cdktf.out
 DIAGRAM_OUT ?= docs/architecture.png
 diagram: synth $(VENV)/.synced-diagram graphviz
-	$(VENV)/bin/python scripts/diagram.py --synth-dir $(DIAGRAM_SYNTH) --out $(DIAGRAM_OUT)
+	$(VENV)/bin/python -m scripts.diagram --synth-dir $(DIAGRAM_SYNTH) --out $(DIAGRAM_OUT)
 
 pipeline:
 	eval "$$(terraform -chdir=cdktf.out/stacks/ray output -raw start_execution_command)"

@@ -21,9 +21,7 @@ from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any, Optional
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from diagram_model import (  # noqa: E402  (the model lives next to this script)
+from scripts.diagram_model import (
     AUTOSCALER_CHART,
     DEVICE_PLUGIN_CHART,
     KUBERAY_CHART,

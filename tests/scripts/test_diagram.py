@@ -19,12 +19,9 @@ import yaml
 from config.versions import DEFAULT_KUBERNETES_VERSION
 from tests.helpers import ROOT, one, prod_existing_vpc_synth, synth_once
 
-SCRIPTS = str(ROOT / "scripts")
-if SCRIPTS not in sys.path:
-    sys.path.insert(0, SCRIPTS)
 
-import diagram  # noqa: E402
-from diagram_model import Architecture, SynthError, read_architecture  # noqa: E402
+from scripts import diagram
+from scripts.diagram_model import Architecture, SynthError, read_architecture
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -160,8 +157,9 @@ def test_image_build_shows_only_when_the_stacks_have_one(default_synth, tmp_path
 def test_missing_synth_is_one_clear_error(tmp_path):
     with pytest.raises(SynthError, match="no stacks under"):
         read_architecture(tmp_path)
-    r = subprocess.run([sys.executable, str(ROOT / "scripts" / "diagram.py"), "--synth-dir", str(tmp_path),
-                        "--out", str(tmp_path / "x.png")], capture_output=True, text=True, timeout=60)
+    r = subprocess.run([sys.executable, "-m", "scripts.diagram", "--synth-dir", str(tmp_path),
+                        "--out", str(tmp_path / "x.png")], cwd=ROOT, capture_output=True, text=True,
+                       timeout=60)
     assert r.returncode != 0 and "no stacks under" in r.stderr and "Traceback" not in r.stderr
 
 
@@ -204,8 +202,9 @@ def test_dev_and_prod_pictures_follow_their_config(dev_arch, prod_arch, tmp_path
 
 def test_renders_a_real_png(default_synth, tmp_path):
     out = tmp_path / "docs" / "architecture.png"
-    r = subprocess.run([sys.executable, str(ROOT / "scripts" / "diagram.py"), "--synth-dir",
-                        str(default_synth["_outdir"]), "--out", str(out)], capture_output=True, text=True, timeout=120)
+    r = subprocess.run([sys.executable, "-m", "scripts.diagram", "--synth-dir",
+                        str(default_synth["_outdir"]), "--out", str(out)], cwd=ROOT, capture_output=True, text=True,
+                       timeout=120)
     assert r.returncode == 0, r.stderr
     width, height = png_size(out)
     assert 1500 <= width <= 6000 and 800 <= height <= 4000, (width, height)
@@ -227,7 +226,7 @@ def make(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
 def test_make_diagram_writes_docs_architecture_png(default_synth, tmp_path):
     planned = make("-n", "-o", "synth", "-o", ".venv/.synced-diagram", "diagram")
     assert planned.returncode == 0, planned.stderr
-    assert "scripts/diagram.py --synth-dir cdktf.out --out docs/architecture.png" in planned.stdout
+    assert "-m scripts.diagram --synth-dir cdktf.out --out docs/architecture.png" in planned.stdout
     # The same recipe, on the session's synth and into tmp (the committed picture stays untouched).
     out = tmp_path / "architecture.png"
     r = make("-o", "synth", "-o", ".venv/.synced-diagram", "diagram",
