@@ -76,6 +76,7 @@ def test_fsx_csi_driver_uses_irsa_role(shape):
 def test_node_groups_wait_for_the_networking_addons(shape):
     """Without the edge a node group can start before vpc-cni exists: its nodes never become Ready."""
     addons = _addons(shape.infra)
+    assert resources(shape.infra, "aws_eks_node_group")
     for name, group in resources(shape.infra, "aws_eks_node_group").items():
         deps = set(attrs(group).get("depends_on", []))
         for addon in BEFORE_NODES:
@@ -86,6 +87,7 @@ def test_versions_resolved_for_the_clusters_kubernetes_version(shape):
     """Unpinned add-ons take the newest build for the configured Kubernetes version, read at plan time."""
     pinned = shape.cfg.cluster.addon_versions
     data = shape.infra.get("data", {}).get("aws_eks_addon_version", {})
+    assert set(_addons(shape.infra)) >= REQUIRED
     for name, a in _addons(shape.infra).items():
         key = name.replace("-", "_")
         if name in pinned:

@@ -90,6 +90,8 @@ def test_dev_uses_its_explicit_azs(dev_infra):
 def test_subnets_carry_eks_and_elb_tags(created_network_shape):
     s = created_network_shape
     cluster_tag = f"kubernetes.io/cluster/{s.cfg.name}"
+    n = s.cfg.network.zone_count
+    assert len(_subnets(s.infra, "public")) == len(_subnets(s.infra, "private")) == n
     for name, sub in _subnets(s.infra, "public").items():
         tags = sub["tags"]
         assert tags.get("kubernetes.io/role/elb") == "1", name
@@ -114,6 +116,7 @@ def test_public_subnets_route_to_internet_gateway(created_network_shape):
     assert default_routes == [{"destination_cidr_block": "0.0.0.0/0", "gateway_id": ref("aws_internet_gateway", "ray", "id"),
                                "route_table_id": public_rt}]
     assocs = resources(st, "aws_route_table_association")
+    assert _subnets(st, "public")
     for name in _subnets(st, "public"):
         assert attrs(assocs[name]) == {"subnet_id": ref("aws_subnet", name, "id"), "route_table_id": public_rt}
 
@@ -161,6 +164,7 @@ def test_each_private_subnet_uses_its_private_route_table(created_network_shape)
         assert a["subnet_id"] == ref("aws_subnet", name, "id")
         assert a["route_table_id"] != ref("aws_route_table", "public", "id")
         private_rts.add(a["route_table_id"])
+    assert len(private_rts) == created_network_shape.cfg.network.zone_count, "a route table per private subnet"
     assert private_rts == set(_private_default_routes(st)), "every private route table needs its NAT route"
 
 
@@ -204,6 +208,7 @@ def test_existing_vpc_ids_pass_through(existing_infra):
     assert out["public_subnet_ids"]["value"] == EXISTING_PUBLIC_SUBNETS
     # ...and into everything that lives in the network.
     assert attrs(one(existing_infra, "aws_eks_cluster", "ray"))["vpc_config"]["subnet_ids"] == EXISTING_PRIVATE_SUBNETS
+    assert resources(existing_infra, "aws_eks_node_group") and resources(existing_infra, "aws_security_group")
     for name, group in resources(existing_infra, "aws_eks_node_group").items():
         assert attrs(group)["subnet_ids"] == EXISTING_PRIVATE_SUBNETS, name
     fs = attrs(one(existing_infra, "aws_fsx_lustre_file_system", "ray"))

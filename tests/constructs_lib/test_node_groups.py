@@ -149,6 +149,7 @@ def test_gpu_groups_carry_the_gpu_labels_and_cpu_groups_do_not(shape):
 
 
 def test_desired_size_ignored_after_creation(shape):
+    assert len(resources(shape.infra, "aws_eks_node_group")) == len(shape.cfg.cluster.node_groups)
     for name, g in resources(shape.infra, "aws_eks_node_group").items():
         lifecycle = attrs(g)["lifecycle"]
         assert "scaling_config[0].desired_size" in lifecycle["ignore_changes"], name
@@ -156,6 +157,7 @@ def test_desired_size_ignored_after_creation(shape):
 
 def test_groups_in_private_subnets(created_network_shape):
     n = created_network_shape.cfg.network.zone_count
+    assert resources(created_network_shape.infra, "aws_eks_node_group")
     for name, g in resources(created_network_shape.infra, "aws_eks_node_group").items():
         assert attrs(g)["subnet_ids"] == [ref("aws_subnet", f"private_{i}", "id") for i in range(n)], name
 
