@@ -6,14 +6,13 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
 import yaml
 
 import fast_imports
-from config import AppConfig, load_config, parse_config
+from config import AppConfig, load_config
 from tests.helpers import ConfigSource, load_stacks, run_app, session_configs
 
 # Before anything imports cdktf (nothing above does; test modules import constructs_lib at collection): the provider
@@ -25,12 +24,6 @@ T = TypeVar("T")
 
 
 # ----------------------------------------------------------------------------------------- the app, per config
-def _config_of(source: ConfigSource) -> AppConfig:
-    if source is None:
-        return AppConfig()
-    return load_config(str(source)) if isinstance(source, Path) else parse_config(source)
-
-
 def _synth_app(tmp_path_factory, name: str, source: ConfigSource) -> dict:
     """main.py on ``source``: the stacks' JSON by stack name, plus ``_outdir``, ``_config`` (the file main.py
     read, None for the defaults), ``_cfg`` (the parsed config) and ``_stderr`` (its warnings)."""
@@ -44,7 +37,8 @@ def _synth_app(tmp_path_factory, name: str, source: ConfigSource) -> dict:
     assert r.returncode == 0, f"synth of {name} failed:\n{r.stderr[-3000:]}"
     stacks: dict[str, Any] = load_stacks(out)
     assert stacks, f"synth of {name} wrote no stacks"
-    stacks.update(_outdir=out, _config=config, _cfg=_config_of(source), _stderr=r.stderr)
+    cfg = AppConfig() if config is None else load_config(str(config))  # what main.py read
+    stacks.update(_outdir=out, _config=config, _cfg=cfg, _stderr=r.stderr)
     return stacks
 
 
