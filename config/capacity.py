@@ -84,6 +84,8 @@ DAEMONSETS: tuple[DaemonSet, ...] = (
     DaemonSet("aws-node", "EKS add-on vpc-cni (aws/amazon-vpc-cni-k8s v1.23.0 charts/aws-vpc-cni: aws-node and "
               "aws-eks-nodeagent 25m each, init aws-vpc-cni-init 25m)", "all", "always",
               containers=({"cpu": "25m"}, {"cpu": "25m"}), init_containers=({"cpu": "25m"},)),
+    # The one recorded value of kube-proxy's requests: the cluster model (tests/reference/eks-addons/kube-proxy.yaml)
+    # renders this entry, so the validation and the model cannot disagree on it.
     DaemonSet("kube-proxy", "EKS add-on kube-proxy (its manifest is not public: 100m CPU as EKS's DaemonSet "
               "requests it, no memory request (aws/containers-roadmap#1509))", "all", "always",
               containers=({"cpu": "100m"},), verified=False),

@@ -27,6 +27,7 @@ from conventions.kubernetes import (
     memory_mebibytes,
     pod_requests,
 )
+from conventions.naming import IMAGE_BUILD_S3_PREFIX
 
 from . import versions
 from .capacity import misfit, pod_room, ray_head_pod_requests, ray_worker_pod_requests
@@ -35,6 +36,7 @@ from .types import (
     CONTROL_PLANE_LOG_TYPES,
     CPU_AMI_TYPES,
     GPU_AMI_TYPES,
+    PULL_THROUGH_SECRET_RE,
     AddonVersion,
     AmiType,
     AvailabilityZones,
@@ -42,6 +44,7 @@ from .types import (
     BucketName,
     ChartVersion,
     Cidr,
+    CodeBuildComputeType,
     ControlPlaneLogTypes,
     CpuQuantity,
     DeploymentName,
@@ -58,6 +61,7 @@ from .types import (
     MetricsScrapeMode,
     NodeGroupName,
     PrincipalArns,
+    PullThroughSecretArn,
     RayVersion,
     Region,
     RetentionDays,
@@ -439,14 +443,50 @@ def _version(v: str) -> tuple[int, ...]:
     return tuple(int(x) for x in v.split("."))
 
 
+IMAGE_SOURCES = ("build", "stock", "custom")
+
+
+class RayImageConfig(_Model):
+    """The image of the Ray head and workers (and of the job submitters).
+
+    build: the deploy builds training/Dockerfile (Ray + training/requirements.txt + the job code) in AWS CodeBuild
+    and pushes it to the ECR repository with an immutable content-hash tag. stock: rayproject/ray, which has no
+    torch. custom: ``uri``, your own image. With stock and custom, every job submission installs
+    training/requirements.txt through its runtime_env (pip), on every node, before the job starts.
+    """
+
+    source: Literal[IMAGE_SOURCES] = "build"  # type: ignore[valid-type]
+    uri: Optional[ImageRef] = None  # custom only
+    # build only: a Secrets Manager secret named ecr-pullthroughcache/... (keys username, accessToken) with Docker Hub
+    # credentials. The build then pulls rayproject/ray through an ECR pull-through cache: Docker Hub's anonymous
+    # pull limit counts per address, and CodeBuild's addresses are shared.
+    docker_hub_secret_arn: Optional[PullThroughSecretArn] = None
+    build_compute_type: CodeBuildComputeType = "BUILD_GENERAL1_LARGE"  # 15 GB RAM, 128 GB disk: a CUDA image fits
+    build_timeout_minutes: int = Field(120, ge=5, le=2160)
+
+    @model_validator(mode="after")
+    def _source(self) -> "RayImageConfig":
+        if self.source == "custom" and not self.uri:
+            raise FieldError("uri", "required when source is custom (the image of the Ray head and workers)")
+        if self.source != "custom" and self.uri:
+            raise FieldError("uri", f"only used when source is custom; remove it or set source: custom "
+                                    f"(source is {self.source})")
+        if self.source != "build" and self.docker_hub_secret_arn:
+            raise FieldError("docker_hub_secret_arn", f"only used when source is build (source is {self.source})")
+        return self
+
+    @property
+    def bundles_job_requirements(self) -> bool:
+        """The image itself holds training/requirements.txt: no runtime_env install per job."""
+        return self.source == "build"
+
+
 class RayConfig(_Model):
     namespace: DnsLabel = "ray"
     # The RayCluster name; KubeRay names the head service "<name>-head-svc" (the user guide uses kuberay-head-svc).
     cluster_name: DnsLabel = "kuberay"
     ray_version: RayVersion = versions.RAY_VERSION
-    # Empty: the ECR repository's image tagged with ray_version when use_ecr_image, else rayproject/ray.
-    image: Optional[ImageRef] = None
-    use_ecr_image: bool = False
+    image: RayImageConfig = RayImageConfig()
     idle_timeout_seconds: int = Field(60, ge=0, le=86400)
     head: HeadConfig = HeadConfig()
     worker_groups: list[WorkerGroupConfig] = Field(default_factory=_default_worker_groups)
@@ -454,6 +494,19 @@ class RayConfig(_Model):
     cluster_autoscaler_chart_version: ChartVersion = versions.CLUSTER_AUTOSCALER_CHART
     nvidia_device_plugin_chart_version: ChartVersion = versions.NVIDIA_DEVICE_PLUGIN_CHART
     kuberay_operator_chart_version: ChartVersion = versions.KUBERAY_OPERATOR_CHART
+
+    @model_validator(mode="before")
+    @classmethod
+    def _replaced_keys(cls, data: object) -> object:
+        # The image settings before ray.image became a section: say what replaces them, not just "unknown key".
+        if isinstance(data, dict):
+            if "use_ecr_image" in data:
+                raise FieldError("use_ecr_image", "replaced by ray.image.source: build (the default: the deploy "
+                                                  "builds the image and the cluster uses it)")
+            if isinstance(data.get("image"), str):
+                raise FieldError("image", "is a section now: write image: {source: custom, uri: "
+                                          f"{data['image']}}} (or source: build / stock)")
+        return data
 
     @model_validator(mode="after")
     def _groups(self) -> "RayConfig":
@@ -464,8 +517,6 @@ class RayConfig(_Model):
         names = [g.name for g in self.worker_groups]
         if len(set(names)) != len(names):
             raise FieldError("worker_groups", "names must be unique")
-        if self.image and self.use_ecr_image:
-            raise FieldError("image", "set either image or use_ecr_image, not both")
         return self
 
     @property
@@ -571,6 +622,18 @@ class AppConfig(_Model):
         self._fits(("ray", "head"), self.cluster.core_group, ray_head_pod_requests(head.cpu, head.memory),
                    {"cpu": head.cpu, "memory": head.memory, "gpus": "0"},
                    pod_requests([AUTOSCALER_RESOURCES]))
+        secret = self.ray.image.docker_hub_secret_arn
+        if secret:
+            secret_region = PULL_THROUGH_SECRET_RE.match(secret).group(1)  # type: ignore[union-attr]
+            if secret_region != self.region:
+                raise FieldError(("ray", "image", "docker_hub_secret_arn"),
+                                 f"the secret must be in the deployment's region {self.region} (ECR reads it from "
+                                 f"the pull-through cache rule's region), got {secret_region}")
+        for field in ("import_prefix", "export_prefix"):
+            prefix = getattr(self.fsx, field)
+            if prefix.startswith(IMAGE_BUILD_S3_PREFIX) or IMAGE_BUILD_S3_PREFIX.startswith(prefix):
+                raise FieldError(("fsx", field), f"must not overlap {IMAGE_BUILD_S3_PREFIX} (the image build's "
+                                                 f"source in the data bucket), got {prefix}")
         for az in self.network.availability_zones:
             if not az.startswith(self.region) or len(az) != len(self.region) + 1:
                 raise FieldError(("network", "availability_zones"),
@@ -610,10 +673,20 @@ class AppConfig(_Model):
         args = self.orchestrator.training_args
         return list(self.training.args if args is None else args)
 
-    def ray_image(self, ecr_repository_url: Optional[str] = None) -> str:
-        if self.ray.image:
-            return self.ray.image
-        if self.ray.use_ecr_image and ecr_repository_url:
-            return f"{ecr_repository_url}:{self.ray.ray_version}"
-        suffix = "-gpu" if self.cluster.has_gpu else ""
+    @property
+    def stock_ray_image(self) -> str:
+        """rayproject/ray at ray_version: the CUDA 13.0 build for GPU clusters, else the CPU one. Also the base
+        (FROM) of the built image."""
+        suffix = f"-{versions.RAY_IMAGE_CUDA}" if self.cluster.has_gpu else ""
         return f"rayproject/ray:{self.ray.ray_version}-py311{suffix}"
+
+    def ray_image(self, built_image: Optional[str] = None) -> str:
+        """The image of the Ray pods. ``built_image``: the infra stack's build output (source build only)."""
+        image = self.ray.image
+        if image.source == "custom":
+            return image.uri  # type: ignore[return-value]
+        if image.source == "stock":
+            return self.stock_ray_image
+        if not built_image:
+            raise ValueError("ray.image.source is build: the image is the infra stack's ray_image output")
+        return built_image

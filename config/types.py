@@ -71,6 +71,10 @@ CHART_VERSION_RE = re.compile(r"^\d+\.\d+\.\d+$")
 ADDON_VERSION_RE = re.compile(r"^v\d+\.\d+\.\d+-eksbuild\.\d+$")
 ENDPOINT_URL_RE = re.compile(r"^https?://[^\s/]+(:\d+)?/?$")
 BROWSER_URL_RE = re.compile(r"^https?://[^\s/$]+(:\d+)?(/[^\s$]*)?$")
+# ECR pull-through cache credentials: a Secrets Manager secret whose name starts with ecr-pullthroughcache/
+# (CreatePullThroughCacheRule's credentialArn pattern).
+PULL_THROUGH_SECRET_RE = re.compile(r"^arn:aws[a-z-]*:secretsmanager:([a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d):\d{12}:"
+                                    r"secret:ecr-pullthroughcache/[\w/+=.@-]+$")
 # Job arguments end up in a shell command and in Terraform JSON: plain tokens only (no quotes, spaces, ${}).
 JOB_ARG_RE = re.compile(r"^[\w./:=@+,%-]+$")
 
@@ -80,6 +84,9 @@ LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 
 CONTROL_PLANE_LOG_TYPES = ("api", "audit", "authenticator", "controllerManager", "scheduler")
 GPU_AMI_TYPES = ("AL2023_x86_64_NVIDIA", "AL2023_ARM_64_NVIDIA", "BOTTLEROCKET_x86_64_NVIDIA",
                  "BOTTLEROCKET_ARM_64_NVIDIA")
+# CodeBuild's Linux EC2 compute types (2XLARGE: 824 GB SSD, Docker images up to 100 GB).
+CODEBUILD_COMPUTE_TYPES = ("BUILD_GENERAL1_SMALL", "BUILD_GENERAL1_MEDIUM", "BUILD_GENERAL1_LARGE",
+                           "BUILD_GENERAL1_XLARGE", "BUILD_GENERAL1_2XLARGE")
 CPU_AMI_TYPES = ("AL2023_x86_64_STANDARD", "AL2023_ARM_64_STANDARD", "BOTTLEROCKET_x86_64", "BOTTLEROCKET_ARM_64")
 
 
@@ -205,6 +212,10 @@ BrowserUrl = Annotated[str, _rule(BROWSER_URL_RE.match, "must be an http(s) URL 
 RayVersion = Annotated[str, _rule(RAY_VERSION_RE.match, "must be a Ray 2.x release such as 2.58.0, got {v!r}")]
 ImageRef = Annotated[str, _rule(lambda v: IMAGE_RE.match(v) and "ray-ml" not in v,
                                 "must be a container image reference (not the frozen rayproject/ray-ml), got {v!r}")]
+PullThroughSecretArn = Annotated[str, _rule(PULL_THROUGH_SECRET_RE.match,
+                                            "must be the ARN of a Secrets Manager secret named "
+                                            "ecr-pullthroughcache/... (ECR pull-through cache credentials), got {v!r}")]
+CodeBuildComputeType = Literal[CODEBUILD_COMPUTE_TYPES]  # type: ignore[valid-type]
 ChartVersion = Annotated[str, _rule(CHART_VERSION_RE.match, "must be a pinned chart version such as 1.2.3, got {v!r}")]
 AddonVersion = Annotated[str, _rule(ADDON_VERSION_RE.match,
                                     "must be an EKS add-on version such as v4.4.0-eksbuild.1, got {v!r}")]

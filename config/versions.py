@@ -9,6 +9,11 @@ RAY_VERSION = "2.58.0"
 # mode token): Ray 2.52.0 and later (docs.ray.io ray-security/token-auth; KubeRay v1.7.0 utils/validation.go
 # rejects older rayVersions).
 RAY_TOKEN_AUTH_MIN_VERSION = "2.52.0"
+# CUDA of the GPU Ray image, rayproject/ray:<RAY_VERSION>-py311-<this> (ray-project/ray ray-images.json lists
+# cu13.0.0-cudnn, tagged -cu130; its "-gpu" alias is CUDA 12.1). 13.0 is what the job's torch wheels
+# (training/requirements.txt, PyPI builds +cu130) are built for, and the EKS AL2023 NVIDIA AMIs of every
+# supported Kubernetes version ship NVIDIA driver 580, the first to run CUDA 13.
+RAY_IMAGE_CUDA = "cu130"
 
 # Helm charts.
 KUBERAY_OPERATOR_CHART = "1.7.0"
@@ -23,3 +28,7 @@ SUPPORTED_KUBERNETES_VERSIONS = ("1.33", "1.34", "1.35")
 DEFAULT_KUBERNETES_VERSION = "1.35"
 # cluster-autoscaler's minor version must match the cluster's: the newest patch of each.
 CLUSTER_AUTOSCALER_IMAGE_TAGS = {"1.33": "v1.33.6", "1.34": "v1.34.5", "1.35": "v1.35.2"}
+
+# The CodeBuild image that builds the Ray image (Ubuntu 22.04 with Docker and AWS CLI v2; one of the curated
+# images AWS CodeBuild actively maintains, aws/aws-codebuild-docker-images README).
+CODEBUILD_IMAGE = "aws/codebuild/standard:7.0"

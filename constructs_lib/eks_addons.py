@@ -26,15 +26,34 @@ from cdktf_cdktf_provider_aws.iam_role_policy import IamRolePolicy
 
 from conventions.eks import ADDONS_AFTER_COMPUTE as AFTER_COMPUTE
 from conventions.eks import ADDONS_BEFORE_COMPUTE as BEFORE_COMPUTE
+from conventions.eks import CONTAINER_INSIGHTS_ADDON
+from conventions.kubernetes import CORE_ROLE, node_selector
 
 from .iam import irsa_assume_role_policy, policy_document, statement
 
-__all__ = ["AFTER_COMPUTE", "BEFORE_COMPUTE", "EksAddons", "EksAddonsProps"]
+__all__ = ["ADDON_CONFIGURATION", "AFTER_COMPUTE", "BEFORE_COMPUTE", "EksAddons", "EksAddonsProps",
+           "addon_configuration_values"]
 
 
-# Add-on configuration (the add-on's JSON schema). vpc-cni: its network policy agent enforces NetworkPolicies (the
-# ray-cluster stack's policy on the Ray head); the value is the string "true" (EKS user guide, cni-network-policy).
-ADDON_CONFIGURATION = {"vpc-cni": json.dumps({"enableNetworkPolicy": "true"})}
+# Add-on configuration: values the add-on's configuration JSON schema accepts (aws eks describe-addon-configuration),
+# which EKS merges over the add-on's chart defaults. tests/reference/eks-addons/<add-on>.yaml records the part of
+# each schema these rely on, and tests/cluster_model renders them.
+ADDON_CONFIGURATION: dict[str, dict] = {
+    # Its network policy agent enforces NetworkPolicies (the ray-cluster stack's policy on the Ray head); the value
+    # is the string "true" (EKS user guide, cni-network-policy).
+    "vpc-cni": {"enableNetworkPolicy": "true"},
+    # The add-ons' Deployments run on the core group. They tolerate no taint of ours, so without a selector they
+    # would also go to any untainted worker group (SPOT nodes that cluster-autoscaler removes when Ray scales in).
+    "coredns": {"nodeSelector": node_selector(CORE_ROLE)},
+    "aws-fsx-csi-driver": {"controller": {"nodeSelector": node_selector(CORE_ROLE)}},
+    CONTAINER_INSIGHTS_ADDON: {"manager": {"nodeSelector": node_selector(CORE_ROLE)}},
+}
+
+
+def addon_configuration_values(name: str) -> str | None:
+    """The ``configuration_values`` JSON of an add-on (None: the add-on's defaults)."""
+    values = ADDON_CONFIGURATION.get(name)
+    return json.dumps(values) if values is not None else None
 
 
 @dataclass(frozen=True)
@@ -77,7 +96,7 @@ class EksAddons(Construct):
         return EksAddon(
             self, key, cluster_name=props.cluster_name, addon_name=name,
             addon_version=version, service_account_role_arn=role_arn,
-            configuration_values=ADDON_CONFIGURATION.get(name),
+            configuration_values=addon_configuration_values(name),
             # Our config wins over manual edits; on delete, keep the running pods until the cluster goes.
             resolve_conflicts_on_create="OVERWRITE", resolve_conflicts_on_update="OVERWRITE",
             depends_on=list(depends) or None,

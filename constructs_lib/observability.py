@@ -26,8 +26,10 @@ from cdktf_cdktf_provider_helm.release import Release
 from cdktf_cdktf_provider_kubernetes.manifest import Manifest, ManifestFieldManager
 from cdktf_cdktf_provider_kubernetes.namespace_v1 import NamespaceV1, NamespaceV1Metadata
 
+from conventions.eks import CONTAINER_INSIGHTS_ADDON
 from conventions.kubernetes import CORE_ROLE, node_selector
 
+from .eks_addons import addon_configuration_values
 from .iam import policy_document, statement
 from .irsa_role import IrsaRole, IrsaRoleProps
 
@@ -37,7 +39,6 @@ KPS_RELEASE = "kube-prometheus-stack"
 # the container port named "metrics"); the KubeRay operator serves its own on its Service's port 8080.
 RAY_METRICS_PORT = 8080
 OPERATOR_METRICS_PORT = 8080
-CONTAINER_INSIGHTS_ADDON = "amazon-cloudwatch-observability"
 CLOUDWATCH_NAMESPACE = "amazon-cloudwatch"
 CLOUDWATCH_SERVICE_ACCOUNT = "cloudwatch-agent"
 # Monitors carry the release label kube-prometheus-stack selects by default, for installs not made here.
@@ -193,6 +194,7 @@ class ObservabilityAddons(Construct):
             EksAddon(Construct(self, "addon"), "container_insights", cluster_name=props.cluster_name,
                      addon_name=CONTAINER_INSIGHTS_ADDON, addon_version=props.container_insights_addon_version,
                      service_account_role_arn=role.role_arn,
+                     configuration_values=addon_configuration_values(CONTAINER_INSIGHTS_ADDON),
                      resolve_conflicts_on_create="OVERWRITE", resolve_conflicts_on_update="OVERWRITE")
 
 

@@ -126,6 +126,7 @@ class PipelineProps:
     inference_args: tuple[str, ...]
     step_timeout_seconds: int
     retries: int
+    pip: tuple[str, ...]  # runtime_env pip of both steps: what the image lacks (stacks.contract.job_pip)
     labels: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -147,7 +148,7 @@ def submit_command(props: PipelineProps, step: str) -> str:
     else:
         entry = ["python", props.inference_script, *props.inference_args]
         managed = f"--checkpoint {run_dir()} --output-path {run_dir()}/predictions"
-    return submitter_command(props.dashboard_address, f"{shlex.join(entry)} {managed}")
+    return submitter_command(props.dashboard_address, f"{shlex.join(entry)} {managed}", props.pip)
 
 
 def step_job(props: PipelineProps, step: str) -> dict:

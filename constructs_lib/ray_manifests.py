@@ -8,9 +8,12 @@ KubeRay CRD schemas and the Kubernetes OpenAPI schemas.
 from __future__ import annotations
 
 import copy
+import json
 import shlex
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Optional, Sequence
+
+import yaml
 
 from conventions.kubernetes import (
     AUTOSCALER_RESOURCES,
@@ -60,13 +63,33 @@ def token_auth_env(ray_cluster_name: str) -> list[dict]:
     ]
 
 
-def submitter_command(address: str, entrypoint: str) -> str:
+def runtime_env(pip: Sequence[str], working_dir: Optional[str] = None) -> dict:
+    """A job's runtime_env: its files (``working_dir``) and the libraries its image lacks (``pip``: the lines of
+    training/requirements.txt with a stock or custom image, none with the built one). Every job submission
+    (make submit, the stack output, the submitter Job, the RayJob, the orchestrator) builds it here."""
+    env: dict = {}
+    if working_dir:
+        env["working_dir"] = working_dir
+    if pip:
+        env["pip"] = list(pip)
+    return env
+
+
+def runtime_env_args(pip: Sequence[str]) -> list[str]:
+    """``ray job submit`` arguments that add ``pip`` to the job's runtime_env (none when there is nothing to add)."""
+    if not pip:
+        return []
+    return ["--runtime-env-json", json.dumps(runtime_env(pip), separators=(",", ":"))]
+
+
+def submitter_command(address: str, entrypoint: str, pip: Sequence[str]) -> str:
     """Shell command of a submitter pod whose job files come from a ConfigMap mounted at /config.
 
     ConfigMap mounts are symlink farms; the plain files are copied into the working dir that gets uploaded.
     """
-    return (f"cp /config/*.py /tmp/job/ && "
-            f"exec ray job submit --address {address} --working-dir /tmp/job -- {entrypoint}")
+    submit = shlex.join(["ray", "job", "submit", "--address", address, "--working-dir", "/tmp/job",
+                         *runtime_env_args(pip)])
+    return f"cp /config/*.py /tmp/job/ && exec {submit} -- {entrypoint}"
 
 
 @dataclass(frozen=True)
@@ -282,6 +305,7 @@ class JobSubmissionProps:
     files: dict[str, str]
     script: str  # the entrypoint, one of files
     args: tuple[str, ...]
+    pip: tuple[str, ...]  # runtime_env pip: what the image lacks (stacks.contract.job_pip)
     job_name: str = "pytorch-training-e2e"
     labels: dict[str, str] = field(default_factory=dict)
 
@@ -312,7 +336,7 @@ def submit_job(props: JobSubmissionProps) -> dict:
 
     Its pod carries the submitter label (the head's NetworkPolicy admits it) and the cluster's token.
     """
-    command = submitter_command(dashboard_url(props.head_service), props.entrypoint)
+    command = submitter_command(dashboard_url(props.head_service), props.entrypoint, props.pip)
     return {
         "apiVersion": "batch/v1", "kind": "Job",
         "metadata": {"name": f"{props.job_name}-submit", "namespace": props.namespace,
@@ -360,7 +384,7 @@ def ray_job(props: JobSubmissionProps) -> dict:
             "entrypoint": props.entrypoint,
             # KubeRay writes the submitter's `ray job submit` command; the script's ConfigMap is mounted
             # into the submitter pod and uploaded from there as the job's working dir.
-            "runtimeEnvYAML": "working_dir: /config\n",
+            "runtimeEnvYAML": yaml.safe_dump(runtime_env(props.pip, working_dir="/config"), sort_keys=False),
             "submitterPodTemplate": {
                 "metadata": {"labels": submitter_labels(props.cluster_name)},
                 "spec": {
@@ -442,7 +466,7 @@ def port_forward_command(namespace: str, head_service: str) -> str:
     return f"kubectl port-forward -n {namespace} svc/{head_service} 8265:8265"
 
 
-def job_submit_command(script: str, args: tuple[str, ...]) -> str:
+def job_submit_command(script: str, args: tuple[str, ...], pip: Sequence[str]) -> str:
     """`ray job submit` through the dashboard port-forward, run from the repository root."""
     return shlex.join(["ray", "job", "submit", "--address", "http://localhost:8265", "--working-dir", "training",
-                       "--", "python", script, *args])
+                       *runtime_env_args(pip), "--", "python", script, *args])

@@ -59,6 +59,7 @@ class SecureBucket(Construct):
     bucket_arn: str
     policy: S3BucketPolicy
     bucket: S3Bucket
+    versioning: S3BucketVersioningA
 
     def __init__(self, scope: Construct, id: str, props: SecureBucketProps) -> None:
         super().__init__(scope, id)
@@ -83,8 +84,9 @@ class SecureBucket(Construct):
                                   rule=S3BucketOwnershipControlsRule(object_ownership="BucketOwnerEnforced"))
         S3BucketPublicAccessBlock(part("public_access"), id, bucket=bucket.id, block_public_acls=True,
                                   block_public_policy=True, ignore_public_acls=True, restrict_public_buckets=True)
-        S3BucketVersioningA(part("versioning"), id, bucket=bucket.id,
-                            versioning_configuration=S3BucketVersioningVersioningConfiguration(status="Enabled"))
+        self.versioning = S3BucketVersioningA(
+            part("versioning"), id, bucket=bucket.id,
+            versioning_configuration=S3BucketVersioningVersioningConfiguration(status="Enabled"))
         # SSE-S3: FSx data repository associations and S3 server access logging work with it without
         # per-file-system KMS grants (see the security section of README.md).
         S3BucketServerSideEncryptionConfigurationA(

@@ -12,3 +12,5 @@ ADDONS_BEFORE_COMPUTE = ("vpc-cni", "kube-proxy", "eks-pod-identity-agent")
 # Deployments: they need schedulable nodes or they sit DEGRADED until the create times out.
 ADDONS_AFTER_COMPUTE = ("coredns", "aws-fsx-csi-driver")
 EKS_ADDONS = ADDONS_BEFORE_COMPUTE + ADDONS_AFTER_COMPUTE
+# CloudWatch Container Insights, installed by the ray stack when observability.container_insights is on.
+CONTAINER_INSIGHTS_ADDON = "amazon-cloudwatch-observability"

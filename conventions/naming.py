@@ -14,6 +14,7 @@ checks the synthesized stacks against ``LIMITS`` and against each other.
 
 from __future__ import annotations
 
+import hashlib
 import re
 
 # Longest name each attribute takes: provider 5.100.0's own validation, or the AWS API where that is
@@ -105,6 +106,7 @@ RAY_WORKLOAD_ROLE = "ray-workload"
 CONTAINER_INSIGHTS_ROLE = "container-insights"
 ORCHESTRATOR_ROLE = "ray-orchestrator"
 ORCHESTRATOR_FUNCTION_ROLE = "ray-orch-fn"
+IMAGE_BUILD_ROLE = "image-build"
 
 
 def node_role_purpose(group: str) -> str:
@@ -171,3 +173,34 @@ def ecr_repository_name(name: str) -> str:
     """The custom Ray image's repository: ``<name>/ray-custom``, one per deployment (ECR names are regional)."""
     return f"{_check(name)}/ray-custom"
 
+
+
+# ---------------------------------------------------------------------------------------------- image build
+# The data bucket's key prefix of the image build's source (the build context archive).
+IMAGE_BUILD_S3_PREFIX = "image-build/"
+IMAGE_BUILD_CONTEXT_KEY = f"{IMAGE_BUILD_S3_PREFIX}context.zip"
+
+
+def _fit_unique(name: str, suffix: str, limit: int) -> str:
+    """For exact names (no provider suffix): ``<name><suffix>`` when it fits, else a readable head of the name and a
+    short hash of all of it, so two long names that share a head still differ."""
+    _check(name)
+    if len(name) + len(suffix) <= limit:
+        return f"{name}{suffix}"
+    digest = hashlib.sha256(name.encode()).hexdigest()[:4]
+    return f"{name[: limit - len(suffix) - len(digest) - 1].rstrip('-')}-{digest}{suffix}"
+
+
+def image_build_project(name: str) -> str:
+    """The CodeBuild project that builds the Ray image (API: 2-150 of [A-Za-z0-9-_], letter or digit first)."""
+    return _fit_unique(name, "-ray-image", LIMITS["aws_codebuild_project.name"])
+
+
+def image_build_log_group(name: str) -> str:
+    """CodeBuild's own log group name for the project, created by us (retention, KMS) before any build."""
+    return f"/aws/codebuild/{image_build_project(name)}"
+
+
+def docker_hub_cache_prefix(name: str) -> str:
+    """ECR pull-through cache rule prefix for Docker Hub. Rules are per account and region: one per deployment."""
+    return _fit_unique(name, "-docker-hub", LIMITS["aws_ecr_pull_through_cache_rule.ecr_repository_prefix"])

@@ -82,7 +82,7 @@ class RayCluster:
     head: RayGroup
     workers: tuple[RayGroup, ...]
     image: str
-    image_from_ecr: bool  # the image is the stack's ECR repository (ray.use_ecr_image)
+    image_from_ecr: bool  # the image is the stack's ECR repository (ray.image.source build)
     dashboard_port: int
     autoscaling: bool  # in-tree Ray autoscaler
     fsx_claim: Optional[str]  # the PVC its pods mount
@@ -360,6 +360,12 @@ def _ray_group(name: str, template: dict[str, Any], low: int, high: int) -> RayG
                     node_selector=_selector(pod.get("nodeSelector")))
 
 
+def _image_from_ecr(image: str) -> bool:
+    # The infra stack's ray_image output read through remote state: the image its CodeBuild project pushed to the
+    # ECR repository (ray.image.source build); a stock or custom image is a literal reference.
+    return "ecr_repository_url" in image or "outputs.ray_image" in image
+
+
 def _ray_cluster(res: _Resources) -> Optional[RayCluster]:
     manifest = next((b["manifest"] for b in res.all("kubernetes_manifest")
                      if b.get("manifest", {}).get("kind") == "RayCluster"), None)
@@ -381,6 +387,6 @@ def _ray_cluster(res: _Resources) -> Optional[RayCluster]:
                    for m in head_container.get("volumeMounts", []) if m.get("name") in claims)
     return RayCluster(name=str(manifest.get("metadata", {}).get("name", "")),
                       namespace=str(manifest.get("metadata", {}).get("namespace", "")), head=head, workers=workers,
-                      image=image, image_from_ecr="ecr_repository_url" in image, dashboard_port=port,
+                      image=image, image_from_ecr=_image_from_ecr(image), dashboard_port=port,
                       autoscaling=bool(spec.get("enableInTreeAutoscaling")),
                       fsx_claim=next(iter(claims.values()), None), fsx_mounts=mounts)

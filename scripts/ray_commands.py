@@ -14,7 +14,7 @@ import sys
 
 from config import ConfigError, load_config
 from constructs_lib.ray_manifests import job_submit_command, port_forward_command, token_command, token_export_command
-from stacks.contract import TRAINING_SCRIPT
+from stacks.contract import TRAINING_SCRIPT, job_pip
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         # The job API requires the token: `ray job submit` sends it when RAY_AUTH_MODE=token and RAY_AUTH_TOKEN are set.
         print(token_export_command(namespace, cluster))
-        print(job_submit_command(TRAINING_SCRIPT, tuple(ns.args or cfg.training.args)))
+        print(job_submit_command(TRAINING_SCRIPT, tuple(ns.args or cfg.training.args), job_pip(cfg)))
     return 0
 
 

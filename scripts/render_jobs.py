@@ -4,8 +4,9 @@
 
 Writes ``submit-job.yaml`` (ServiceAccount ray-operator-ray-operator, ConfigMap with the training
 script, batch Job running `ray job submit` against the head service) and ``rayjob.yaml`` (the same
-ConfigMap + a RayJob onto the running cluster). Namespace, service names, Ray version and image
-come from the same config the stacks use.
+ConfigMap + a RayJob onto the running cluster). Namespace, service names, Ray version, image and
+runtime_env come from the same config the stacks use (with ray.image.source build, the image is the deployed
+infra stack's ray_image output).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from constructs_lib.ray_manifests import (
     submitter_service_account,
     training_script_config_map,
 )
-from stacks.contract import INFRA_STACK, TRAINING_SCRIPT, job_files
+from stacks.contract import INFRA_STACK, TRAINING_SCRIPT, job_files, job_pip
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -52,14 +53,14 @@ def _infra_output(name: str) -> str | None:
 
 def job_props(cfg: AppConfig, image: str | None = None, files: dict[str, str] | None = None) -> JobSubmissionProps:
     if image is None:
-        ecr = _infra_output("ecr_repository_url") if cfg.ray.use_ecr_image else None
-        if cfg.ray.use_ecr_image and not ecr:
-            raise ConfigError("ray.use_ecr_image: the ECR URL comes from the deployed infra stack; "
-                              "deploy it first or pass --image")
-        image = cfg.ray_image(ecr)
+        built = _infra_output("ray_image") if cfg.ray.image.source == "build" else None
+        if cfg.ray.image.source == "build" and not built:
+            raise ConfigError("ray.image.source is build: the image is the deployed infra stack's ray_image output "
+                              "(cdktf.out/stacks/infra); deploy it first or pass --image")
+        image = cfg.ray_image(built)
     return JobSubmissionProps(namespace=cfg.ray.namespace, cluster_name=cfg.ray.cluster_name, image=image,
                               files=files if files is not None else job_files(), script=TRAINING_SCRIPT,
-                              args=tuple(cfg.training.args))
+                              args=tuple(cfg.training.args), pip=job_pip(cfg))
 
 
 def documents(props: JobSubmissionProps) -> dict[str, list[dict]]:

@@ -8,8 +8,7 @@ clash is an error at synth.
 
 from __future__ import annotations
 
-from cdktf import TerraformDataSource, TerraformStack
-from constructs import Node
+from cdktf import TerraformDataSource, TerraformElement, TerraformStack
 
 
 class AddressClash(Exception):
@@ -26,12 +25,13 @@ class ReadableStack(TerraformStack):
     # jsii exposes the protected TerraformStack.allocateLogicalId under this name; cdktf calls it once
     # per element, the first time the element is referenced or synthesized.
     def _allocate_logical_id(self, tf_element) -> str:  # noqa: D401
-        if isinstance(tf_element, Node):  # a TerraformAsset names its folder (assets/<id>/) by its node
+        if not TerraformElement.is_terraform_element(tf_element):
+            # A TerraformAsset asks with its construct node: it names its folder under assets/.
             node, kind = tf_element, "asset"
         else:
             node = tf_element.node
             kind = getattr(tf_element, "terraform_resource_type", None) or type(tf_element).__name__
-        if not isinstance(tf_element, Node) and TerraformDataSource.is_terraform_data_source(tf_element):
+        if TerraformDataSource.is_terraform_data_source(tf_element):
             kind = f"data.{kind}"
         key = (kind, node.id)
         if key in self._addresses and self._addresses[key] != node.path:

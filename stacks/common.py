@@ -12,7 +12,8 @@ from config import AppConfig
 from conventions.naming import DEPLOYMENT_TAG
 
 # The services our stacks call; an emulator endpoint is set for each of them.
-EMULATED_SERVICES = ("autoscaling", "ec2", "ecr", "eks", "fsx", "iam", "kms", "logs", "s3", "sfn", "ssm", "sts")
+EMULATED_SERVICES = ("autoscaling", "codebuild", "ec2", "ecr", "eks", "fsx", "iam", "kms", "logs", "s3", "sfn", "ssm",
+                     "sts")
 # The local backend's state files live in <project>/state/; stacks run from cdktf.out/stacks/<name>/.
 STACK_DIR_TO_PROJECT = "../../.."
 
@@ -71,6 +72,21 @@ def deployment_tags(cfg: AppConfig) -> dict[str, str]:
     """The tags on every AWS resource of a deployment: the provider's default_tags, and what the launch
     templates put on instances, volumes and network interfaces (default_tags do not reach those)."""
     return {**cfg.tags, DEPLOYMENT_TAG: cfg.name}
+
+
+def ray_pod_image(cfg: AppConfig, infra) -> str:
+    """The Ray pods' image: the infra stack's build output with ray.image.source build (read through remote state,
+    so it is the image a successful build pushed), the config's stock or custom image otherwise."""
+    return cfg.ray_image(infra.get_string("ray_image") if cfg.ray.image.source == "build" else None)
+
+
+def emulator_environment(cfg: AppConfig) -> dict[str, str]:
+    """Environment for AWS CLI calls the deploy makes itself (the image build script): the emulator's endpoint
+    and its dummy keys when ``endpoints.url`` is set, nothing otherwise (the caller's own credentials apply)."""
+    if not cfg.endpoints.url:
+        return {}
+    return {"AWS_ENDPOINT_URL": cfg.endpoints.url, "AWS_ACCESS_KEY_ID": cfg.endpoints.access_key,
+            "AWS_SECRET_ACCESS_KEY": cfg.endpoints.secret_key}
 
 
 def aws_provider(stack: TerraformStack, cfg: AppConfig) -> AwsProvider:

@@ -7,6 +7,10 @@ Stacks import these from here, never from each other.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from config import AppConfig
 
 INFRA_STACK, RAY_STACK, RAY_CLUSTER_STACK = "infra", "ray", "ray-cluster"
 # Deploy order (destroy: reversed); the stacks also declare it to cdktf with add_dependency.
@@ -18,7 +22,7 @@ INFRA_OUTPUTS = (
     "cluster_oidc_issuer_url", "oidc_provider_arn", "cluster_security_group_id", "node_role_arns",
     "node_group_names", "fsx_file_system_id", "fsx_dns_name", "fsx_mount_name", "ecr_repository_url",
     "ecr_repository_arn", "data_bucket_name", "data_bucket_arn", "access_logs_bucket_name", "vpc_id",
-    "private_subnet_ids", "public_subnet_ids", "update_kubeconfig_command",
+    "private_subnet_ids", "public_subnet_ids", "update_kubeconfig_command", "ray_image",
 )
 
 # Kubernetes names the ray stack creates and the ray-cluster stack's pods use.
@@ -44,3 +48,30 @@ ORCHESTRATOR_FILES = (*JOB_FILES, INFERENCE_SCRIPT)
 def job_files(names: tuple[str, ...] = JOB_FILES) -> dict[str, str]:
     """File name -> content, read from training/ (at synth or render time, never at import)."""
     return {name: (TRAINING_DIR / name).read_text() for name in names}
+
+
+# The job's third-party libraries (one list: the built image installs it, runtime_env pip passes it).
+REQUIREMENTS_FILE = TRAINING_DIR / "requirements.txt"
+# The image build's context: training/Dockerfile, the requirements and the job's modules (training/*.py).
+DOCKERFILE = TRAINING_DIR / "Dockerfile"
+
+
+def job_requirements() -> tuple[str, ...]:
+    """training/requirements.txt as pip requirement lines (comments and blank lines dropped)."""
+    lines = (line.split("#", 1)[0].strip() for line in REQUIREMENTS_FILE.read_text().splitlines())
+    return tuple(line for line in lines if line)
+
+
+def job_pip(cfg: AppConfig) -> tuple[str, ...]:
+    """What a job submission installs through runtime_env pip: nothing when the image holds the requirements."""
+    return () if cfg.ray.image.bundles_job_requirements else job_requirements()
+
+
+def image_context_files(directory: Path = TRAINING_DIR) -> dict[str, bytes]:
+    """The image build's context, by name: the Dockerfile, requirements.txt and the job's modules (*.py) of
+    ``directory`` (training/), nothing else (no caches, no scripts).
+
+    Line endings are normalised: a checkout with CRLF (git autocrlf) builds the same image and the same tag.
+    """
+    files = [directory / DOCKERFILE.name, directory / REQUIREMENTS_FILE.name, *sorted(directory.glob("*.py"))]
+    return {f.name: f.read_bytes().replace(b"\r\n", b"\n") for f in files}

@@ -5,6 +5,10 @@ Its outputs are the interface the ray stacks (and operators) read, through remot
 
 from __future__ import annotations
 
+import os
+import tempfile
+from pathlib import Path
+
 from cdktf import Fn, TerraformOutput
 from constructs import Construct
 
@@ -12,6 +16,15 @@ from cdktf_cdktf_provider_aws.data_aws_caller_identity import DataAwsCallerIdent
 from cdktf_cdktf_provider_aws.data_aws_partition import DataAwsPartition
 
 from config import AppConfig
+from config.versions import CODEBUILD_IMAGE
+from constructs_lib.image_build import (
+    ImageBuildProps,
+    PullThroughCacheProps,
+    RayImageBuild,
+    content_hash,
+    context_archive,
+    image_tag,
+)
 from constructs_lib.ecr import EcrRepositoryProps, RayImageRepository
 from constructs_lib.eks_addons import EksAddons, EksAddonsProps
 from constructs_lib.eks_cluster import EksClusterProps, RayEksCluster
@@ -23,8 +36,8 @@ from constructs_lib.s3_bucket import SecureBucket, SecureBucketProps
 from conventions import naming
 
 from .addresses import ReadableStack
-from .common import aws_provider, configure_backend, deployment_tags
-from .contract import INFRA_OUTPUTS, INFRA_STACK
+from .common import aws_provider, configure_backend, deployment_tags, emulator_environment
+from .contract import INFRA_OUTPUTS, INFRA_STACK, image_context_files
 from .migrations import add_moved_blocks
 
 
@@ -113,6 +126,10 @@ class InfraStack(ReadableStack):
         ecr = RayImageRepository(self, "ecr", EcrRepositoryProps(
             name=cfg.ecr.repository_name or naming.ecr_repository_name(name), kms_key_arn=keys.data_key_arn,
             keep_last_images=cfg.ecr.keep_last_images, prevent_destroy=protect))
+        if cfg.ray.image.source == "build":
+            ray_image = self._image_build(cfg, keys, data_bucket, ecr, account.account_id, partition).image_uri
+        else:
+            ray_image = cfg.ray_image()
 
         outputs = {
             "region": (cfg.region, "AWS region of the deployment"),
@@ -140,9 +157,51 @@ class InfraStack(ReadableStack):
             "update_kubeconfig_command": (
                 Fn.format("aws eks update-kubeconfig --region %s --name %s", [cfg.region, eks.name]),
                 "Configure kubectl for the cluster"),
+            "ray_image": (ray_image, "Image of the Ray head and workers (ray.image.source build: the image the deploy "
+                                     "built and pushed, set once the build succeeded)"),
         }
         assert tuple(outputs) == INFRA_OUTPUTS, "keep INFRA_OUTPUTS in step with the outputs"
         for name, (value, description) in outputs.items():
             TerraformOutput(self, name, value=value, description=description)
 
         add_moved_blocks(self, INFRA_STACK)
+
+    def _image_build(self, cfg: AppConfig, keys: KmsKeys, bucket: SecureBucket, ecr: RayImageRepository,
+                     account_id: str, partition: str) -> RayImageBuild:
+        image = cfg.ray.image
+        files = image_context_files()
+        digest = content_hash(files, cfg.stock_ray_image)
+        cache = None
+        if image.docker_hub_secret_arn:
+            cache = PullThroughCacheProps(prefix=naming.docker_hub_cache_prefix(cfg.name),
+                                          secret_arn=image.docker_hub_secret_arn)
+        return RayImageBuild(self, "image_build", ImageBuildProps(
+            project_name=naming.image_build_project(cfg.name),
+            role_name_prefix=naming.iam_role_name_prefix(cfg.name, naming.IMAGE_BUILD_ROLE),
+            log_group_name=naming.image_build_log_group(cfg.name), region=cfg.region, account_id=account_id,
+            partition=partition, repository_url=ecr.repository_url, repository_arn=ecr.repository_arn,
+            repository_name=ecr.repository_name, bucket_name=bucket.bucket_name, bucket_arn=bucket.bucket_arn,
+            bucket_ready=[bucket.versioning, bucket.policy],
+            source_key=naming.IMAGE_BUILD_CONTEXT_KEY, source_prefix=naming.IMAGE_BUILD_S3_PREFIX,
+            context_path=str(_stage_context(context_archive(files), digest)), content_hash=digest,
+            image_tag=image_tag(cfg.ray.ray_version, digest), base_image=cfg.stock_ray_image,
+            script_path=str(BUILD_SCRIPT), compute_type=image.build_compute_type,
+            timeout_minutes=image.build_timeout_minutes, codebuild_image=CODEBUILD_IMAGE,
+            logs_kms_key_arn=keys.data_key_arn, log_retention_days=cfg.cluster.log_retention_days,
+            pull_through_cache=cache, script_environment=emulator_environment(cfg)))
+
+
+BUILD_SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "build_image.sh"
+
+
+def _stage_context(archive: bytes, digest: str) -> Path:
+    """Write the context zip where the asset copies it from at synth: content-addressed, written atomically, so
+    concurrent synths and reruns share it."""
+    path = Path(tempfile.gettempdir()) / "ray-eks-image-build" / digest / "context.zip"
+    if not (path.is_file() and path.read_bytes() == archive):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".context-")
+        with os.fdopen(fd, "wb") as f:
+            f.write(archive)
+        os.replace(tmp, path)
+    return path

@@ -33,7 +33,7 @@ from constructs_lib.ray_manifests import FsxVolumeProps
 from constructs_lib.ray_platform import RayPlatform, RayPlatformProps
 
 from .addresses import ReadableStack
-from .common import aws_provider, configure_backend, remote_state
+from .common import aws_provider, configure_backend, ray_pod_image, remote_state
 from .contract import (
     FSX_CLAIM,
     INFERENCE_SCRIPT,
@@ -44,6 +44,7 @@ from .contract import (
     RAY_STACK,
     TRAINING_SCRIPT,
     job_files,
+    job_pip,
 )
 from .kube import kubernetes_providers
 from .migrations import add_moved_blocks
@@ -119,7 +120,6 @@ class RayStack(ReadableStack):
 
     def _orchestrator(self, cfg: AppConfig, infra, namespace: str) -> None:
         o = cfg.orchestrator
-        ecr_url = infra.get_string("ecr_repository_url") if cfg.ray.use_ecr_image else None
         orchestrator = RayOrchestrator(self, "ray_orchestrator", RayOrchestratorProps(
             name=cfg.name, names=orchestrator_names(cfg.name),
             region=cfg.region, account_id=DataAwsCallerIdentity(self, "current").account_id,
@@ -127,7 +127,8 @@ class RayStack(ReadableStack):
             pipeline=PipelineProps(
                 cluster_name=infra.get_string("cluster_name"), cluster_endpoint=infra.get_string("cluster_endpoint"),
                 cluster_ca=infra.get_string("cluster_certificate_authority_data"), namespace=namespace,
-                head_service=cfg.ray.head_service, ray_cluster=cfg.ray.cluster_name, image=cfg.ray_image(ecr_url),
+                head_service=cfg.ray.head_service, ray_cluster=cfg.ray.cluster_name,
+                image=ray_pod_image(cfg, infra), pip=job_pip(cfg),
                 training_script=TRAINING_SCRIPT, inference_script=INFERENCE_SCRIPT,
                 training_args=tuple(cfg.orchestrator_training_args), inference_args=tuple(o.inference_args),
                 step_timeout_seconds=o.step_timeout_seconds, retries=o.retries),

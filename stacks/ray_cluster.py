@@ -30,7 +30,7 @@ from constructs_lib.ray_manifests import (
 )
 
 from .addresses import ReadableStack
-from .common import configure_backend, remote_state
+from .common import configure_backend, ray_pod_image, remote_state
 from .contract import (
     FSX_CLAIM,
     INFRA_STACK,
@@ -38,19 +38,20 @@ from .contract import (
     RAY_CLUSTER_STACK,
     RAY_SERVICE_ACCOUNT,
     TRAINING_SCRIPT,
+    job_pip,
 )
 from .kube import kubernetes_providers
 from .migrations import add_moved_blocks
 
 
-def ray_cluster_props(cfg: AppConfig, ecr_repository_url: str | None) -> RayClusterProps:
+def ray_cluster_props(cfg: AppConfig, image: str) -> RayClusterProps:
     groups = {g.name: g for g in cfg.cluster.node_groups}
     obs = cfg.observability
     return RayClusterProps(
         head_env=ray_head_env(obs.monitoring_namespace, obs.grafana_iframe_host) if obs.kube_prometheus_stack else {},
         pod_annotations=scrape_annotations() if obs.metrics_scrape == "annotations" else {},
         name=cfg.ray.cluster_name, namespace=cfg.ray.namespace, ray_version=cfg.ray.ray_version,
-        image=cfg.ray_image(ecr_repository_url), service_account=RAY_SERVICE_ACCOUNT, pvc_name=FSX_CLAIM,
+        image=image, service_account=RAY_SERVICE_ACCOUNT, pvc_name=FSX_CLAIM,
         head_cpu=cfg.ray.head.cpu, head_memory=cfg.ray.head.memory, idle_timeout_seconds=cfg.ray.idle_timeout_seconds,
         worker_groups=[WorkerGroupProps(
             name=w.name, node_role=groups[w.node_group].role, min_replicas=w.min_replicas,
@@ -76,8 +77,7 @@ class RayClusterStack(ReadableStack):
         configure_backend(self, cfg, RAY_CLUSTER_STACK)
         infra = remote_state(self, "infra", cfg, INFRA_STACK)
         kubernetes_providers(self, cfg, infra, helm=False)
-        ecr_url = infra.get_string("ecr_repository_url") if cfg.ray.use_ecr_image else None
-        props = ray_cluster_props(cfg, ecr_url)
+        props = ray_cluster_props(cfg, ray_pod_image(cfg, infra))
         RayClusterManifest(self, "ray_cluster", props)
         RayHeadNetworkPolicy(self, "ray_head", head_network_policy_props(cfg))
         if cfg.observability.metrics_scrape == "monitors":
@@ -99,7 +99,8 @@ class RayClusterStack(ReadableStack):
                                     "job submit")
         TerraformOutput(self, "ray_auth_token_command", value=token_command(props.namespace, props.name),
                         description="Prints the cluster's token, which the dashboard asks for")
-        TerraformOutput(self, "ray_job_submit_command", value=job_submit_command(TRAINING_SCRIPT, tuple(cfg.training.args)),
+        TerraformOutput(self, "ray_job_submit_command",
+                        value=job_submit_command(TRAINING_SCRIPT, tuple(cfg.training.args), job_pip(cfg)),
                         description="Submit the training job through the port-forward (run from the repo root, "
                                     "after ray_auth_export_command)")
         add_moved_blocks(self, RAY_CLUSTER_STACK)

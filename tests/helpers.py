@@ -70,6 +70,7 @@ EXAMPLES = ROOT / "config" / "examples"
 # existing-network path, admin access entries, an S3 backend and version configurability in one synth.
 EXISTING_VPC_ID = "vpc-0a1b2c3d4e5f60718"
 EXISTING_PRIVATE_SUBNETS = ["subnet-0a1a1a1a1a1a1a1a1", "subnet-0b2b2b2b2b2b2b2b2", "subnet-0c3c3c3c3c3c3c3c3"]
+DOCKER_HUB_SECRET_ARN = "arn:aws:secretsmanager:us-west-2:123456789012:secret:ecr-pullthroughcache/hub"
 EXISTING_PUBLIC_SUBNETS = ["subnet-0d4d4d4d4d4d4d4d4", "subnet-0e5e5e5e5e5e5e5e5"]
 
 
@@ -81,6 +82,9 @@ def prod_existing_vpc_config() -> dict:
         "vpc_id": EXISTING_VPC_ID, "private_subnet_ids": list(EXISTING_PRIVATE_SUBNETS),
         "public_subnet_ids": list(EXISTING_PUBLIC_SUBNETS)}}
     data["cluster"] = {**data["cluster"], "kubernetes_version": "1.33"}
+    # Docker Hub credentials: the image build pulls its base through an ECR pull-through cache.
+    data["ray"]["image"] = {**data["ray"].get("image", {}),
+                            "docker_hub_secret_arn": DOCKER_HUB_SECRET_ARN}
     return data
 
 
@@ -103,9 +107,10 @@ def edge_config() -> dict:
             "addon_versions": dict([EDGE_PINNED_ADDON]),
             "node_groups": [
                 {"name": core, "role": "core", "instance_types": ["m6i.2xlarge"], "min_size": 2, "desired_size": 2},
-                {"name": gpu, "role": "gpu", "instance_types": ["g5.2xlarge"],
+                {"name": gpu, "role": "gpu", "instance_types": ["g5.xlarge"],
                  "ami_type": "AL2023_x86_64_NVIDIA", "min_size": 0, "desired_size": 0, "max_size": 4},
-                {"name": cpu, "role": "cpu", "instance_types": ["m6i.2xlarge"], "capacity_type": "SPOT",
+                # Several types of one shape (a group's types must agree in vCPUs, memory and GPUs).
+                {"name": cpu, "role": "cpu", "instance_types": ["m6i.2xlarge", "m7i.2xlarge"], "capacity_type": "SPOT",
                  "min_size": 0, "desired_size": 0},
             ],
         },
@@ -126,6 +131,9 @@ OPEN_UNPROTECTED = {
     "protection": {"prevent_destroy": False},
 }
 
+# ray.image.source other than build (tests/stacks/test_image_switch.py).
+IMAGE_CUSTOM_URI = "registry.example.com/ml/ray-torch:2.58.0-1"
+
 ConfigSource = Path | dict | None
 
 
@@ -139,6 +147,8 @@ def session_configs() -> dict[str, ConfigSource]:
         "edge": edge_config(),
         "open": OPEN_UNPROTECTED,
         "other-region": {"region": "eu-west-1"},  # the defaults in another region (names must not collide)
+        "image-stock": {"ray": {"image": {"source": "stock"}}},
+        "image-custom": {"ray": {"image": {"source": "custom", "uri": IMAGE_CUSTOM_URI}}},
     }
 
 

@@ -1,18 +1,18 @@
 #!/usr/bin/env bash
-# Build the training Ray image (training/Dockerfile) and push it to the ECR
-# repository created by the infra stack.
+# Build the training Ray image (training/Dockerfile) locally and push it to the infra stack's ECR repository.
+# The deploy builds the same Dockerfile in AWS CodeBuild by default (ray.image.source: build); this script is for
+# a local Docker engine, e.g. an image you then run with ray.image.source: custom.
 #
-#   training/build_and_push_image.sh            # tag = Ray version (2.58.0)
+#   training/build_and_push_image.sh            # tag = the base image's tag (2.58.0-py311-cu130)
 #   IMAGE_TAG=my-tag training/build_and_push_image.sh
 #
 # Needs: docker, aws CLI (credentials for the account), terraform, and a
 # synthesized + deployed infra stack (cdktf.out/stacks/infra).
 # Environment overrides:
-#   IMAGE_TAG              image tag (default: the Ray version)
-#   RAY_VERSION            Ray version / base image tag (default: ARG in the Dockerfile)
+#   IMAGE_TAG              image tag (default: the base image's tag)
+#   BASE_IMAGE             base (FROM) image (default: ARG BASE_IMAGE in the Dockerfile)
 #   STACK_DIR              terraform dir of the infra stack (default: cdktf.out/stacks/infra)
 #   PLATFORM               docker build platform (default: linux/amd64, the EKS nodes)
-#   TORCH_EXTRA_INDEX_URL  extra pip index for torch (see the Dockerfile)
 set -euo pipefail
 
 script_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -27,9 +27,9 @@ for tool in terraform aws docker; do
 done
 [[ -d "$stack_dir" ]] || die "no infra stack at ${stack_dir}: run 'cdktf synth' and deploy it first"
 
-ray_version="${RAY_VERSION:-$(sed -n 's/^ARG RAY_VERSION=\(.*\)$/\1/p' "${script_dir}/Dockerfile" | head -n 1)}"
-[[ -n "$ray_version" ]] || die "could not read ARG RAY_VERSION from ${script_dir}/Dockerfile"
-image_tag="${IMAGE_TAG:-$ray_version}"
+base_image="${BASE_IMAGE:-$(sed -n 's/^ARG BASE_IMAGE=\(.*\)$/\1/p' "${script_dir}/Dockerfile" | head -n 1)}"
+[[ -n "$base_image" ]] || die "could not read ARG BASE_IMAGE from ${script_dir}/Dockerfile"
+image_tag="${IMAGE_TAG:-${base_image##*:}}"
 
 tf_output() {
   local value
@@ -48,11 +48,10 @@ echo "Logging in to ${registry} (${region})"
 aws ecr get-login-password --region "$region" \
   | docker login --username AWS --password-stdin "$registry"
 
-echo "Building ${image} (Ray ${ray_version}, ${platform})"
+echo "Building ${image} (from ${base_image}, ${platform})"
 docker build \
   --platform "$platform" \
-  --build-arg "RAY_VERSION=${ray_version}" \
-  --build-arg "TORCH_EXTRA_INDEX_URL=${TORCH_EXTRA_INDEX_URL:-}" \
+  --build-arg "BASE_IMAGE=${base_image}" \
   --tag "$image" \
   "$script_dir"
 

@@ -8,11 +8,15 @@
 - ``workloads.py``: every pod-producing object of the synth and of scripts/render_jobs.py, as pod specs;
 - ``scheduling.py`` + ``model.py``: the scheduler's filters (selector, required node affinity, taints, requests,
   CSI node plugins), DaemonSets first;
-- ``intended.py``: where each workload is meant to run, checked by test_placement.py.
+- ``intended.py``: where each workload is meant to run, checked by test_placement.py;
+- test_overhead.py: the DaemonSets on each node group, against config/capacity.py DAEMONSETS (what synth-time
+  node-fit validation subtracts); test_facts.py: the add-ons' configuration_values against their recorded schemas.
 
 Assumed, not proven: EKS add-ons render as the upstream chart version recorded (EKS does not publish the
--eksbuild -> chart mapping; kube-proxy's and CoreDNS's specs are unverified, see their fact files); memory capacity
-is the nominal size less Karpenter's default 7.5% estimate. Not modelled: soft preferences (preferred affinity,
-pod anti-affinity, topology spread), which move pods within a group, and cluster-autoscaler's scale-from-zero
-template (its allocatable equals capacity, so a pod that fits a real node fits the template).
+-eksbuild -> chart mapping; kube-proxy's and CoreDNS's specs are unverified, see their fact files; kube-proxy's
+requests are config/capacity.py's one recorded value); the aws-fsx-csi-driver and amazon-cloudwatch-observability
+add-ons accept the chart keys we configure (no published EKS schema was found; coredns' and vpc-cni's are published);
+memory capacity is the nominal size less Karpenter's default 7.5% estimate. Not modelled: soft preferences
+(preferred affinity, pod anti-affinity, topology spread), which move pods within a group, and cluster-autoscaler's
+scale-from-zero template (its allocatable equals capacity, so a pod that fits a real node fits the template).
 """

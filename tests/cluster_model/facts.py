@@ -13,6 +13,10 @@ pod's placement, as *field specs*:
     {first_truthy: [spec, ...]}        the first non-empty one (Go ``default``), else the last
     {first_present: [path, ...]}       the value of the first path that is set, even to [] (``dig ... nil``)
     {if: path, [equals: v], then: spec, else: spec}
+    {daemonset_table: {name: N, container: i}}   requests of container i of DaemonSet N in config/capacity.py
+                                       DAEMONSETS, for a DaemonSet with no public manifest: the model and the
+                                       synth-time fit validation then share one recorded value, and the workload's
+                                       requests are verified only if the table's entry is
 
 ``when`` (all true; ``!path``: false), ``when_any`` (one true) gate a template; ``unrecorded_when`` names values
 that would add pods or containers the facts do not record: the model refuses them instead of guessing.
@@ -29,13 +33,15 @@ from typing import Any, Optional
 
 import yaml
 
+from config import capacity
+
 from . import helm
 from .scheduling import NotModelled
 
 ROOT = Path(__file__).resolve().parents[2]
 CHARTS_DIR = ROOT / "tests" / "reference" / "charts"
 ADDONS_DIR = ROOT / "tests" / "reference" / "eks-addons"
-SPEC_OPS = ("value", "literal", "merge", "concat", "first_truthy", "first_present", "if")
+SPEC_OPS = ("value", "literal", "merge", "concat", "first_truthy", "first_present", "if", "daemonset_table")
 POD_FIELDS = ("nodeSelector", "affinity", "tolerations", "priorityClassName")
 
 
@@ -143,17 +149,28 @@ def _render(w: dict, values: dict, key: str) -> Optional[RenderedWorkload]:
         v = evaluate(fspec, values)
         if helm.truthy(v):  # `with`: empty renders nothing
             spec[name] = v
+    verified = w.get("requests_verified", True)
     for kind, field_name in (("containers", "containers"), ("init_containers", "initContainers")):
         items = []
         for c in w.get(kind) or []:
             if c.get("when") and not all(_gate(c["when"], values)):
                 continue
             items.append({"name": c["name"], "resources": evaluate(c["resources"], values) or {}})
+            ref = c["resources"].get("daemonset_table") if isinstance(c["resources"], dict) else None
+            if ref is not None:
+                verified = verified and table_daemonset(ref["name"]).verified
         if items:
             spec[field_name] = items
     return RenderedWorkload(id=key, kind=w["kind"], spec=spec, advertises=tuple(w.get("advertises") or ()),
-                            provides_csi_driver=w.get("provides_csi_driver"),
-                            requests_verified=w.get("requests_verified", True))
+                            provides_csi_driver=w.get("provides_csi_driver"), requests_verified=verified)
+
+
+def table_daemonset(name: str) -> capacity.DaemonSet:
+    """An entry of config/capacity.py DAEMONSETS, by its DaemonSet name."""
+    hits = [d for d in capacity.DAEMONSETS if d.name == name]
+    if len(hits) != 1:
+        raise ValueError(f"config/capacity.py DAEMONSETS has {len(hits)} entries named {name!r}")
+    return hits[0]
 
 
 def evaluate(spec: Any, values: dict) -> Any:
@@ -192,6 +209,9 @@ def evaluate(spec: Any, values: dict) -> Any:
             if v is not None:
                 return copy.deepcopy(v)
         return None
+    if "daemonset_table" in spec:
+        ref = spec["daemonset_table"]
+        return {"requests": dict(table_daemonset(ref["name"]).containers[ref.get("container", 0)])}
     cond = helm.get_path(values, spec["if"])
     hit = cond == spec["equals"] if "equals" in spec else helm.truthy(cond)
     branch = spec.get("then") if hit else spec.get("else")

@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 import re
 
+import jsonschema
 import pytest
 import yaml
 
 from config import versions
+from constructs_lib.eks_addons import ADDON_CONFIGURATION
 from tests.helpers import stack_items
 
+from . import helm
 from .facts import POD_FIELDS, MissingFacts, addon_facts, all_fact_files, chart_facts, evaluate
 from .model import ClusterModel
 from .scheduling import NotModelled
@@ -150,6 +153,9 @@ def test_fact_files_are_well_formed(path):
         assert data["verified"] in (True, False, "partial") and data["covers_addon_versions"]
         facts = addon_facts(data["addon"])
     assert SOURCE_RE.match(data["source"]), f"{path.name}: source names no repo@tag: {data['source']!r}"
+    if "configuration_schema" in data:
+        assert data["configuration_schema"]["verified"] in (True, False)
+        jsonschema.Draft6Validator.check_schema(data["configuration_schema"]["schema"])
     workloads = list(data.get("workloads") or [])
     for dep in data.get("dependencies") or []:
         assert {"key", "version", "condition", "values", "workloads"} <= set(dep), dep.get("key")
@@ -178,3 +184,65 @@ def test_every_fact_file_is_used_by_a_pin_or_an_addon_we_install(shapes):
             addons = (stack.get("resource", {}).get("aws_eks_addon") or {}).values()
             wanted |= {f"{a['addon_name']}.yaml" for a in addons}
     assert {p.name for p in all_fact_files()} == wanted
+
+
+# ------------------------------------------------------------------------------------------ add-on configuration
+def configured_paths(values: dict, schema: dict, prefix: str = "") -> list[str]:
+    """The dotted paths a configuration sets, down to where the schema stops naming properties (a nodeSelector is
+    one path: its keys are the user's)."""
+    out = []
+    for key, value in values.items():
+        sub = (schema.get("properties") or {}).get(key) or {}
+        if isinstance(value, dict) and "properties" in sub:
+            out += configured_paths(value, sub, f"{prefix}{key}.")
+        else:
+            out.append(f"{prefix}{key}")
+    return out
+
+
+def configuration_problems(addon: str, values: dict) -> list[str]:
+    """Why an add-on's configuration_values would be refused by EKS (the recorded part of its schema) or ignored by
+    the cluster model (a path the recorded chart values do not have). Empty: neither."""
+    facts = addon_facts(addon)
+    recorded = facts.data.get("configuration_schema")
+    if recorded is None:
+        return [f"{addon}: configured, and {facts.path.name} records no configuration_schema"]
+    schema = recorded["schema"]
+    out = [f"{addon}: {'.'.join(map(str, e.absolute_path)) or '(top)'}: {e.message}"
+           for e in jsonschema.Draft6Validator(schema).iter_errors(values)]
+    out += [f"{addon}: {path} is not a value the recorded facts render ({facts.path.name} values)"
+            for path in configured_paths(values, schema) if not helm.has_path(facts.chart.values, path)]
+    return out
+
+
+def _configured_addons(synth: dict) -> dict[str, dict]:
+    return {a["addon_name"]: json.loads(a["configuration_values"])
+            for _, stack in stack_items(synth) for a in (stack.get("resource", {}).get("aws_eks_addon") or {}).values()
+            if a.get("configuration_values")}
+
+
+@pytest.mark.parametrize("shape_name", DEPLOYED_SHAPES)
+def test_addon_configuration_is_valid_for_the_addon_and_rendered_by_the_model(shapes, shape_name):
+    configured = _configured_addons(shapes(shape_name).synth)
+    assert configured, "no add-on is configured"
+    for addon, values in configured.items():
+        assert values == ADDON_CONFIGURATION[addon], addon
+        assert configuration_problems(addon, values) == []
+
+
+def test_every_configured_addon_is_deployed_somewhere(shapes):
+    deployed = {a for name in DEPLOYED_SHAPES for a in _configured_addons(shapes(name).synth)}
+    assert deployed == set(ADDON_CONFIGURATION)
+
+
+@pytest.mark.parametrize("addon,values,match", [
+    ("coredns", {"nodeselector": {"usage": "core"}}, "Additional properties are not allowed"),  # a typo
+    ("coredns", {"nodeSelector": {"usage": 1}}, "is not of type 'string'"),
+    ("aws-fsx-csi-driver", {"controller": {"nodeSelectors": {"usage": "core"}}}, "controller.nodeSelectors is not"),
+    ("amazon-cloudwatch-observability", {"manager": {"nodeSelector": ["usage=core"]}}, "is not of type 'object'"),
+    ("vpc-cni", {"enableNetworkPolicy": True}, "is not of type 'string'"),
+    ("kube-proxy", {"mode": "ipvs"}, "records no configuration_schema"),
+])
+def test_bad_addon_configuration_is_caught(addon, values, match):
+    problems = configuration_problems(addon, values)
+    assert any(match in p for p in problems), problems

@@ -7,7 +7,14 @@ import copy
 import fnmatch
 import json
 
+import pytest
+
+from config.versions import SUPPORTED_KUBERNETES_VERSIONS
+from conventions.kubernetes import GPU_PRESENT_LABEL
+
 from .intended import INTENDED, placement_mismatch
+from .model import ClusterModel
+from .scheduling import pod_requests
 
 GPU_TAINT_TEXT = "untolerated taint nvidia.com/gpu=true:NoSchedule"
 
@@ -59,10 +66,10 @@ def test_worker_asking_for_more_cpu_than_a_node_has_free_fits_nowhere(shapes):
     shape = shapes("default")
     synth = shape.copy_synth()
     res = _worker(synth)["containers"][0]["resources"]
-    res["requests"]["cpu"] = res["limits"]["cpu"] = "3900m"  # g5.xlarge: 3920m allocatable, DaemonSets take 80m
+    res["requests"]["cpu"] = res["limits"]["cpu"] = "3900m"  # g5.xlarge: 3920m allocatable, DaemonSets take 180m
     placement = shape.build(synth).placements[_worker_key(shape)]
     assert placement.nodes == frozenset()
-    assert placement.problems["gpu/g5.xlarge"] == "insufficient cpu: needs 3900m, 3840m free"
+    assert placement.problems["gpu/g5.xlarge"] == "insufficient cpu: needs 3900m, 3740m free"
 
 
 def test_worker_asking_for_more_gpus_than_the_type_has_fits_nowhere(shapes):
@@ -128,9 +135,17 @@ def test_the_autoscaler_sidecar_counts_in_the_head(shapes):
     assert [c["name"] for c in head["containers"]] == ["ray-head"]
 
 
-def test_without_the_gpu_taint_unselected_pods_spill_onto_gpu_nodes(shapes):
+def _without_addon_configuration(synth: dict, stack: str, key: str) -> dict:
+    del synth[stack]["resource"]["aws_eks_addon"][key]["configuration_values"]
+    return synth
+
+
+def test_the_gpu_taint_keeps_unselected_pods_off_gpu_nodes(shapes):
+    """CoreDNS without our node selector (the add-on's defaults): the GPU taint alone keeps it on core; without the
+    taint it spills onto the GPU nodes."""
     shape = shapes("default")
-    synth = shape.copy_synth()
+    synth = _without_addon_configuration(shape.copy_synth(), "infra", "coredns")
+    assert shape.build(synth).placements["addon/coredns/coredns"].groups == {"core"}
     del _gpu_group(synth)["taint"]
     model = shape.build(synth)
     assert model.placements["addon/coredns/coredns"].groups == {"core", "gpu"}
@@ -139,14 +154,43 @@ def test_without_the_gpu_taint_unselected_pods_spill_onto_gpu_nodes(shapes):
 
 def test_a_prefer_no_schedule_taint_does_not_keep_pods_off(shapes):
     shape = shapes("default")
-    synth = shape.copy_synth()
+    synth = _without_addon_configuration(shape.copy_synth(), "infra", "aws_fsx_csi_driver")
     _gpu_group(synth)["taint"][0]["effect"] = "PREFER_NO_SCHEDULE"
     assert shape.build(synth).placements["addon/aws-fsx-csi-driver/fsx-csi-controller"].groups == {"core", "gpu"}
 
 
-def test_daemonset_overhead_decides_whether_a_worker_fits_every_instance_type(shapes):
+@pytest.mark.parametrize("shape_name,stack,key,workload", [
+    ("dev", "infra", "coredns", "addon/coredns/coredns"),
+    ("dev", "infra", "aws_fsx_csi_driver", "addon/aws-fsx-csi-driver/fsx-csi-controller"),
+    ("prod-with-cpu-group", "ray", "container_insights", "addon/amazon-cloudwatch-observability/controller-manager"),
+])
+def test_addon_deployments_without_our_selector_go_to_untainted_worker_groups(shapes, shape_name, stack, key,
+                                                                              workload):
+    """The add-ons' Deployments stay on core only through their configuration_values: without them they also go to
+    the untainted cpu workers' group."""
+    shape = shapes(shape_name)
+    assert shape.model.placements[workload].groups == {"core"}
+    model = shape.build(_without_addon_configuration(shape.copy_synth(), stack, key))
+    assert model.placements[workload].groups == {"core", "cpu"}
+    assert _mismatches(shape, model, workload)
+
+
+def test_kube_prometheus_stack_admission_jobs_without_our_selector_leave_core(shapes):
+    shape = shapes("prod-with-cpu-group")
+    synth = shape.copy_synth()
+    release = synth["ray"]["resource"]["helm_release"]["kube_prometheus_stack"]
+    unselected = {"prometheusOperator": {"admissionWebhooks": {"patch": {"nodeSelector": None}}}}
+    release["values"].append(json.dumps(unselected))
+    model = shape.build(synth)
+    for job in ("admission-create", "admission-patch"):
+        assert model.placements[f"helm/kube-prometheus-stack/{job}"].groups == {"core", "cpu"}, job
+        assert _mismatches(shape, model, f"helm/kube-prometheus-stack/{job}")
+
+
+def test_daemonset_overhead_decides_whether_a_worker_fits(shapes):
     """prod's 7 CPU / 28Gi GPU worker fits a g5.2xlarge by 260Mi once the DaemonSets (Container Insights among
-    them) have their share; 512Mi more, and it only fits the g5.4xlarge: the check fails."""
+    them) have their share; 512Mi more, and it fits no node of the group; without Container Insights' DaemonSets
+    (281Mi) it fits again."""
     shape = shapes("prod")
     synth = shape.copy_synth()
     res = _worker(synth)["containers"][0]["resources"]
@@ -154,8 +198,9 @@ def test_daemonset_overhead_decides_whether_a_worker_fits_every_instance_type(sh
     assert _mismatches(shape, shape.build(synth), "RayCluster/*/worker/*") == []
     res["requests"]["memory"] = res["limits"]["memory"] = "29184Mi"
     model = shape.build(synth)
-    assert model.placements[_worker_key(shape)].nodes == {"gpu/g5.4xlarge"}
-    assert "insufficient memory" in model.placements[_worker_key(shape)].problems["gpu/g5.2xlarge"]
+    assert model.placements[_worker_key(shape)].nodes == frozenset()
+    assert model.placements[_worker_key(shape)].problems["gpu/g5.2xlarge"] == (
+        "insufficient memory: needs 29184Mi, 28932Mi free")
     assert _mismatches(shape, model, "RayCluster/*/worker/*")
     del synth["ray"]["resource"]["aws_eks_addon"]  # without Container Insights' DaemonSets it fits again
     assert _mismatches(shape, shape.build(synth), "RayCluster/*/worker/*") == []
@@ -178,10 +223,10 @@ def test_orchestrator_job_without_selector_leaves_core(shapes):
     synth = shape.copy_synth()
     machine = synth["ray"]["resource"]["aws_sfn_state_machine"]["ray_orchestrator"]
     definition = json.loads(machine["definition"])
-    del definition["States"]["Train"]["Parameters"]["Job"]["spec"]["template"]["spec"]["nodeSelector"]
+    del definition["States"]["TrainSubmit"]["Parameters"]["Payload"]["job"]["spec"]["template"]["spec"]["nodeSelector"]
     machine["definition"] = json.dumps(definition)
     model = shape.build(synth)
-    assert model.placements["sfn/ray_orchestrator/Train"].groups == {"core", "cpu"}
+    assert model.placements["sfn/ray_orchestrator/TrainSubmit"].groups == {"core", "cpu"}
     assert _mismatches(shape, model, "sfn/ray_orchestrator/*")
 
 
@@ -197,43 +242,65 @@ def test_rendered_jobs_without_selector_leave_core(shapes):
     assert _mismatches(shape, model, "render_jobs/rayjob.yaml/RayJob/*/submitter")
 
 
-# ------------------------------------------------------------------------------------------ the device plugin bug
-def test_device_plugin_default_affinity_runs_nowhere_before_kubernetes_1_35(shapes):
-    """Today's values keep the chart's NFD affinity (``{}`` would keep it too): on 1.34 no GPU node matches."""
+# ------------------------------------------------------------------------------------------ the device plugin
+DEVICE_PLUGIN = "helm/nvidia-device-plugin/device-plugin"
+
+
+@pytest.mark.parametrize("version", SUPPORTED_KUBERNETES_VERSIONS)
+def test_device_plugin_lands_on_gpu_nodes_on_every_supported_version(shapes, version):
+    """Our GPU groups carry nvidia.com/gpu.present themselves (nodeadm adds it only from kubelet 1.35): the device
+    plugin runs on every GPU node and no other, and the GPU workers get their GPUs, on 1.33, 1.34 and 1.35."""
+    shape = shapes("default")
+    model = ClusterModel.from_synth(shape.synth, shape.documents, version)
+    assert _mismatches(shape, model, DEVICE_PLUGIN) == []
+    assert model.placements[DEVICE_PLUGIN].nodes == {"gpu/g5.xlarge"}
+    assert model.offered["gpu/g5.xlarge"].get("nvidia.com/gpu") == 1
+    assert _mismatches(shape, model, "RayCluster/*/worker/*") == []
+
+
+def test_without_our_gpu_label_the_device_plugin_runs_nowhere_before_1_35(shapes):
+    """Remove the label our GPU groups set: on 1.34 no GPU node carries it, the device plugin runs nowhere and the
+    GPU workers fit nowhere; on 1.35 nodeadm's own label still places it."""
+    shape = shapes("default")
+    synth = shape.copy_synth()
+    del _gpu_group(synth)["labels"][GPU_PRESENT_LABEL]
+    on_1_34 = ClusterModel.from_synth(synth, shape.documents, "1.34")
+    assert on_1_34.placements[DEVICE_PLUGIN].nodes == frozenset()
+    assert on_1_34.placements[DEVICE_PLUGIN].problems["gpu/g5.xlarge"] == (
+        f"nodeSelector {{'{GPU_PRESENT_LABEL}': 'true'}} does not match the node's labels")
+    assert _mismatches(shape, on_1_34, DEVICE_PLUGIN)
+    worker = on_1_34.placements[_worker_key(shape)]
+    assert worker.nodes == frozenset()
+    assert "insufficient nvidia.com/gpu: needs 1, 0 free" in worker.problems["gpu/g5.xlarge"]
+    on_1_35 = ClusterModel.from_synth(synth, shape.documents, "1.35")
+    assert on_1_35.placements[DEVICE_PLUGIN].nodes == {"gpu/g5.xlarge"}
+
+
+def test_device_plugin_with_the_chart_default_placement_stays_on_gpu_nodes(shapes):
+    """Our values delete the chart's NFD affinity (``affinity: null``) and select the GPU label instead; with the
+    chart's affinity kept (``{}`` merges into it) the device plugin still matches only labelled GPU nodes."""
     shape = shapes("default-k8s-1.34")
-    placement = shape.model.placements["helm/nvidia-device-plugin/device-plugin"]
-    assert placement.nodes == frozenset()
-    assert placement.problems["gpu/g5.xlarge"] == "required node affinity matches none of the node's labels"
     synth = shape.copy_synth()
     synth["ray"]["resource"]["helm_release"]["nvidia_device_plugin"]["values"].append(json.dumps({"affinity": {}}))
-    assert shape.build(synth).placements["helm/nvidia-device-plugin/device-plugin"].nodes == frozenset()
-
-
-def test_device_plugin_affinity_null_or_gpu_label_fixes_it(shapes):
-    """Either fix of the issue puts the device plugin on every GPU node and no other, and the GPU workers fit."""
-    shape = shapes("default-k8s-1.34")
-    null_affinity = shape.copy_synth()
-    null_affinity["ray"]["resource"]["helm_release"]["nvidia_device_plugin"]["values"].append(
-        json.dumps({"affinity": None}))
-    labelled = shape.copy_synth()
-    _gpu_group(labelled)["labels"]["nvidia.com/gpu.present"] = "true"
-    for synth in (null_affinity, labelled):
-        model = shape.build(synth)
-        assert _mismatches(shape, model, "helm/nvidia-device-plugin/device-plugin") == []
-        assert _mismatches(shape, model, "RayCluster/*/worker/*") == []
+    model = shape.build(synth)
+    assert model.workloads[DEVICE_PLUGIN].spec["affinity"]["nodeAffinity"]
+    assert model.placements[DEVICE_PLUGIN].nodes == {"gpu/g5.xlarge"}
 
 
 def test_daemonset_overhead_per_group(shapes):
-    """The per-group DaemonSet requests (for a cross-check of a synth-time overhead table), kube-proxy's unknown:
+    """The per-group DaemonSet requests besides kube-proxy's (unverified; config/capacity.py holds its one value),
+    cross-checked against that table in test_overhead.py:
     default: aws-node 50m + fsx-csi-node 30m/104Mi on both groups;
     prod adds cloudwatch-agent 250m/128Mi + fluent-bit 50m/25Mi everywhere and dcgm-exporter 250m/128Mi on GPU nodes
     (node-exporter, pod-identity agent and device plugin request nothing)."""
     mib = 2 ** 20
-    default = shapes("default").model.daemonset_overhead()
-    assert {g: (r.get("cpu"), r.get("memory") // mib) for g, r in default.items()} == {
-        "core": (80, 104), "gpu": (80, 104)}
-    prod = shapes("prod").model.daemonset_overhead()
-    assert {g: (r.get("cpu"), r.get("memory") // mib, r.get("pods")) for g, r in prod.items()} == {
-        "core": (380, 257, 7), "gpu": (630, 385, 9)}
+    kube_proxy = pod_requests(shapes("default").model.workloads["addon/kube-proxy/kube-proxy"].spec)
+
+    def verified(overhead: dict) -> dict:
+        return {g: ((r - kube_proxy).get("cpu"), (r - kube_proxy).get("memory") // mib, r.get("pods"))
+                for g, r in overhead.items()}
+
+    assert verified(shapes("default").model.daemonset_overhead()) == {"core": (80, 104, 4), "gpu": (80, 104, 5)}
+    assert verified(shapes("prod").model.daemonset_overhead()) == {"core": (380, 257, 7), "gpu": (630, 385, 9)}
     assert shapes("prod").model.unverified_daemonsets() == {
         "core": ["addon/kube-proxy/kube-proxy"], "gpu": ["addon/kube-proxy/kube-proxy"]}

@@ -7,6 +7,8 @@ import copy
 import pytest
 
 from config import capacity, instances
+from config.versions import SUPPORTED_KUBERNETES_VERSIONS
+from conventions.kubernetes import ACCELERATOR_LABEL, GPU_PRESENT_LABEL
 
 from .nodes import (
     instance_type_facts,
@@ -16,7 +18,6 @@ from .nodes import (
     nodes_of_infra,
 )
 from .scheduling import NotModelled
-
 
 
 @pytest.mark.parametrize("vcpu,reserved", [(1, 60), (2, 70), (4, 80), (8, 90), (96, 310), (192, 550)])
@@ -53,9 +54,20 @@ def test_nodes_of_the_default_synth(shapes):
 
 @pytest.mark.parametrize("version,present", [("1.33", False), ("1.34", False), ("1.35", True), ("1.36", True)])
 def test_nodeadm_labels_gpu_nodes_from_kubelet_1_35(shapes, version, present):
+    """nodeadm's own label, seen on a GPU group that does not set it itself."""
+    infra = copy.deepcopy(shapes("default").synth["infra"])
+    del _group(infra, "gpu")["labels"][GPU_PRESENT_LABEL]
+    nodes = {n.group: n for n in nodes_of_infra(infra, version)}
+    assert (GPU_PRESENT_LABEL in nodes["gpu"].labels) is present
+    assert GPU_PRESENT_LABEL not in nodes["core"].labels
+
+
+@pytest.mark.parametrize("version", SUPPORTED_KUBERNETES_VERSIONS)
+def test_our_gpu_groups_carry_the_gpu_labels_on_every_supported_version(shapes, version):
     nodes = {n.group: n for n in nodes_of_infra(shapes("default").synth["infra"], version)}
-    assert ("nvidia.com/gpu.present" in nodes["gpu"].labels) is present
-    assert "nvidia.com/gpu.present" not in nodes["core"].labels
+    assert nodes["gpu"].labels[GPU_PRESENT_LABEL] == "true"
+    assert nodes["gpu"].labels[ACCELERATOR_LABEL] == "nvidia-a10g"
+    assert GPU_PRESENT_LABEL not in nodes["core"].labels and ACCELERATOR_LABEL not in nodes["core"].labels
 
 
 def test_group_labels_and_taints_come_from_the_synth(shapes):
@@ -68,8 +80,11 @@ def test_group_labels_and_taints_come_from_the_synth(shapes):
 
 
 def test_one_node_per_instance_type(shapes):
-    nodes = nodes_of_infra(shapes("prod").synth["infra"])
-    assert sorted(n.name for n in nodes) == ["core/m6i.2xlarge", "gpu/g5.2xlarge", "gpu/g5.4xlarge"]
+    """A group of several (same-shaped) instance types is one node per type; prod's GPU group is one size."""
+    infra = copy.deepcopy(shapes("prod").synth["infra"])
+    assert sorted(n.name for n in nodes_of_infra(infra)) == ["core/m6i.2xlarge", "gpu/g5.2xlarge"]
+    _group(infra, "core")["instance_types"] = ["m6i.2xlarge", "m7i.2xlarge"]
+    assert sorted(n.name for n in nodes_of_infra(infra)) == ["core/m6i.2xlarge", "core/m7i.2xlarge", "gpu/g5.2xlarge"]
 
 
 @pytest.mark.parametrize("change,match", [

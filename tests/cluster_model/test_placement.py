@@ -1,8 +1,6 @@
 """Every pod the deployment creates lands on the node group it is meant for (tests/cluster_model/intended.py) and on
-no other, on the default, dev and prod synths and on shapes derived from them.
-
-Known-broken placements on main are strict xfails: each names its cause; the fix that removes the cause turns it
-into an XPASS, which fails the run until the mark is removed.
+no other, on the default, dev and prod synths and on shapes derived from them (Kubernetes 1.33 to 1.35, an
+untainted extra node group). There are no known-broken placements: a finding is fixed in the platform, not marked.
 """
 
 from __future__ import annotations
@@ -15,51 +13,11 @@ from .conftest import SHAPE_NAMES
 from .intended import INTENDED, intended_for, placement_mismatch
 from .scheduling import pod_requests
 
-DEVICE_PLUGIN_AFFINITY = (
-    "WP-F1 fix pending: nvidia-device-plugin 0.18.0 keeps its default required node affinity (NFD labels or "
-    "nvidia.com/gpu.present=true); no GPU node carries them before Kubernetes 1.35 (nodeadm adds "
-    "nvidia.com/gpu.present from kubelet 1.35), so the device plugin runs nowhere")
-NO_GPUS_ADVERTISED = (
-    "WP-F1 fix pending: without the device plugin no node offers nvidia.com/gpu, so GPU workers fit nowhere "
-    "(Pending on Insufficient nvidia.com/gpu)")
-UNSELECTED_ADDON = (
-    "known broken on main (finding): the EKS add-on {} selects no node group and tolerates no taint of ours, so "
-    "it also goes to any untainted non-core group (the cpu workers' SPOT nodes)")
-UNSELECTED_CHART = (
-    "known broken on main (finding): {} is given no nodeSelector, so it also goes to any untainted non-core group")
-KPS_ADMISSION_JOBS = UNSELECTED_CHART.format(
-    "kube-prometheus-stack's admission webhook Job (prometheusOperator.admissionWebhooks.patch)")
-
-KNOWN_BROKEN: dict[tuple[str, str], str] = {
-    ("default-k8s-1.34", "helm/nvidia-device-plugin/device-plugin"): DEVICE_PLUGIN_AFFINITY,
-    ("default-k8s-1.34", "RayCluster/*/worker/*"): NO_GPUS_ADVERTISED,
-    ("prod-existing-vpc-k8s-1.33", "helm/nvidia-device-plugin/device-plugin"): DEVICE_PLUGIN_AFFINITY,
-    ("prod-existing-vpc-k8s-1.33", "RayCluster/*/worker/*"): NO_GPUS_ADVERTISED,
-    ("dev", "addon/coredns/coredns"): UNSELECTED_ADDON.format("coredns"),
-    ("dev", "addon/aws-fsx-csi-driver/fsx-csi-controller"): UNSELECTED_ADDON.format("aws-fsx-csi-driver"),
-    ("prod-with-cpu-group", "addon/coredns/coredns"): UNSELECTED_ADDON.format("coredns"),
-    ("prod-with-cpu-group", "addon/aws-fsx-csi-driver/fsx-csi-controller"):
-        UNSELECTED_ADDON.format("aws-fsx-csi-driver"),
-    ("prod-with-cpu-group", "addon/amazon-cloudwatch-observability/controller-manager"):
-        UNSELECTED_ADDON.format("amazon-cloudwatch-observability"),
-    ("prod-with-cpu-group", "helm/kube-prometheus-stack/admission-create"):
-        KPS_ADMISSION_JOBS,
-    ("prod-with-cpu-group", "helm/kube-prometheus-stack/admission-patch"):
-        KPS_ADMISSION_JOBS,
-}
-
 
 def _params():
     for shape in SHAPE_NAMES:
         for pattern in INTENDED:
-            reason = KNOWN_BROKEN.get((shape, pattern))
-            marks = [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
-            yield pytest.param(shape, pattern, marks=marks, id=f"{shape}:{pattern}")
-
-
-def test_known_broken_entries_name_real_parameters():
-    for shape, pattern in KNOWN_BROKEN:
-        assert shape in SHAPE_NAMES and pattern in INTENDED, (shape, pattern)
+            yield pytest.param(shape, pattern, id=f"{shape}:{pattern}")
 
 
 @pytest.mark.parametrize("shape_name,pattern", list(_params()))

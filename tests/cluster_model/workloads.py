@@ -41,6 +41,7 @@ NO_POD_KINDS = frozenset({
 _POD_RESOURCE_RE = re.compile(r"^kubernetes_(deployment|daemon_?set|stateful_set|replication_controller|job|"
                               r"cron_job|pod)(_v\d+)?$")
 RUN_JOB = "arn:aws:states:::eks:runJob"
+LAMBDA_INVOKE = "arn:aws:states:::lambda:invoke"
 
 
 @dataclass(frozen=True)
@@ -167,15 +168,27 @@ def rayjob_pods(spec: dict, ops: dict) -> list[tuple[str, str, dict]]:
 
 
 def state_machine_jobs(key: str, machine: dict) -> list[Workload]:
-    """The Kubernetes Jobs an ASL definition starts with eks:runJob (in every nested branch)."""
+    """The Kubernetes Jobs an ASL definition starts: with eks:runJob, or through the orchestrator's function
+    (lambda:invoke with action submit), in every nested branch."""
     definition = machine["definition"]
     asl = tf_json(definition) if isinstance(definition, str) else definition
     out: list[Workload] = []
 
+    def started_job(state: dict) -> Optional[dict]:
+        resource, params = str(state.get("Resource", "")), state.get("Parameters") or {}
+        if resource.startswith(RUN_JOB):
+            return params["Job"]
+        payload = params.get("Payload") or {}
+        if resource.startswith(LAMBDA_INVOKE) and payload.get("action") == "submit":
+            return payload["job"]  # the orchestrator's function creates it through the Kubernetes API
+        if resource.startswith(LAMBDA_INVOKE) and "job" in payload:
+            raise NotModelled(f"aws_sfn_state_machine.{key}: a function call with a Job whose action is not submit")
+        return None
+
     def walk(states: dict, path: str) -> None:
         for name, state in states.items():
-            if str(state.get("Resource", "")).startswith(RUN_JOB):
-                job = state["Parameters"]["Job"]
+            job = started_job(state)
+            if job is not None:
                 spec = _dig(job, TEMPLATE_PATHS["Job"])
                 out.append(Workload(key=f"sfn/{key}/{path}{name}", kind="Job", spec=copy.deepcopy(spec),
                                     source=f"aws_sfn_state_machine.{key}"))

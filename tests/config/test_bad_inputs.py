@@ -100,8 +100,6 @@ CASES = [
     Bad("default-workers-need-the-gpu-group", {"cluster": {"node_groups": [CORE]}},
         expect="ray.worker_groups[0].node_group: no node group named 'gpu'"),
     Bad("s3-backend-without-bucket", {"backend": {"type": "s3"}}, expect="backend.bucket: required when type is s3"),
-    Bad("image-and-ecr-image", {"ray": {"image": "x/y:1", "use_ecr_image": True}},
-        expect="ray.image: set either image or use_ecr_image, not both"),
     # issue 12: one access entry per principal; names S3 reserves; FSx backups only where FSx takes them
     Bad("admin-listed-twice", {"cluster": {"admin_principal_arns": [
         "arn:aws:iam::123456789012:role/Admin", "arn:aws:iam::123456789012:role/Ops",
@@ -158,6 +156,31 @@ CASES = [
     Bad("ray-without-token-auth", {"ray": {"ray_version": "2.51.0"}},
         expect="ray.ray_version: the RayCluster's job API requires a token (KubeRay authOptions), which needs Ray "
                "2.52.0 or later, got 2.51.0"),
+    # the image switch (ray.image.source)
+    Bad("image-source-unknown", {"ray": {"image": {"source": "docker"}}},
+        expect="ray.image.source: must be 'build', 'stock' or 'custom'"),
+    Bad("image-custom-without-uri", {"ray": {"image": {"source": "custom"}}},
+        expect="ray.image.uri: required when source is custom"),
+    Bad("image-uri-without-custom", {"ray": {"image": {"uri": "x/y:1"}}},
+        expect="ray.image.uri: only used when source is custom"),
+    Bad("image-old-string-form", {"ray": {"image": "x/y:1"}},
+        expect="ray.image: is a section now: write image: {source: custom, uri: x/y:1}"),
+    Bad("image-old-use-ecr-image", {"ray": {"use_ecr_image": True}},
+        expect="ray.use_ecr_image: replaced by ray.image.source: build"),
+    Bad("image-docker-hub-secret-name", {"ray": {"image": {
+        "docker_hub_secret_arn": "arn:aws:secretsmanager:us-west-2:123456789012:secret:dockerhub"}}},
+        expect="ray.image.docker_hub_secret_arn: must be the ARN of a Secrets Manager secret named "
+               "ecr-pullthroughcache/"),
+    Bad("image-docker-hub-secret-region", {"ray": {"image": {
+        "docker_hub_secret_arn": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:ecr-pullthroughcache/hub"}}},
+        expect="ray.image.docker_hub_secret_arn: the secret must be in the deployment's region us-west-2"),
+    Bad("image-docker-hub-secret-with-stock", {"ray": {"image": {"source": "stock", "docker_hub_secret_arn":
+        "arn:aws:secretsmanager:us-west-2:123456789012:secret:ecr-pullthroughcache/hub"}}},
+        expect="ray.image.docker_hub_secret_arn: only used when source is build"),
+    Bad("image-build-timeout", {"ray": {"image": {"build_timeout_minutes": 3}}},
+        expect="ray.image.build_timeout_minutes: must be greater than or equal to 5"),
+    Bad("fsx-prefix-over-image-build", {"fsx": {"import_prefix": "image-build/"}},
+        expect="fsx.import_prefix: must not overlap image-build/"),
     # the file itself
     Bad("empty-file", text="", expect="the file is empty; remove RAY_EKS_CONFIG to use the defaults"),
     Bad("malformed-yaml", text="name: [unclosed\nregion: us-west-2\n", expect="not valid YAML at line 2, column 7"),

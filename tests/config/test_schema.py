@@ -12,7 +12,7 @@ from config import CONFIG_ENV_VAR, AppConfig, ConfigError, load_config, parse_co
 from config.instances import gpu_families
 from config.models import NetworkConfig
 from config.types import GPU_AMI_TYPES
-from config.versions import RAY_VERSION
+from config.versions import RAY_IMAGE_CUDA, RAY_VERSION
 from tests.helpers import ROOT
 
 EXAMPLES = sorted((ROOT / "config" / "examples").glob("*.yaml"))
@@ -39,7 +39,9 @@ def test_defaults_are_a_complete_gpu_deployment():
     assert set(cfg.cluster.log_types) == {"api", "audit", "authenticator", "controllerManager", "scheduler"}
     # Safe by default: private API endpoint, protected data.
     assert cfg.cluster.public_access_cidrs == [] and cfg.protection.prevent_destroy
-    assert cfg.ray_image() == f"rayproject/ray:{RAY_VERSION}-py311-gpu"
+    # The image is built in the deploy (CodeBuild), from the CUDA 13.0 Ray image.
+    assert cfg.ray.image.source == "build" and cfg.ray.image.bundles_job_requirements
+    assert cfg.stock_ray_image == f"rayproject/ray:{RAY_VERSION}-py311-{RAY_IMAGE_CUDA}"
 
 
 def test_no_file_means_defaults(monkeypatch):
@@ -121,20 +123,28 @@ CPU_ONLY = {
 
 
 def test_ray_image_choice():
-    url = "123456789012.dkr.ecr.us-west-2.amazonaws.com/ray-custom"
-    assert parse_config(CPU_ONLY).ray_image() == f"rayproject/ray:{RAY_VERSION}-py311"
-    assert AppConfig().ray_image(url) == f"rayproject/ray:{RAY_VERSION}-py311-gpu"  # repository unused unless asked
-    ecr = parse_config({"ray": {"use_ecr_image": True}})
-    assert ecr.ray_image(url) == f"{url}:{RAY_VERSION}"
-    pinned = parse_config({"ray": {"image": "my.registry/ray:custom-1"}})
-    assert pinned.ray_image(url) == "my.registry/ray:custom-1"
-    other = parse_config({"ray": {"use_ecr_image": True, "ray_version": "2.57.0"}})
-    assert other.ray_image(url) == f"{url}:2.57.0"
+    built = "123456789012.dkr.ecr.us-west-2.amazonaws.com/ray-custom:2.58.0-0123456789ab"
+    # build (default): the infra stack's output, nothing else; without it there is no image to name.
+    assert AppConfig().ray_image(built) == built
+    with pytest.raises(ValueError, match="ray_image output"):
+        AppConfig().ray_image()
+    # stock: rayproject/ray at ray_version, CUDA 13.0 on GPU clusters, CPU otherwise; the build output is unused.
+    stock = parse_config({"ray": {"image": {"source": "stock"}}})
+    assert stock.ray_image(built) == f"rayproject/ray:{RAY_VERSION}-py311-cu130"
+    assert parse_config({**CPU_ONLY, "ray": {**CPU_ONLY["ray"], "image": {"source": "stock"}}}).ray_image() == \
+        f"rayproject/ray:{RAY_VERSION}-py311"
+    assert parse_config({"ray": {"image": {"source": "stock"}, "ray_version": "2.57.0"}}).ray_image() == \
+        "rayproject/ray:2.57.0-py311-cu130"
+    # custom: the uri as given.
+    custom = parse_config({"ray": {"image": {"source": "custom", "uri": "my.registry/ray:custom-1"}}})
+    assert custom.ray_image(built) == "my.registry/ray:custom-1"
+    assert [c.ray.image.bundles_job_requirements for c in (stock, custom)] == [False, False]
 
 
 def test_frozen_ray_ml_image_is_refused():
-    with pytest.raises(ConfigError, match=r"ray\.image: must be a container image reference \(not the frozen rayproject/ray-ml\)"):
-        parse_config({"ray": {"image": "rayproject/ray-ml:2.9.0-gpu"}})
+    with pytest.raises(ConfigError, match=r"ray\.image\.uri: must be a container image reference \(not the frozen "
+                                          r"rayproject/ray-ml\)"):
+        parse_config({"ray": {"image": {"source": "custom", "uri": "rayproject/ray-ml:2.9.0-gpu"}}})
 
 
 # ---------------------------------------------------------------- warnings and messages

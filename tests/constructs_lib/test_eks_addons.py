@@ -106,6 +106,17 @@ def test_a_pinned_version_is_used_as_is(edge_shape):
     assert name.replace("-", "_") not in edge_shape.infra["data"]["aws_eks_addon_version"]
 
 
+def test_addon_deployments_select_the_core_group(shape):
+    """CoreDNS and the FSx CSI controller tolerate no taint of ours: their configuration selects the core group, or
+    they would also run on an untainted worker group (tests/cluster_model proves where they land)."""
+    addons = _addons(shape.infra)
+    core = {"usage": "core"}
+    assert tf_json(addons["coredns"]["configuration_values"]) == {"nodeSelector": core}
+    assert tf_json(addons["aws-fsx-csi-driver"]["configuration_values"]) == {"controller": {"nodeSelector": core}}
+    for name in BEFORE_NODES - {"vpc-cni"}:  # DaemonSets on every node: nothing to select
+        assert addons[name].get("configuration_values") is None, name
+
+
 # ---- alone: the construct in an empty stack, from its props ------------------------------------------------------
 ALONE = EksAddonsProps(cluster_name="unit-cluster", kubernetes_version="1.34",
                        oidc_provider_arn="arn:aws:iam::111122223333:oidc-provider/oidc.example/id/ABC",

@@ -37,7 +37,7 @@ PIPELINE = PipelineProps(cluster_name="unit-cluster", cluster_endpoint="https://
                          cluster_ca="Y2E=", namespace="ray-unit", head_service="unit-head-svc",
                          image="registry.example/ray:1", ray_cluster="unit", training_script="train.py",
                          inference_script="infer.py", training_args=("--epochs", "1"), inference_args=(),
-                         step_timeout_seconds=3600, retries=1)
+                         step_timeout_seconds=3600, retries=1, pip=())
 
 
 @pytest.fixture(scope="module")

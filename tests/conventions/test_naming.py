@@ -39,6 +39,9 @@ DERIVED = [
     ("orchestrator function", "aws_lambda_function.function_name", naming.orchestrator_function_name),
     ("orchestrator function log group", "aws_cloudwatch_log_group.name",
      lambda n: naming.lambda_log_group(naming.orchestrator_function_name(n))),
+    ("image build project", "aws_codebuild_project.name", naming.image_build_project),
+    ("image build log group", "aws_cloudwatch_log_group.name", naming.image_build_log_group),
+    ("docker hub cache prefix", "aws_ecr_pull_through_cache_rule.ecr_repository_prefix", naming.docker_hub_cache_prefix),
     ("orchestrator security group", "aws_security_group.name_prefix",
      lambda n: naming.security_group_name_prefix(n, naming.ORCHESTRATOR_ROLE)),
 ]
@@ -55,6 +58,8 @@ CHARSETS = {
     "aws_eks_node_group.node_group_name_prefix": re.compile(r"^[0-9A-Za-z_-]+$"),
     "aws_ecr_repository.name": ECR_NAME_RE,
     "aws_lambda_function.function_name": re.compile(r"^[a-zA-Z0-9-_]+$"),
+    "aws_codebuild_project.name": re.compile(r"^[A-Za-z0-9][A-Za-z0-9\-_]{1,149}$"),
+    "aws_ecr_pull_through_cache_rule.ecr_repository_prefix": re.compile(r"^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*$"),
 }
 
 
@@ -71,7 +76,8 @@ def test_the_table_covers_every_name_function():
             "access_logs_bucket_prefix", "cluster_name", "cluster_log_group", "fsx_log_group",
             "vpc_flow_logs_log_group", "state_machine_name", "state_machine_log_group", "kms_alias",
             "security_group_name_prefix", "launch_template_name_prefix", "node_group_name_prefix",
-            "ecr_repository_name", "orchestrator_function_name", "lambda_log_group"}
+            "ecr_repository_name", "orchestrator_function_name", "lambda_log_group",
+            "image_build_project", "image_build_log_group", "docker_hub_cache_prefix"}
     assert functions == used, f"add new naming functions to DERIVED: {sorted(functions - used)}"
 
 

@@ -42,12 +42,20 @@ S3
   7. ``PutBucketLogging`` crashes (HTTP 500, retried by the provider for minutes) when the target
      bucket's policy has a statement whose ``Principal`` is the string ``"*"`` (our
      DenyInsecureTransport statement). Such statements are skipped, as they grant nothing.
+  14. Bucket policy conditions other than ``StringEquals`` are ignored, so our DenyInsecureTransport
+      statement (Deny s3:* when ``aws:SecureTransport`` is false) denies every object write, TLS or
+      not: the image build's ``aws_s3_object`` upload gets 403. The provider reaches AWS over TLS (the
+      emulator's plain HTTP stands in for it), so a Deny conditioned on ``aws:SecureTransport=false``
+      alone is left out of the evaluation; every other statement is evaluated as moto does.
 EC2
   9. ``CreateLaunchTemplate`` copies the tags of the template itself (``TagSpecifications`` of type
      ``launch-template``: the provider's default tags) into the version's ``LaunchTemplateData``;
      every plan then wants to remove them. They stay on the template only.
   10. ``DescribeSecurityGroupRules`` drops the description of rules that reference a security
       group (moto keeps it only for CIDR rules); every plan then wants to set it again. Returned.
+CodeBuild
+  15. ``DeleteProject`` takes a project name or ARN; moto matches names only, so the provider's delete
+      (by ARN, its resource id) left the project behind. An ARN is resolved to its project's name.
 IAM
   8. AWS managed policies (``AmazonEKSClusterPolicy``...) exist only with
      ``MOTO_IAM_LOAD_MANAGED_POLICIES=true``, which this launcher sets.
@@ -263,6 +271,39 @@ def _patch_models() -> None:
 
     s3_models.FakeBucket._log_permissions_enabled_policy = staticmethod(log_policy)
 
+    # 14. Object writes into a bucket whose policy denies aws:SecureTransport=false (our data bucket).
+    orig_get_permission = s3_models.FakeBucket.get_permission
+
+    def get_permission(self, action, resource):
+        policy = self.policy
+        if policy:
+            doc = json.loads(policy.decode())
+            stmts = doc.get("Statement", [])
+            stmts = [stmts] if isinstance(stmts, dict) else stmts
+            kept = [s for s in stmts if not _denies_plain_http_only(s)]
+            if len(kept) != len(stmts):
+                self.policy = json.dumps({**doc, "Statement": kept}).encode()
+                try:
+                    return orig_get_permission(self, action, resource)
+                finally:
+                    self.policy = policy
+        return orig_get_permission(self, action, resource)
+
+    s3_models.FakeBucket.get_permission = get_permission
+
+    # 15. DeleteProject by ARN (the provider's id for a CodeBuild project).
+    from moto.codebuild import models as codebuild_models
+
+    orig_delete_project = codebuild_models.CodeBuildBackend.delete_project
+
+    def delete_project(self, project_name):
+        for name, project in list(self.codebuild_projects.items()):
+            if project.arn == project_name:
+                project_name = name
+        return orig_delete_project(self, project_name)
+
+    codebuild_models.CodeBuildBackend.delete_project = delete_project
+
     # 9. Launch template versions: the template's own tags are not part of its data.
     orig_ltv_init = lt_models.LaunchTemplateVersion.__init__
 
@@ -297,6 +338,12 @@ def _patch_models() -> None:
         return orig_get_quota(self, service_code, quota_code)
 
     sq_models.ServiceQuotasBackend.get_service_quota = get_service_quota
+
+
+def _denies_plain_http_only(statement: dict) -> bool:
+    """A Deny whose only condition is aws:SecureTransport=false: it never matches a TLS request."""
+    return (statement.get("Effect") == "Deny"
+            and statement.get("Condition") == {"Bool": {"aws:SecureTransport": "false"}})
 
 
 # ------------------------------------------------------------------------------- served from memory

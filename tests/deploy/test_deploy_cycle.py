@@ -154,6 +154,19 @@ def _lock_exists(s3, key: str) -> bool:
     return any(o["Key"] == key for o in s3.list_objects_v2(Bucket=STATE_BUCKET).get("Contents", []))
 
 
+def _assert_image_built(emulator: Emulator, outputs: dict) -> None:
+    """ray.image.source build (the default): apply uploaded the build context, scripts/build_image.sh (the
+    terraform_data's local-exec, through the emulator's endpoint) started one CodeBuild build from exactly that
+    upload and waited for it, and ray_image names the tag the build pushes."""
+    version = emulator.client("s3").head_object(Bucket=outputs["data_bucket_name"]["value"],
+                                                Key="image-build/context.zip")["VersionId"]
+    codebuild = emulator.client("codebuild")
+    [build_id] = codebuild.list_builds_for_project(projectName="ray-e2e-ray-image")["ids"]
+    build = codebuild.batch_get_builds(ids=[build_id])["builds"][0]
+    assert build["sourceVersion"] == version and build["buildStatus"] == "SUCCEEDED"
+    assert outputs["ray_image"]["value"].startswith(f"{outputs['ecr_repository_url']['value']}:2.58.0-")
+
+
 def test_deploy_cycle(emulator: Emulator, tmp_path: Path) -> None:
     started = time.monotonic()
     s3 = emulator.client("s3")
@@ -179,6 +192,7 @@ def test_deploy_cycle(emulator: Emulator, tmp_path: Path) -> None:
     state = json.loads(s3.get_object(Bucket=STATE_BUCKET, Key=state_key)["Body"].read())
     assert state["outputs"]["cluster_name"]["value"] == "ray-e2e"
     assert not _lock_exists(s3, _lock_key(emulator)), "apply left its lock file behind"
+    _assert_image_built(emulator, state["outputs"])
 
     # Re-plan: what apply made is what the config says, so nothing to do.
     plan = _tf(["plan", "-detailed-exitcode", "-input=false"], stack_dir, env, ok=(0, 2))
@@ -227,6 +241,7 @@ def test_deploy_cycle(emulator: Emulator, tmp_path: Path) -> None:
     assert state["resources"] == [], [r["type"] + "." + r["name"] for r in state["resources"]]
     assert emulator.client("eks").list_clusters()["clusters"] == []
     assert emulator.client("fsx").describe_file_systems()["FileSystems"] == []
+    assert emulator.client("codebuild").list_projects()["projects"] == []
 
     elapsed = time.monotonic() - started
     print(f"deploy cycle: {elapsed:.0f}s")

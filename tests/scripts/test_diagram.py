@@ -87,7 +87,7 @@ def test_default_model_is_the_complete_gpu_deployment(default_arch, default_synt
     [workers] = ray.workers
     assert (workers.name, workers.min_replicas, workers.max_replicas, workers.gpus) == ("gpu-group", 0, 4, 1)
     assert a.node_group_for(workers.node_selector) == groups["gpu"]
-    assert not ray.image_from_ecr and ray.fsx_claim == "fsx-lustre"
+    assert ray.image_from_ecr and ray.fsx_claim == "fsx-lustre"  # the image the deploy built (ray.image build)
     assert a.fsx is not None and (a.fsx.deployment_type, a.fsx.capacity_gib) == ("PERSISTENT_2", 1200)
     assert {(r.s3_prefix, r.imports, r.exports) for r in a.fsx.repositories} == {
         ("ray/import/", True, False), ("ray/export/", False, True)}
@@ -98,8 +98,8 @@ def test_default_model_is_the_complete_gpu_deployment(default_arch, default_synt
     assert a.orchestrator is not None and a.orchestrator.name == "ray-eks-ray-orchestrator"
     assert a.orchestrator.integrations == ("lambda:invoke",) and a.orchestrator.submits_to == ("kuberay-head-svc",)
     assert a.orchestrator.function == "ray-eks-ray-orchestrator" and a.orchestrator.function_in_vpc
-    # off by default: no observability stack, no image build in the stacks
-    assert a.kube_prometheus_stack is None and not a.container_insights and a.image_build is None
+    # off by default: no observability stack; on by default: the image build
+    assert a.kube_prometheus_stack is None and not a.container_insights and a.image_build == "ray-eks-ray-image"
 
 
 def test_dev_model_has_no_gpu_no_orchestrator_no_device_plugin(dev_arch):
@@ -133,14 +133,20 @@ def test_existing_vpc_model_creates_no_vpc(existing_synth):
 def test_image_build_shows_only_when_the_stacks_have_one(default_synth, tmp_path):
     synth = tmp_path / "cdktf.out"
     shutil.copytree(default_synth["_outdir"], synth)
+    (tmp_path / "with").mkdir()
+    (tmp_path / "without").mkdir()
+    arch = read_architecture(synth)
+    assert arch.image_build == "ray-eks-ray-image"
+    labels = dot_labels(drawn(arch, tmp_path / "with"))
+    assert "CodeBuild ray-eks-ray-image" in labels and "push image" in labels
     infra_json = synth / "stacks" / "infra" / "cdk.tf.json"
     doc = json.loads(infra_json.read_text())
-    doc["resource"]["aws_codebuild_project"] = {"ray_image": {"name": "ray-eks-image-build"}}
+    del doc["resource"]["aws_codebuild_project"]  # as with ray.image.source stock or custom
     infra_json.write_text(json.dumps(doc))
     arch = read_architecture(synth)
-    assert arch.image_build == "ray-eks-image-build"
-    labels = dot_labels(drawn(arch, tmp_path))
-    assert "CodeBuild ray-eks-image-build" in labels and "push image" in labels
+    assert arch.image_build is None
+    labels = dot_labels(drawn(arch, tmp_path / "without"))
+    assert "CodeBuild" not in labels and "push image" not in labels
 
 
 def test_missing_synth_is_one_clear_error(tmp_path):
@@ -162,9 +168,10 @@ def test_default_picture_shows_what_is_configured(default_arch, tmp_path):
                  "FSx for Lustre PERSISTENT_2, 1200 GiB", "import ray/import/", "export ray/export/",
                  "S3 data bucket ray-eks-data-*", "ECR ray-eks/ray-custom", "Step Functions ray-eks-ray-orchestrator",
                  "Lambda ray-eks-ray-orchestrator (Kubernetes calls)", "lambda:invoke", "private endpoint :443",
-                 "submitter Jobs (ray job submit)"):
+                 "submitter Jobs (ray job submit)", "CodeBuild ray-eks-ray-image", "push image",
+                 "pulled by the pods"):
         assert text in labels, f"{text!r} not drawn; labels:\n{labels}"
-    for text in ("CodeBuild", "CloudWatch", "kube-prometheus-stack", "existing VPC"):
+    for text in ("CloudWatch", "kube-prometheus-stack", "existing VPC"):
         assert text not in labels, f"{text!r} drawn, but the default stacks have none"
     assert dot_icons(dot) >= {
         "aws/compute/elastic-kubernetes-service.png", "aws/compute/ec2.png", "aws/network/nat-gateway.png",

@@ -100,6 +100,7 @@ EXPECTED_SKIPS = {
         ("CKV_AWS_394", "data.aws_availability_zones.available"),
         # The orchestrator's function: invoked synchronously (no DLQ), package built at synth (no code signing).
         ("CKV_AWS_116", "aws_lambda_function.ray_orchestrator"), ("CKV_AWS_272", "aws_lambda_function.ray_orchestrator"),
+        ("CKV_AWS_316", "aws_codebuild_project.ray_image"),  # privileged: Docker in Docker builds the image
     },
     "dev": {
         ("CKV_AWS_145", "aws_s3_bucket.data"), ("CKV_AWS_145", "aws_s3_bucket.access_logs"),
@@ -107,6 +108,7 @@ EXPECTED_SKIPS = {
         ("CKV2_AWS_62", "aws_s3_bucket.data"), ("CKV2_AWS_62", "aws_s3_bucket.access_logs"),
         ("CKV_AWS_39", "aws_eks_cluster.ray"),  # public endpoint restricted to the example's CIDR
         ("CKV_AWS_190", "aws_fsx_lustre_file_system.ray"),  # SCRATCH_2 cannot take a customer key
+        ("CKV_AWS_316", "aws_codebuild_project.ray_image"),
     },
 }
 

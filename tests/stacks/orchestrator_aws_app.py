@@ -23,7 +23,7 @@ from constructs_lib.orchestrator import (  # noqa: E402
     RayOrchestratorProps,
 )
 from stacks.addresses import ReadableStack  # noqa: E402
-from stacks.contract import INFERENCE_SCRIPT, TRAINING_SCRIPT  # noqa: E402
+from stacks.contract import INFERENCE_SCRIPT, TRAINING_SCRIPT, job_pip  # noqa: E402
 from stacks.packages import function_package  # noqa: E402
 from stacks.ray import orchestrator_names  # noqa: E402
 
@@ -42,7 +42,8 @@ def main(outdir: str) -> None:
         pipeline=PipelineProps(
             cluster_name=cfg.name, cluster_endpoint="https://0123456789ABCDEF.gr7.us-west-2.eks.amazonaws.com",
             cluster_ca="LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0t", namespace=cfg.ray.namespace,
-            head_service=cfg.ray.head_service, ray_cluster=cfg.ray.cluster_name, image=cfg.ray_image(), training_script=TRAINING_SCRIPT,
+            head_service=cfg.ray.head_service, ray_cluster=cfg.ray.cluster_name, image=cfg.stock_ray_image, pip=job_pip(cfg),
+            training_script=TRAINING_SCRIPT,
             inference_script=INFERENCE_SCRIPT, training_args=tuple(cfg.orchestrator_training_args),
             inference_args=tuple(o.inference_args), step_timeout_seconds=o.step_timeout_seconds, retries=o.retries),
         package=function_package(stack, "ray_orchestrator", [FUNCTION_MODULE]),

@@ -151,7 +151,8 @@ def test_ray_cluster_head(default_synth):
     c = pod["containers"][0]
     assert {p["containerPort"] for p in c["ports"]} == {10001, 8265, 8080, 6379, 8000}
     assert c["resources"]["limits"]["memory"] == "8Gi"
-    assert c["image"] == "rayproject/ray:2.58.0-py311-gpu"
+    # ray.image.source build (default): the image the infra stack's CodeBuild build pushed, from its output.
+    assert c["image"] == "${data.terraform_remote_state.infra.outputs.ray_image}"
     assert rc["spec"]["rayVersion"] == "2.58.0"
 
 
@@ -204,7 +205,8 @@ def test_dev_example_has_cpu_workers_and_no_gpu_addons(dev_synth):
     pod = group["template"]["spec"]
     assert "nvidia.com/gpu" not in pod["containers"][0]["resources"]["limits"]
     assert "tolerations" not in pod and pod["nodeSelector"] == {"usage": "cpu"}
-    assert rc["spec"]["headGroupSpec"]["template"]["spec"]["containers"][0]["image"] == "rayproject/ray:2.58.0-py311"
+    assert rc["spec"]["headGroupSpec"]["template"]["spec"]["containers"][0]["image"] == \
+        "${data.terraform_remote_state.infra.outputs.ray_image}"
     assert "nvidia_device_plugin" not in resources(dev_synth["ray"], "helm_release")
 
 
@@ -213,17 +215,32 @@ def test_job_submission_outputs(default_synth):
     assert out["dashboard_port_forward_command"]["value"] == "kubectl port-forward -n ray svc/kuberay-head-svc 8265:8265"
     cmd = out["ray_job_submit_command"]["value"]
     assert cmd.startswith("ray job submit --address http://localhost:8265 --working-dir training -- python pytorch_training_e2e.py")
+    assert "--runtime-env-json" not in cmd, "the built image holds the requirements: nothing to install per job"
     assert out["head_service"]["value"] == "kuberay-head-svc"
 
 
 # ----------------------------------------------------------------------------------- rendered jobs
+def render(tmp_path, config: dict | None, *args: str) -> subprocess.CompletedProcess:
+    env = app_env()
+    if config is not None:
+        path = tmp_path / "config.yaml"
+        path.write_text(yaml.safe_dump(config))
+        env = app_env(config=path)
+    return subprocess.run([sys.executable, "-m", "scripts.render_jobs", "--out", str(tmp_path / "out"), *args],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+
+
+def loaded(out) -> dict[str, list[dict]]:
+    return {p.name: list(yaml.safe_load_all(p.read_text())) for p in out.glob("*.yaml")}
+
+
 @pytest.fixture(scope="module")
 def rendered(tmp_path_factory):
-    out = tmp_path_factory.mktemp("rendered")
-    r = subprocess.run([sys.executable, "-m", "scripts.render_jobs", "--out", str(out)], cwd=ROOT, env=app_env(),
-                       capture_output=True, text=True, timeout=60)
+    """The stock image (no torch): the jobs carry the requirements in their runtime_env."""
+    tmp = tmp_path_factory.mktemp("rendered")
+    r = render(tmp, {"ray": {"image": {"source": "stock"}}})
     assert r.returncode == 0, r.stderr
-    return {p.name: list(yaml.safe_load_all(p.read_text())) for p in out.glob("*.yaml")}
+    return loaded(tmp / "out")
 
 
 def test_rendered_objects_validate(rendered):
@@ -246,10 +263,10 @@ def test_submit_job_uses_the_cluster_image_and_head_service(rendered):
     pod = job["spec"]["template"]["spec"]
     assert pod["serviceAccountName"] == "ray-operator-ray-operator"
     c = pod["containers"][0]
-    assert c["image"] == "rayproject/ray:2.58.0-py311-gpu"
+    assert c["image"] == "rayproject/ray:2.58.0-py311-cu130"
     assert "ray job submit --address http://kuberay-head-svc:8265" in c["command"][-1]
     assert [e["name"] for e in c["env"]] == ["RAY_AUTH_MODE", "RAY_AUTH_TOKEN"]
-    assert "pip install" not in c["command"][-1]
+    assert "pip install" not in c["command"][-1]  # Ray installs the runtime_env's pip list, on every node
 
 
 def test_rayjob_selects_the_running_cluster(rendered):
@@ -258,3 +275,18 @@ def test_rayjob_selects_the_running_cluster(rendered):
     assert rj["spec"]["entrypoint"].startswith("python pytorch_training_e2e.py")
     assert "working_dir: /config" in rj["spec"]["runtimeEnvYAML"]
     assert rj["spec"]["submitterPodTemplate"]["spec"]["volumes"][0]["configMap"]["name"] == cm["metadata"]["name"]
+
+
+def test_built_image_jobs_need_the_deployed_image_or_image(tmp_path):
+    """With the default (build), the image exists only once the infra stack's build succeeded."""
+    r = render(tmp_path, None)
+    assert r.returncode == 2 and len(r.stderr.splitlines()) == 1, r.stderr
+    assert r.stderr.startswith("error: ray.image.source is build: the image is the deployed infra stack's ray_image")
+    assert not (tmp_path / "out").exists()
+    r = render(tmp_path, None, "--image", "123456789012.dkr.ecr.us-west-2.amazonaws.com/ray-custom:2.58.0-abc")
+    assert r.returncode == 0, r.stderr
+    docs = loaded(tmp_path / "out")
+    job, rj = docs["submit-job.yaml"][2], docs["rayjob.yaml"][1]
+    assert job["spec"]["template"]["spec"]["containers"][0]["image"].endswith("/ray-custom:2.58.0-abc")
+    assert "--runtime-env-json" not in job["spec"]["template"]["spec"]["containers"][0]["command"][-1]
+    assert yaml.safe_load(rj["spec"]["runtimeEnvYAML"]) == {"working_dir": "/config"}

@@ -29,7 +29,8 @@ def policy(default_synth) -> dict:
 
 @pytest.fixture(scope="module")
 def jobs() -> dict[str, list[dict]]:
-    return documents(job_props(AppConfig(), files={"pytorch_training_e2e.py": "print(1)\n"}))
+    return documents(job_props(AppConfig(), image="registry.example/ray:test",
+                               files={"pytorch_training_e2e.py": "print(1)\n"}))
 
 
 def _rc(stacks) -> dict:
