@@ -14,13 +14,20 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Optional
 
+from fast_imports.node_side import ENV_PACKAGES, HOOK_MARKER
+
 ROOT = Path(__file__).resolve().parent.parent
 # Structural data derived from the KubeRay v1.7.0 release files by scripts/derive_reference.py (committed).
 REFERENCE = ROOT / "tests" / "reference" / "kuberay-v1.7.0"
 
 
 def app_env(config: Optional[Path] = None, outdir: Optional[Path] = None, **extra: str) -> dict:
-    env = {k: v for k, v in os.environ.items() if k not in ("RAY_EKS_CONFIG", "CDKTF_OUTDIR")}
+    """The environment of an app run, as from a user's shell: without this session's config, output folder and
+    fast_imports node hook (tests/conftest.py installs it in-process; main.py installs its own, or not)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_EKS_CONFIG", "CDKTF_OUTDIR", ENV_PACKAGES)}
+    node_options = " ".join(t for t in env.pop("NODE_OPTIONS", "").split() if HOOK_MARKER not in t)
+    if node_options:
+        env["NODE_OPTIONS"] = node_options
     env["JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION"] = "20"
     env["CHECKPOINT_DISABLE"] = "1"
     if config is not None:
@@ -56,30 +63,8 @@ def addresses(stack: dict) -> list[str]:
     return sorted(out)
 
 
-# --- Infra construct tests (issue 2): one extra config, synthesized once per session, shared across test dirs.
-_SYNTH_CACHE: dict[str, dict] = {}
-
-
-def synth_once(key: str, config_data: dict, tmp_path_factory) -> dict[str, dict]:
-    """Synthesize the app for ``config_data`` (a config mapping) once per session; ``key`` names the shape.
-
-    Module-level cache rather than a conftest fixture so tests in several directories share one synth.
-    """
-    if key not in _SYNTH_CACHE:
-        import yaml
-
-        base = tmp_path_factory.mktemp(f"synth-{key}")
-        config = base / f"{key}.yaml"
-        config.write_text(yaml.safe_dump(config_data, sort_keys=False))
-        out = base / "cdktf.out"
-        r = run_app(config=config, outdir=out)
-        assert r.returncode == 0, f"synth of {key} failed:\n{r.stderr[-3000:]}"
-        stacks = load_stacks(out)
-        stacks["_outdir"] = out  # type: ignore[assignment]
-        stacks["_config"] = config  # type: ignore[assignment]
-        _SYNTH_CACHE[key] = stacks
-    return _SYNTH_CACHE[key]
-
+# --- The configurations the test session synthesizes: tests/conftest.py runs main.py once per name, on first use.
+EXAMPLES = ROOT / "config" / "examples"
 
 # The prod example deployed into an existing VPC, on a non-default Kubernetes version: covers the
 # existing-network path, admin access entries, an S3 backend and version configurability in one synth.
@@ -92,7 +77,7 @@ EXISTING_PUBLIC_SUBNETS = ["subnet-0d4d4d4d4d4d4d4d4", "subnet-0e5e5e5e5e5e5e5e5
 def prod_existing_vpc_config() -> dict:
     import yaml
 
-    data = yaml.safe_load((ROOT / "config" / "examples" / "prod-gpu.yaml").read_text())
+    data = yaml.safe_load((EXAMPLES / "prod-gpu.yaml").read_text())
     data["network"] = {**data.get("network", {}), "existing": {
         "vpc_id": EXISTING_VPC_ID, "private_subnet_ids": list(EXISTING_PRIVATE_SUBNETS),
         "public_subnet_ids": list(EXISTING_PUBLIC_SUBNETS)}}
@@ -101,10 +86,6 @@ def prod_existing_vpc_config() -> dict:
     data["ray"]["image"] = {**data["ray"].get("image", {}),
                             "docker_hub_secret_arn": DOCKER_HUB_SECRET_ARN}
     return data
-
-
-def prod_existing_vpc_synth(tmp_path_factory) -> dict[str, dict]:
-    return synth_once("prod-existing-vpc", prod_existing_vpc_config(), tmp_path_factory)
 
 
 # The edges of the config, in one synth: the longest deployment and node group names the schema accepts,
@@ -141,8 +122,34 @@ def edge_config() -> dict:
     }
 
 
-def edge_synth(tmp_path_factory) -> dict[str, dict]:
-    return synth_once("edge", edge_config(), tmp_path_factory)
+# Allowed but dangerous: an API endpoint open to the internet and no destroy protection, on a
+# persistent file system (so the final-backup switch shows). The security gate must catch the first.
+OPEN_UNPROTECTED = {
+    "name": "ray-open",
+    "cluster": {"public_access_cidrs": ["0.0.0.0/0"]},
+    "fsx": {"deployment_type": "PERSISTENT_2", "storage_capacity_gib": 1200},
+    "protection": {"prevent_destroy": False},
+}
+
+# ray.image.source other than build (tests/stacks/test_image_switch.py).
+IMAGE_CUSTOM_URI = "registry.example.com/ml/ray-torch:2.58.0-1"
+
+ConfigSource = Path | dict | None
+
+
+def session_configs() -> dict[str, ConfigSource]:
+    """Name -> what main.py reads: None (the defaults: no RAY_EKS_CONFIG), an example file, or a config mapping."""
+    return {
+        "default": None,
+        "dev": EXAMPLES / "dev-cpu.yaml",  # CPU only: explicit AZs, one NAT gateway, SPOT workers, scratch FSx
+        "prod": EXAMPLES / "prod-gpu.yaml",
+        "existing": prod_existing_vpc_config(),
+        "edge": edge_config(),
+        "open": OPEN_UNPROTECTED,
+        "other-region": {"region": "eu-west-1"},  # the defaults in another region (names must not collide)
+        "image-stock": {"ray": {"image": {"source": "stock"}}},
+        "image-custom": {"ray": {"image": {"source": "custom", "uri": IMAGE_CUSTOM_URI}}},
+    }
 
 
 def attrs(resource: dict) -> dict:
@@ -155,7 +162,7 @@ def outputs(stack: dict) -> dict[str, dict]:
 
 
 def stack_items(synth: dict) -> list[tuple[str, dict]]:
-    """The (name, JSON) of every stack of a session synth (its ``_outdir``/``_config`` entries left out)."""
+    """The (name, JSON) of every stack of a session synth (its ``_outdir``, ``_cfg``... entries left out)."""
     return [(k, v) for k, v in synth.items() if not k.startswith("_")]
 
 

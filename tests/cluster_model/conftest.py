@@ -8,11 +8,10 @@ from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 import pytest
-import yaml
 
-from config import AppConfig, load_config, parse_config
+from config import AppConfig, load_config
 from scripts.render_jobs import documents, job_props
-from tests.helpers import ROOT, prod_existing_vpc_config, prod_existing_vpc_synth, synth_once
+from tests.helpers import ROOT
 
 from .model import ClusterModel
 
@@ -69,13 +68,13 @@ SHAPE_NAMES = ("default", "default-k8s-1.34", "dev", "prod", "prod-existing-vpc-
 
 
 @pytest.fixture(scope="session")
-def shapes(request, tmp_path_factory) -> Callable[[str], Shape]:
+def shapes(request) -> Callable[[str], Shape]:
     """``shapes(name)``: a Shape of SHAPE_NAMES, built on first use (synths are shared session synths)."""
     built: dict[str, Shape] = {}
 
     def prod_example() -> tuple[dict, AppConfig]:
-        data = yaml.safe_load((EXAMPLES / "prod-gpu.yaml").read_text())
-        return synth_once("prod-gpu-example", data, tmp_path_factory), parse_config(data)
+        synth = request.getfixturevalue("prod_synth")
+        return synth, synth["_cfg"]
 
     def make(name: str) -> Shape:
         if name == "default":
@@ -89,7 +88,8 @@ def shapes(request, tmp_path_factory) -> Callable[[str], Shape]:
         if name == "prod":
             return Shape(name, *prod_example())
         if name == "prod-existing-vpc-k8s-1.33":
-            return Shape(name, prod_existing_vpc_synth(tmp_path_factory), parse_config(prod_existing_vpc_config()))
+            synth = request.getfixturevalue("existing_synth")
+            return Shape(name, synth, synth["_cfg"])
         if name == "prod-with-cpu-group":
             synth, cfg = prod_example()
             return Shape(name, with_untainted_group(synth), cfg, extra_roles={"cpu": "cpu"})

@@ -1,5 +1,5 @@
-"""Fixtures for the construct tests: each construct is checked through the infra stack's JSON (what users
-review), for every config shape we synthesize: defaults, the dev example and prod in an existing VPC."""
+"""Shapes for the construct tests: the session synths (tests/conftest.py) seen as their infra stack (what users
+review) and the config they came from. Each construct is also built alone (``construct_synth``, tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from config import AppConfig, load_config, parse_config
-from tests.helpers import ROOT, edge_config, edge_synth, prod_existing_vpc_config, prod_existing_vpc_synth
+from config import AppConfig
 
 
 @dataclass(frozen=True)
@@ -18,16 +17,8 @@ class Shape:
     cfg: AppConfig  # the config it was synthesized from
 
 
-@pytest.fixture(scope="session")
-def existing_synth(tmp_path_factory) -> dict[str, dict]:
-    return prod_existing_vpc_synth(tmp_path_factory)
-
-
-@pytest.fixture(scope="session")
-def edge_shape(tmp_path_factory) -> Shape:
-    """The config's edges (tests/helpers.py edge_config): longest names, admins without the creator, a
-    pinned add-on, FSx without data repository and with backups."""
-    return Shape("edge", edge_synth(tmp_path_factory)["infra"], parse_config(edge_config()))
+def _shape(name: str, synth: dict) -> Shape:
+    return Shape(name, synth["infra"], synth["_cfg"])
 
 
 @pytest.fixture(scope="session")
@@ -41,18 +32,25 @@ def dev_infra(dev_synth) -> dict:
 
 
 @pytest.fixture(scope="session")
-def default_shape(infra) -> Shape:
-    return Shape("default", infra, AppConfig())
+def default_shape(default_synth) -> Shape:
+    return _shape("default", default_synth)
 
 
 @pytest.fixture(scope="session")
-def dev_shape(dev_infra) -> Shape:
-    return Shape("dev", dev_infra, load_config(str(ROOT / "config" / "examples" / "dev-cpu.yaml")))
+def dev_shape(dev_synth) -> Shape:
+    return _shape("dev", dev_synth)
 
 
 @pytest.fixture(scope="session")
-def existing_shape(existing_infra) -> Shape:
-    return Shape("existing", existing_infra, parse_config(prod_existing_vpc_config()))
+def existing_shape(existing_synth) -> Shape:
+    return _shape("existing", existing_synth)
+
+
+@pytest.fixture(scope="session")
+def edge_shape(edge_synth) -> Shape:
+    """The config's edges (tests/helpers.py edge_config): longest names, admins without the creator, a
+    pinned add-on, FSx without data repository and with backups."""
+    return _shape("edge", edge_synth)
 
 
 @pytest.fixture(scope="session", params=["default", "dev", "existing"])
@@ -64,4 +62,10 @@ def shape(request) -> Shape:
 @pytest.fixture(scope="session", params=["default", "dev"])
 def created_network_shape(request) -> Shape:
     """The configs whose network the stack creates (not an existing VPC)."""
+    return request.getfixturevalue(f"{request.param}_shape")
+
+
+@pytest.fixture(scope="session", params=["default", "existing"])
+def gpu_shape(request) -> Shape:
+    """The configs with a GPU node group."""
     return request.getfixturevalue(f"{request.param}_shape")

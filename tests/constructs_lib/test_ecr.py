@@ -1,9 +1,14 @@
-"""ECR repository for the custom Ray image, through the infra stack's JSON."""
+"""ECR repository for the custom Ray image, alone from its props (``construct_synth``) and through the infra stack's
+JSON."""
 
 from __future__ import annotations
 
 import json
 
+import pytest
+from cdktf_cdktf_provider_aws.ecr_repository import EcrRepository
+
+from constructs_lib.ecr import EcrRepositoryProps, RayImageRepository
 from conventions import naming
 from tests.helpers import attrs, outputs, ref, resources
 
@@ -68,3 +73,26 @@ def test_ecr_outputs(shape):
     out = outputs(shape.infra)
     assert out["ecr_repository_url"]["value"] == ref("aws_ecr_repository", name, "repository_url")
     assert out["ecr_repository_arn"]["value"] == ref("aws_ecr_repository", name, "arn")
+
+
+# ---- alone: the construct in an empty stack, from its props ------------------------------------------------------
+KEY = "arn:aws:kms:us-west-2:111122223333:key/data"
+
+
+@pytest.mark.parametrize("protect", [True, False])
+def test_alone_immutable_scanned_encrypted_and_protected_as_the_props_say(construct_synth, protect):
+    ecr = construct_synth(lambda stack: RayImageRepository(stack, "ecr", EcrRepositoryProps(
+        name="unit/ray", kms_key_arn=KEY, keep_last_images=12, prevent_destroy=protect)),
+        outputs=("repository_url", "repository_arn", "repository_name"))
+    assert ecr.has_resource(EcrRepository, {
+        "name": "unit/ray", "image_tag_mutability": "IMMUTABLE", "image_scanning_configuration": {"scan_on_push": True},
+        "encryption_configuration": [{"encryption_type": "KMS", "kms_key": KEY}],
+        "force_delete": not protect, "lifecycle": {"prevent_destroy": protect}})
+    assert ecr.output("repository_url") == ref("aws_ecr_repository", "ray", "repository_url")
+    assert ecr.output("repository_name") == ref("aws_ecr_repository", "ray", "name")
+    policy = ecr.one("aws_ecr_lifecycle_policy", "ray_lifecycle")
+    assert policy["repository"] == ref("aws_ecr_repository", "ray", "name")
+    assert [(r["rulePriority"], r["selection"]) for r in json.loads(policy["policy"])["rules"]] == [
+        (1, {"tagStatus": "untagged", "countType": "sinceImagePushed", "countUnit": "days", "countNumber": 1}),
+        (2, {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": 12}),
+    ]

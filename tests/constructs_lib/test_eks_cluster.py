@@ -1,13 +1,21 @@
-"""EKS control plane, through the infra stack's JSON: version, access entries (no aws-auth), secrets
-encryption, control-plane logging, endpoint access and the IAM OIDC provider for IRSA."""
+"""EKS control plane, alone from its props (``construct_synth``) and through the infra stack's JSON: version,
+access entries (no aws-auth), secrets encryption, control-plane logging, endpoint access and the IAM OIDC provider
+for IRSA."""
 
 from __future__ import annotations
 
 import json
 
 import pytest
+from cdktf_cdktf_provider_aws.cloudwatch_log_group import CloudwatchLogGroup
+from cdktf_cdktf_provider_aws.data_aws_iam_session_context import DataAwsIamSessionContext
+from cdktf_cdktf_provider_aws.eks_access_entry import EksAccessEntry
+from cdktf_cdktf_provider_aws.eks_access_policy_association import EksAccessPolicyAssociation
+from cdktf_cdktf_provider_aws.eks_cluster import EksCluster
+from cdktf_cdktf_provider_aws.iam_openid_connect_provider import IamOpenidConnectProvider
 
 from config.types import CONTROL_PLANE_LOG_TYPES
+from constructs_lib.eks_cluster import EksClusterProps, RayEksCluster
 from tests.helpers import attrs, one, outputs, ref, resources, stack_items, tf_json
 
 CLUSTER_NAME = ref("aws_eks_cluster", "ray", "name")
@@ -220,3 +228,97 @@ def test_cluster_role_and_log_group_names(shape):
     assert "name" not in role and role["name_prefix"] == naming.iam_role_name_prefix(shape.cfg.name, "cluster")
     assert attrs(one(shape.infra, "aws_cloudwatch_log_group", "cluster_logs"))["name"] == \
         f"/aws/eks/{shape.cfg.name}/cluster"
+
+
+# ---- alone: the construct in an empty stack, from its props ------------------------------------------------------
+ADMINS = ["arn:aws:iam::111122223333:role/PlatformAdmin", "arn:aws:iam::111122223333:role/team/Deployer"]
+CALLER = "arn:aws:sts::111122223333:assumed-role/Deployer/ci-run"
+
+
+def _props(**kw) -> EksClusterProps:
+    base = dict(name="unit-cluster", role_name_prefix="unit-cluster-", log_group_name="/aws/eks/unit-cluster/cluster",
+                kubernetes_version="1.34", subnet_ids=["subnet-a", "subnet-b"],
+                secrets_kms_key_arn="arn:aws:kms:us-west-2:111122223333:key/secrets",
+                logs_kms_key_arn="arn:aws:kms:us-west-2:111122223333:key/logs", partition="aws-us-gov",
+                public_access_cidrs=["198.51.100.0/24"], admin_principal_arns=ADMINS, creator_is_admin=True,
+                caller_arn=CALLER, log_types=["api", "audit"], log_retention_days=90)
+    return EksClusterProps(**{**base, **kw})
+
+
+@pytest.fixture(scope="module")
+def public_with_admins(construct_synth):
+    return construct_synth(lambda stack: RayEksCluster(stack, "eks", _props()),
+                           outputs=("name", "endpoint", "oidc_provider_arn", "oidc_issuer_host",
+                                    "cluster_security_group_id"))
+
+
+@pytest.fixture(scope="module")
+def private_alone(construct_synth):
+    """Private endpoint only, no admins listed, the creator not an admin."""
+    return construct_synth(lambda stack: RayEksCluster(stack, "eks", _props(
+        public_access_cidrs=[], admin_principal_arns=[], creator_is_admin=False)))
+
+
+def test_alone_cluster_from_the_props(public_with_admins):
+    assert public_with_admins.has_resource(EksCluster, {
+        "name": "unit-cluster", "version": "1.34", "enabled_cluster_log_types": ["api", "audit"],
+        "vpc_config": {"subnet_ids": ["subnet-a", "subnet-b"], "endpoint_private_access": True,
+                       "endpoint_public_access": True, "public_access_cidrs": ["198.51.100.0/24"]},
+        "access_config": {"authentication_mode": "API", "bootstrap_cluster_creator_admin_permissions": False},
+        "bootstrap_self_managed_addons": False,
+        "encryption_config": {"resources": ["secrets"],
+                              "provider": {"key_arn": "arn:aws:kms:us-west-2:111122223333:key/secrets"}},
+    })
+    assert public_with_admins.output("name") == ref("aws_eks_cluster", "ray", "name")
+    assert public_with_admins.output("cluster_security_group_id") == \
+        "${aws_eks_cluster.ray.vpc_config[0].cluster_security_group_id}"
+
+
+def test_alone_the_log_group_exists_first_with_the_props_retention_and_key(public_with_admins):
+    assert public_with_admins.has_resource(CloudwatchLogGroup, {
+        "name": "/aws/eks/unit-cluster/cluster", "retention_in_days": 90,
+        "kms_key_id": "arn:aws:kms:us-west-2:111122223333:key/logs"})
+    assert "aws_cloudwatch_log_group.cluster_logs" in public_with_admins.one("aws_eks_cluster", "ray")["depends_on"]
+
+
+def test_alone_the_cluster_role_trusts_eks_in_the_props_partition(public_with_admins):
+    role = public_with_admins.one("aws_iam_role", "cluster")
+    assert role["name_prefix"] == "unit-cluster-"
+    assert json.loads(role["assume_role_policy"])["Statement"][0]["Principal"] == {"Service": "eks.amazonaws.com"}
+    assert public_with_admins.has_resource("aws_iam_role_policy_attachment", {
+        "role": ref("aws_iam_role", "cluster", "name"),
+        "policy_arn": "arn:aws-us-gov:iam::aws:policy/AmazonEKSClusterPolicy"})
+
+
+@pytest.mark.parametrize("i", [0, 1])
+def test_alone_each_listed_admin_is_a_cluster_admin_entry(public_with_admins, i):
+    assert public_with_admins.has_resource(EksAccessEntry, {
+        "cluster_name": CLUSTER_NAME, "principal_arn": ADMINS[i], "type": "STANDARD"})
+    assert public_with_admins.has_resource(EksAccessPolicyAssociation, {
+        "principal_arn": ref("aws_eks_access_entry", f"admin_{i}", "principal_arn"),
+        "policy_arn": f"arn:aws-us-gov:eks::aws:{ADMIN_POLICY}", "access_scope": {"type": "cluster"}})
+
+
+def test_alone_the_creator_is_an_admin_unless_listed(public_with_admins):
+    assert public_with_admins.has_data_source(DataAwsIamSessionContext, {"arn": CALLER})
+    counted = f"${{contains({json.dumps(ADMINS)}, data.aws_iam_session_context.current.issuer_arn) ? 0 : 1}}"
+    assert public_with_admins.has_resource(EksAccessEntry, {
+        "count": counted, "principal_arn": "${data.aws_iam_session_context.current.issuer_arn}"})
+    assert public_with_admins.one("aws_eks_access_policy_association", "cluster_creator_admin")["count"] == counted
+
+
+def test_alone_the_oidc_provider_trusts_the_clusters_issuer_for_sts(public_with_admins):
+    issuer = "${aws_eks_cluster.ray.identity[0].oidc[0].issuer}"
+    assert public_with_admins.has_resource(IamOpenidConnectProvider, {"url": issuer,
+                                                                      "client_id_list": ["sts.amazonaws.com"]})
+    assert public_with_admins.output("oidc_provider_arn") == ref("aws_iam_openid_connect_provider", "eks", "arn")
+    assert public_with_admins.output("oidc_issuer_host") == f'${{replace({issuer[2:-1]}, "https://", "")}}'
+
+
+def test_alone_private_without_admins_has_no_public_endpoint_and_no_entries(private_alone):
+    vpc = private_alone.one("aws_eks_cluster", "ray")["vpc_config"]
+    assert vpc["endpoint_public_access"] is False and "public_access_cidrs" not in vpc
+    assert vpc["endpoint_private_access"] is True
+    assert not private_alone.resources("aws_eks_access_entry")
+    assert not private_alone.resources("aws_eks_access_policy_association")
+    assert not private_alone.data("aws_iam_session_context")

@@ -1,9 +1,18 @@
-"""FSx for Lustre, through the infra stack's JSON: placement, the Lustre security group, deployment type
-and capacity from config, encryption, and the S3 data repository associations."""
+"""FSx for Lustre, alone from its props (``construct_synth``) and through the infra stack's JSON: placement, the
+Lustre security group, deployment type and capacity from config, encryption, backups, and the S3 data repository
+associations."""
 
 from __future__ import annotations
 
+import pytest
+from cdktf_cdktf_provider_aws.fsx_data_repository_association import FsxDataRepositoryAssociation
+from cdktf_cdktf_provider_aws.fsx_lustre_file_system import FsxLustreFileSystem
+from cdktf_cdktf_provider_aws.security_group import SecurityGroup
+from cdktf_cdktf_provider_aws.vpc_security_group_egress_rule import VpcSecurityGroupEgressRule
+from cdktf_cdktf_provider_aws.vpc_security_group_ingress_rule import VpcSecurityGroupIngressRule
+
 from config.models import FSX_THROUGHPUT
+from constructs_lib.fsx_lustre import FsxLustre, FsxLustreProps
 from tests.helpers import attrs, one, outputs, ref, resources
 
 CLUSTER_SG = "${aws_eks_cluster.ray.vpc_config[0].cluster_security_group_id}"
@@ -138,3 +147,89 @@ def test_names(shape):
     sg = attrs(one(st, "aws_security_group", _fsx_sg_ref(st).split(".")[1]))
     assert sg["name_prefix"] == naming.security_group_name_prefix(name, "fsx")
     assert attrs(one(st, "aws_cloudwatch_log_group", "fsx_logs"))["name"] == f"/aws/fsx/{name}"
+
+
+# ---- alone: the construct in an empty stack, from its props ------------------------------------------------------
+CLIENTS = "sg-0clients"
+KEY = "arn:aws:kms:us-west-2:111122223333:key/data"
+
+
+def _props(**kw) -> FsxLustreProps:
+    base = dict(name="unit", security_group_name_prefix="unit-fsx-", log_group_name="/aws/fsx/unit", vpc_id="vpc-1",
+                subnet_id="subnet-a", client_security_group_id=CLIENTS, data_bucket_name="unit-data",
+                deployment_type="PERSISTENT_2", storage_capacity_gib=2400, per_unit_storage_throughput=250,
+                kms_key_arn=KEY, persistent=True, data_repository=True, import_prefix="in/", export_prefix="out/",
+                backup_retention_days=0, final_backup=False, log_retention_days=30, prevent_destroy=True)
+    return FsxLustreProps(**{**base, **kw})
+
+
+@pytest.fixture(scope="module")
+def linked(construct_synth):
+    return construct_synth(lambda stack: FsxLustre(stack, "fsx", _props()),
+                           outputs=("file_system_id", "dns_name", "mount_name", "security_group_id"))
+
+
+def test_alone_file_system_from_the_props(linked):
+    assert linked.has_resource(FsxLustreFileSystem, {
+        "deployment_type": "PERSISTENT_2", "storage_capacity": 2400, "per_unit_storage_throughput": 250,
+        "subnet_ids": ["subnet-a"], "security_group_ids": [ref("aws_security_group", "fsx", "id")], "kms_key_id": KEY,
+        "log_configuration": {"level": "WARN_ERROR", "destination": ref("aws_cloudwatch_log_group", "fsx_logs", "arn")},
+        "lifecycle": {"prevent_destroy": True}})
+    assert linked.has_resource("aws_cloudwatch_log_group", {"name": "/aws/fsx/unit", "retention_in_days": 30,
+                                                            "kms_key_id": KEY})
+    for output, attribute in (("file_system_id", "id"), ("dns_name", "dns_name"), ("mount_name", "mount_name")):
+        assert linked.output(output) == ref("aws_fsx_lustre_file_system", "ray", attribute)
+    assert linked.output("security_group_id") == ref("aws_security_group", "fsx", "id")
+
+
+def test_alone_linked_to_s3_it_asks_for_no_backups(linked):
+    fs = linked.one("aws_fsx_lustre_file_system", "ray")
+    assert not [k for k in BACKUP_SETTINGS if k in fs]
+
+
+@pytest.mark.parametrize("path, prefix, policy", [("/import", "in/", "auto_import_policy"),
+                                                  ("/export", "out/", "auto_export_policy")])
+def test_alone_import_and_export_associations_with_the_props_bucket(linked, path, prefix, policy):
+    assert linked.has_resource(FsxDataRepositoryAssociation, {
+        "file_system_id": ref("aws_fsx_lustre_file_system", "ray", "id"), "file_system_path": path,
+        "data_repository_path": f"s3://unit-data/{prefix}",
+        "s3": {policy: {"events": ["NEW", "CHANGED", "DELETED"]}}})
+
+
+@pytest.mark.parametrize("low, high", sorted(LUSTRE_PORT_RANGES))
+def test_alone_lustre_ports_between_the_clients_and_the_file_servers_only(linked, low, high):
+    sg = ref("aws_security_group", "fsx", "id")
+    assert linked.has_resource(SecurityGroup, {"name_prefix": "unit-fsx-", "vpc_id": "vpc-1"})
+    for peer in (CLIENTS, sg):
+        common = {"security_group_id": sg, "ip_protocol": "tcp", "from_port": low, "to_port": high,
+                  "referenced_security_group_id": peer}
+        assert linked.has_resource(VpcSecurityGroupIngressRule, common)
+        assert linked.has_resource(VpcSecurityGroupEgressRule, common)
+    rules = [*linked.resources("aws_vpc_security_group_ingress_rule").values(),
+             *linked.resources("aws_vpc_security_group_egress_rule").values()]
+    assert len(rules) == 8 and not [r for r in rules if "cidr_ipv4" in r or "cidr_ipv6" in r]
+
+
+def test_alone_persistent_without_data_repository_takes_the_props_backups(construct_synth):
+    backed_up = construct_synth(lambda stack: FsxLustre(stack, "fsx", _props(
+        data_repository=False, backup_retention_days=7, final_backup=True, prevent_destroy=False)))
+    assert backed_up.has_resource(FsxLustreFileSystem, {
+        "automatic_backup_retention_days": 7, "copy_tags_to_backups": True, "skip_final_backup": False,
+        "final_backup_tags": {"Name": "unit-final-backup", "final-backup-of": "unit"},
+        "lifecycle": {"prevent_destroy": False}})
+    assert not backed_up.resources("aws_fsx_data_repository_association")
+
+
+def test_alone_scratch_takes_no_key_and_no_backups(construct_synth):
+    scratch = construct_synth(lambda stack: FsxLustre(stack, "fsx", _props(
+        deployment_type="SCRATCH_2", per_unit_storage_throughput=None, persistent=False)))
+    fs = scratch.one("aws_fsx_lustre_file_system", "ray")
+    assert fs["deployment_type"] == "SCRATCH_2"
+    assert "kms_key_id" not in fs and "per_unit_storage_throughput" not in fs
+    assert not [k for k in BACKUP_SETTINGS if k in fs]
+
+
+@pytest.mark.parametrize("kw", [dict(backup_retention_days=7), dict(final_backup=True)])
+def test_alone_backups_where_fsx_takes_none_are_refused(construct_synth, kw):
+    with pytest.raises(ValueError, match="backs up only PERSISTENT file systems without data repository"):
+        construct_synth(lambda stack: FsxLustre(stack, "fsx", _props(**kw)))

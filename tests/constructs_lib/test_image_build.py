@@ -18,7 +18,7 @@ from config.versions import CODEBUILD_IMAGE, RAY_VERSION
 from constructs_lib.image_build import BUILDSPEC, content_hash, context_archive, image_tag
 from conventions import naming
 from stacks.contract import TRAINING_DIR, image_context_files
-from tests.helpers import ROOT, attrs, one, outputs, prod_existing_vpc_synth, resources, run_app, tf_json
+from tests.helpers import ROOT, attrs, one, outputs, resources, run_app, tf_json
 
 ACCOUNT = "${data.aws_caller_identity.current.account_id}"
 PARTITION = "${data.aws_partition.current_partition.partition}"
@@ -171,9 +171,9 @@ def test_no_pull_through_cache_without_credentials(infra):
     assert "PullBaseImageThroughCache" not in statements(infra)
 
 
-def test_pull_through_cache_pulls_the_base_from_ecr(tmp_path_factory):
+def test_pull_through_cache_pulls_the_base_from_ecr(existing_synth):
     """prod example + existing VPC + Docker Hub credentials (also terraform-validated in tests/stacks)."""
-    infra = prod_existing_vpc_synth(tmp_path_factory)["infra"]
+    infra = existing_synth["infra"]
     prefix = naming.docker_hub_cache_prefix("ray-prod")
     rule = attrs(one(infra, "aws_ecr_pull_through_cache_rule", "docker_hub"))
     assert rule == {"ecr_repository_prefix": prefix, "upstream_registry_url": "registry-1.docker.io",

@@ -1,11 +1,15 @@
-"""Customer-managed KMS keys, through the infra stack's JSON: rotation, policies, and who uses which key."""
+"""Customer-managed KMS keys: alone, from its props (``construct_synth``); and through the infra stack's JSON:
+rotation, policies, and who uses which key."""
 
 from __future__ import annotations
 
 import json
 
 import pytest
+from cdktf_cdktf_provider_aws.kms_alias import KmsAlias
+from cdktf_cdktf_provider_aws.kms_key import KmsKey
 
+from constructs_lib.kms import KmsKeys, KmsKeysProps
 from tests.helpers import attrs, one, ref, resources, tf_json
 
 ROOT_PRINCIPAL = "arn:${data.aws_partition.current_partition.partition}:iam::${data.aws_caller_identity.current.account_id}:root"
@@ -52,3 +56,43 @@ def test_secrets_key_used_only_for_eks_secrets(shape):
     uses = [f"{t}.{n}" for t, byname in shape.infra["resource"].items() for n, body in byname.items()
             if ref("aws_kms_key", "eks", "arn") in json.dumps(attrs(body))]
     assert uses == ["aws_eks_cluster.ray"]
+
+
+# ---- alone: the construct in an empty stack, from its props ------------------------------------------------------
+ALONE = KmsKeysProps(name="unit", eks_alias="alias/unit-eks", data_alias="alias/unit-data", region="eu-central-1",
+                     account_id="111122223333", partition="aws-cn", deletion_window_days=7)
+
+
+@pytest.fixture(scope="module")
+def alone(construct_synth):
+    return construct_synth(lambda stack: KmsKeys(stack, "kms", ALONE), outputs=("eks_key_arn", "data_key_arn"))
+
+
+@pytest.mark.parametrize("key, purpose", [("eks", "EKS secrets envelope encryption"),
+                                          ("data", "logs, ECR and FSx at rest")])
+def test_alone_each_key_rotates_with_the_props_deletion_window(alone, key, purpose):
+    assert alone.has_resource(KmsKey, {
+        "description": f"unit: {purpose}", "enable_key_rotation": True, "deletion_window_in_days": 7})
+    assert alone.output(f"{key}_key_arn") == ref("aws_kms_key", key, "arn")
+
+
+@pytest.mark.parametrize("key", ["eks", "data"])
+def test_alone_aliases_from_the_props(alone, key):
+    assert alone.has_resource(KmsAlias, {
+        "name": f"alias/unit-{key}", "target_key_id": ref("aws_kms_key", key, "key_id")})
+
+
+@pytest.mark.parametrize("key", ["eks", "data"])
+def test_alone_the_account_of_the_props_administers_each_key(alone, key):
+    (admin, *_) = json.loads(alone.one("aws_kms_key", key)["policy"])["Statement"]
+    assert admin == {"Sid": "AccountAdministers", "Effect": "Allow",
+                     "Principal": {"AWS": "arn:aws-cn:iam::111122223333:root"}, "Action": "kms:*", "Resource": "*"}
+
+
+def test_alone_only_the_data_key_lets_the_regions_logs_service_in_for_this_account(alone):
+    eks = json.loads(alone.one("aws_kms_key", "eks")["policy"])["Statement"]
+    assert [s["Sid"] for s in eks] == ["AccountAdministers"]
+    (_, logs) = json.loads(alone.one("aws_kms_key", "data")["policy"])["Statement"]
+    assert logs["Principal"] == {"Service": "logs.eu-central-1.amazonaws.com"}
+    assert logs["Condition"] == {"ArnLike": {"kms:EncryptionContext:aws:logs:arn":
+                                             "arn:aws-cn:logs:eu-central-1:111122223333:*"}}

@@ -1,10 +1,16 @@
-"""EKS managed node groups, through the infra stack's JSON: labels, the GPU taint and AMI, sizes, capacity
-type, disk size and IMDSv2 via the launch template, autoscaler discovery tags, desired_size ownership."""
+"""EKS managed node groups, alone from their props (``construct_synth``) and through the infra stack's JSON:
+labels, the GPU taint and AMI, sizes, capacity type, disk size and IMDSv2 via the launch template, autoscaler
+discovery tags (scale from zero), desired_size ownership."""
 
 from __future__ import annotations
 
-import pytest
+import json
 
+import pytest
+from cdktf_cdktf_provider_aws.eks_node_group import EksNodeGroup
+from cdktf_cdktf_provider_aws.launch_template import LaunchTemplate
+
+from constructs_lib.node_groups import NodeGroup, NodeGroupProps, TaintProps
 from tests.helpers import attrs, one, outputs, ref, resources, tf_json
 
 GPU_TAINT = {"key": "nvidia.com/gpu", "value": "true", "effect": "NO_SCHEDULE"}
@@ -45,26 +51,28 @@ def test_core_group_labelled_core(shape):
     assert _taints(group) == [], "system pods and the Ray head must schedule on core nodes"
 
 
-def test_gpu_group_nvidia_ami_taint_and_label(shape):
-    gpu = [g for g in shape.cfg.cluster.node_groups if g.role == "gpu"]
-    if shape.name == "dev":
-        assert gpu == []  # covered by test_dev_has_no_gpu_group
-        return
-    assert gpu, f"{shape.name} config has a gpu group"
+def test_gpu_group_nvidia_ami_taint_and_label(gpu_shape):
+    gpu = [g for g in gpu_shape.cfg.cluster.node_groups if g.role == "gpu"]
+    assert gpu, f"{gpu_shape.name} config has a gpu group"
     for g in gpu:
-        group = _group(shape.infra, g.name)
+        group = _group(gpu_shape.infra, g.name)
         assert group["ami_type"] == "AL2023_x86_64_NVIDIA"
         assert group["labels"]["usage"] == "gpu"
         assert GPU_TAINT in _taints(group)
         assert group["instance_types"] == list(g.instance_types)
 
 
-def test_dev_has_no_gpu_group(dev_infra):
-    for name, g in resources(dev_infra, "aws_eks_node_group").items():
-        g = attrs(g)
+def test_dev_runs_its_workers_on_an_untainted_cpu_group(dev_infra):
+    """The dev example has no GPU: its Ray workers' group is a plain CPU group (standard AMI, usage=cpu, no taint
+    for them to tolerate), and nothing in the stack is GPU-shaped."""
+    groups = {n: attrs(g) for n, g in resources(dev_infra, "aws_eks_node_group").items()}
+    assert sorted(groups) == ["core", "cpu"]
+    cpu = groups["cpu"]
+    assert (cpu["ami_type"], cpu["labels"], _taints(cpu)) == ("AL2023_x86_64_STANDARD", {"usage": "cpu"}, [])
+    for name, g in groups.items():
         assert "NVIDIA" not in g["ami_type"], name
-        assert g["labels"]["usage"] != "gpu", name
         assert GPU_TAINT not in _taints(g), name
+        assert not any("nvidia" in k for k in g["tags"]), name
 
 
 def test_sizes_capacity_and_instance_types_follow_config(shape):
@@ -141,6 +149,7 @@ def test_gpu_groups_carry_the_gpu_labels_and_cpu_groups_do_not(shape):
 
 
 def test_desired_size_ignored_after_creation(shape):
+    assert len(resources(shape.infra, "aws_eks_node_group")) == len(shape.cfg.cluster.node_groups)
     for name, g in resources(shape.infra, "aws_eks_node_group").items():
         lifecycle = attrs(g)["lifecycle"]
         assert "scaling_config[0].desired_size" in lifecycle["ignore_changes"], name
@@ -148,6 +157,7 @@ def test_desired_size_ignored_after_creation(shape):
 
 def test_groups_in_private_subnets(created_network_shape):
     n = created_network_shape.cfg.network.zone_count
+    assert resources(created_network_shape.infra, "aws_eks_node_group")
     for name, g in resources(created_network_shape.infra, "aws_eks_node_group").items():
         assert attrs(g)["subnet_ids"] == [ref("aws_subnet", f"private_{i}", "id") for i in range(n)], name
 
@@ -206,3 +216,96 @@ def test_names_have_generated_suffixes(shape):
         template = _template_for(shape.infra, group)
         assert template["name_prefix"] == naming.launch_template_name_prefix(shape.cfg.name, g.name)
         assert group["node_group_name_prefix"] == f"{g.name}-"
+
+
+# ---- alone: the construct in an empty stack, from its props ------------------------------------------------------
+def _props(**kw) -> NodeGroupProps:
+    base = dict(cluster_name="unit-cluster", name="gpu", role_name_prefix="unit-node-gpu-",
+                launch_template_name_prefix="unit-gpu-", node_group_name_prefix="gpu-",
+                subnet_ids=["subnet-a", "subnet-b"],
+                instance_types=["g6.2xlarge"], ami_type="AL2023_x86_64_NVIDIA", capacity_type="SPOT", min_size=0,
+                desired_size=1, max_size=5, disk_size_gib=300,
+                labels={"usage": "gpu", "nvidia.com/gpu.present": "true", "team": "vision"},
+                taints=[TaintProps("nvidia.com/gpu", "true", "NO_SCHEDULE"),
+                        TaintProps("dedicated", "ray", "NO_EXECUTE")],
+                partition="aws-cn", tags={"ray-eks/deployment": "unit", "cost-center": "ml"},
+                ebs_kms_key_arn="arn:aws-cn:kms:cn-north-1:111122223333:key/ebs")
+    return NodeGroupProps(**{**base, **kw})
+
+
+@pytest.fixture(scope="module")
+def tainted(construct_synth):
+    return construct_synth(lambda stack: NodeGroup(stack, "node_group_gpu", _props()), outputs=("role_arn",))
+
+
+@pytest.fixture(scope="module")
+def untainted(construct_synth):
+    return construct_synth(lambda stack: NodeGroup(stack, "node_group_cpu", _props(
+        name="cpu", ami_type="AL2023_x86_64_STANDARD", instance_types=["m6i.2xlarge"], labels={"usage": "cpu"},
+        taints=[], ebs_kms_key_arn=None)))
+
+
+def test_alone_group_from_the_props(tainted):
+    assert tainted.has_resource(EksNodeGroup, {
+        "cluster_name": "unit-cluster", "node_group_name_prefix": "gpu-", "subnet_ids": ["subnet-a", "subnet-b"],
+        "instance_types": ["g6.2xlarge"], "ami_type": "AL2023_x86_64_NVIDIA", "capacity_type": "SPOT",
+        "scaling_config": {"min_size": 0, "desired_size": 1, "max_size": 5},
+        "labels": {"usage": "gpu", "nvidia.com/gpu.present": "true", "team": "vision"},
+        "taint": [{"key": "nvidia.com/gpu", "value": "true", "effect": "NO_SCHEDULE"},
+                  {"key": "dedicated", "value": "ray", "effect": "NO_EXECUTE"}],
+        "launch_template": {"id": ref("aws_launch_template", "gpu", "id"),
+                            "version": ref("aws_launch_template", "gpu", "latest_version")},
+        "lifecycle": {"ignore_changes": ["scaling_config[0].desired_size"], "create_before_destroy": True},
+    })
+    assert tainted.output("role_arn") == ref("aws_iam_role", "node_gpu", "arn")
+
+
+def test_alone_labels_and_taints_become_the_autoscalers_node_template(tainted):
+    """cluster-autoscaler scales a group up from zero nodes from these tags alone: the labels pods select and
+    the taints they must tolerate, in Kubernetes' spelling of the effect."""
+    assert tainted.one("aws_eks_node_group", "gpu")["tags"] == {
+        "k8s.io/cluster-autoscaler/enabled": "true",
+        "k8s.io/cluster-autoscaler/unit-cluster": "owned",
+        "k8s.io/cluster-autoscaler/node-template/label/usage": "gpu",
+        "k8s.io/cluster-autoscaler/node-template/label/nvidia.com/gpu.present": "true",
+        "k8s.io/cluster-autoscaler/node-template/label/team": "vision",
+        "k8s.io/cluster-autoscaler/node-template/taint/nvidia.com/gpu": "true:NoSchedule",
+        "k8s.io/cluster-autoscaler/node-template/taint/dedicated": "ray:NoExecute",
+    }
+
+
+def test_alone_no_taints_means_no_taint_and_no_taint_tags(untainted):
+    group = untainted.one("aws_eks_node_group", "cpu")
+    assert "taint" not in group
+    assert not [k for k in group["tags"] if "/taint/" in k]
+    assert group["tags"]["k8s.io/cluster-autoscaler/node-template/label/usage"] == "cpu"
+
+
+def test_alone_launch_template_imdsv2_disk_key_and_tags(tainted):
+    tags = {"ray-eks/deployment": "unit", "cost-center": "ml", "Name": "unit-cluster-gpu"}
+    assert tainted.has_resource(LaunchTemplate, {
+        "name_prefix": "unit-gpu-", "update_default_version": True,
+        "metadata_options": {"http_endpoint": "enabled", "http_tokens": "required", "http_put_response_hop_limit": 1},
+        "block_device_mappings": [{"device_name": "/dev/xvda", "ebs": {
+            "volume_size": 300, "volume_type": "gp3", "encrypted": "true",
+            "kms_key_id": "arn:aws-cn:kms:cn-north-1:111122223333:key/ebs"}}],
+        "tag_specifications": [{"resource_type": t, "tags": tags} for t in ("instance", "volume", "network-interface")],
+    })
+
+
+def test_alone_without_a_key_the_volume_takes_the_accounts_default(untainted):
+    (mapping,) = untainted.one("aws_launch_template", "cpu")["block_device_mappings"]
+    assert mapping["ebs"]["encrypted"] == "true" and "kms_key_id" not in mapping["ebs"]
+
+
+def test_alone_node_role_trusts_ec2_with_the_node_policies_before_the_group(tainted):
+    role = tainted.one("aws_iam_role", "node_gpu")
+    assert role["name_prefix"] == "unit-node-gpu-"
+    assert json.loads(role["assume_role_policy"])["Statement"][0]["Principal"] == {"Service": "ec2.amazonaws.com"}
+    attached = {a["policy_arn"] for a in tainted.resources("aws_iam_role_policy_attachment").values()
+                if a["role"] == ref("aws_iam_role", "node_gpu", "name")}
+    assert attached == {f"arn:aws-cn:iam::aws:policy/{p}" for p in (
+        "AmazonEKSWorkerNodePolicy", "AmazonEKS_CNI_Policy", "AmazonEC2ContainerRegistryPullOnly",
+        "AmazonSSMManagedInstanceCore")}
+    assert set(tainted.one("aws_eks_node_group", "gpu")["depends_on"]) == {
+        f"aws_iam_role_policy_attachment.{n}" for n in tainted.resources("aws_iam_role_policy_attachment")}

@@ -1,25 +1,30 @@
-"""Observability (constructs_lib/observability.py): scrape annotations by default; with the prod example,
-kube-prometheus-stack, PodMonitor/ServiceMonitor in the ray-cluster stack, Ray dashboard wiring and
-Container Insights."""
+"""Observability (constructs_lib/observability.py): its constructs alone from their props (``construct_synth``);
+through the synthesized stacks, scrape annotations by default, and with the prod example kube-prometheus-stack,
+PodMonitor/ServiceMonitor in the ray-cluster stack, Ray dashboard wiring and Container Insights."""
 
 from __future__ import annotations
 
 import json
 
 import pytest
-import yaml
+from cdktf_cdktf_provider_aws.eks_addon import EksAddon
+from cdktf_cdktf_provider_helm.release import Release
+from cdktf_cdktf_provider_kubernetes.manifest import Manifest
 
 from config import ConfigError, parse_config
-from constructs_lib.observability import scrape_annotations
+from constructs_lib.observability import (
+    ObservabilityAddons,
+    ObservabilityAddonsProps,
+    RayMonitors,
+    RayMonitorsProps,
+    scrape_annotations,
+)
 from constructs_lib.ray_manifests import RayClusterProps, WorkerGroupProps, ray_cluster
-from tests.helpers import ROOT, one, resources, tf_json, synth_once
+from tests.helpers import one, ref, resources, tf_json
 from tests.k8s_schemas import validate_crd_object
 
-
-@pytest.fixture(scope="module")
-def prod(tmp_path_factory) -> dict:
-    data = yaml.safe_load((ROOT / "config" / "examples" / "prod-gpu.yaml").read_text())
-    return synth_once("prod-gpu-example", data, tmp_path_factory)
+# Ray exports Prometheus metrics on 8080 (KubeRay's default --metrics-export-port, the container port "metrics").
+SCRAPE_ANNOTATIONS = {"prometheus.io/scrape": "true", "prometheus.io/port": "8080", "prometheus.io/path": "/metrics"}
 
 
 def rc(stacks) -> dict:
@@ -34,9 +39,11 @@ def pods(manifest) -> list[dict]:
 def test_default_ray_pods_carry_scrape_annotations_only(default_synth):
     manifest = rc(default_synth)
     validate_crd_object(manifest)
-    for pod in pods(manifest):
-        assert pod["metadata"]["annotations"] == scrape_annotations()
-        assert scrape_annotations()["prometheus.io/port"] == "8080"
+    pod_list = pods(manifest)
+    assert len(pod_list) == 2  # the head and the default's one worker group
+    for pod in pod_list:
+        # The prometheus.io/* convention (Prometheus' kubernetes_sd_configs examples): strings, Ray's metrics port.
+        assert pod["metadata"]["annotations"] == SCRAPE_ANNOTATIONS
     assert "env" not in manifest["spec"]["headGroupSpec"]["template"]["spec"]["containers"][0]
     ray = default_synth["ray"]
     assert not resources(ray, "aws_eks_addon")
@@ -54,8 +61,8 @@ def test_observability_off_leaves_the_ray_cluster_unchanged():
     assert "env" not in off["spec"]["headGroupSpec"]["template"]["spec"]["containers"][0]
 
 
-def test_prod_installs_kube_prometheus_stack_pinned(prod):
-    ray = prod["ray"]
+def test_prod_installs_kube_prometheus_stack_pinned(prod_synth):
+    ray = prod_synth["ray"]
     rel = one(ray, "helm_release", "kube_prometheus_stack")
     assert rel["chart"] == "kube-prometheus-stack" and rel["version"] == "79.7.1"
     assert rel["repository"] == "https://prometheus-community.github.io/helm-charts"
@@ -66,8 +73,8 @@ def test_prod_installs_kube_prometheus_stack_pinned(prod):
     assert values["grafana"]["grafana.ini"]["security"]["allow_embedding"] is True
 
 
-def test_kube_prometheus_stack_places_every_workload(prod):
-    values = json.loads(one(prod["ray"], "helm_release", "kube_prometheus_stack")["values"][0])
+def test_kube_prometheus_stack_places_every_workload(prod_synth):
+    values = json.loads(one(prod_synth["ray"], "helm_release", "kube_prometheus_stack")["values"][0])
     core = {"nodeSelector": {"usage": "core"}, "tolerations": [], "affinity": {}}
     placed = {
         "prometheus-operator": values["prometheusOperator"],
@@ -85,8 +92,8 @@ def test_kube_prometheus_stack_places_every_workload(prod):
     assert exporter["nodeSelector"] == {"kubernetes.io/os": "linux"}
 
 
-def test_prod_ray_head_points_the_dashboard_at_prometheus_and_grafana(prod):
-    manifest = rc(prod)
+def test_prod_ray_head_points_the_dashboard_at_prometheus_and_grafana(prod_synth):
+    manifest = rc(prod_synth)
     validate_crd_object(manifest)
     head = manifest["spec"]["headGroupSpec"]["template"]["spec"]["containers"][0]
     env = {e["name"]: e["value"] for e in head["env"]}
@@ -100,11 +107,11 @@ def test_prod_ray_head_points_the_dashboard_at_prometheus_and_grafana(prod):
         assert "annotations" not in pod["metadata"]
 
 
-def test_prod_monitors_live_in_the_ray_cluster_stack(prod):
+def test_prod_monitors_live_in_the_ray_cluster_stack(prod_synth):
     assert not any(m.get("manifest", {}).get("apiVersion", "").startswith("monitoring.coreos.com")
-                   for m in resources(prod["ray"], "kubernetes_manifest").values()), \
+                   for m in resources(prod_synth["ray"], "kubernetes_manifest").values()), \
         "monitors in the ray stack would need the CRDs at plan time, before kube-prometheus-stack installed them"
-    manifests = resources(prod["ray-cluster"], "kubernetes_manifest")
+    manifests = resources(prod_synth["ray-cluster"], "kubernetes_manifest")
     pm = manifests["ray_pod_monitor"]["manifest"]
     assert pm["kind"] == "PodMonitor" and pm["metadata"]["namespace"] == "ray"
     assert pm["spec"]["selector"]["matchLabels"] == {"ray.io/cluster": "kuberay"}
@@ -117,8 +124,8 @@ def test_prod_monitors_live_in_the_ray_cluster_stack(prod):
     assert sm["spec"]["endpoints"][0]["targetPort"] == 8080
 
 
-def test_prod_container_insights_addon_with_scoped_irsa(prod):
-    ray = prod["ray"]
+def test_prod_container_insights_addon_with_scoped_irsa(prod_synth):
+    ray = prod_synth["ray"]
     addon = one(ray, "aws_eks_addon", "container_insights")
     assert addon["addon_name"] == "amazon-cloudwatch-observability"
     assert addon["cluster_name"] == "${data.terraform_remote_state.infra.outputs.cluster_name}"
@@ -144,3 +151,64 @@ def test_bad_observability_config_is_one_clear_error(data, message):
     with pytest.raises(ConfigError) as e:
         parse_config(data)
     assert message in str(e.value)
+
+
+def test_scrape_annotations_follow_the_prometheus_convention():
+    assert scrape_annotations() == SCRAPE_ANNOTATIONS
+
+
+# ---- alone: the constructs in an empty stack, from their props ---------------------------------------------------
+def _addons_props(**kw) -> ObservabilityAddonsProps:
+    base = dict(cluster_name="unit-cluster", oidc_provider_arn="arn:aws:iam::111122223333:oidc-provider/o/id/A",
+                oidc_issuer_host="o/id/A", kube_prometheus_stack=True, kube_prometheus_stack_chart_version="79.7.1",
+                monitoring_namespace="metrics", container_insights=True,
+                container_insights_addon_version="v4.4.0-eksbuild.1",
+                container_insights_role_name_prefix="unit-ci-")
+    return ObservabilityAddonsProps(**{**base, **kw})
+
+
+@pytest.fixture(scope="module")
+def everything_on(construct_synth):
+    return construct_synth(lambda stack: ObservabilityAddons(stack, "observability", _addons_props()),
+                           providers=("aws", "kubernetes", "helm"))
+
+
+def test_alone_kube_prometheus_stack_pinned_in_the_props_namespace_waited_for(everything_on):
+    assert everything_on.has_resource("kubernetes_namespace_v1", {"metadata": {"name": "metrics"}})
+    assert everything_on.has_resource(Release, {
+        "name": "kube-prometheus-stack", "chart": "kube-prometheus-stack", "version": "79.7.1",
+        "repository": "https://prometheus-community.github.io/helm-charts",
+        "namespace": "${kubernetes_namespace_v1.monitoring.metadata[0].name}", "wait": True, "atomic": True})
+
+
+def test_alone_container_insights_addon_with_its_scoped_irsa_role(everything_on):
+    assert everything_on.has_resource(EksAddon, {
+        "cluster_name": "unit-cluster", "addon_name": "amazon-cloudwatch-observability",
+        "addon_version": "v4.4.0-eksbuild.1",
+        "service_account_role_arn": ref("aws_iam_role", "container_insights", "arn")})
+    trust = json.loads(everything_on.one("aws_iam_role", "container_insights")["assume_role_policy"])["Statement"][0]
+    sub = trust["Condition"]["StringEquals"]["o/id/A:sub"]
+    assert sub == "system:serviceaccount:amazon-cloudwatch:cloudwatch-agent"
+    policy = json.loads(everything_on.one("aws_iam_role_policy", "container_insights")["policy"])
+    logs = next(s for s in policy["Statement"] if s["Sid"] == "ContainerInsightsLogs")
+    assert logs["Resource"] == "arn:*:logs:*:*:log-group:/aws/containerinsights/unit-cluster/*"
+
+
+def test_alone_everything_off_creates_nothing(construct_synth):
+    off = construct_synth(lambda stack: ObservabilityAddons(stack, "observability", _addons_props(
+        kube_prometheus_stack=False, container_insights=False)), providers=("aws", "kubernetes", "helm"))
+    assert "resource" not in off.doc
+
+
+def test_alone_monitors_select_the_props_cluster_in_its_namespace(construct_synth):
+    monitors = construct_synth(lambda stack: RayMonitors(stack, "monitors", RayMonitorsProps(
+        cluster_name="unit", namespace="ray-unit")), providers=("kubernetes",))
+    assert monitors.has_resource(Manifest, {
+        "field_manager": {"name": "terraform", "force_conflicts": True},
+        "manifest": {"kind": "PodMonitor", "metadata": {"name": "unit-ray", "namespace": "ray-unit"},
+                     "spec": {"selector": {"matchLabels": {"ray.io/cluster": "unit"}}}}})
+    assert monitors.has_resource(Manifest, {"manifest": {
+        "kind": "ServiceMonitor", "metadata": {"namespace": "ray-unit"},
+        "spec": {"selector": {"matchLabels": {"app.kubernetes.io/name": "kuberay-operator"}},
+                 "endpoints": [{"targetPort": 8080, "path": "/metrics", "interval": "30s", "honorLabels": True}]}}})
+    assert sorted(monitors.resources("kubernetes_manifest")) == ["kuberay_service_monitor", "ray_pod_monitor"]

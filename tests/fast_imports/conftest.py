@@ -10,19 +10,22 @@ from types import ModuleType
 import pytest
 
 import fast_imports
-from fast_imports import ENV_PACKAGES, ENV_PLAIN, python_side
+from fast_imports import ENV_PACKAGES, ENV_PLAIN, LazyProviderFinder, python_side
 from tests.fast_imports.fakes import FAKE_INIT
 
 
 @pytest.fixture
 def clean_install(monkeypatch) -> Iterator[None]:
-    """No opt-out, no inherited hook; whatever the test installs is undone."""
+    """No opt-out, no inherited hook; whatever the test installs is undone, and the session's own install
+    (tests/conftest.py) put back: its finder here, its NODE_OPTIONS by monkeypatch."""
+    session_finders = [f for f in sys.meta_path if isinstance(f, LazyProviderFinder)]
     monkeypatch.delenv(ENV_PLAIN, raising=False)
     monkeypatch.delenv(ENV_PACKAGES, raising=False)
     monkeypatch.delenv("NODE_OPTIONS", raising=False)
     fast_imports.uninstall()
     yield
     fast_imports.uninstall()
+    sys.meta_path[0:0] = session_finders
 
 
 @pytest.fixture

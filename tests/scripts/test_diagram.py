@@ -14,10 +14,9 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
 from config.versions import DEFAULT_KUBERNETES_VERSION
-from tests.helpers import ROOT, one, prod_existing_vpc_synth, synth_once
+from tests.helpers import ROOT, one
 
 
 from scripts import diagram
@@ -34,13 +33,6 @@ def default_arch(default_synth) -> Architecture:
 @pytest.fixture(scope="module")
 def dev_arch(dev_synth) -> Architecture:
     return read_architecture(dev_synth["_outdir"])
-
-
-@pytest.fixture(scope="module")
-def prod_synth(tmp_path_factory) -> dict:
-    """The prod-gpu example (the same session synth as tests/constructs_lib/test_observability.py)."""
-    data = yaml.safe_load((ROOT / "config" / "examples" / "prod-gpu.yaml").read_text())
-    return synth_once("prod-gpu-example", data, tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
@@ -129,8 +121,8 @@ def test_prod_model_has_observability_and_pulls_from_ecr(prod_arch):
     assert a.orchestrator and a.device_plugin
 
 
-def test_existing_vpc_model_creates_no_vpc(tmp_path_factory):
-    net = read_architecture(prod_existing_vpc_synth(tmp_path_factory)["_outdir"]).network
+def test_existing_vpc_model_creates_no_vpc(existing_synth):
+    net = read_architecture(existing_synth["_outdir"]).network
     assert net.existing and net.vpc_id == "vpc-0a1b2c3d4e5f60718" and net.cidr is None
     assert (net.private_subnets, net.az_count, net.nat_gateways) == (3, None, 0)
 

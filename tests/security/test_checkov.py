@@ -81,7 +81,7 @@ def test_dev_example_passes_checkov(dev_synth, dev_reports):
 
 def test_the_gate_fails_an_open_api_endpoint(scan, open_synth):
     """0.0.0.0/0 is allowed by the config (with a warning) but is a finding: the gate must say so."""
-    rep = scan.scan_stack(open_synth.outdir / "stacks" / "infra")
+    rep = scan.scan_stack(open_synth["_outdir"] / "stacks" / "infra")
     assert not rep.ok
     failed = {(f.check_id, f.address) for f in rep.failed}
     assert ("CKV_AWS_38", "aws_eks_cluster.ray") in failed, rep.details()

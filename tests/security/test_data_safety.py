@@ -54,7 +54,7 @@ def test_data_bucket_keeps_overwritten_and_deleted_objects(infra):
 
 def test_the_switch_turns_protection_off(open_synth):
     """protection.prevent_destroy: false on a persistent file system: destroy really removes everything."""
-    infra = open_synth.stacks["infra"]
+    infra = open_synth["infra"]
     for rtype, name in STATEFUL:
         assert one(infra, rtype, name).get("lifecycle", {}).get("prevent_destroy") is False, f"{rtype}.{name}"
     assert one(infra, "aws_s3_bucket", "data")["force_destroy"] is True
@@ -62,7 +62,7 @@ def test_the_switch_turns_protection_off(open_synth):
     fs = one(infra, "aws_fsx_lustre_file_system", "ray")
     assert fs["deployment_type"] == "PERSISTENT_2"
     assert not [k for k in BACKUP_SETTINGS if k in fs]
-    assert "protection.prevent_destroy is false" in open_synth.run.stderr
+    assert "protection.prevent_destroy is false" in open_synth["_stderr"]
 
 
 def test_scratch_file_system_has_no_backup_settings(dev_synth):
@@ -83,12 +83,10 @@ def test_defaults_raise_no_protection_or_exposure_warning():
     assert not [w for w in cfg.warnings() if "prevent_destroy is false" in w or "contains 0.0.0.0/0" in w]
 
 
-def test_backups_only_without_data_repository(tmp_path_factory):
+def test_backups_only_without_data_repository(edge_synth):
     """Lustre backups are a deployment without data repository associations (tests/helpers.py edge_config):
     daily backups kept as configured and a final backup when the file system is deleted."""
-    from tests.helpers import edge_synth
-
-    infra = edge_synth(tmp_path_factory)["infra"]
+    infra = edge_synth["infra"]
     fs = one(infra, "aws_fsx_lustre_file_system", "ray")
     assert resources(infra, "aws_fsx_data_repository_association") == {}
     assert fs["automatic_backup_retention_days"] == 7 and fs["copy_tags_to_backups"] is True

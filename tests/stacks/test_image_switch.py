@@ -19,20 +19,17 @@ from ray.dashboard.modules.dashboard_sdk import parse_runtime_env_args
 from ray.runtime_env import RuntimeEnv
 
 from stacks.contract import job_requirements
-from tests.helpers import ROOT, app_env, one, outputs, resources, synth_once
+from tests.helpers import IMAGE_CUSTOM_URI, ROOT, app_env, one, outputs, resources, session_configs
 
-CUSTOM_URI = "registry.example.com/ml/ray-torch:2.58.0-1"
-CONFIGS = {
-    "stock": ({"ray": {"image": {"source": "stock"}}}, "rayproject/ray:2.58.0-py311-cu130"),
-    "custom": ({"ray": {"image": {"source": "custom", "uri": CUSTOM_URI}}}, CUSTOM_URI),
-}
+# The session synths (tests/conftest.py) of each switch, and the image it runs.
+IMAGES = {"stock": "rayproject/ray:2.58.0-py311-cu130", "custom": IMAGE_CUSTOM_URI}
 BUILD_ONLY = ("aws_codebuild_project", "aws_s3_object", "terraform_data", "aws_ecr_pull_through_cache_rule")
 
 
-@pytest.fixture(scope="module", params=sorted(CONFIGS))
-def switched(request, tmp_path_factory):
-    config, image = CONFIGS[request.param]
-    return synth_once(f"image-{request.param}", config, tmp_path_factory), config, image
+@pytest.fixture(scope="module", params=sorted(IMAGES))
+def switched(request, app_synth):
+    name = f"image-{request.param}"
+    return app_synth(name), session_configs()[name], IMAGES[request.param]
 
 
 def submit_runtime_env(command: str) -> dict:
@@ -113,9 +110,9 @@ def run(module: str, config: dict, tmp_path, *args: str) -> subprocess.Completed
                           capture_output=True, text=True, timeout=60)
 
 
-@pytest.mark.parametrize("source", sorted(CONFIGS))
+@pytest.mark.parametrize("source", sorted(IMAGES))
 def test_make_submit_and_the_rendered_jobs_install_the_requirements(source, tmp_path):
-    config, image = CONFIGS[source]
+    config, image = session_configs()[f"image-{source}"], IMAGES[source]
     pip = list(job_requirements())
     r = run("scripts.ray_commands", config, tmp_path, "submit")
     assert r.returncode == 0, r.stderr

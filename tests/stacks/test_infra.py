@@ -8,17 +8,11 @@ import re
 import pytest
 
 from stacks.contract import INFRA_OUTPUTS
-from tests.helpers import attrs, outputs, prod_existing_vpc_synth, ref, resources, stack_items
+from tests.helpers import attrs, outputs, ref, resources, stack_items
 
 # cdktf's default address suffix: the hash of the construct path (what ReadableStack removes).
 HASH_SUFFIX = re.compile(r"_[0-9A-F]{8}$")
 SYNTHS = ["default_synth", "dev_synth", "existing_synth"]
-
-
-@pytest.fixture(scope="session")
-def existing_synth(tmp_path_factory) -> dict[str, dict]:
-    """The prod example in an existing VPC (shared with tests/constructs_lib through a session cache)."""
-    return prod_existing_vpc_synth(tmp_path_factory)
 
 
 @pytest.fixture(params=SYNTHS)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import pytest
 
 from conventions.naming import LIMITS
-from tests.helpers import EDGE_NAME, attrs, edge_synth, stack_items, synth_once
+from tests.helpers import EDGE_NAME, attrs, stack_items
 
 # Top-level attributes that name an AWS resource.
 NAME_ATTRS = ("name", "name_prefix", "bucket", "bucket_prefix", "node_group_name", "node_group_name_prefix",
@@ -40,23 +40,14 @@ def aws_names(synth: dict) -> list[tuple[str, str, str, str]]:
     return out
 
 
-@pytest.fixture(scope="session")
-def edge(tmp_path_factory) -> dict:
-    return edge_synth(tmp_path_factory)
-
-
-@pytest.fixture(scope="session")
-def default_in_another_region(tmp_path_factory) -> dict:
-    return synth_once("default-eu-west-1", {"region": "eu-west-1"}, tmp_path_factory)
-
-
-def test_the_edge_synth_is_at_the_longest_names(edge):
+def test_the_edge_synth_is_at_the_longest_names(edge_synth):
     assert len(EDGE_NAME) == 32
-    groups = [n for _, stack in stack_items(edge) for n in stack.get("resource", {}).get("aws_eks_node_group", {})]
+    groups = [n for _, stack in stack_items(edge_synth)
+              for n in stack.get("resource", {}).get("aws_eks_node_group", {})]
     assert max(len(g) for g in groups) == 20
 
 
-@pytest.mark.parametrize("synth", ["edge", "default_synth", "dev_synth"])
+@pytest.mark.parametrize("synth", ["edge_synth", "default_synth", "dev_synth"])
 def test_every_name_fits_its_limit(synth, request):
     names = aws_names(request.getfixturevalue(synth))
     assert names
@@ -67,7 +58,7 @@ def test_every_name_fits_its_limit(synth, request):
     assert not too_long, "\n".join(too_long)
 
 
-@pytest.mark.parametrize("synth", ["edge", "default_synth"])
+@pytest.mark.parametrize("synth", ["edge_synth", "default_synth"])
 def test_global_resources_have_no_literal_name(synth, request):
     """A fixed IAM role or bucket name collides with the same deployment in another region."""
     literal = [f"{stack}: {addr}.{attr}" for stack, addr, attr, _ in aws_names(request.getfixturevalue(synth))
@@ -86,11 +77,11 @@ def _literal_names(synth: dict, scope) -> dict[tuple[str, str], str]:
     return out
 
 
-def test_two_deployments_share_no_name(default_synth, default_in_another_region, edge):
+def test_two_deployments_share_no_name(default_synth, other_region_synth, edge_synth):
     """ray-eks in us-west-2 and in eu-west-1 (same name, two regions), and ray-eks next to another deployment in
     us-west-2 (two names, one region): no name both would create in one namespace."""
     a = _literal_names(default_synth, "us-west-2")
-    for other, region in ((default_in_another_region, "eu-west-1"), (edge, "us-west-2")):
+    for other, region in ((other_region_synth, "eu-west-1"), (edge_synth, "us-west-2")):
         b = _literal_names(other, region)
         shared = sorted(f"{k}: {a[k]} / {b[k]}" for k in set(a) & set(b))
         assert not shared, "\n".join(shared)

@@ -31,6 +31,7 @@ def test_infra_is_read_only_through_remote_state(default_synth, stack):
     refs = set()
     for expr in INTERPOLATION.findall(json.dumps(doc)):
         refs.update(re.findall(r"\b((?:data\.)?[a-z0-9_]+\.[a-z0-9_]+)(?:\.|\b)", expr))
+    assert "data.terraform_remote_state.infra" in refs, f"{stack} reads no infra output"
     for ref in refs:
         if ref.startswith("data.terraform_remote_state"):
             assert ref == "data.terraform_remote_state.infra", ref
@@ -63,6 +64,7 @@ def test_kuberay_operator_release(default_synth):
     assert rel["namespace"] == "${kubernetes_namespace_v1.ray.metadata[0].name}" and rel["wait"] is True
     # Every value we pass is a key the chart knows (a typo would be ignored by Helm).
     chart_defaults = json.loads((REFERENCE / "kuberay-operator.values.json").read_text())
+    assert json.loads(rel["values"][0])
     for key in json.loads(rel["values"][0]):
         assert key in chart_defaults, f"kuberay-operator chart has no value {key!r}"
 
@@ -73,6 +75,7 @@ def test_device_plugin_lands_on_every_gpu_node_and_only_there(default_synth):
     # null deletes the chart's default affinity (NFD labels or nvidia.com/gpu.present); {} would keep it.
     assert "affinity" in plugin and plugin["affinity"] is None
     assert plugin["tolerations"] == [{"operator": "Exists"}] and plugin["priorityClassName"] == "system-node-critical"
+    assert [n for n, g in resources(infra, "aws_eks_node_group").items() if g["labels"]["usage"] == "gpu"]
     for name, group in resources(infra, "aws_eks_node_group").items():
         on_it = plugin["nodeSelector"].items() <= group["labels"].items()
         assert on_it == (group["labels"]["usage"] == "gpu"), name
@@ -110,6 +113,7 @@ def test_ray_workload_role_is_limited_to_the_data_bucket(default_synth):
     ray = default_synth["ray"]
     policy = json.loads(one(ray, "aws_iam_role_policy", "ray_workload")["policy"])
     bucket = "${data.terraform_remote_state.infra.outputs.data_bucket_arn}"
+    assert policy["Statement"]
     for s in policy["Statement"]:
         res = s["Resource"] if isinstance(s["Resource"], list) else [s["Resource"]]
         assert all(r in (bucket, f"{bucket}/*") for r in res), s
@@ -168,6 +172,7 @@ def test_ray_cluster_gpu_workers(default_synth):
 def test_ray_cluster_leaves_worker_replicas_to_the_autoscaler(default_synth, dev_synth):
     for stacks in (default_synth, dev_synth):
         res = one(stacks["ray-cluster"], "kubernetes_manifest", "ray_cluster")
+        assert res["manifest"]["spec"]["workerGroupSpecs"]
         for group in res["manifest"]["spec"]["workerGroupSpecs"]:
             assert "replicas" not in group and {"minReplicas", "maxReplicas"} <= set(group)
         # Fields absent from the manifest are planned at their live value; computed_fields would not change that

@@ -7,26 +7,19 @@ from __future__ import annotations
 import json
 
 import pytest
-import yaml
 
 from config import AppConfig, parse_config
 from constructs_lib.ray_manifests import HeadNetworkPolicyProps, head_network_policy
 from scripts.render_jobs import documents, job_props
 from stacks.contract import KUBERAY_OPERATOR_POD_LABELS
 from stacks.ray_cluster import head_network_policy_props
-from tests.helpers import REFERENCE, ROOT, admits, network_policy_object, one, synth_once
+from tests.helpers import REFERENCE, admits, network_policy_object, one
 from tests.k8s_schemas import validate_core_object, validate_crd_object
 
 DASHBOARD, GCS, METRICS = 8265, 6379, 8080
 HEAD = {"ray.io/cluster": "kuberay", "ray.io/node-type": "head"}
 WORKER = {"ray.io/cluster": "kuberay", "ray.io/node-type": "worker", "ray.io/group": "gpu-group"}
 STRANGER = {"app": "something-else"}
-
-
-@pytest.fixture(scope="module")
-def prod(tmp_path_factory) -> dict:
-    data = yaml.safe_load((ROOT / "config" / "examples" / "prod-gpu.yaml").read_text())
-    return synth_once("prod-gpu-example", data, tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
@@ -45,8 +38,8 @@ def _rc(stacks) -> dict:
 
 
 # ----------------------------------------------------------------------------------------- token
-def test_ray_cluster_requires_a_token(default_synth, prod):
-    for stacks in (default_synth, prod):
+def test_ray_cluster_requires_a_token(default_synth, prod_synth):
+    for stacks in (default_synth, prod_synth):
         rc = _rc(stacks)
         validate_crd_object(rc)
         # mode must be explicit: KubeRay enables auth only for mode == token (an empty authOptions creates the
@@ -84,15 +77,14 @@ def test_kuberay_facts_the_token_design_relies_on():
 
 
 # ----------------------------------------------------------------------------------------- network policy
-def test_head_network_policy_is_a_valid_object_and_what_the_stack_applies(default_synth, prod, policy):
+def test_head_network_policy_is_a_valid_object_and_what_the_stack_applies(default_synth, prod_synth, policy):
     validate_core_object(policy)
     assert policy == head_network_policy(head_network_policy_props(AppConfig()))
     assert policy["metadata"] == {"name": "kuberay-head-ingress", "namespace": "ray"}
     assert policy["spec"]["podSelector"]["matchLabels"] == HEAD and policy["spec"]["policyTypes"] == ["Ingress"]
-    prod_policy = network_policy_object(prod["ray-cluster"])
+    prod_policy = network_policy_object(prod_synth["ray-cluster"])
     validate_core_object(prod_policy)
-    prod_cfg = parse_config(yaml.safe_load((ROOT / "config" / "examples" / "prod-gpu.yaml").read_text()))
-    assert prod_policy == head_network_policy(head_network_policy_props(prod_cfg))
+    assert prod_policy == head_network_policy(head_network_policy_props(prod_synth["_cfg"]))
 
 
 def test_ray_pods_reach_every_head_port_and_strangers_none(policy):
@@ -121,11 +113,11 @@ def test_operator_and_submitters_reach_the_dashboard_only(policy, jobs, default_
         assert not admits(policy, labels, GCS) and not admits(policy, labels, 10001), labels
 
 
-def test_metrics_port_follows_the_scrape_mode(policy, prod):
+def test_metrics_port_follows_the_scrape_mode(policy, prod_synth):
     # annotations (default): scraped by a Prometheus we do not know, so the metrics port (only) is open.
     assert admits(policy, STRANGER, METRICS, namespace="anywhere")
     # prod: monitors + kube-prometheus-stack: only its Prometheus pods.
-    prod_policy = network_policy_object(prod["ray-cluster"])
+    prod_policy = network_policy_object(prod_synth["ray-cluster"])
     prometheus = {"app.kubernetes.io/name": "prometheus", "prometheus": "kube-prometheus-stack-prometheus"}
     assert admits(prod_policy, prometheus, METRICS, namespace="monitoring")
     assert not admits(prod_policy, prometheus, DASHBOARD, namespace="monitoring")

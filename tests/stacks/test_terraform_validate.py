@@ -12,20 +12,9 @@ import sys
 
 import pytest
 
-from tests.helpers import ROOT, app_env, edge_synth, prod_existing_vpc_synth
+from tests.helpers import ROOT, app_env
 
 AWS_PROVIDER_VERSION = "5.100.0"
-
-
-@pytest.fixture(scope="session")
-def existing_synth(tmp_path_factory) -> dict[str, dict]:
-    return prod_existing_vpc_synth(tmp_path_factory)
-
-
-@pytest.fixture(scope="session")
-def edge(tmp_path_factory) -> dict[str, dict]:
-    """Longest names, FSx without data repository and with backups, admins without the creator."""
-    return edge_synth(tmp_path_factory)
 
 
 @pytest.fixture(scope="session")
@@ -48,7 +37,7 @@ def _terraform(args: list[str], cwd, env) -> subprocess.CompletedProcess:
     return subprocess.run(["terraform", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
 
 
-@pytest.mark.parametrize("synth", ["default_synth", "dev_synth", "existing_synth", "edge"])
+@pytest.mark.parametrize("synth", ["default_synth", "dev_synth", "existing_synth", "edge_synth"])
 def test_infra_stack_inits_and_validates(synth, request, tf_env, tmp_path):
     # A copy: init writes .terraform/ and a lock file, which must not land in the shared synth output.
     workdir = tmp_path / "infra"

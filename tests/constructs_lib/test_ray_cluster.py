@@ -1,0 +1,80 @@
+"""The RayCluster manifest and the head's NetworkPolicy, alone from their props (``construct_synth``): the API
+object applied as is (no worker replicas for Terraform to fight the autoscaler over, token auth), and the policy in
+the provider's typed form admitting exactly the props' peers."""
+
+from __future__ import annotations
+
+import pytest
+from cdktf_cdktf_provider_kubernetes.manifest import Manifest
+from cdktf_cdktf_provider_kubernetes.network_policy_v1 import NetworkPolicyV1
+
+from constructs_lib.ray_cluster import RayClusterManifest, RayHeadNetworkPolicy
+from constructs_lib.ray_manifests import HeadNetworkPolicyProps, RayClusterProps, WorkerGroupProps
+from tests.helpers import admits, network_policy_object
+
+CLUSTER = RayClusterProps(name="unit", namespace="ray-unit", ray_version="2.58.0", image="registry.example/ray:1",
+                          service_account="ray-sa", pvc_name="fsx-unit", head_cpu="2", head_memory="8Gi",
+                          idle_timeout_seconds=90,
+                          worker_groups=[WorkerGroupProps("gpu-group", "gpu", 1, 4, "7", "28Gi", 1),
+                                         WorkerGroupProps("cpu-group", "cpu", 0, 2, "3", "12Gi")])
+OPERATOR = {"app.kubernetes.io/name": "kuberay-operator"}
+PROMETHEUS = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}},
+              "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}}}
+
+
+@pytest.fixture(scope="module")
+def cluster(construct_synth):
+    return construct_synth(lambda stack: RayClusterManifest(stack, "ray_cluster", CLUSTER), providers=("kubernetes",))
+
+
+def _policy(construct_synth, metrics_from):
+    return construct_synth(lambda stack: RayHeadNetworkPolicy(stack, "ray_head", HeadNetworkPolicyProps(
+        cluster_name="unit", namespace="ray-unit", operator_pod_labels=OPERATOR, metrics_from=metrics_from)),
+        providers=("kubernetes",))
+
+
+def test_the_manifest_waits_for_ready_and_forces_the_worker_list(cluster):
+    assert cluster.has_resource(Manifest, {
+        "field_manager": {"name": "terraform", "force_conflicts": True},
+        "wait": {"fields": {"status.state": "ready"}},
+        "timeouts": {"create": "20m", "update": "20m", "delete": "10m"}})
+
+
+def test_the_manifest_is_the_props_raycluster_with_token_auth(cluster):
+    manifest = cluster.one("kubernetes_manifest", "ray_cluster")["manifest"]
+    assert (manifest["apiVersion"], manifest["kind"]) == ("ray.io/v1", "RayCluster")
+    assert manifest["metadata"]["name"] == "unit" and manifest["metadata"]["namespace"] == "ray-unit"
+    spec = manifest["spec"]
+    assert spec["rayVersion"] == "2.58.0" and spec["authOptions"] == {"mode": "token"}
+    assert spec["autoscalerOptions"]["idleTimeoutSeconds"] == 90 and spec["enableInTreeAutoscaling"] is True
+    assert manifest == cluster.construct.object  # the construct's attribute is what Terraform applies
+
+
+def test_no_worker_replicas_the_autoscaler_owns_them(cluster):
+    groups = cluster.one("kubernetes_manifest", "ray_cluster")["manifest"]["spec"]["workerGroupSpecs"]
+    assert [(g["groupName"], g["minReplicas"], g["maxReplicas"]) for g in groups] == [
+        ("gpu-group", 1, 4), ("cpu-group", 0, 2)]
+    assert not [g["groupName"] for g in groups if "replicas" in g]
+
+
+def test_policy_admits_own_pods_operator_submitters_and_the_props_scraper(construct_synth):
+    scraped = _policy(construct_synth, [PROMETHEUS])
+    assert scraped.has_resource(NetworkPolicyV1, {
+        "metadata": {"name": "unit-head-ingress", "namespace": "ray-unit"},
+        "spec": {"policy_types": ["Ingress"],
+                 "pod_selector": {"match_labels": {"ray.io/cluster": "unit", "ray.io/node-type": "head"}}}})
+    policy = network_policy_object(scraped.doc)
+    assert policy == scraped.construct.object  # the typed form says what the API object says
+    prometheus = {"app.kubernetes.io/name": "prometheus"}
+    assert admits(policy, {"ray.io/cluster": "unit", "ray.io/node-type": "worker"}, 6379)
+    assert admits(policy, OPERATOR, 8265) and not admits(policy, OPERATOR, 6379)
+    assert admits(policy, {"ray-eks/submits-to": "unit"}, 8265)
+    assert admits(policy, prometheus, 8080, namespace="monitoring") and not admits(policy, prometheus, 8080)
+    assert not admits(policy, {"app": "stranger"}, 8265)
+
+
+@pytest.mark.parametrize("metrics_from, rules", [(None, 2), ([], 3)])
+def test_metrics_port_closed_or_open_to_any_pod_as_the_props_say(construct_synth, metrics_from, rules):
+    policy = network_policy_object(_policy(construct_synth, metrics_from).doc)
+    assert len(policy["spec"]["ingress"]) == rules
+    assert admits(policy, {"app": "any-prometheus"}, 8080) is (metrics_from is not None)
