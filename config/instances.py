@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Optional
 
 import yaml
 
@@ -25,8 +24,8 @@ class InstanceType:
     memory_mib: int  # DescribeInstanceTypes SizeInMiB: what the instance has, not what the kernel reports
     nvidia_gpus: int
     max_pods: int  # ENI limit: what nodeadm sizes kube-reserved memory with
-    gpu_model: Optional[str] = None  # A10G, T4, ... for NVIDIA GPU families
-    accelerator_label: Optional[str] = None  # k8s.amazonaws.com/accelerator value for NVIDIA GPU families
+    gpu_model: str | None = None  # A10G, T4, ... for NVIDIA GPU families
+    accelerator_label: str | None = None  # k8s.amazonaws.com/accelerator value for NVIDIA GPU families
 
     @property
     def memory_gib(self) -> float:
@@ -69,5 +68,5 @@ def sizes(family: str) -> tuple[str, ...]:
     return tuple(t.name.split(".", 1)[1] for t in catalogue().values() if t.family == family)
 
 
-def lookup(name: str) -> Optional[InstanceType]:
+def lookup(name: str) -> InstanceType | None:
     return catalogue().get(name)

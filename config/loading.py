@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import yaml
 from pydantic import ValidationError
@@ -96,7 +96,7 @@ def parse_config(data: object, source: str = "config") -> AppConfig:
         raise ConfigError(f"{source}: {format_validation_error(e)}") from None
 
 
-def load_config(path: Optional[str] = None) -> AppConfig:
+def load_config(path: str | None = None) -> AppConfig:
     """Load and validate the config named by ``path`` or ``$RAY_EKS_CONFIG``; defaults when neither."""
     path = path if path is not None else os.environ.get(CONFIG_ENV_VAR)
     if not path:

@@ -8,7 +8,7 @@ comes from an ``AppConfig``; config flows one way: config -> stacks -> construct
 from __future__ import annotations
 
 import ipaddress
-from typing import Literal, Optional
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -95,14 +95,14 @@ class BackendConfig(_Model):
     """Where Terraform state lives. ``local`` for a laptop; ``s3`` (native lock file) for teams."""
 
     type: Literal["local", "s3"] = "local"
-    bucket: Optional[BucketName] = None
+    bucket: BucketName | None = None
     key_prefix: str = "ray-eks"
-    region: Optional[Region] = None  # defaults to the deployment's region
-    kms_key_id: Optional[str] = None
+    region: Region | None = None  # defaults to the deployment's region
+    kms_key_id: str | None = None
     local_dir: str = "state"  # relative to the project root
 
     @model_validator(mode="after")
-    def _s3_needs_bucket(self) -> "BackendConfig":
+    def _s3_needs_bucket(self) -> BackendConfig:
         if self.type == "s3" and not self.bucket:
             raise FieldError("bucket", "required when type is s3")
         return self
@@ -111,7 +111,7 @@ class BackendConfig(_Model):
 class EndpointsConfig(_Model):
     """Point the AWS provider at an emulator (moto, LocalStack). Off by default."""
 
-    url: Optional[EndpointUrl] = None
+    url: EndpointUrl | None = None
     access_key: str = "testing"
     secret_key: str = "testing"
 
@@ -122,7 +122,7 @@ class ExistingVpcConfig(_Model):
     public_subnet_ids: SubnetIds = []
 
     @model_validator(mode="after")
-    def _two_azs(self) -> "ExistingVpcConfig":
+    def _two_azs(self) -> ExistingVpcConfig:
         if len(self.private_subnet_ids) < 2:
             raise FieldError("private_subnet_ids", "at least 2 subnets in different AZs are required (EKS needs 2 AZs)")
         return self
@@ -139,14 +139,14 @@ class NetworkConfig(_Model):
     # One NAT gateway per AZ survives an AZ outage; a single one is cheaper for dev.
     single_nat_gateway: bool = False
     flow_log_retention_days: RetentionDays = 365
-    existing: Optional[ExistingVpcConfig] = None
+    existing: ExistingVpcConfig | None = None
 
     @property
     def zone_count(self) -> int:
         return len(self.availability_zones) or self.az_count
 
     @model_validator(mode="after")
-    def _layout(self) -> "NetworkConfig":
+    def _layout(self) -> NetworkConfig:
         if self.availability_zones and len(self.availability_zones) < 2:
             raise FieldError("availability_zones",
                              f"at least 2 AZs are required (EKS and FSx need 2), got {len(self.availability_zones)}")
@@ -221,7 +221,7 @@ class NodeGroupConfig(_Model):
     taints: list[Taint] = []
 
     @model_validator(mode="after")
-    def _consistent(self) -> "NodeGroupConfig":
+    def _consistent(self) -> NodeGroupConfig:
         if self.min_size > self.max_size:
             raise FieldError("min_size", f"{self.min_size} is greater than max_size {self.max_size}")
         if not self.min_size <= self.desired_size <= self.max_size:
@@ -309,7 +309,7 @@ class ClusterConfig(_Model):
     node_groups: list[NodeGroupConfig] = Field(default_factory=_default_node_groups)
 
     @model_validator(mode="after")
-    def _groups(self) -> "ClusterConfig":
+    def _groups(self) -> ClusterConfig:
         names = [g.name for g in self.node_groups]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
@@ -339,7 +339,7 @@ class ClusterConfig(_Model):
 class FsxConfig(_Model):
     deployment_type: Literal["SCRATCH_2", "PERSISTENT_1", "PERSISTENT_2"] = "PERSISTENT_2"
     storage_capacity_gib: int = 1200
-    per_unit_storage_throughput: Optional[int] = None  # MB/s/TiB; default: the smallest allowed
+    per_unit_storage_throughput: int | None = None  # MB/s/TiB; default: the smallest allowed
     # Link /import and /export to the data bucket's prefixes below (data repository associations, as in the
     # original deployment). FSx cannot back up a linked file system: its durable copy is what auto-export
     # writes to the versioned bucket. false: a file system of its own, which a PERSISTENT type can back up.
@@ -353,7 +353,7 @@ class FsxConfig(_Model):
     final_backup: bool = False
 
     @model_validator(mode="after")
-    def _capacity(self) -> "FsxConfig":
+    def _capacity(self) -> FsxConfig:
         c = self.storage_capacity_gib
         if not (c == 1200 or (c > 0 and c % 2400 == 0)):
             raise FieldError("storage_capacity_gib", f"{self.deployment_type} allows 1200 or a multiple of 2400 GiB, got {c}")
@@ -384,7 +384,7 @@ class FsxConfig(_Model):
         return self.data_repository or self.backup_retention_days > 0 or self.final_backup
 
     @property
-    def throughput(self) -> Optional[int]:
+    def throughput(self) -> int | None:
         allowed = FSX_THROUGHPUT[self.deployment_type]
         return self.per_unit_storage_throughput or (allowed[0] if allowed else None)
 
@@ -395,7 +395,7 @@ class FsxConfig(_Model):
 
 class EcrConfig(_Model):
     # None: <name>/ray-custom (conventions/naming.py), so deployments in one region never share a repository.
-    repository_name: Optional[EcrRepositoryName] = None
+    repository_name: EcrRepositoryName | None = None
     keep_last_images: int = Field(30, ge=1, le=1000)
 
 
@@ -417,7 +417,7 @@ class WorkerGroupConfig(_Model):
     gpus: int = Field(1, ge=0, le=8)
 
     @model_validator(mode="after")
-    def _range(self) -> "WorkerGroupConfig":
+    def _range(self) -> WorkerGroupConfig:
         if self.min_replicas > self.max_replicas:
             raise FieldError("min_replicas", f"{self.min_replicas} is greater than max_replicas {self.max_replicas}")
         return self
@@ -428,7 +428,7 @@ class HeadConfig(_Model):
     memory: MemoryQuantity = "8Gi"
 
     @model_validator(mode="after")
-    def _memory(self) -> "HeadConfig":
+    def _memory(self) -> HeadConfig:
         if memory_mebibytes(self.memory) < 4096:
             raise FieldError("memory", f"must be at least 4Gi (smaller Ray heads run out of memory), got {self.memory}")
         return self
@@ -456,16 +456,16 @@ class RayImageConfig(_Model):
     """
 
     source: Literal[IMAGE_SOURCES] = "build"  # type: ignore[valid-type]
-    uri: Optional[ImageRef] = None  # custom only
+    uri: ImageRef | None = None  # custom only
     # build only: a Secrets Manager secret named ecr-pullthroughcache/... (keys username, accessToken) with Docker Hub
     # credentials. The build then pulls rayproject/ray through an ECR pull-through cache: Docker Hub's anonymous
     # pull limit counts per address, and CodeBuild's addresses are shared.
-    docker_hub_secret_arn: Optional[PullThroughSecretArn] = None
+    docker_hub_secret_arn: PullThroughSecretArn | None = None
     build_compute_type: CodeBuildComputeType = "BUILD_GENERAL1_LARGE"  # 15 GB RAM, 128 GB disk: a CUDA image fits
     build_timeout_minutes: int = Field(120, ge=5, le=2160)
 
     @model_validator(mode="after")
-    def _source(self) -> "RayImageConfig":
+    def _source(self) -> RayImageConfig:
         if self.source == "custom" and not self.uri:
             raise FieldError("uri", "required when source is custom (the image of the Ray head and workers)")
         if self.source != "custom" and self.uri:
@@ -509,7 +509,7 @@ class RayConfig(_Model):
         return data
 
     @model_validator(mode="after")
-    def _groups(self) -> "RayConfig":
+    def _groups(self) -> RayConfig:
         if _version(self.ray_version) < _version(versions.RAY_TOKEN_AUTH_MIN_VERSION):
             raise FieldError("ray_version", f"the RayCluster's job API requires a token (KubeRay authOptions), which "
                                             f"needs Ray {versions.RAY_TOKEN_AUTH_MIN_VERSION} or later, got "
@@ -532,7 +532,7 @@ class TrainingConfig(_Model):
 
 
 # --------------------------------------------------------------------------------------------- orchestration, observability
-def _no_managed_args(values: list[str]) -> Optional[str]:
+def _no_managed_args(values: list[str]) -> str | None:
     return next((a for a in values if a.split("=", 1)[0] in ORCHESTRATOR_MANAGED_ARGS), None)
 
 
@@ -540,9 +540,9 @@ class OrchestratorConfig(_Model):
     """Step Functions pipeline: a training Job, then a batch-inference Job, on the running RayCluster."""
 
     # None: on when the cluster has a GPU node group (the GPU profile), off otherwise.
-    enabled: Optional[bool] = None
+    enabled: bool | None = None
     # None: the training job's arguments (training.args).
-    training_args: Optional[JobArgs] = None
+    training_args: JobArgs | None = None
     inference_args: JobArgs = []
     # Per step: the Kubernetes Job's activeDeadlineSeconds and the task's TimeoutSeconds.
     step_timeout_seconds: int = Field(4 * 3600, ge=300, le=7 * 24 * 3600)
@@ -551,10 +551,10 @@ class OrchestratorConfig(_Model):
     log_retention_days: RetentionDays = 365
     # Concurrent executions reserved for the orchestrator's Lambda function (one per running step is enough).
     # null: none reserved -- for accounts still at the new-account concurrency quota of 10, which cannot reserve any.
-    reserved_concurrency: Optional[int] = Field(2, ge=1, le=100)
+    reserved_concurrency: int | None = Field(2, ge=1, le=100)
 
     @model_validator(mode="after")
-    def _managed(self) -> "OrchestratorConfig":
+    def _managed(self) -> OrchestratorConfig:
         for field in ("training_args", "inference_args"):
             arg = _no_managed_args(getattr(self, field) or [])
             if arg:
@@ -575,7 +575,7 @@ class ObservabilityConfig(_Model):
     grafana_iframe_host: BrowserUrl = "http://localhost:3000"
     container_insights: bool = False
     # None: the add-on's default version for the cluster's Kubernetes version.
-    container_insights_addon_version: Optional[AddonVersion] = None
+    container_insights_addon_version: AddonVersion | None = None
 
 
 class AppConfig(_Model):
@@ -597,7 +597,7 @@ class AppConfig(_Model):
     observability: ObservabilityConfig = ObservabilityConfig()
 
     @model_validator(mode="after")
-    def _cross(self) -> "AppConfig":
+    def _cross(self) -> AppConfig:
         groups = {g.name: g for g in self.cluster.node_groups}
         for i, w in enumerate(self.ray.worker_groups):
             g = groups.get(w.node_group)
@@ -680,7 +680,7 @@ class AppConfig(_Model):
         suffix = f"-{versions.RAY_IMAGE_CUDA}" if self.cluster.has_gpu else ""
         return f"rayproject/ray:{self.ray.ray_version}-py311{suffix}"
 
-    def ray_image(self, built_image: Optional[str] = None) -> str:
+    def ray_image(self, built_image: str | None = None) -> str:
         """The image of the Ray pods. ``built_image``: the infra stack's build output (source build only)."""
         image = self.ray.image
         if image.source == "custom":

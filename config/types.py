@@ -9,20 +9,20 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BeforeValidator
 
 from conventions.kubernetes import CPU_QUANTITY_RE, MEMORY_QUANTITY_RE
 from conventions.naming import NAME_RE, S3_RESERVED_PREFIXES
 
-Location = tuple[Union[str, int], ...]
+Location = tuple[str | int, ...]
 
 
 class FieldError(ValueError):
     """A rule broken at ``loc`` below the model that raises it (``("node_groups", 1, "min_size")``)."""
 
-    def __init__(self, loc: Union[str, Location], message: str) -> None:
+    def __init__(self, loc: str | Location, message: str) -> None:
         self.loc: Location = (loc,) if isinstance(loc, str) else tuple(loc)
         self.message = message
         super().__init__(message)

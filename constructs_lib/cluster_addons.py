@@ -10,9 +10,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from constructs import Construct
-
 from cdktf_cdktf_provider_helm.release import Release
+from constructs import Construct
 
 from conventions.kubernetes import CORE_ROLE, GPU_PRESENT_LABEL, node_selector
 

@@ -6,14 +6,13 @@ import json
 from dataclasses import dataclass
 
 from cdktf import TerraformResourceLifecycle
-from constructs import Construct
-
 from cdktf_cdktf_provider_aws.ecr_lifecycle_policy import EcrLifecyclePolicy
 from cdktf_cdktf_provider_aws.ecr_repository import (
     EcrRepository,
     EcrRepositoryEncryptionConfiguration,
     EcrRepositoryImageScanningConfiguration,
 )
+from constructs import Construct
 
 
 @dataclass(frozen=True)

@@ -13,16 +13,15 @@ its own IRSA role rather than by Helm in the ray stack.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Optional, Sequence
 
 from cdktf import ITerraformDependable
-from constructs import Construct
-
 from cdktf_cdktf_provider_aws.data_aws_eks_addon_version import DataAwsEksAddonVersion
 from cdktf_cdktf_provider_aws.eks_addon import EksAddon
 from cdktf_cdktf_provider_aws.iam_role import IamRole
 from cdktf_cdktf_provider_aws.iam_role_policy import IamRolePolicy
+from constructs import Construct
 
 from conventions.eks import ADDONS_AFTER_COMPUTE as AFTER_COMPUTE
 from conventions.eks import ADDONS_BEFORE_COMPUTE as BEFORE_COMPUTE
@@ -86,7 +85,7 @@ class EksAddons(Construct):
         self.before_compute = [self.addon(name, ()) for name in BEFORE_COMPUTE]
         self.after: list[EksAddon] = []
 
-    def addon(self, name: str, depends: Sequence[ITerraformDependable], role_arn: Optional[str] = None) -> EksAddon:
+    def addon(self, name: str, depends: Sequence[ITerraformDependable], role_arn: str | None = None) -> EksAddon:
         props = self._props
         key = name.replace("-", "_")
         version = props.versions.get(name)

@@ -14,8 +14,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from cdktf import Fn, Token
-from constructs import Construct
-
 from cdktf_cdktf_provider_aws.cloudwatch_log_group import CloudwatchLogGroup
 from cdktf_cdktf_provider_aws.data_aws_iam_session_context import DataAwsIamSessionContext
 from cdktf_cdktf_provider_aws.eks_access_entry import EksAccessEntry
@@ -33,6 +31,7 @@ from cdktf_cdktf_provider_aws.eks_cluster import (
 from cdktf_cdktf_provider_aws.iam_openid_connect_provider import IamOpenidConnectProvider
 from cdktf_cdktf_provider_aws.iam_role import IamRole
 from cdktf_cdktf_provider_aws.iam_role_policy_attachment import IamRolePolicyAttachment
+from constructs import Construct
 
 from .checkov import skip
 from .iam import service_assume_role_policy

@@ -14,11 +14,8 @@ configured daily and final backups.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
 from cdktf import TerraformResourceLifecycle
-from constructs import Construct
-
 from cdktf_cdktf_provider_aws.cloudwatch_log_group import CloudwatchLogGroup
 from cdktf_cdktf_provider_aws.fsx_data_repository_association import (
     FsxDataRepositoryAssociation,
@@ -33,6 +30,7 @@ from cdktf_cdktf_provider_aws.fsx_lustre_file_system import (
 from cdktf_cdktf_provider_aws.security_group import SecurityGroup
 from cdktf_cdktf_provider_aws.vpc_security_group_egress_rule import VpcSecurityGroupEgressRule
 from cdktf_cdktf_provider_aws.vpc_security_group_ingress_rule import VpcSecurityGroupIngressRule
+from constructs import Construct
 
 from .checkov import skip
 
@@ -53,7 +51,7 @@ class FsxLustreProps:
     data_bucket_name: str
     deployment_type: str
     storage_capacity_gib: int
-    per_unit_storage_throughput: Optional[int]
+    per_unit_storage_throughput: int | None
     kms_key_arn: str
     persistent: bool  # PERSISTENT_* deployment types: customer key, backups
     data_repository: bool  # the import/export associations with the data bucket

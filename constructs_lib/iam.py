@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Iterable, Optional
+from collections.abc import Iterable
+from typing import Any
 
 
 def policy_document(statements: Iterable[dict[str, Any]]) -> str:
     return json.dumps({"Version": "2012-10-17", "Statement": list(statements)}, sort_keys=False)
 
 
-def statement(actions: list[str], resources: list[str], sid: Optional[str] = None,
-              effect: str = "Allow", condition: Optional[dict] = None, principal: Optional[dict] = None) -> dict:
+def statement(actions: list[str], resources: list[str], sid: str | None = None,
+              effect: str = "Allow", condition: dict | None = None, principal: dict | None = None) -> dict:
     s: dict[str, Any] = {}
     if sid:
         s["Sid"] = sid

@@ -21,12 +21,10 @@ from __future__ import annotations
 import hashlib
 import io
 import zipfile
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Optional, Sequence
 
 from cdktf import AssetType, DataResource, Fn, LocalExecProvisioner, TerraformAsset, TerraformResource, Token
-from constructs import Construct
-
 from cdktf_cdktf_provider_aws.cloudwatch_log_group import CloudwatchLogGroup
 from cdktf_cdktf_provider_aws.codebuild_project import (
     CodebuildProject,
@@ -43,6 +41,7 @@ from cdktf_cdktf_provider_aws.ecr_pull_through_cache_rule import EcrPullThroughC
 from cdktf_cdktf_provider_aws.iam_role import IamRole
 from cdktf_cdktf_provider_aws.iam_role_policy import IamRolePolicy
 from cdktf_cdktf_provider_aws.s3_object import S3Object
+from constructs import Construct
 
 from .checkov import skip
 from .iam import policy_document, statement
@@ -145,7 +144,7 @@ class ImageBuildProps:
     codebuild_image: str
     logs_kms_key_arn: str
     log_retention_days: int
-    pull_through_cache: Optional[PullThroughCacheProps]
+    pull_through_cache: PullThroughCacheProps | None
     # Extra environment of the build script (an emulator's endpoint and dummy keys); empty for AWS.
     script_environment: Mapping[str, str]
     queued_timeout_minutes: int = 60  # then CodeBuild gives up on a build that never started

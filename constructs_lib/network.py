@@ -4,13 +4,13 @@ and flow logs -- or an existing VPC and subnets, passed through."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
 
 from cdktf import Fn, Postcondition, TerraformResourceLifecycle
-from constructs import Construct
-
 from cdktf_cdktf_provider_aws.cloudwatch_log_group import CloudwatchLogGroup
-from cdktf_cdktf_provider_aws.data_aws_availability_zones import DataAwsAvailabilityZones, DataAwsAvailabilityZonesFilter
+from cdktf_cdktf_provider_aws.data_aws_availability_zones import (
+    DataAwsAvailabilityZones,
+    DataAwsAvailabilityZonesFilter,
+)
 from cdktf_cdktf_provider_aws.default_security_group import DefaultSecurityGroup
 from cdktf_cdktf_provider_aws.eip import Eip
 from cdktf_cdktf_provider_aws.flow_log import FlowLog
@@ -24,6 +24,7 @@ from cdktf_cdktf_provider_aws.route_table_association import RouteTableAssociati
 from cdktf_cdktf_provider_aws.subnet import Subnet
 from cdktf_cdktf_provider_aws.vpc import Vpc
 from cdktf_cdktf_provider_aws.vpc_endpoint import VpcEndpoint
+from constructs import Construct
 
 from .checkov import skip, skippable
 from .iam import policy_document, service_assume_role_policy, statement
@@ -45,7 +46,7 @@ class NetworkProps:
     flow_log_role_name_prefix: str
     logs_kms_key_arn: str
     # Existing VPC: nothing is created; the ids are passed through.
-    existing_vpc_id: Optional[str] = None
+    existing_vpc_id: str | None = None
     existing_private_subnet_ids: list[str] = field(default_factory=list)
     existing_public_subnet_ids: list[str] = field(default_factory=list)
 

@@ -7,10 +7,8 @@ the deployment's tags: the provider's default_tags reach the template itself but
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
-
-from constructs import Construct
 
 from cdktf import ITerraformDependable, TerraformResourceLifecycle, Token
 from cdktf_cdktf_provider_aws.eks_node_group import (
@@ -29,6 +27,7 @@ from cdktf_cdktf_provider_aws.launch_template import (
     LaunchTemplateMetadataOptions,
     LaunchTemplateTagSpecifications,
 )
+from constructs import Construct
 
 from conventions.kubernetes import TAINT_EFFECTS
 

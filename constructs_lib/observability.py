@@ -17,14 +17,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Optional
-
-from constructs import Construct
 
 from cdktf_cdktf_provider_aws.eks_addon import EksAddon
 from cdktf_cdktf_provider_helm.release import Release
 from cdktf_cdktf_provider_kubernetes.manifest import Manifest, ManifestFieldManager
 from cdktf_cdktf_provider_kubernetes.namespace_v1 import NamespaceV1, NamespaceV1Metadata
+from constructs import Construct
 
 from conventions.eks import CONTAINER_INSIGHTS_ADDON
 from conventions.kubernetes import CORE_ROLE, node_selector
@@ -155,7 +153,7 @@ class ObservabilityAddonsProps:
     kube_prometheus_stack_chart_version: str
     monitoring_namespace: str
     container_insights: bool
-    container_insights_addon_version: Optional[str]
+    container_insights_addon_version: str | None
     container_insights_role_name_prefix: str
 
 
@@ -163,7 +161,7 @@ class ObservabilityAddons(Construct):
     """Addresses: ``helm_release.kube_prometheus_stack`` (+ ``kubernetes_namespace_v1.monitoring``),
     ``aws_eks_addon.container_insights`` (+ ``aws_iam_role.container_insights``)."""
 
-    kube_prometheus_stack: Optional[Release] = None
+    kube_prometheus_stack: Release | None = None
 
     def __init__(self, scope: Construct, id: str, props: ObservabilityAddonsProps) -> None:
         super().__init__(scope, id)

@@ -26,11 +26,8 @@ import math
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
 
 from cdktf import AssetType, TerraformAsset, TerraformResourceLifecycle
-from constructs import Construct
-
 from cdktf_cdktf_provider_aws.cloudwatch_log_group import CloudwatchLogGroup
 from cdktf_cdktf_provider_aws.eks_access_entry import EksAccessEntry
 from cdktf_cdktf_provider_aws.iam_role import IamRole
@@ -60,6 +57,7 @@ from cdktf_cdktf_provider_kubernetes.role_binding_v1 import (
     RoleBindingV1Subject,
 )
 from cdktf_cdktf_provider_kubernetes.role_v1 import RoleV1, RoleV1Metadata, RoleV1Rule
+from constructs import Construct
 
 from conventions.kubernetes import CORE_ROLE, node_selector, submitter_labels
 from lambdas import ray_orchestrator as function_code
@@ -361,7 +359,7 @@ class RayOrchestratorProps:
     pipeline: PipelineProps
     package: FunctionPackage
     network: FunctionNetwork
-    reserved_concurrency: Optional[int]  # None: the function draws on the account's unreserved concurrency
+    reserved_concurrency: int | None  # None: the function draws on the account's unreserved concurrency
     log_retention_days: int
     log_level: str
     key_deletion_window_days: int = 30

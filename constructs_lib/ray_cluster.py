@@ -7,8 +7,6 @@ only after the ray stack's operator release applied.
 
 from __future__ import annotations
 
-from constructs import Construct
-
 from cdktf_cdktf_provider_kubernetes.manifest import Manifest, ManifestFieldManager, ManifestTimeouts, ManifestWait
 from cdktf_cdktf_provider_kubernetes.network_policy_v1 import (
     NetworkPolicyV1,
@@ -21,6 +19,7 @@ from cdktf_cdktf_provider_kubernetes.network_policy_v1 import (
     NetworkPolicyV1SpecIngressPorts,
     NetworkPolicyV1SpecPodSelector,
 )
+from constructs import Construct
 
 from .ray_manifests import HeadNetworkPolicyProps, RayClusterProps, head_network_policy, ray_cluster
 

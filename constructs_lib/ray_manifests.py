@@ -10,8 +10,8 @@ from __future__ import annotations
 import copy
 import json
 import shlex
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Optional, Sequence
 
 import yaml
 
@@ -63,7 +63,7 @@ def token_auth_env(ray_cluster_name: str) -> list[dict]:
     ]
 
 
-def runtime_env(pip: Sequence[str], working_dir: Optional[str] = None) -> dict:
+def runtime_env(pip: Sequence[str], working_dir: str | None = None) -> dict:
     """A job's runtime_env: its files (``working_dir``) and the libraries its image lacks (``pip``: the lines of
     training/requirements.txt with a stock or custom image, none with the built one). Every job submission
     (make submit, the stack output, the submitter Job, the RayJob, the orchestrator) builds it here."""
@@ -413,7 +413,7 @@ class HeadNetworkPolicyProps:
     operator_pod_labels: dict[str, str]  # the KubeRay operator's pods (same namespace)
     # Who scrapes the metrics port: None, nobody (no rule); [] any pod (a Prometheus we do not know);
     # else these NetworkPolicy peers (kube-prometheus-stack's Prometheus).
-    metrics_from: Optional[list[dict]]
+    metrics_from: list[dict] | None
 
 
 def head_network_policy(props: HeadNetworkPolicyProps) -> dict:

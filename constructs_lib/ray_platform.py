@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from constructs import Construct
-
 from cdktf_cdktf_provider_kubernetes.namespace_v1 import NamespaceV1, NamespaceV1Metadata
 from cdktf_cdktf_provider_kubernetes.persistent_volume_claim_v1 import (
     PersistentVolumeClaimV1,
@@ -23,6 +21,7 @@ from cdktf_cdktf_provider_kubernetes.persistent_volume_v1 import (
     PersistentVolumeV1SpecPersistentVolumeSourceCsi,
 )
 from cdktf_cdktf_provider_kubernetes.service_account_v1 import ServiceAccountV1, ServiceAccountV1Metadata
+from constructs import Construct
 
 from .iam import policy_document, statement
 from .irsa_role import IrsaRole, IrsaRoleProps

@@ -4,11 +4,8 @@ policy, versioning, owner-enforced ACLs, access logging and lifecycle hygiene.""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
 from cdktf import TerraformResourceLifecycle
-from constructs import Construct
-
 from cdktf_cdktf_provider_aws.s3_bucket import S3Bucket
 from cdktf_cdktf_provider_aws.s3_bucket_lifecycle_configuration import (
     S3BucketLifecycleConfiguration,
@@ -33,6 +30,7 @@ from cdktf_cdktf_provider_aws.s3_bucket_versioning import (
     S3BucketVersioningA,
     S3BucketVersioningVersioningConfiguration,
 )
+from constructs import Construct
 
 from .checkov import skip
 from .iam import policy_document
@@ -42,14 +40,14 @@ from .iam import policy_document
 class SecureBucketProps:
     bucket_prefix: str
     # Where S3 server access logs go (bucket name); None for the log bucket itself.
-    access_log_bucket: Optional[str] = None
+    access_log_bucket: str | None = None
     access_log_prefix: str = ""
     noncurrent_version_days: int = 90
     prevent_destroy: bool = True
     # Log bucket only: accept access logs from this account's buckets alone (confused-deputy guard).
-    account_id: Optional[str] = None
+    account_id: str | None = None
     # The log bucket's policy: S3 rejects PutBucketLogging until it lets the logging service write.
-    access_log_policy: Optional[S3BucketPolicy] = None
+    access_log_policy: S3BucketPolicy | None = None
 
 
 class SecureBucket(Construct):

@@ -25,8 +25,9 @@ import ssl
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Optional
+from typing import Any
 
 TOKEN_PREFIX = "k8s-aws-v1."
 CLUSTER_ID_HEADER = "x-k8s-aws-id"
@@ -48,7 +49,7 @@ _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 class KubernetesApiError(Exception):
     """The API server refused, or an object is not what the pipeline expects: the step fails (not retried)."""
 
-    def __init__(self, message: str, status: Optional[int] = None) -> None:
+    def __init__(self, message: str, status: int | None = None) -> None:
         super().__init__(message)
         self.status = status
 
@@ -67,7 +68,7 @@ class Config:
     region: str
 
     @classmethod
-    def from_environ(cls, environ: Mapping[str, str] = os.environ) -> "Config":
+    def from_environ(cls, environ: Mapping[str, str] = os.environ) -> Config:
         missing = [k for k in ("CLUSTER_NAME", "CLUSTER_ENDPOINT", "CLUSTER_CA_DATA", "NAMESPACE", "AWS_REGION")
                    if not environ.get(k)]
         if missing:
@@ -117,7 +118,7 @@ class ApiRequest:
     method: str
     path: str
     query: dict[str, str] = field(default_factory=dict)
-    body: Optional[dict] = None
+    body: dict | None = None
     json_response: bool = True  # pod logs are text/plain
 
     @property
@@ -162,7 +163,7 @@ def checked_job(job: Any, namespace: str) -> dict:
 
 # ------------------------------------------------------------------------------------------------- responses
 def _time(value: str) -> datetime.datetime:
-    return datetime.datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.timezone.utc)
+    return datetime.datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.UTC)
 
 
 def job_phase(job: dict, now: datetime.datetime) -> dict:
@@ -188,7 +189,7 @@ def job_phase(job: dict, now: datetime.datetime) -> dict:
             "failed": int(status.get("failed") or 0)}
 
 
-def newest_pod(pods: dict) -> Optional[str]:
+def newest_pod(pods: dict) -> str | None:
     items = [p for p in pods.get("items") or [] if (p.get("metadata") or {}).get("name")]
     if not items:
         return None
@@ -200,7 +201,7 @@ def newest_pod(pods: dict) -> Optional[str]:
 Send = Callable[[ApiRequest], Any]
 
 
-def run(event: Mapping[str, Any], namespace: str, send: Send, now: Optional[datetime.datetime] = None) -> dict:
+def run(event: Mapping[str, Any], namespace: str, send: Send, now: datetime.datetime | None = None) -> dict:
     """One pipeline call: ``submit`` (the Job), ``status`` or ``logs`` (of the Job ``name``)."""
     action = event.get("action")
     if action == "submit":
@@ -219,7 +220,7 @@ def run(event: Mapping[str, Any], namespace: str, send: Send, now: Optional[date
         return {"name": created["metadata"]["name"], "uid": created["metadata"]["uid"]}
     if action == "status":
         job = send(read_job(namespace, event.get("name")))
-        return job_phase(job, now or datetime.datetime.now(datetime.timezone.utc))
+        return job_phase(job, now or datetime.datetime.now(datetime.UTC))
     if action == "logs":
         pod = newest_pod(send(list_job_pods(namespace, event.get("name"))))
         return {"pod": pod or "", "log": send(read_pod_log(namespace, pod)) if pod else ""}

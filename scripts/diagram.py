@@ -19,7 +19,7 @@ import tempfile
 import textwrap
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from scripts.diagram_model import (
     AUTOSCALER_CHART,
@@ -66,7 +66,7 @@ def instances_label(group: NodeGroup) -> str:
     return f"{types}\n×{span(group.min_size, group.max_size)} nodes"
 
 
-def head_label(head: RayGroup, group: Optional[NodeGroup]) -> str:
+def head_label(head: RayGroup, group: NodeGroup | None) -> str:
     return f"Ray head ({group.name if group else 'any node'})\n{head.cpu} CPU, {head.memory}"
 
 
@@ -243,7 +243,7 @@ def render(arch: Architecture, out: Path, fmt: str = "png") -> Path:
     return out.with_suffix(f".{fmt}")
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="Render the architecture diagram from the synthesized stacks.")
     ap.add_argument("--synth-dir", default="cdktf.out", help="cdktf output directory (default cdktf.out)")
     ap.add_argument("--out", default="docs/architecture.png", help="PNG to write (default docs/architecture.png)")

@@ -13,7 +13,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from conventions.kubernetes import GPU_RESOURCE, head_service_name
 
@@ -36,10 +36,10 @@ class SynthError(Exception):
 @dataclass(frozen=True)
 class Network:
     existing: bool  # an existing VPC passed in: the stacks create no aws_vpc
-    vpc_id: Optional[str]  # the existing VPC's id (None when the stack creates the VPC)
-    cidr: Optional[str]  # the created VPC's CIDR
+    vpc_id: str | None  # the existing VPC's id (None when the stack creates the VPC)
+    cidr: str | None  # the created VPC's CIDR
     private_subnets: int  # subnets the cluster's nodes live in
-    az_count: Optional[int]  # distinct AZs of those subnets (None: not known from the JSON, existing subnets)
+    az_count: int | None  # distinct AZs of those subnets (None: not known from the JSON, existing subnets)
     az_names: tuple[str, ...]  # the AZ names when the config fixes them (else looked up at plan time: empty)
     nat_gateways: int
 
@@ -86,7 +86,7 @@ class RayCluster:
     image_from_ecr: bool  # the image is the stack's ECR repository (ray.image.source build)
     dashboard_port: int
     autoscaling: bool  # in-tree Ray autoscaler
-    fsx_claim: Optional[str]  # the PVC its pods mount
+    fsx_claim: str | None  # the PVC its pods mount
     fsx_mounts: tuple[str, ...]  # where the head mounts that claim ("/ray/import (ro)" when read-only)
 
     @property
@@ -114,7 +114,7 @@ class Orchestrator:
     name: str  # the Step Functions state machine's name
     integrations: tuple[str, ...]  # the service integrations its tasks call ("lambda:invoke", "eks:runJob")
     submits_to: tuple[str, ...]  # the Ray head services its definition submits jobs to (ray job submit --address)
-    function: Optional[str] = None  # the Lambda function its tasks invoke (its name)
+    function: str | None = None  # the Lambda function its tasks invoke (its name)
     function_in_vpc: bool = False  # the function runs in the VPC (reaches the private API endpoint)
 
 
@@ -128,39 +128,39 @@ class HelmRelease:
 
 @dataclass(frozen=True)
 class Architecture:
-    region: Optional[str]
+    region: str | None
     network: Network
     cluster: EksCluster
     node_groups: tuple[NodeGroup, ...]
-    fsx: Optional[Fsx]
-    data_bucket: Optional[str]  # the bucket the FSx data repositories link (its name, or "<prefix>*")
-    ecr_repository: Optional[str]
-    image_build: Optional[str]  # a CodeBuild project's name
+    fsx: Fsx | None
+    data_bucket: str | None  # the bucket the FSx data repositories link (its name, or "<prefix>*")
+    ecr_repository: str | None
+    image_build: str | None  # a CodeBuild project's name
     releases: tuple[HelmRelease, ...]
-    ray: Optional[RayCluster]
-    orchestrator: Optional[Orchestrator]
+    ray: RayCluster | None
+    orchestrator: Orchestrator | None
     container_insights: bool
 
-    def release(self, chart: str) -> Optional[HelmRelease]:
+    def release(self, chart: str) -> HelmRelease | None:
         return next((r for r in self.releases if r.chart == chart), None)
 
     @property
-    def kuberay_operator(self) -> Optional[HelmRelease]:
+    def kuberay_operator(self) -> HelmRelease | None:
         return self.release(KUBERAY_CHART)
 
     @property
-    def cluster_autoscaler(self) -> Optional[HelmRelease]:
+    def cluster_autoscaler(self) -> HelmRelease | None:
         return self.release(AUTOSCALER_CHART)
 
     @property
-    def device_plugin(self) -> Optional[HelmRelease]:
+    def device_plugin(self) -> HelmRelease | None:
         return self.release(DEVICE_PLUGIN_CHART)
 
     @property
-    def kube_prometheus_stack(self) -> Optional[HelmRelease]:
+    def kube_prometheus_stack(self) -> HelmRelease | None:
         return self.release(PROMETHEUS_CHART)
 
-    def node_group_for(self, selector: tuple[tuple[str, str], ...]) -> Optional[NodeGroup]:
+    def node_group_for(self, selector: tuple[tuple[str, str], ...]) -> NodeGroup | None:
         """The node group whose labels a pod's nodeSelector picks (None: no selector or no match)."""
         return next((g for g in self.node_groups if g.matches(dict(selector))), None)
 
@@ -218,16 +218,16 @@ class _Resources:
     def all(self, rtype: str) -> list[dict[str, Any]]:
         return [body for _, body in self.named(rtype)]
 
-    def get(self, rtype: str, name: str) -> Optional[dict[str, Any]]:
+    def get(self, rtype: str, name: str) -> dict[str, Any] | None:
         return next((body for n, body in self.named(rtype) if n == name), None)
 
 
-def _literal(value: Any) -> Optional[str]:
+def _literal(value: Any) -> str | None:
     """A plain string (no Terraform interpolation in it), else None."""
     return value if isinstance(value, str) and value and not INTERPOLATION.search(value) else None
 
 
-def _region(stacks: dict[str, dict[str, Any]]) -> Optional[str]:
+def _region(stacks: dict[str, dict[str, Any]]) -> str | None:
     for doc in stacks.values():
         for provider in doc.get("provider", {}).get("aws", []):
             if _literal(provider.get("region")):
@@ -267,7 +267,7 @@ def _node_group(name: str, body: dict[str, Any]) -> NodeGroup:
                      autoscaled=(body.get("tags") or {}).get("k8s.io/cluster-autoscaler/enabled") == "true")
 
 
-def _fsx(res: _Resources) -> Optional[Fsx]:
+def _fsx(res: _Resources) -> Fsx | None:
     systems = res.all("aws_fsx_lustre_file_system")
     if not systems:
         return None
@@ -283,7 +283,7 @@ def _fsx(res: _Resources) -> Optional[Fsx]:
                repositories=tuple(sorted(repos, key=lambda r: r.file_system_path)))
 
 
-def _data_bucket(res: _Resources) -> Optional[str]:
+def _data_bucket(res: _Resources) -> str | None:
     """The bucket the FSx data repositories link: its name, or its name prefix and a ``*``."""
     for dra in res.all("aws_fsx_data_repository_association"):
         m = S3_PATH.match(str(dra.get("data_repository_path", "")))
@@ -337,7 +337,7 @@ def _release(body: dict[str, Any]) -> HelmRelease:
                        version=str(body.get("version", "")), node_selector=selector)
 
 
-def _orchestrator(res: _Resources) -> Optional[Orchestrator]:
+def _orchestrator(res: _Resources) -> Orchestrator | None:
     machines = res.all("aws_sfn_state_machine")
     if not machines:
         return None
@@ -367,7 +367,7 @@ def _image_from_ecr(image: str) -> bool:
     return "ecr_repository_url" in image or "outputs.ray_image" in image
 
 
-def _ray_cluster(res: _Resources) -> Optional[RayCluster]:
+def _ray_cluster(res: _Resources) -> RayCluster | None:
     manifest = next((b["manifest"] for b in res.all("kubernetes_manifest")
                      if b.get("manifest", {}).get("kind") == "RayCluster"), None)
     if manifest is None:

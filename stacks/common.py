@@ -4,9 +4,8 @@ state backend (local or S3 with native locking). The remote-state reader uses th
 from __future__ import annotations
 
 from cdktf import DataTerraformRemoteStateLocal, DataTerraformRemoteStateS3, LocalBackend, S3Backend, TerraformStack
-from constructs import Construct
-
 from cdktf_cdktf_provider_aws.provider import AwsProvider, AwsProviderDefaultTags, AwsProviderEndpoints
+from constructs import Construct
 
 from config import AppConfig
 from conventions.naming import DEPLOYMENT_TAG

@@ -10,13 +10,16 @@ import tempfile
 from pathlib import Path
 
 from cdktf import Fn, TerraformOutput
-from constructs import Construct
-
 from cdktf_cdktf_provider_aws.data_aws_caller_identity import DataAwsCallerIdentity
 from cdktf_cdktf_provider_aws.data_aws_partition import DataAwsPartition
+from constructs import Construct
 
 from config import AppConfig
 from config.versions import CODEBUILD_IMAGE
+from constructs_lib.ecr import EcrRepositoryProps, RayImageRepository
+from constructs_lib.eks_addons import EksAddons, EksAddonsProps
+from constructs_lib.eks_cluster import EksClusterProps, RayEksCluster
+from constructs_lib.fsx_lustre import FsxLustre, FsxLustreProps
 from constructs_lib.image_build import (
     ImageBuildProps,
     PullThroughCacheProps,
@@ -25,10 +28,6 @@ from constructs_lib.image_build import (
     context_archive,
     image_tag,
 )
-from constructs_lib.ecr import EcrRepositoryProps, RayImageRepository
-from constructs_lib.eks_addons import EksAddons, EksAddonsProps
-from constructs_lib.eks_cluster import EksClusterProps, RayEksCluster
-from constructs_lib.fsx_lustre import FsxLustre, FsxLustreProps
 from constructs_lib.kms import KmsKeys, KmsKeysProps
 from constructs_lib.network import Network, NetworkProps
 from constructs_lib.node_groups import NodeGroup, NodeGroupProps, TaintProps

@@ -7,7 +7,6 @@ never land in state.
 from __future__ import annotations
 
 from cdktf import Fn, TerraformStack
-
 from cdktf_cdktf_provider_helm.provider import HelmProvider, HelmProviderKubernetes, HelmProviderKubernetesExec
 from cdktf_cdktf_provider_kubernetes.provider import KubernetesProvider, KubernetesProviderExec
 

@@ -7,30 +7,29 @@ infra stack's outputs through terraform_remote_state.
 from __future__ import annotations
 
 from cdktf import Fn, TerraformOutput
-from constructs import Construct
-
 from cdktf_cdktf_provider_aws.data_aws_caller_identity import DataAwsCallerIdentity
 from cdktf_cdktf_provider_aws.data_aws_partition import DataAwsPartition
+from constructs import Construct
 
 from config import AppConfig
-from conventions import naming
+from config.versions import CLUSTER_AUTOSCALER_IMAGE_TAGS
 from constructs_lib.cluster_addons import ClusterAddons, ClusterAddonsProps
 from constructs_lib.kuberay_operator import KubeRayOperator, KubeRayOperatorProps
 from constructs_lib.observability import ObservabilityAddons, ObservabilityAddonsProps
-from config.versions import CLUSTER_AUTOSCALER_IMAGE_TAGS
 from constructs_lib.orchestrator import (
     FUNCTION_MODULE,
     FunctionNetwork,
+    OrchestratorNames,
     PipelineProps,
     RayOrchestrator,
     RayOrchestratorKubernetes,
     RayOrchestratorKubernetesProps,
-    OrchestratorNames,
     RayOrchestratorProps,
     start_execution_command,
 )
 from constructs_lib.ray_manifests import FsxVolumeProps
 from constructs_lib.ray_platform import RayPlatform, RayPlatformProps
+from conventions import naming
 
 from .addresses import ReadableStack
 from .common import aws_provider, configure_backend, ray_pod_image, remote_state

@@ -11,8 +11,9 @@ from __future__ import annotations
 import copy
 import re
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import Any
 
 _INTRINSIC = re.compile(r"^(States\.[A-Za-z]+)\((.*)\)$", re.S)
 
@@ -145,8 +146,8 @@ class Execution:
     output: Any
     states: list[str] = field(default_factory=list)  # entered, in order
     waited_seconds: int = 0
-    error: Optional[str] = None
-    cause: Optional[str] = None
+    error: str | None = None
+    cause: str | None = None
 
 
 def run(definition: dict, execution_input: Any, task: Callable[[str, dict], Any],

@@ -5,8 +5,8 @@ resourceNames; a Role grants nothing outside its namespace). No API server neede
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Optional, Sequence
 
 
 @dataclass(frozen=True)
@@ -15,7 +15,7 @@ class RequestInfo:
     api_group: str
     resource: str
     subresource: str
-    namespace: Optional[str]  # None: a cluster-scoped request
+    namespace: str | None  # None: a cluster-scoped request
     name: str
 
 

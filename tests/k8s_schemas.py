@@ -5,7 +5,7 @@ strict about unknown fields (the API server would silently prune them)."""
 from __future__ import annotations
 
 import json
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 import jsonschema
@@ -18,7 +18,7 @@ KUBERNETES_VERSION = DEFAULT_KUBERNETES_VERSION  # the default cluster's API ver
 CRD_SCHEMAS = {"RayCluster": "raycluster.schema.json", "RayJob": "rayjob.schema.json"}
 
 
-@lru_cache(maxsize=None)
+@cache
 def crd_schema(kind: str) -> dict:
     """The v1 openAPIV3Schema of a KubeRay CRD."""
     return json.loads((REFERENCE / CRD_SCHEMAS[kind]).read_text())

@@ -4,7 +4,7 @@ Functions evaluates them) and Job objects as the API server returns them (valida
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from tests import asl
 from tests.k8s_schemas import validate_core_object
@@ -39,7 +39,7 @@ def job_object(name: str, conditions: list[dict], created: str = "2026-01-01T00:
     return job
 
 
-NOW = datetime(2026, 1, 1, 1, tzinfo=timezone.utc)  # an hour after the Jobs below were created
+NOW = datetime(2026, 1, 1, 1, tzinfo=UTC)  # an hour after the Jobs below were created
 
 
 def condition(kind: str, reason: str, message: str = "") -> dict:

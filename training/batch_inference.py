@@ -19,7 +19,6 @@ import json
 import os
 import sys
 import time
-from typing import Dict, List, Optional
 
 import numpy as np
 
@@ -37,7 +36,7 @@ class CheckpointError(RuntimeError):
     pass
 
 
-def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Classify images with a checkpointed ResNet18 (Ray Data).")
     parser.add_argument("--data-path", default=DEFAULT_DATA_URL,
                         help=f"images: a local/FSx directory or file, or an s3:// URI (default {DEFAULT_DATA_URL})")
@@ -81,7 +80,7 @@ def find_checkpoint(path: str) -> str:
     return max(found)[1]
 
 
-def load_state_dict(checkpoint_file: str) -> Dict:
+def load_state_dict(checkpoint_file: str) -> dict:
     """Load the state dict on the driver: a wrong file fails here, once, with a clear message."""
     import torch
     from torchvision.models import resnet18
@@ -95,7 +94,7 @@ def load_state_dict(checkpoint_file: str) -> Dict:
     return state
 
 
-def preprocess(batch: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
+def preprocess(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     images = batch["image"]
     if isinstance(images, np.ndarray) and images.dtype != object and images.ndim == 4:
         out = preprocessing.preprocess_images(images)
@@ -122,7 +121,7 @@ class ResNetPredictor:
         self.model.load_state_dict(state_dict)
         self.model.eval().to(self.device)
 
-    def __call__(self, batch: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         torch = self.torch
         with torch.inference_mode():
             logits = self.model(torch.as_tensor(batch["image"]).to(self.device))
@@ -132,7 +131,7 @@ class ResNetPredictor:
                 "probability": top.cpu().numpy().astype(np.float64)}
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         checkpoint = find_checkpoint(args.checkpoint)

@@ -13,13 +13,12 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import List, Optional, Tuple
 
 import numpy as np
 from PIL import Image
 
 
-def parse_size(text: str) -> Tuple[int, int]:
+def parse_size(text: str) -> tuple[int, int]:
     try:
         width, height = (int(v) for v in text.lower().split("x"))
     except ValueError:
@@ -42,7 +41,7 @@ def synthetic_image(rng: np.random.Generator, width: int, height: int) -> np.nda
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
-def make_dataset(out: str, count: int, size: Tuple[int, int], seed: int = 0) -> List[str]:
+def make_dataset(out: str, count: int, size: tuple[int, int], seed: int = 0) -> list[str]:
     """Write ``count`` images to ``out`` and return their paths."""
     os.makedirs(out, exist_ok=True)
     width, height = size
@@ -65,7 +64,7 @@ def make_dataset(out: str, count: int, size: Tuple[int, int], seed: int = 0) -> 
     return paths
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", required=True, help="output directory (created if missing)")
     parser.add_argument("--count", type=int, default=64, help="number of images (default 64)")

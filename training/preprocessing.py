@@ -29,18 +29,18 @@ Only numpy and torch are needed here; torchvision is imported lazily by
 from __future__ import annotations
 
 import warnings
-from typing import Dict, Optional, Sequence, Tuple
+from collections.abc import Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-IMAGENET_MEAN: Tuple[float, float, float] = (0.485, 0.456, 0.406)
-IMAGENET_STD: Tuple[float, float, float] = (0.229, 0.224, 0.225)
+IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
+IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
 RESIZE = 256
 CROP = 224
 # What the original job passed to ray.data.read_images(size=...): (height, width).
-READ_SIZE: Tuple[int, int] = (256, 256)
+READ_SIZE: tuple[int, int] = (256, 256)
 READ_MODE = "RGB"
 # Images processed together in the inner loops of preprocess_images: small
 # enough for the float intermediates to stay in the CPU cache.
@@ -51,7 +51,7 @@ CHUNK = 4
 MAP_BATCH_SIZE = 32
 
 
-def load_image(source, size: Optional[Tuple[int, int]] = READ_SIZE, mode: Optional[str] = READ_MODE) -> np.ndarray:
+def load_image(source, size: tuple[int, int] | None = READ_SIZE, mode: str | None = READ_MODE) -> np.ndarray:
     """Decode one image the way ``ray.data.read_images(size=..., mode=...)`` does.
 
     ``source`` is a path or a file object. PIL bilinear resize to ``size``
@@ -82,13 +82,13 @@ def reference_transform():
     )
 
 
-def reference_transform_batch(batch: Dict[str, np.ndarray], transform) -> Dict[str, np.ndarray]:
+def reference_transform_batch(batch: dict[str, np.ndarray], transform) -> dict[str, np.ndarray]:
     """The original job's ``map_batches`` function: a Python loop over images."""
     batch["image"] = [transform(image).numpy() for image in batch["image"]]
     return batch
 
 
-def resized_size(height: int, width: int, size: int = RESIZE) -> Tuple[int, int]:
+def resized_size(height: int, width: int, size: int = RESIZE) -> tuple[int, int]:
     """Output (height, width) of torchvision ``Resize(size)`` (shorter side -> size)."""
     short, long = (height, width) if height <= width else (width, height)
     if short == size:
@@ -97,7 +97,7 @@ def resized_size(height: int, width: int, size: int = RESIZE) -> Tuple[int, int]
     return (new_short, new_long) if height <= width else (new_long, new_short)
 
 
-def _center_crop_offsets(height: int, width: int, crop: int) -> Tuple[int, int]:
+def _center_crop_offsets(height: int, width: int, crop: int) -> tuple[int, int]:
     if height < crop or width < crop:
         raise ValueError(f"image of {height}x{width} is smaller than the {crop}x{crop} crop")
     # Same rounding as torchvision.transforms.functional.center_crop.
@@ -175,7 +175,7 @@ def preprocess_images(
     return out
 
 
-def transform_batch(batch: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
+def transform_batch(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Ray Data ``map_batches`` function: preprocess images and add fake labels.
 
     Replaces the original job's ``add_fake_labels`` + ``transform_image`` pair.

@@ -22,7 +22,6 @@ import socket
 import sys
 import tempfile
 import time
-from typing import List, Optional, Tuple, Union
 
 try:  # imported as part of the `training` package (tests, benchmarks)
     from training import preprocessing
@@ -41,7 +40,7 @@ class WeightsUnavailableError(RuntimeError):
     pass
 
 
-def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description="Train ResNet18 on an image data set with Ray Train (PyTorch).",
     )
@@ -87,7 +86,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     return args
 
 
-def resolve_data_path(args: argparse.Namespace) -> Tuple[Union[str, List[str]], bool]:
+def resolve_data_path(args: argparse.Namespace) -> tuple[str | list[str], bool]:
     """Return (paths for read_images, whether the default public data set is used)."""
     if args.data_path:
         return args.data_path, False
@@ -119,7 +118,7 @@ def load_pretrained_state_dict(weights: str):
         socket.setdefaulttimeout(previous_timeout)
 
 
-def list_images(directory: str) -> List[str]:
+def list_images(directory: str) -> list[str]:
     """Image files under a local directory, sorted."""
     found = []
     for root, _, files in os.walk(directory):
@@ -129,7 +128,7 @@ def list_images(directory: str) -> List[str]:
     return sorted(found)
 
 
-def input_size_mb(paths: Union[str, List[str]]) -> Optional[float]:
+def input_size_mb(paths: str | list[str]) -> float | None:
     """Total size of the input image files in MB (MiB), or None if unknown."""
     paths = [paths] if isinstance(paths, str) else list(paths)
     total = 0
@@ -161,14 +160,13 @@ def input_size_mb(paths: Union[str, List[str]]) -> Optional[float]:
 
 
 def train_loop_per_worker(config):
+    import ray
+    import ray.train
+    import ray.train.torch
     import torch
     import torch.nn as nn
     import torch.optim as optim
     from torchvision.models import resnet18
-
-    import ray
-    import ray.train
-    import ray.train.torch
 
     model = resnet18(weights=None)
     if config["weights_ref"] is not None:
@@ -214,7 +212,7 @@ def train_loop_per_worker(config):
 
 
 def build_results(args, total_time_s: float, data_mb: float, data_size_source: str,
-                  data_path, checkpoint_path: Optional[str]) -> dict:
+                  data_path, checkpoint_path: str | None) -> dict:
     throughput = round(args.num_epochs * data_mb / total_time_s, 2) if total_time_s > 0 else 0.0
     results = {"data_size_gb": args.data_size_gb, "num_epochs": args.num_epochs}
     results["perf_metrics"] = [
@@ -240,7 +238,7 @@ def build_results(args, total_time_s: float, data_mb: float, data_size_source: s
     return results
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     data_path, is_default_data = resolve_data_path(args)
     print(f"Running Pytorch image model training with data from {data_path}")
@@ -309,7 +307,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                             args.data_path or DEFAULT_DATA_URL.format(data_size_gb=args.data_size_gb),
                             checkpoint_path)
     test_output_json = os.environ.get("TEST_OUTPUT_JSON", DEFAULT_OUTPUT_JSON)
-    with open(test_output_json, "wt") as f:
+    with open(test_output_json, "w") as f:
         json.dump(results, f)
     print(results)
     return 0

@@ -4,8 +4,8 @@ tests/constructs_lib and tests/scripts), and shapes derived from them by changin
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Optional
 
 import pytest
 
@@ -25,9 +25,9 @@ class Shape:
     name: str
     synth: dict
     cfg: AppConfig
-    kubernetes_version: Optional[str] = None  # None: the infra stack's aws_eks_cluster version
+    kubernetes_version: str | None = None  # None: the infra stack's aws_eks_cluster version
     extra_roles: dict[str, str] = field(default_factory=dict)  # node groups added by a derived shape
-    _model: Optional[ClusterModel] = None
+    _model: ClusterModel | None = None
 
     @property
     def documents(self) -> dict:
@@ -39,7 +39,7 @@ class Shape:
             self._model = self.build()
         return self._model
 
-    def build(self, synth: Optional[dict] = None, docs: Optional[dict] = None) -> ClusterModel:
+    def build(self, synth: dict | None = None, docs: dict | None = None) -> ClusterModel:
         """The model of this shape, or of a changed copy of its synth / rendered documents."""
         return ClusterModel.from_synth(synth if synth is not None else self.synth,
                                        docs if docs is not None else self.documents, self.kubernetes_version)

@@ -27,9 +27,9 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import yaml
 
@@ -57,7 +57,7 @@ class RenderedWorkload:
     kind: str
     spec: dict
     advertises: tuple[str, ...] = ()  # extended resources its pods make a node offer (a device plugin)
-    provides_csi_driver: Optional[str] = None  # a CSI node plugin: volumes of this driver mount where it runs
+    provides_csi_driver: str | None = None  # a CSI node plugin: volumes of this driver mount where it runs
     requests_verified: bool = True
 
 
@@ -76,7 +76,7 @@ class Facts:
                 for d in self.data.get("dependencies") or []}
         return helm.Chart(self.name, self.data.get("values") or {}, deps)
 
-    def render(self, user_values: Optional[dict], origin: str) -> list[RenderedWorkload]:
+    def render(self, user_values: dict | None, origin: str) -> list[RenderedWorkload]:
         """The workloads the chart renders for these user values (coalesced with the recorded defaults)."""
         merged = helm.coalesce(self.chart, user_values)
         out = [_render(w, merged, f"{origin}/{w['id']}") for w in self.data.get("workloads") or []]
@@ -94,7 +94,7 @@ def _load(path: Path, name: str, version: str) -> Facts:
     return Facts(name=name, version=version, path=path, data=yaml.safe_load(path.read_text()))
 
 
-@lru_cache(maxsize=None)
+@cache
 def chart_facts(chart: str, version: str) -> Facts:
     path = CHARTS_DIR / f"{chart}@{version}.yaml"
     if not path.is_file():
@@ -106,7 +106,7 @@ def chart_facts(chart: str, version: str) -> Facts:
     return facts
 
 
-@lru_cache(maxsize=None)
+@cache
 def addon_facts(addon: str) -> Facts:
     path = ADDONS_DIR / f"{addon}.yaml"
     if not path.is_file():
@@ -132,7 +132,7 @@ def _gate(paths: list[str], values: dict) -> list[bool]:
     return out
 
 
-def _render(w: dict, values: dict, key: str) -> Optional[RenderedWorkload]:
+def _render(w: dict, values: dict, key: str) -> RenderedWorkload | None:
     if w.get("when") and not all(_gate(w["when"], values)):
         return None
     if w.get("when_any") and not any(_gate(w["when_any"], values)):

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 _MISSING = object()
 
@@ -24,7 +24,7 @@ def _table(v: Any) -> bool:
     return isinstance(v, dict)
 
 
-def merge_documents(*documents: Optional[dict]) -> dict:
+def merge_documents(*documents: dict | None) -> dict:
     """Merge values documents left to right (``mergeMaps``): later documents win, maps merge recursively."""
     out: dict = {}
     for doc in documents:
@@ -49,10 +49,10 @@ class Chart:
 
     name: str
     values: dict
-    dependencies: dict[str, "Chart"] = field(default_factory=dict)
+    dependencies: dict[str, Chart] = field(default_factory=dict)
 
 
-def coalesce(chart: Chart, user: Optional[dict]) -> dict:
+def coalesce(chart: Chart, user: dict | None) -> dict:
     """The values a chart's templates see for ``user`` values (``CoalesceValues``; globals are not modelled)."""
     dest = copy.deepcopy(user or {})
     return _coalesce(chart, dest)
@@ -118,7 +118,7 @@ def has_path(values: Any, path: str) -> bool:
     return get_path(values, path, _MISSING) is not _MISSING
 
 
-def condition_enabled(values: dict, condition: Optional[str]) -> bool:
+def condition_enabled(values: dict, condition: str | None) -> bool:
     """A dependency's ``condition`` (pkg/chartutil/dependencies.go ``processDependencyConditions``): the
     comma-separated paths are tried in order and the first that holds a bool decides; none: enabled."""
     if not condition:

@@ -8,8 +8,8 @@ groups and on no node of another group. Each entry also says in which deployment
 from __future__ import annotations
 
 import fnmatch
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Optional
 
 from config import AppConfig
 from conventions.kubernetes import CORE_ROLE
@@ -87,7 +87,7 @@ INTENDED: dict[str, tuple[Where, Callable[[AppConfig], bool]]] = {
 }
 
 
-def intended_for(key: str) -> Optional[str]:
+def intended_for(key: str) -> str | None:
     """The one INTENDED pattern a workload key matches (None: none; two or more is an error of the table)."""
     hits = [p for p in INTENDED if fnmatch.fnmatchcase(key, p)]
     if len(hits) > 1:
@@ -96,7 +96,7 @@ def intended_for(key: str) -> Optional[str]:
 
 
 def placement_mismatch(model: ClusterModel, roles: dict[str, str], cfg: AppConfig, key: str,
-                       where: Where) -> Optional[str]:
+                       where: Where) -> str | None:
     """Why a workload does not land exactly where intended (None: it does)."""
     w, placement = model.workloads[key], model.placements[key]
     expected = where.nodes(model, roles, cfg, w)

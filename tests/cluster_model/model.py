@@ -12,8 +12,8 @@ Results name the reason for every node a workload misses, so a failing test says
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable, Optional
 
 from .nodes import GPU_RESOURCE, Node, nodes_of_infra
 from .scheduling import (
@@ -30,7 +30,7 @@ from .workloads import Workload, claim_drivers, document_workloads, kuberay_fact
 @dataclass(frozen=True)
 class Placement:
     workload: Workload
-    problems: dict[str, Optional[str]]  # node name -> why the pod cannot run there (None: it can)
+    problems: dict[str, str | None]  # node name -> why the pod cannot run there (None: it can)
     groups_of: dict[str, str] = field(repr=False)  # node name -> node group
 
     @property
@@ -61,8 +61,8 @@ class ClusterModel:
                            for k, w in self.workloads.items()}
 
     @classmethod
-    def from_synth(cls, synth: dict, documents: Optional[dict[str, Iterable[dict]]] = None,
-                   kubernetes_version: Optional[str] = None) -> "ClusterModel":
+    def from_synth(cls, synth: dict, documents: dict[str, Iterable[dict]] | None = None,
+                   kubernetes_version: str | None = None) -> ClusterModel:
         """The model of a session synth, plus rendered documents (``render_jobs.documents``) applied to it."""
         workloads = synth_workloads(synth)
         if documents:
@@ -115,7 +115,7 @@ class ClusterModel:
     def _place_pod(self, w: Workload) -> Placement:
         need = pod_requests(w.spec) + Resources({PODS: 1})
         drivers = self.required_csi_drivers(w.spec)
-        problems: dict[str, Optional[str]] = {}
+        problems: dict[str, str | None] = {}
         for name, node in self.nodes.items():
             problem = selection_problem(w.spec, node.labels, node.taints)
             if problem is None:

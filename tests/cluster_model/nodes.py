@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
-from typing import Optional
 
 import yaml
 
@@ -47,7 +46,7 @@ def instance_type_facts(name: str) -> InstanceTypeFacts:
                              arch={"x86_64": "amd64", "arm64": "arm64"}[t.architecture])
 
 
-@lru_cache(maxsize=None)
+@cache
 def node_facts() -> dict:
     return yaml.safe_load(NODE_FACTS.read_text())
 
@@ -121,7 +120,7 @@ def node_labels(group: str, body: dict, it: InstanceTypeFacts, kubernetes_versio
     return labels
 
 
-def nodes_of_infra(infra: dict, kubernetes_version: Optional[str] = None) -> list[Node]:
+def nodes_of_infra(infra: dict, kubernetes_version: str | None = None) -> list[Node]:
     """One node per instance type of each aws_eks_node_group of the infra stack's JSON."""
     clusters = list((infra.get("resource", {}).get("aws_eks_cluster") or {}).values())
     version = kubernetes_version or (clusters[0]["version"] if clusters else None)

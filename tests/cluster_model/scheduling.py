@@ -21,7 +21,6 @@ import math
 import re
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Optional
 
 CPU, MEMORY, PODS = "cpu", "memory", "pods"
 
@@ -82,25 +81,25 @@ class Resources:
     amounts: dict[str, int] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, mapping: Optional[dict]) -> "Resources":
+    def of(cls, mapping: dict | None) -> Resources:
         return cls({k: canonical(k, v) for k, v in (mapping or {}).items()})
 
     def get(self, name: str) -> int:
         return self.amounts.get(name, 0)
 
-    def __add__(self, other: "Resources") -> "Resources":
+    def __add__(self, other: Resources) -> Resources:
         names = set(self.amounts) | set(other.amounts)
         return Resources({n: self.get(n) + other.get(n) for n in names})
 
-    def __sub__(self, other: "Resources") -> "Resources":
+    def __sub__(self, other: Resources) -> Resources:
         names = set(self.amounts) | set(other.amounts)
         return Resources({n: self.get(n) - other.get(n) for n in names})
 
-    def maximum(self, other: "Resources") -> "Resources":
+    def maximum(self, other: Resources) -> Resources:
         names = set(self.amounts) | set(other.amounts)
         return Resources({n: max(self.get(n), other.get(n)) for n in names})
 
-    def shortfalls(self, available: "Resources") -> list[str]:
+    def shortfalls(self, available: Resources) -> list[str]:
         """Resources this request needs more of than ``available`` offers, worded for a failure message."""
         out = []
         for name in sorted(self.amounts):
@@ -144,7 +143,7 @@ def pod_requests(spec: dict) -> Resources:
 
 
 # ------------------------------------------------------------------------------------------ selection
-def matches_node_selector(selector: Optional[dict], labels: dict[str, str]) -> bool:
+def matches_node_selector(selector: dict | None, labels: dict[str, str]) -> bool:
     return all(labels.get(k) == str(v) for k, v in (selector or {}).items())
 
 
@@ -178,7 +177,7 @@ def matches_term(term: dict, labels: dict[str, str]) -> bool:
     return bool(exprs) and all(matches_expression(e, labels) for e in exprs)
 
 
-def required_node_affinity(spec: dict) -> Optional[list[dict]]:
+def required_node_affinity(spec: dict) -> list[dict] | None:
     """The required nodeSelectorTerms, or None when the pod has no required node affinity."""
     affinity = spec.get("affinity") or {}
     for kind in ("podAffinity", "podAntiAffinity"):
@@ -222,7 +221,7 @@ def taint_text(taint: dict) -> str:
 
 
 def selection_problem(spec: dict, labels: dict[str, str], taints: list[dict],
-                      extra_tolerations: tuple[dict, ...] = ()) -> Optional[str]:
+                      extra_tolerations: tuple[dict, ...] = ()) -> str | None:
     """Why the pod may not go to a node with these labels and taints (None: it may), resources aside."""
     selector = spec.get("nodeSelector") or {}
     if not matches_node_selector(selector, labels):

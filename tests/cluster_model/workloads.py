@@ -12,8 +12,8 @@ from __future__ import annotations
 import copy
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable, Optional
 
 import yaml
 
@@ -51,7 +51,7 @@ class Workload:
     spec: dict  # the pod spec, Kubernetes-shaped
     source: str  # the resource or document it came from
     advertises: tuple[str, ...] = ()
-    provides_csi_driver: Optional[str] = None
+    provides_csi_driver: str | None = None
     requests_verified: bool = True
 
     @property
@@ -108,7 +108,7 @@ def _dig(obj: dict, path: tuple[str, ...]) -> dict:
     return cur
 
 
-def manifest_workloads(obj: dict, source: str, kuberay: Optional[Facts], prefix: str = "") -> list[Workload]:
+def manifest_workloads(obj: dict, source: str, kuberay: Facts | None, prefix: str = "") -> list[Workload]:
     """The pods a Kubernetes object makes, with what the operator of a KubeRay kind adds to them."""
     kind, name = obj.get("kind"), (obj.get("metadata") or {}).get("name", "?")
     base = f"{prefix}{kind}/{name}"
@@ -174,7 +174,7 @@ def state_machine_jobs(key: str, machine: dict) -> list[Workload]:
     asl = tf_json(definition) if isinstance(definition, str) else definition
     out: list[Workload] = []
 
-    def started_job(state: dict) -> Optional[dict]:
+    def started_job(state: dict) -> dict | None:
         resource, params = str(state.get("Resource", "")), state.get("Parameters") or {}
         if resource.startswith(RUN_JOB):
             return params["Job"]
@@ -203,7 +203,7 @@ def state_machine_jobs(key: str, machine: dict) -> list[Workload]:
 
 
 # ------------------------------------------------------------------------------------------ whole synth
-def kuberay_facts(synth: dict) -> Optional[Facts]:
+def kuberay_facts(synth: dict) -> Facts | None:
     for _, stack in stack_items(synth):
         for key, rel in (stack.get("resource", {}).get("helm_release") or {}).items():
             if rel.get("chart") == "kuberay-operator":
@@ -230,7 +230,7 @@ def synth_workloads(synth: dict) -> list[Workload]:
     return out
 
 
-def document_workloads(documents: dict[str, Iterable[dict]], kuberay: Optional[Facts]) -> list[Workload]:
+def document_workloads(documents: dict[str, Iterable[dict]], kuberay: Facts | None) -> list[Workload]:
     """Workloads of rendered documents (scripts/render_jobs.py ``documents``), keyed under render_jobs/<file>/."""
     out: list[Workload] = []
     for file, docs in documents.items():

@@ -12,7 +12,6 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 import pytest
 import yaml
@@ -28,7 +27,7 @@ GPU = {"name": "gpu", "role": "gpu", "instance_types": ["g5.2xlarge"], "ami_type
 class Bad:
     id: str
     config: object = None  # dumped to YAML; ignored when text is set
-    text: Optional[str] = None  # the file's exact content
+    text: str | None = None  # the file's exact content
     expect: str = ""  # the field path (or file problem) the message must name
     missing_file: bool = False  # RAY_EKS_CONFIG names a file that does not exist
 

@@ -11,7 +11,7 @@ def _minor(v: str) -> tuple[int, int]:
 
 
 def test_the_default_is_the_newest_supported_version():
-    assert versions.DEFAULT_KUBERNETES_VERSION == max(versions.SUPPORTED_KUBERNETES_VERSIONS, key=_minor)
+    assert max(versions.SUPPORTED_KUBERNETES_VERSIONS, key=_minor) == versions.DEFAULT_KUBERNETES_VERSION
 
 
 def test_every_supported_version_has_a_cluster_autoscaler_of_its_minor():

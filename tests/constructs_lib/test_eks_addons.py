@@ -37,7 +37,7 @@ def _node_group_addresses(stack: dict) -> set[str]:
 
 def test_required_addons_installed(shape):
     addons = _addons(shape.infra)
-    assert REQUIRED <= set(addons), f"missing {sorted(REQUIRED - set(addons))}"
+    assert set(addons) >= REQUIRED, f"missing {sorted(REQUIRED - set(addons))}"
     for name, a in addons.items():
         assert a["cluster_name"] == ref("aws_eks_cluster", "ray", "name"), name
 

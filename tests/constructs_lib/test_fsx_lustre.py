@@ -46,7 +46,7 @@ def test_lustre_ports_open_from_cluster_security_group(shape):
     ingress = _rules(shape.infra, "aws_vpc_security_group_ingress_rule", sg)
     from_cluster = {(r["from_port"], r["to_port"]) for r in ingress
                     if r.get("referenced_security_group_id") == CLUSTER_SG and r["ip_protocol"] == "tcp"}
-    assert LUSTRE_PORT_RANGES <= from_cluster, f"Lustre needs TCP 988 and 1018-1023 from the nodes, got {from_cluster}"
+    assert from_cluster >= LUSTRE_PORT_RANGES, f"Lustre needs TCP 988 and 1018-1023 from the nodes, got {from_cluster}"
     # Nothing wider than Lustre, and nothing from outside the cluster or the file system itself.
     for r in ingress:
         assert r["ip_protocol"] == "tcp" and (r["from_port"], r["to_port"]) in LUSTRE_PORT_RANGES, r

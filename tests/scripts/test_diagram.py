@@ -16,11 +16,9 @@ from pathlib import Path
 import pytest
 
 from config.versions import DEFAULT_KUBERNETES_VERSION
-from tests.helpers import ROOT, one
-
-
 from scripts import diagram
 from scripts.diagram_model import Architecture, SynthError, read_architecture
+from tests.helpers import ROOT, one
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
-from tests.helpers import one, tf_json, stack_items
+from tests.helpers import one, stack_items, tf_json
 
 DATA_SERVICES = ("s3:", "ecr:", "fsx:")
 # Actions that cannot be scoped to a resource (IAM's service authorization reference lists no resource

@@ -12,8 +12,8 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from cdktf import App, LocalBackend  # noqa: E402
-
 from cdktf_cdktf_provider_aws.provider import AwsProvider  # noqa: E402
+
 from config import parse_config  # noqa: E402
 from constructs_lib.orchestrator import (  # noqa: E402
     FUNCTION_MODULE,

@@ -14,8 +14,8 @@ import uuid
 from pathlib import Path
 
 import pytest
-
 from conftest import TRAINING_DIR, ray_executable
+
 from training import batch_inference, preprocessing
 from training.make_synthetic_data import make_dataset
 

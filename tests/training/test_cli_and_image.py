@@ -13,7 +13,6 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-
 from conftest import REPO_ROOT, TRAINING_DIR, subprocess_env
 
 from config.versions import RAY_VERSION

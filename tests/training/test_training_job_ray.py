@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import urllib.request
 import uuid
 from pathlib import Path
 
 import pytest
-
 from conftest import TRAINING_DIR, ray_executable
+
 from training.make_synthetic_data import make_dataset
 
 NUM_IMAGES = 40
