@@ -178,3 +178,34 @@ def test_no_construct_path_hashes(default_synth, dev_synth, stack):
     for stacks in (default_synth, dev_synth):
         hashed = [a for a in addresses(stacks[stack]) if re.search(r"_[0-9A-F]{8}$", a)]
         assert not hashed, hashed
+
+
+def test_two_elements_with_one_address_fail_the_synth(tmp_path):
+    """Addresses are construct ids: two resources of one type with the same id in different scopes would merge
+    silently in the JSON, so the stack refuses them (and names both construct paths)."""
+    from cdktf import App, TerraformResource
+    from constructs import Construct
+
+    from stacks.addresses import ReadableStack
+
+    app = App(outdir=str(tmp_path))
+    stack = ReadableStack(app, "clash")
+    TerraformResource(Construct(stack, "first"), "same", terraform_resource_type="terraform_data")
+    TerraformResource(Construct(stack, "second"), "same", terraform_resource_type="terraform_data")
+    with pytest.raises(Exception, match=r"terraform_data\.same is declared twice \(clash/first/same and clash/second/same\)"):
+        app.synth()
+
+
+def test_the_same_id_under_two_types_is_fine(tmp_path):
+    from cdktf import App, TerraformResource
+    from constructs import Construct
+
+    from stacks.addresses import ReadableStack
+
+    app = App(outdir=str(tmp_path))
+    stack = ReadableStack(app, "noclash")
+    TerraformResource(Construct(stack, "a"), "same", terraform_resource_type="terraform_data")
+    TerraformResource(Construct(stack, "b"), "same", terraform_resource_type="null_resource")
+    app.synth()
+    doc = (tmp_path / "stacks" / "noclash" / "cdk.tf.json").read_text()
+    assert '"terraform_data"' in doc and '"null_resource"' in doc
