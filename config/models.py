@@ -179,7 +179,7 @@ class NetworkConfig(_Model):
             return list(self.public_subnet_cidrs)
         vpc = ipaddress.ip_network(self.vpc_cidr)
         # The last eighth of the VPC, split into /24-equivalents: never overlaps the private eighths above.
-        last_eighth = list(vpc.subnets(prefixlen_diff=3))[-1]
+        *_, last_eighth = vpc.subnets(prefixlen_diff=3)
         return [str(s) for s in list(last_eighth.subnets(prefixlen_diff=5))[: self.zone_count]]
 
 
