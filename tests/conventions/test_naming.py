@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from config import parse_config
+from config import ConfigError, parse_config
 from config.types import ECR_NAME_RE
 from conventions import naming
 
@@ -65,7 +65,7 @@ CHARSETS = {
 
 def test_the_schema_accepts_the_longest_name_and_no_longer():
     assert parse_config({"name": LONGEST}).name == LONGEST and len(LONGEST) == naming.MAX_NAME_LENGTH
-    with pytest.raises(Exception):
+    with pytest.raises(ConfigError, match=r"^config: name: "):
         parse_config({"name": LONGEST + "c"})
 
 
