@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 
 import yaml
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
 from .models import AppConfig
 from .types import FieldError, Location
@@ -41,7 +41,7 @@ def _got(value: object) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def _message(error: dict[str, Any]) -> tuple[Location, str]:
+def _message(error: ErrorDetails) -> tuple[Location, str]:
     """The location and human message of one pydantic error."""
     loc: Location = tuple(error["loc"])
     kind, msg = error["type"], error["msg"]
@@ -73,7 +73,7 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 def _mapping_without_duplicates(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
     seen: set = set()
     for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+        key = loader.construct_object(key_node, deep=deep)
         if key in seen:
             raise yaml.constructor.ConstructorError(
                 None, None, f"duplicate key {key!r} (YAML keeps only the last one)", key_node.start_mark)

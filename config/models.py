@@ -179,7 +179,7 @@ class NetworkConfig(_Model):
             return list(self.public_subnet_cidrs)
         vpc = ipaddress.ip_network(self.vpc_cidr)
         # The last eighth of the VPC, split into /24-equivalents: never overlaps the private eighths above.
-        last_eighth = list(vpc.subnets(prefixlen_diff=3))[-1]
+        *_, last_eighth = vpc.subnets(prefixlen_diff=3)
         return [str(s) for s in list(last_eighth.subnets(prefixlen_diff=5))[: self.zone_count]]
 
 
@@ -209,7 +209,8 @@ class NodeGroupConfig(_Model):
     """One EKS managed node group (its name becomes part of resource addresses: keep it stable)."""
 
     name: NodeGroupName
-    role: Literal["core", "gpu", "cpu"] = Field("cpu", description="core: system + Ray head; gpu: GPU workers; cpu: CPU workers")
+    role: Literal["core", "gpu", "cpu"] = Field(
+        "cpu", description="core: system + Ray head; gpu: GPU workers; cpu: CPU workers")
     instance_types: InstanceTypes = Field(min_length=1)
     ami_type: AmiType = "AL2023_x86_64_STANDARD"
     capacity_type: Literal["ON_DEMAND", "SPOT"] = "ON_DEMAND"
@@ -315,7 +316,8 @@ class ClusterConfig(_Model):
         if dupes:
             raise FieldError("node_groups", f"names must be unique, {', '.join(dupes)} repeats")
         if sum(g.role == CORE_ROLE for g in self.node_groups) != 1:
-            raise FieldError("node_groups", "exactly one group must have role core (system pods and the Ray head run there)")
+            raise FieldError("node_groups",
+                             "exactly one group must have role core (system pods and the Ray head run there)")
         unknown = sorted(set(self.addon_versions) - set(EKS_ADDONS))
         if unknown:
             raise FieldError("addon_versions", f"{', '.join(unknown)} is not an add-on of the cluster "
@@ -356,7 +358,8 @@ class FsxConfig(_Model):
     def _capacity(self) -> FsxConfig:
         c = self.storage_capacity_gib
         if not (c == 1200 or (c > 0 and c % 2400 == 0)):
-            raise FieldError("storage_capacity_gib", f"{self.deployment_type} allows 1200 or a multiple of 2400 GiB, got {c}")
+            raise FieldError("storage_capacity_gib",
+                             f"{self.deployment_type} allows 1200 or a multiple of 2400 GiB, got {c}")
         allowed = FSX_THROUGHPUT[self.deployment_type]
         t = self.per_unit_storage_throughput
         if allowed is None and t is not None:
@@ -531,7 +534,7 @@ class TrainingConfig(_Model):
     args: JobArgs = list(DEFAULT_TRAINING_ARGS)
 
 
-# --------------------------------------------------------------------------------------------- orchestration, observability
+# ---------------------------------------------------------------------------------------- orchestration, observability
 def _no_managed_args(values: list[str]) -> str | None:
     return next((a for a in values if a.split("=", 1)[0] in ORCHESTRATOR_MANAGED_ARGS), None)
 

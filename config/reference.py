@@ -56,7 +56,12 @@ def item_rows(cls: type[BaseModel], prefix: str) -> typing.Iterator[tuple[str, s
             default = "required"
         else:
             value = field.get_default(call_default_factory=True)
-            default = "(section)" if isinstance(value, BaseModel) else f"`{json.dumps(value if not isinstance(value, list) or not value or not isinstance(value[0], BaseModel) else [])}`"
+            if isinstance(value, BaseModel):
+                default = "(section)"
+            elif isinstance(value, list) and value and isinstance(value[0], BaseModel):
+                default = "`[]`"
+            else:
+                default = f"`{json.dumps(value)}`"
         yield f"{prefix}{name}", _type_name(field.annotation), default
 
 

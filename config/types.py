@@ -107,7 +107,8 @@ def _vpc_cidr(value: str) -> str:
 def _labels(value: dict[str, str]) -> dict[str, str]:
     for k, v in value.items():
         if not LABEL_KEY_RE.match(k) or not LABEL_VALUE_RE.match(str(v)):
-            raise ValueError(f"{k}={v!r} is not a valid Kubernetes label (keys like usage, values up to 63 [A-Za-z0-9-_.])")
+            raise ValueError(f"{k}={v!r} is not a valid Kubernetes label "
+                             "(keys like usage, values up to 63 [A-Za-z0-9-_.])")
     return value
 
 
@@ -154,7 +155,8 @@ def _catalogued(values: list[str]) -> list[str]:
             family = v.split(".", 1)[0]
             known = (f"{family} comes in {', '.join(sizes(family))}" if family in families()
                      else f"families: {', '.join(families())}")
-            raise ValueError(f"must be instance types of the catalogue (config/instance_types.yaml; {known}), got {v!r}")
+            raise ValueError(f"must be instance types of the catalogue (config/instance_types.yaml; {known}), "
+                             f"got {v!r}")
     return values
 
 
@@ -170,19 +172,22 @@ def _job_args(values: list[str]) -> list[str]:
 Cidr = Annotated[str, AfterValidator(_cidr)]
 VpcCidr = Annotated[str, AfterValidator(_vpc_cidr)]
 RetentionDays = Annotated[int, _rule(lambda v: v in LOG_RETENTION_DAYS,
-                                     f"must be one of the CloudWatch retention periods {LOG_RETENTION_DAYS}, got {{v}}")]
-DnsLabel = Annotated[str, _rule(lambda v: DNS_LABEL_RE.match(v) and len(v) <= 40,
-                                "must be a DNS label of at most 40 characters (lowercase letters, digits, '-'), got {v!r}")]
+                                     f"must be one of the CloudWatch retention periods {LOG_RETENTION_DAYS}, "
+                                     "got {v}")]
+DnsLabel = Annotated[str, _rule(
+    lambda v: DNS_LABEL_RE.match(v) and len(v) <= 40,
+    "must be a DNS label of at most 40 characters (lowercase letters, digits, '-'), got {v!r}")]
 CpuQuantity = Annotated[str, BeforeValidator(str),
-                        _rule(lambda v: CPU_QUANTITY_RE.match(v), "must be a Kubernetes CPU quantity such as 4 or 500m, got {v!r}")]
+                        _rule(lambda v: CPU_QUANTITY_RE.match(v),
+                              "must be a Kubernetes CPU quantity such as 4 or 500m, got {v!r}")]
 MemoryQuantity = Annotated[str, _rule(lambda v: MEMORY_QUANTITY_RE.match(v),
                                       "must be a Kubernetes memory quantity such as 16Gi, got {v!r}")]
 Region = Annotated[str, _rule(REGION_RE.match, "must be an AWS region such as us-west-2, got {v!r}")]
 AvailabilityZones = Annotated[list[str], _each(AZ_RE.match, "must be AZ names such as us-west-2a, got {v!r}"),
                               AfterValidator(_unique)]
 DeploymentName = Annotated[str, AfterValidator(_deployment_name)]
-NodeGroupName = Annotated[str, _rule(GROUP_NAME_RE.match,
-                                     "must be 2-20 lowercase letters, digits or '-', starting with a letter, got {v!r}")]
+NodeGroupName = Annotated[str, _rule(
+    GROUP_NAME_RE.match, "must be 2-20 lowercase letters, digits or '-', starting with a letter, got {v!r}")]
 LabelKey = Annotated[str, _rule(LABEL_KEY_RE.match, "must be a Kubernetes label key such as nvidia.com/gpu, got {v!r}")]
 Labels = Annotated[dict[str, str], AfterValidator(_labels)]
 Tags = Annotated[dict[str, str], AfterValidator(_tags)]
@@ -191,23 +196,25 @@ InstanceTypes = Annotated[list[str],
                           AfterValidator(_catalogued), AfterValidator(_unique)]
 AmiType = Annotated[str, _rule(lambda v: v in GPU_AMI_TYPES + CPU_AMI_TYPES,
                                f"must be one of {', '.join(CPU_AMI_TYPES + GPU_AMI_TYPES)}, got {{v!r}}")]
-PrincipalArns = Annotated[list[str], _each(PRINCIPAL_ARN_RE.match,
-                                           "must be IAM role or user ARNs such as arn:aws:iam::123456789012:role/Admin, "
-                                           "got {v!r}"),
-                          AfterValidator(_unique_principals)]
+PrincipalArns = Annotated[list[str], _each(
+    PRINCIPAL_ARN_RE.match, "must be IAM role or user ARNs such as arn:aws:iam::123456789012:role/Admin, got {v!r}"),
+    AfterValidator(_unique_principals)]
 ControlPlaneLogTypes = Annotated[list[str], _each(lambda v: v in CONTROL_PLANE_LOG_TYPES,
                                                   f"must be from {', '.join(CONTROL_PLANE_LOG_TYPES)}, got {{v!r}}")]
 EcrRepositoryName = Annotated[str, _rule(lambda v: ECR_NAME_RE.match(v) and len(v) <= 256,
                                          "must be a lowercase ECR repository name such as ray-custom, got {v!r}")]
-BucketName = Annotated[str, _rule(BUCKET_RE.match,
-                                  "must be a valid S3 bucket name (3-63 lowercase letters, digits, '.', '-'), got {v!r}")]
-S3Prefix = Annotated[str, _rule(S3_PREFIX_RE.match, "must be an S3 prefix such as ray/import/ (ending in '/'), got {v!r}")]
+BucketName = Annotated[str, _rule(
+    BUCKET_RE.match, "must be a valid S3 bucket name (3-63 lowercase letters, digits, '.', '-'), got {v!r}")]
+S3Prefix = Annotated[str, _rule(S3_PREFIX_RE.match,
+                                "must be an S3 prefix such as ray/import/ (ending in '/'), got {v!r}")]
 VpcId = Annotated[str, _rule(lambda v: re.fullmatch(r"vpc-[0-9a-f]{8,17}", v),
                              "must be a VPC id such as vpc-0123456789abcdef0, got {v!r}")]
 SubnetIds = Annotated[list[str], _each(lambda v: re.fullmatch(r"subnet-[0-9a-f]{8,17}", v),
                                        "must be subnet ids such as subnet-0123456789abcdef0, got {v!r}")]
-EndpointUrl = Annotated[str, _rule(ENDPOINT_URL_RE.match, "must be an http(s) URL such as http://127.0.0.1:5000, got {v!r}")]
-BrowserUrl = Annotated[str, _rule(BROWSER_URL_RE.match, "must be an http(s) URL such as http://localhost:3000, got {v!r}"),
+EndpointUrl = Annotated[str, _rule(ENDPOINT_URL_RE.match,
+                                   "must be an http(s) URL such as http://127.0.0.1:5000, got {v!r}")]
+BrowserUrl = Annotated[str, _rule(BROWSER_URL_RE.match,
+                                  "must be an http(s) URL such as http://localhost:3000, got {v!r}"),
                        AfterValidator(lambda v: v.rstrip("/"))]
 RayVersion = Annotated[str, _rule(RAY_VERSION_RE.match, "must be a Ray 2.x release such as 2.58.0, got {v!r}")]
 ImageRef = Annotated[str, _rule(lambda v: IMAGE_RE.match(v) and "ray-ml" not in v,

@@ -74,4 +74,4 @@ def skippable(data_source_class: type[T]) -> type[T]:
             return _inject(super().to_hcl_terraform(), self)
 
     Skippable.__name__ = Skippable.__qualname__ = f"Skippable{data_source_class.__name__}"
-    return Skippable  # type: ignore[return-value]
+    return Skippable

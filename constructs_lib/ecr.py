@@ -36,16 +36,19 @@ class RayImageRepository(Construct):
             # A tag always means the same image: RayClusters pinned to a tag cannot drift.
             image_tag_mutability="IMMUTABLE",
             image_scanning_configuration=EcrRepositoryImageScanningConfiguration(scan_on_push=True),
-            encryption_configuration=[EcrRepositoryEncryptionConfiguration(encryption_type="KMS", kms_key=props.kms_key_arn)],
+            encryption_configuration=[
+                EcrRepositoryEncryptionConfiguration(encryption_type="KMS", kms_key=props.kms_key_arn)],
             force_delete=not props.prevent_destroy,
             lifecycle=TerraformResourceLifecycle(prevent_destroy=props.prevent_destroy),
         )
         EcrLifecyclePolicy(self, "ray_lifecycle", repository=repo.name, policy=json.dumps({"rules": [
             {"rulePriority": 1, "description": "Drop untagged layers after a day",
-             "selection": {"tagStatus": "untagged", "countType": "sinceImagePushed", "countUnit": "days", "countNumber": 1},
+             "selection": {"tagStatus": "untagged", "countType": "sinceImagePushed", "countUnit": "days",
+                           "countNumber": 1},
              "action": {"type": "expire"}},
             {"rulePriority": 2, "description": f"Keep the last {props.keep_last_images} images",
-             "selection": {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": props.keep_last_images},
+             "selection": {"tagStatus": "any", "countType": "imageCountMoreThan",
+                           "countNumber": props.keep_last_images},
              "action": {"type": "expire"}},
         ]}))
         self.repository_url = repo.repository_url

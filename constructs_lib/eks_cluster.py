@@ -112,7 +112,8 @@ class RayEksCluster(Construct):
                  "reach it (" + ", ".join(props.public_access_cidrs) + "); leave the list empty for private only")
         admin_policy = f"arn:{p}:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
         for i, principal in enumerate(props.admin_principal_arns):
-            entry = EksAccessEntry(self, f"admin_{i}", cluster_name=cluster.name, principal_arn=principal, type="STANDARD")
+            entry = EksAccessEntry(self, f"admin_{i}", cluster_name=cluster.name, principal_arn=principal,
+                                   type="STANDARD")
             EksAccessPolicyAssociation(
                 self, f"admin_{i}_cluster_admin", cluster_name=cluster.name, principal_arn=entry.principal_arn,
                 policy_arn=admin_policy, access_scope=EksAccessPolicyAssociationAccessScope(type="cluster"),

@@ -73,7 +73,8 @@ class FsxLustre(Construct):
         super().__init__(scope, id)
         sg = SecurityGroup(self, "fsx", name_prefix=props.security_group_name_prefix, vpc_id=props.vpc_id,
                            description=f"FSx for Lustre of {props.name}: Lustre from the EKS cluster",
-                           tags={"Name": f"{props.name}-fsx"}, lifecycle=TerraformResourceLifecycle(create_before_destroy=True))
+                           tags={"Name": f"{props.name}-fsx"},
+                           lifecycle=TerraformResourceLifecycle(create_before_destroy=True))
         for low, high in LUSTRE_PORTS:
             ports = f"{low}" if low == high else f"{low}_{high}"
             for source, peer in (("cluster", props.client_security_group_id), ("self", sg.id)):

@@ -41,7 +41,8 @@ class KmsKeys(Construct):
                       enable_key_rotation=True, deletion_window_in_days=props.deletion_window_days,
                       policy=policy_document([account_admin, {
                           "Sid": "CloudWatchLogsEncrypt", "Effect": "Allow", "Principal": {"Service": logs_service},
-                          "Action": ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
+                          "Action": ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*",
+                                     "kms:Describe*"],
                           "Resource": "*",
                           "Condition": {"ArnLike": {"kms:EncryptionContext:aws:logs:arn":
                                                     f"arn:{props.partition}:logs:{props.region}:{props.account_id}:*"}},

@@ -115,7 +115,8 @@ class Network(Construct):
         for i in range(n):
             priv = Subnet(self, f"private_{i}", vpc_id=vpc.id, cidr_block=props.private_subnet_cidrs[i],
                           availability_zone=azs[i],
-                          tags={"Name": f"{props.name}-private-{i}", "kubernetes.io/role/internal-elb": "1", **cluster_tag})
+                          tags={"Name": f"{props.name}-private-{i}", "kubernetes.io/role/internal-elb": "1",
+                                **cluster_tag})
             rt = RouteTable(rts, f"private_{i}", vpc_id=vpc.id, tags={"Name": f"{props.name}-private-{i}"})
             Route(self, f"private_{i}_nat", route_table_id=rt.id, destination_cidr_block="0.0.0.0/0",
                   nat_gateway_id=nats[min(i, nat_count - 1)].id)

@@ -131,7 +131,8 @@ class NodeGroup(Construct):
             scaling_config=EksNodeGroupScalingConfig(
                 min_size=props.min_size, desired_size=props.desired_size, max_size=props.max_size),
             update_config=EksNodeGroupUpdateConfig(max_unavailable_percentage=33),
-            launch_template=EksNodeGroupLaunchTemplate(id=template.id, version=Token.as_string(template.latest_version)),
+            launch_template=EksNodeGroupLaunchTemplate(
+                id=template.id, version=Token.as_string(template.latest_version)),
             labels=props.labels,
             taint=[EksNodeGroupTaint(key=t.key, value=t.value, effect=t.effect) for t in props.taints] or None,
             tags=autoscaler_tags,

@@ -45,7 +45,8 @@ MONITOR_LABELS = {"release": KPS_RELEASE}
 
 def scrape_annotations() -> dict[str, str]:
     """The prometheus.io/* convention (Prometheus' kubernetes_sd examples, CloudWatch agent, AMP collectors)."""
-    return {"prometheus.io/scrape": "true", "prometheus.io/port": str(RAY_METRICS_PORT), "prometheus.io/path": "/metrics"}
+    return {"prometheus.io/scrape": "true", "prometheus.io/port": str(RAY_METRICS_PORT),
+            "prometheus.io/path": "/metrics"}
 
 
 def grafana_service_url(monitoring_namespace: str) -> str:
@@ -91,7 +92,8 @@ def kube_prometheus_stack_values() -> dict:
         # A node-level exporter belongs on every node, GPU nodes (tainted) and tainted user groups included: it
         # tolerates every taint (the chart's default tolerates only NoSchedule ones); the chart's template adds its
         # not-Fargate node affinity. It requests nothing, so it never crowds out Ray pods.
-        "prometheus-node-exporter": {"nodeSelector": {"kubernetes.io/os": "linux"}, "tolerations": [{"operator": "Exists"}]},
+        "prometheus-node-exporter": {"nodeSelector": {"kubernetes.io/os": "linux"},
+                                     "tolerations": [{"operator": "Exists"}]},
         "grafana": {
             **_on_core(),
             # The Ray dashboard embeds Grafana panels in iframes; Grafana is ClusterIP-only (port-forward),

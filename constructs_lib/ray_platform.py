@@ -62,9 +62,10 @@ class RayPlatform(Construct):
                 statement(["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"],
                           [f"{bucket}/*"], sid="ReadWriteDataObjects"),
             ])))
-        self.service_account = ServiceAccountV1(Construct(self, "service_account"), "ray", metadata=ServiceAccountV1Metadata(
-            name=props.service_account, namespace=self.namespace.metadata.name,
-            annotations={"eks.amazonaws.com/role-arn": role.role_arn}))
+        self.service_account = ServiceAccountV1(
+            Construct(self, "service_account"), "ray", metadata=ServiceAccountV1Metadata(
+                name=props.service_account, namespace=self.namespace.metadata.name,
+                annotations={"eks.amazonaws.com/role-arn": role.role_arn}))
 
         pv = fsx_persistent_volume(props.fsx)["spec"]
         pvc = fsx_persistent_volume_claim(props.fsx)["spec"]

@@ -103,19 +103,22 @@ class SecureBucket(Construct):
             statements.append({
                 "Sid": "S3ServerAccessLogs", "Effect": "Allow", "Principal": {"Service": "logging.s3.amazonaws.com"},
                 "Action": "s3:PutObject", "Resource": f"{bucket.arn}/*",
-                **({"Condition": {"StringEquals": {"aws:SourceAccount": props.account_id}}} if props.account_id else {}),
+                **({"Condition": {"StringEquals": {"aws:SourceAccount": props.account_id}}}
+                   if props.account_id else {}),
             })
         policy = S3BucketPolicy(part("policy"), id, bucket=bucket.id, policy=policy_document(statements))
         if props.access_log_bucket is not None:
             S3BucketLoggingA(part("logging"), id, bucket=bucket.id, target_bucket=props.access_log_bucket,
                              target_prefix=props.access_log_prefix,
                              depends_on=[props.access_log_policy] if props.access_log_policy else None)
-        S3BucketLifecycleConfiguration(part("lifecycle"), id, bucket=bucket.id, rule=[S3BucketLifecycleConfigurationRule(
-            id="hygiene", status="Enabled", filter=[S3BucketLifecycleConfigurationRuleFilter(prefix="")],
-            abort_incomplete_multipart_upload=[S3BucketLifecycleConfigurationRuleAbortIncompleteMultipartUpload(days_after_initiation=7)],
-            noncurrent_version_expiration=[S3BucketLifecycleConfigurationRuleNoncurrentVersionExpiration(
-                noncurrent_days=props.noncurrent_version_days)],
-        )])
+        S3BucketLifecycleConfiguration(part("lifecycle"), id, bucket=bucket.id, rule=[
+            S3BucketLifecycleConfigurationRule(
+                id="hygiene", status="Enabled", filter=[S3BucketLifecycleConfigurationRuleFilter(prefix="")],
+                abort_incomplete_multipart_upload=[
+                    S3BucketLifecycleConfigurationRuleAbortIncompleteMultipartUpload(days_after_initiation=7)],
+                noncurrent_version_expiration=[S3BucketLifecycleConfigurationRuleNoncurrentVersionExpiration(
+                    noncurrent_days=props.noncurrent_version_days)],
+            )])
         self.bucket = bucket
         self.bucket_name = bucket.bucket
         self.policy = policy

@@ -219,10 +219,10 @@ def run(event: Mapping[str, Any], namespace: str, send: Send, now: datetime.date
                 raise
         return {"name": created["metadata"]["name"], "uid": created["metadata"]["uid"]}
     if action == "status":
-        job = send(read_job(namespace, event.get("name")))
+        job = send(read_job(namespace, dns_name(event.get("name"), "job name")))
         return job_phase(job, now or datetime.datetime.now(datetime.UTC))
     if action == "logs":
-        pod = newest_pod(send(list_job_pods(namespace, event.get("name"))))
+        pod = newest_pod(send(list_job_pods(namespace, dns_name(event.get("name"), "job name"))))
         return {"pod": pod or "", "log": send(read_pod_log(namespace, pod)) if pod else ""}
     raise KubernetesApiError(f"unknown action {action!r} (submit, status or logs)")
 

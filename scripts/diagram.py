@@ -1,7 +1,6 @@
-#!/usr/bin/env python
 """Draw the architecture from the synthesized stacks: the RENDER step (the ``diagrams`` package, Graphviz ``dot``).
 
-    python scripts/diagram.py [--synth-dir cdktf.out] [--out docs/architecture.png]
+    python -m scripts.diagram [--synth-dir cdktf.out] [--out docs/architecture.png]   # or: make diagram
 
 ``scripts/diagram_model.py`` reads ``<synth-dir>/stacks/*/cdk.tf.json`` into an ``Architecture``; this draws it
 with AWS and Kubernetes icons: the VPC and its subnets, the EKS cluster with one box per node group and the pods the

@@ -46,6 +46,7 @@ def configure_backend(stack: TerraformStack, cfg: AppConfig, stack_name: str) ->
     if b.type == "local":
         LocalBackend(stack, path=local_state_path(cfg, stack_name))
         return
+    assert b.bucket, "BackendConfig requires a bucket for s3"
     S3Backend(stack, bucket=b.bucket, key=state_key(cfg, stack_name), region=b.region or cfg.region,
               encrypt=True, kms_key_id=b.kms_key_id)
     # Native S3 locking (Terraform >= 1.10); cdktf 0.21's S3Backend has no field for it.
@@ -59,6 +60,7 @@ def remote_state(scope: Construct, id: str, cfg: AppConfig, stack_name: str):
     b = cfg.backend
     if b.type == "local":
         return DataTerraformRemoteStateLocal(scope, id, path=local_state_path(cfg, stack_name))
+    assert b.bucket, "BackendConfig requires a bucket for s3"
     rs = DataTerraformRemoteStateS3(scope, id, bucket=b.bucket, key=state_key(cfg, stack_name),
                                     region=b.region or cfg.region, encrypt=True, kms_key_id=b.kms_key_id)
     for k, v in _s3_emulator_settings(cfg).items():

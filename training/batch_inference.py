@@ -25,7 +25,7 @@ import numpy as np
 try:  # imported as part of the `training` package (tests)
     from training import preprocessing
 except ImportError:  # run as a plain file, e.g. `--working-dir training`
-    import preprocessing
+    import preprocessing  # type: ignore[import-not-found,no-redef]  # the same file, by its name on the job's path
 
 DEFAULT_DATA_URL = "s3://anonymous@air-example-data-2/1G-image-data-synthetic-raw"
 CHECKPOINT_FILE = "model.pt"  # what train_loop_per_worker saves in each Ray Train checkpoint

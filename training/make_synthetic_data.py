@@ -22,7 +22,7 @@ def parse_size(text: str) -> tuple[int, int]:
     try:
         width, height = (int(v) for v in text.lower().split("x"))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"size must look like WIDTHxHEIGHT (e.g. 375x500), got {text!r}")
+        raise argparse.ArgumentTypeError(f"size must look like WIDTHxHEIGHT (e.g. 375x500), got {text!r}") from None
     if width < 1 or height < 1:
         raise argparse.ArgumentTypeError(f"size must be positive, got {text!r}")
     return width, height

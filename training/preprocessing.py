@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -60,9 +61,10 @@ def load_image(source, size: tuple[int, int] | None = READ_SIZE, mode: str | Non
     """
     from PIL import Image
 
-    with Image.open(source) as image:
+    with Image.open(source) as opened:
+        image: Image.Image = opened
         if size is not None and image.size != (size[1], size[0]):
-            image = image.resize((size[1], size[0]), resample=Image.BILINEAR)
+            image = image.resize((size[1], size[0]), resample=Image.Resampling.BILINEAR)
         if mode is not None and image.mode != mode:
             image = image.convert(mode)
         return np.asarray(image)
@@ -82,8 +84,8 @@ def reference_transform():
     )
 
 
-def reference_transform_batch(batch: dict[str, np.ndarray], transform) -> dict[str, np.ndarray]:
-    """The original job's ``map_batches`` function: a Python loop over images."""
+def reference_transform_batch(batch: dict[str, Any], transform) -> dict[str, Any]:
+    """The original job's ``map_batches`` function: a Python loop over images (its ``image`` becomes a list)."""
     batch["image"] = [transform(image).numpy() for image in batch["image"]]
     return batch
 

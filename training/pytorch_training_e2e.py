@@ -26,7 +26,7 @@ import time
 try:  # imported as part of the `training` package (tests, benchmarks)
     from training import preprocessing
 except ImportError:  # run as a plain file, e.g. `--working-dir training`
-    import preprocessing
+    import preprocessing  # type: ignore[import-not-found,no-redef]  # the same file, by its name on the job's path
 
 DEFAULT_DATA_URL = "s3://anonymous@air-example-data-2/{data_size_gb}G-image-data-synthetic-raw"
 DEFAULT_STORAGE_PATH = "/ray/export"  # the FSx for Lustre mount on the Ray pods
@@ -120,7 +120,7 @@ def load_pretrained_state_dict(weights: str):
 
 def list_images(directory: str) -> list[str]:
     """Image files under a local directory, sorted."""
-    found = []
+    found: list[str] = []
     for root, _, files in os.walk(directory):
         found.extend(os.path.join(root, f) for f in files if f.lower().endswith(IMAGE_EXTENSIONS))
     if not found:

@@ -36,7 +36,8 @@ CASES = [
     # types
     Bad("type-int", {"network": {"az_count": "three"}}, expect="network.az_count: must be a valid integer"),
     Bad("type-fraction", {"network": {"az_count": 2.5}}, expect="network.az_count:"),
-    Bad("type-bool", {"protection": {"prevent_destroy": "maybe"}}, expect="protection.prevent_destroy: must be a valid boolean"),
+    Bad("type-bool", {"protection": {"prevent_destroy": "maybe"}},
+        expect="protection.prevent_destroy: must be a valid boolean"),
     Bad("type-tag-value", {"tags": {"team": 5}}, expect="tags.team: must be a valid string"),
     Bad("type-section-null", {"cluster": None}, expect="cluster: must be a mapping of keys, got None"),
     Bad("type-list-for-map", {"tags": ["a", "b"]}, expect="tags: must be a mapping of keys"),
@@ -48,13 +49,16 @@ CASES = [
     Bad("range-head-memory", {"ray": {"head": {"memory": "2Gi"}}}, expect="ray.head.memory: must be at least 4Gi"),
     # enums
     Bad("enum-fsx-type", {"fsx": {"deployment_type": "SCRATCH_1"}}, expect="fsx.deployment_type: must be 'SCRATCH_2'"),
-    Bad("enum-k8s-version", {"cluster": {"kubernetes_version": "1.20"}}, expect="cluster.kubernetes_version: must be '1.33', '1.34' or '1.35'"),
+    Bad("enum-k8s-version", {"cluster": {"kubernetes_version": "1.20"}},
+        expect="cluster.kubernetes_version: must be '1.33', '1.34' or '1.35'"),
     Bad("enum-capacity-type", {"cluster": {"node_groups": [{**CORE, "capacity_type": "RESERVED"}]}},
         expect="cluster.node_groups[0].capacity_type: must be 'ON_DEMAND' or 'SPOT'"),
     # CIDRs
     Bad("cidr-host-bits", {"network": {"vpc_cidr": "10.0.0.1/16"}}, expect="network.vpc_cidr: must be an IPv4 CIDR"),
-    Bad("cidr-prefix", {"cluster": {"public_access_cidrs": ["10.0.0.0/33"]}}, expect="cluster.public_access_cidrs[0]: must be an IPv4 CIDR"),
-    Bad("cidr-vpc-too-big", {"network": {"vpc_cidr": "10.0.0.0/8"}}, expect="network.vpc_cidr: must be a /16 to /24 network"),
+    Bad("cidr-prefix", {"cluster": {"public_access_cidrs": ["10.0.0.0/33"]}},
+        expect="cluster.public_access_cidrs[0]: must be an IPv4 CIDR"),
+    Bad("cidr-vpc-too-big", {"network": {"vpc_cidr": "10.0.0.0/8"}},
+        expect="network.vpc_cidr: must be a /16 to /24 network"),
     Bad("cidr-overlap", {"network": {"az_count": 2, "private_subnet_cidrs": ["10.0.0.0/19", "10.0.32.0/19"],
                                      "public_subnet_cidrs": ["10.0.0.0/24", "10.0.255.0/24"]}},
         expect="network.public_subnet_cidrs: 10.0.0.0/24 overlaps 10.0.0.0/19"),
@@ -62,7 +66,8 @@ CASES = [
         expect="network.private_subnet_cidrs: 10.1.0.0/19 is not inside vpc_cidr"),
     # names
     Bad("name-app", {"name": "Ray_EKS"}, expect="name: must be 3-32 lowercase letters"),
-    Bad("name-ecr", {"ecr": {"repository_name": "Ray Custom"}}, expect="ecr.repository_name: must be a lowercase ECR repository name"),
+    Bad("name-ecr", {"ecr": {"repository_name": "Ray Custom"}},
+        expect="ecr.repository_name: must be a lowercase ECR repository name"),
     Bad("name-region", {"region": "us-west"}, expect="region: must be an AWS region"),
     Bad("name-tag", {"tags": {"aws:owner": "me"}}, expect="tags: aws:owner='me' is not a valid AWS tag"),
     Bad("name-instance-type", {"cluster": {"node_groups": [{**CORE, "instance_types": ["large"]}]}},
@@ -95,7 +100,8 @@ CASES = [
     Bad("worker-on-unknown-group", {"ray": {"worker_groups": [{"name": "w", "node_group": "nope"}]}},
         expect="ray.worker_groups[0].node_group: no node group named 'nope'"),
     Bad("gpus-on-cpu-group", {"cluster": {"node_groups": [CORE]}, "ray": {"worker_groups": [
-        {"name": "w", "node_group": "core", "gpus": 1}]}}, expect="ray.worker_groups[0].gpus: node group 'core' has no GPUs"),
+        {"name": "w", "node_group": "core", "gpus": 1}]}},
+        expect="ray.worker_groups[0].gpus: node group 'core' has no GPUs"),
     Bad("default-workers-need-the-gpu-group", {"cluster": {"node_groups": [CORE]}},
         expect="ray.worker_groups[0].node_group: no node group named 'gpu'"),
     Bad("s3-backend-without-bucket", {"backend": {"type": "s3"}}, expect="backend.bucket: required when type is s3"),
@@ -184,7 +190,8 @@ CASES = [
     Bad("empty-file", text="", expect="the file is empty; remove RAY_EKS_CONFIG to use the defaults"),
     Bad("malformed-yaml", text="name: [unclosed\nregion: us-west-2\n", expect="not valid YAML at line 2, column 7"),
     Bad("tab-indent", text="name:\tx\n", expect="not valid YAML at line 1"),
-    Bad("duplicate-key", text="name: ray-a\nname: ray-b\n", expect="not valid YAML at line 2, column 1: duplicate key 'name'"),
+    Bad("duplicate-key", text="name: ray-a\nname: ray-b\n",
+        expect="not valid YAML at line 2, column 1: duplicate key 'name'"),
     Bad("not-utf8", text="\udcff\udcfename: x\n", expect="cannot read"),
     Bad("missing-file", missing_file=True, expect="RAY_EKS_CONFIG: no such file"),
 ]
@@ -247,6 +254,7 @@ def test_bad_input_fails_before_cdktf_is_imported(tmp_path, previous_out):
     r = subprocess.run([sys.executable, "-X", "importtime", str(ROOT / "main.py")], cwd=ROOT,
                        env=app_env(config=config, outdir=previous_out), capture_output=True, text=True, timeout=60)
     assert r.returncode != 0 and "error: " in r.stderr and "region:" in r.stderr
-    imported = {line.split("|")[-1].strip().split(".")[0] for line in r.stderr.splitlines() if line.startswith("import time:")}
+    imported = {line.split("|")[-1].strip().split(".")[0]
+                for line in r.stderr.splitlines() if line.startswith("import time:")}
     assert "config" in imported  # the measurement works
     assert not imported & {"cdktf", "jsii", "constructs", "cdktf_cdktf_provider_aws", "stacks"}, sorted(imported)

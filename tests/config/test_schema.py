@@ -80,7 +80,8 @@ def _nets(cidrs):
     return [ipaddress.ip_network(c) for c in cidrs]
 
 
-@pytest.mark.parametrize("vpc,azs", [("10.0.0.0/16", 3), ("10.20.0.0/16", 2), ("172.16.0.0/20", 6), ("192.168.0.0/24", 2)])
+@pytest.mark.parametrize("vpc,azs",
+                         [("10.0.0.0/16", 3), ("10.20.0.0/16", 2), ("172.16.0.0/20", 6), ("192.168.0.0/24", 2)])
 def test_derived_subnets_fit_the_vpc_and_do_not_overlap(vpc, azs):
     net = NetworkConfig(vpc_cidr=vpc, az_count=azs)
     private, public = _nets(net.private_cidrs()), _nets(net.public_cidrs())
@@ -103,7 +104,8 @@ def test_default_derived_cidrs_are_stable():
 
 def test_explicit_cidrs_and_azs_win():
     net = NetworkConfig(vpc_cidr="10.1.0.0/16", availability_zones=["eu-west-1a", "eu-west-1c"],
-                        private_subnet_cidrs=["10.1.0.0/18", "10.1.64.0/18"], public_subnet_cidrs=["10.1.200.0/24", "10.1.201.0/24"])
+                        private_subnet_cidrs=["10.1.0.0/18", "10.1.64.0/18"],
+                        public_subnet_cidrs=["10.1.200.0/24", "10.1.201.0/24"])
     assert net.zone_count == 2
     assert net.private_cidrs() == ["10.1.0.0/18", "10.1.64.0/18"]
     assert net.public_cidrs() == ["10.1.200.0/24", "10.1.201.0/24"]
@@ -111,7 +113,8 @@ def test_explicit_cidrs_and_azs_win():
 
 def test_cidrs_are_normalised():
     assert NetworkConfig(vpc_cidr="10.0.0.0/16").vpc_cidr == "10.0.0.0/16"
-    assert AppConfig.model_validate({"cluster": {"public_access_cidrs": ["203.0.113.7/32"]}}).cluster.public_access_cidrs == ["203.0.113.7/32"]
+    cluster = AppConfig.model_validate({"cluster": {"public_access_cidrs": ["203.0.113.7/32"]}}).cluster
+    assert cluster.public_access_cidrs == ["203.0.113.7/32"]
 
 
 # ---------------------------------------------------------------- ray_image

@@ -84,7 +84,8 @@ def test_admin_principals_get_access_entry_and_cluster_admin_policy(existing_sha
         assert entry["cluster_name"] == CLUSTER_NAME
         assert entry.get("type", "STANDARD") == "STANDARD"
         # The association names the entry's principal through the entry, so it is created after it.
-        (assoc,) = [a for a in assocs.values() if a["principal_arn"] == ref("aws_eks_access_entry", name, "principal_arn")]
+        entry_principal = ref("aws_eks_access_entry", name, "principal_arn")
+        (assoc,) = [a for a in assocs.values() if a["principal_arn"] == entry_principal]
         assert assoc["cluster_name"] == CLUSTER_NAME
         assert assoc["policy_arn"].startswith("arn:") and assoc["policy_arn"].endswith(ADMIN_POLICY)
         assert assoc["access_scope"]["type"] == "cluster"

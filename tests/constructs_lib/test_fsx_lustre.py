@@ -76,7 +76,8 @@ def test_deployment_type_and_capacity_from_config(shape):
 
 def test_prod_shape_uses_configured_throughput(existing_infra):
     fs = _fs(existing_infra)
-    assert (fs["deployment_type"], fs["storage_capacity"], fs["per_unit_storage_throughput"]) == ("PERSISTENT_2", 2400, 250)
+    configured = (fs["deployment_type"], fs["storage_capacity"], fs["per_unit_storage_throughput"])
+    assert configured == ("PERSISTENT_2", 2400, 250)
 
 
 def test_persistent_file_system_encrypted_with_data_key(shape):
@@ -96,7 +97,8 @@ def test_dev_scratch_without_kms_key(dev_infra):
 
 
 def test_data_repository_associations_link_the_data_bucket(shape):
-    dras = {attrs(d)["file_system_path"]: attrs(d) for d in resources(shape.infra, "aws_fsx_data_repository_association").values()}
+    dras = {attrs(d)["file_system_path"]: attrs(d)
+            for d in resources(shape.infra, "aws_fsx_data_repository_association").values()}
     bucket = ref("aws_s3_bucket", "data", "bucket")
     paths = {p: d["data_repository_path"] for p, d in dras.items()}
     assert sorted(paths.values()) == sorted([f"s3://{bucket}/ray/export/", f"s3://{bucket}/ray/import/"])

@@ -12,7 +12,8 @@ from cdktf_cdktf_provider_aws.kms_key import KmsKey
 from constructs_lib.kms import KmsKeys, KmsKeysProps
 from tests.helpers import attrs, one, ref, resources, tf_json
 
-ROOT_PRINCIPAL = "arn:${data.aws_partition.current_partition.partition}:iam::${data.aws_caller_identity.current.account_id}:root"
+ROOT_PRINCIPAL = ("arn:${data.aws_partition.current_partition.partition}"
+                  ":iam::${data.aws_caller_identity.current.account_id}:root")
 
 
 @pytest.mark.parametrize("key", ["eks", "data"])
@@ -32,10 +33,12 @@ def test_key_policy_keeps_account_in_control(shape, key):
 
 def test_data_key_lets_cloudwatch_logs_encrypt(shape):
     policy = tf_json(attrs(one(shape.infra, "aws_kms_key", "data"))["policy"])
-    logs = [s for s in policy["Statement"] if s.get("Principal") == {"Service": f"logs.{shape.cfg.region}.amazonaws.com"}]
+    logs_service = {"Service": f"logs.{shape.cfg.region}.amazonaws.com"}
+    logs = [s for s in policy["Statement"] if s.get("Principal") == logs_service]
     assert logs, "encrypted log groups fail to create without the logs service in the key policy"
     actions = logs[0]["Action"]
-    assert any(a.startswith("kms:GenerateDataKey") for a in actions) and any(a.startswith("kms:Decrypt") for a in actions)
+    assert any(a.startswith("kms:GenerateDataKey") for a in actions)
+    assert any(a.startswith("kms:Decrypt") for a in actions)
 
 
 @pytest.mark.parametrize("key", ["eks", "data"])

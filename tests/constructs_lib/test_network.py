@@ -113,8 +113,8 @@ def test_public_subnets_route_to_internet_gateway(created_network_shape):
     public_rt = ref("aws_route_table", "public", "id")
     default_routes = [attrs(r) for r in resources(st, "aws_route").values()
                       if attrs(r)["route_table_id"] == public_rt]
-    assert default_routes == [{"destination_cidr_block": "0.0.0.0/0", "gateway_id": ref("aws_internet_gateway", "ray", "id"),
-                               "route_table_id": public_rt}]
+    assert default_routes == [{"destination_cidr_block": "0.0.0.0/0",
+                               "gateway_id": ref("aws_internet_gateway", "ray", "id"), "route_table_id": public_rt}]
     assocs = resources(st, "aws_route_table_association")
     assert _subnets(st, "public")
     for name in _subnets(st, "public"):

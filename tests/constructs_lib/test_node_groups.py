@@ -118,7 +118,8 @@ def test_launch_templates_require_imdsv2(shape):
 
 
 def test_every_group_uses_a_launch_template(shape):
-    used = {_template_for(shape.infra, attrs(g))["name_prefix"] for g in resources(shape.infra, "aws_eks_node_group").values()}
+    used = {_template_for(shape.infra, attrs(g))["name_prefix"]
+            for g in resources(shape.infra, "aws_eks_node_group").values()}
     assert len(used) == len(resources(shape.infra, "aws_eks_node_group")), "each group needs its own template"
 
 

@@ -69,7 +69,8 @@ def test_prod_installs_kube_prometheus_stack_pinned(prod_synth):
     assert rel["namespace"] == "${kubernetes_namespace_v1.monitoring.metadata[0].name}" and rel["wait"] is True
     values = json.loads(rel["values"][0])
     spec = values["prometheus"]["prometheusSpec"]
-    assert spec["podMonitorSelectorNilUsesHelmValues"] is False and spec["serviceMonitorSelectorNilUsesHelmValues"] is False
+    assert spec["podMonitorSelectorNilUsesHelmValues"] is False
+    assert spec["serviceMonitorSelectorNilUsesHelmValues"] is False
     assert values["grafana"]["grafana.ini"]["security"]["allow_embedding"] is True
 
 
@@ -137,15 +138,21 @@ def test_prod_container_insights_addon_with_scoped_irsa(prod_synth):
     assert "system:serviceaccount:amazon-cloudwatch:cloudwatch-agent" in cond.values()
     policy = json.loads(one(ray, "aws_iam_role_policy", "container_insights")["policy"])
     logs = next(s for s in policy["Statement"] if s["Sid"] == "ContainerInsightsLogs")
-    assert logs["Resource"].endswith(":log-group:/aws/containerinsights/${data.terraform_remote_state.infra.outputs.cluster_name}/*")
+    assert logs["Resource"].endswith(
+        ":log-group:/aws/containerinsights/${data.terraform_remote_state.infra.outputs.cluster_name}/*")
 
 
 @pytest.mark.parametrize("data, message", [
-    ({"observability": {"metrics_scrape": "servicemonitor"}}, "observability.metrics_scrape: must be 'none', 'annotations' or 'monitors'"),
-    ({"observability": {"kube_prometheus_stack_chart_version": "latest"}}, "observability.kube_prometheus_stack_chart_version: must be a pinned"),
-    ({"observability": {"grafana_iframe_host": "grafana"}}, "observability.grafana_iframe_host: must be an http(s) URL"),
-    ({"observability": {"container_insights_addon_version": "4.4"}}, "observability.container_insights_addon_version: must be"),
-    ({"observability": {"monitoring_namespace": "Monitoring"}}, "observability.monitoring_namespace: must be a DNS label"),
+    ({"observability": {"metrics_scrape": "servicemonitor"}},
+     "observability.metrics_scrape: must be 'none', 'annotations' or 'monitors'"),
+    ({"observability": {"kube_prometheus_stack_chart_version": "latest"}},
+     "observability.kube_prometheus_stack_chart_version: must be a pinned"),
+    ({"observability": {"grafana_iframe_host": "grafana"}},
+     "observability.grafana_iframe_host: must be an http(s) URL"),
+    ({"observability": {"container_insights_addon_version": "4.4"}},
+     "observability.container_insights_addon_version: must be"),
+    ({"observability": {"monitoring_namespace": "Monitoring"}},
+     "observability.monitoring_namespace: must be a DNS label"),
 ])
 def test_bad_observability_config_is_one_clear_error(data, message):
     with pytest.raises(ConfigError) as e:

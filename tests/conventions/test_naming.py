@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from config import parse_config
+from config import ConfigError, parse_config
 from config.types import ECR_NAME_RE
 from conventions import naming
 
@@ -41,7 +41,8 @@ DERIVED = [
      lambda n: naming.lambda_log_group(naming.orchestrator_function_name(n))),
     ("image build project", "aws_codebuild_project.name", naming.image_build_project),
     ("image build log group", "aws_cloudwatch_log_group.name", naming.image_build_log_group),
-    ("docker hub cache prefix", "aws_ecr_pull_through_cache_rule.ecr_repository_prefix", naming.docker_hub_cache_prefix),
+    ("docker hub cache prefix", "aws_ecr_pull_through_cache_rule.ecr_repository_prefix",
+     naming.docker_hub_cache_prefix),
     ("orchestrator security group", "aws_security_group.name_prefix",
      lambda n: naming.security_group_name_prefix(n, naming.ORCHESTRATOR_ROLE)),
 ]
@@ -65,7 +66,7 @@ CHARSETS = {
 
 def test_the_schema_accepts_the_longest_name_and_no_longer():
     assert parse_config({"name": LONGEST}).name == LONGEST and len(LONGEST) == naming.MAX_NAME_LENGTH
-    with pytest.raises(Exception):
+    with pytest.raises(ConfigError, match=r"^config: name: "):
         parse_config({"name": LONGEST + "c"})
 
 

@@ -66,7 +66,8 @@ def test_pods_are_named_as_kuberay_and_the_chart_name_them(cluster):
     head_containers = len(cluster["spec"]["headGroupSpec"]["template"]["spec"]["containers"])
     head_containers += 1 if cluster["spec"]["enableInTreeAutoscaling"] else 0
     worker_containers = len(group["template"]["spec"]["containers"])
-    assert rows == {f"{KUBERAY_OPERATOR_RELEASE}-...": "1/1", f"{name}-head-...": f"{head_containers}/{head_containers}",
+    assert rows == {f"{KUBERAY_OPERATOR_RELEASE}-...": "1/1",
+                    f"{name}-head-...": f"{head_containers}/{head_containers}",
                     f"{name}-{group['groupName']}-worker-...": f"{worker_containers}/{worker_containers}"}
 
 

@@ -157,7 +157,8 @@ def test_missing_synth_is_one_clear_error(tmp_path):
 def test_default_picture_shows_what_is_configured(default_arch, tmp_path):
     dot = drawn(default_arch, tmp_path)
     labels = dot_labels(dot)
-    for text in ("VPC 10.0.0.0/16", "private subnets in 3 AZs", "NAT gateway ×3", f"EKS ray-eks (Kubernetes {DEFAULT_KUBERNETES_VERSION})",
+    for text in ("VPC 10.0.0.0/16", "private subnets in 3 AZs", "NAT gateway ×3",
+                 f"EKS ray-eks (Kubernetes {DEFAULT_KUBERNETES_VERSION})",
                  "node group core", "m6i.2xlarge ×2–4 nodes", "node group gpu", "g5.xlarge (GPU) ×0–4 nodes",
                  "Ray head (core)", "Ray workers gpu-group ×0–4 1 GPU", "kuberay-head-svc :8265",
                  "kubectl port-forward 8265", "KubeRay operator 1.7.0", "cluster-autoscaler", "NVIDIA device plugin",

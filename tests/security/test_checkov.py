@@ -99,7 +99,8 @@ EXPECTED_SKIPS = {
         ("CKV2_AWS_62", "aws_s3_bucket.data"), ("CKV2_AWS_62", "aws_s3_bucket.access_logs"),
         ("CKV_AWS_394", "data.aws_availability_zones.available"),
         # The orchestrator's function: invoked synchronously (no DLQ), package built at synth (no code signing).
-        ("CKV_AWS_116", "aws_lambda_function.ray_orchestrator"), ("CKV_AWS_272", "aws_lambda_function.ray_orchestrator"),
+        ("CKV_AWS_116", "aws_lambda_function.ray_orchestrator"),
+        ("CKV_AWS_272", "aws_lambda_function.ray_orchestrator"),
         ("CKV_AWS_316", "aws_codebuild_project.ray_image"),  # privileged: Docker in Docker builds the image
     },
     "dev": {

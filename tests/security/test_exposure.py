@@ -175,7 +175,8 @@ def test_policies_are_read_from_every_place_they_can_live():
         "resource": {
             "aws_iam_role_policy": {"a": {"policy": '{"Statement": [{"Effect": "Allow", "Action": "s3:GetObject", '
                                                     '"Resource": "${replace(x, \\"a\\", \\"b\\")}"}]}'}},
-            "aws_iam_policy": {"b": {"policy": '{"Statement": {"Effect": "Allow", "Action": "s3:*", "Resource": "*"}}'}},
+            "aws_iam_policy": {"b": {"policy": '{"Statement": {"Effect": "Allow", "Action": "s3:*", '
+                                               '"Resource": "*"}}'}},
             "aws_iam_role": {"c": {"inline_policy": [{"policy": '{"Statement": [{"Effect": "Allow", '
                                                                 '"Action": "ecr:*", "Resource": "*"}]}'}]}},
         },

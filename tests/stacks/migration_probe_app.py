@@ -2,7 +2,8 @@
 tests/stacks/test_migrations.py. ``terraform_data`` is Terraform's built-in resource: apply and plan need no
 provider and no network.
 
-    PROBE_ID=<construct id> PROBE_MOVE=<old id> PROBE_OUT=<outdir> PROBE_STATE=<state file> python migration_probe_app.py
+    PROBE_ID=<construct id> PROBE_MOVE=<old id> PROBE_OUT=<outdir> PROBE_STATE=<state file> \\
+        python migration_probe_app.py
 """
 
 from __future__ import annotations

@@ -38,12 +38,13 @@ def main(outdir: str) -> None:
     LocalBackend(stack, path="orchestrator-aws.tfstate")
     AwsProvider(stack, "aws", region=cfg.region)
     RayOrchestrator(stack, "ray_orchestrator", RayOrchestratorProps(
-        name=cfg.name, names=orchestrator_names(cfg.name), region=cfg.region, account_id="123456789012", partition="aws",
+        name=cfg.name, names=orchestrator_names(cfg.name), region=cfg.region, account_id="123456789012",
+        partition="aws",
         pipeline=PipelineProps(
             cluster_name=cfg.name, cluster_endpoint="https://0123456789ABCDEF.gr7.us-west-2.eks.amazonaws.com",
             cluster_ca="LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0t", namespace=cfg.ray.namespace,
-            head_service=cfg.ray.head_service, ray_cluster=cfg.ray.cluster_name, image=cfg.stock_ray_image, pip=job_pip(cfg),
-            training_script=TRAINING_SCRIPT,
+            head_service=cfg.ray.head_service, ray_cluster=cfg.ray.cluster_name, image=cfg.stock_ray_image,
+            pip=job_pip(cfg), training_script=TRAINING_SCRIPT,
             inference_script=INFERENCE_SCRIPT, training_args=tuple(cfg.orchestrator_training_args),
             inference_args=tuple(o.inference_args), step_timeout_seconds=o.step_timeout_seconds, retries=o.retries),
         package=function_package(stack, "ray_orchestrator", [FUNCTION_MODULE]),

@@ -95,7 +95,8 @@ def test_infra_uses_only_the_pinned_aws_provider(any_infra):
     required = any_infra["terraform"]["required_providers"]
     assert list(required) == ["aws"]
     assert required["aws"]["version"] == "5.100.0"
-    assert required["aws"].get("source", "hashicorp/aws") in ("aws", "hashicorp/aws", "registry.terraform.io/hashicorp/aws")
+    assert required["aws"].get("source", "hashicorp/aws") in ("aws", "hashicorp/aws",
+                                                              "registry.terraform.io/hashicorp/aws")
     (provider,) = any_infra["provider"]["aws"]
     assert provider["region"] == "us-west-2"
     (tags,) = provider["default_tags"]

@@ -90,7 +90,7 @@ def test_each_step_polls_its_job_until_it_succeeds_or_fails(definition):
 def test_every_task_invokes_the_function_with_retry_and_catch(definition):
     tasks = {n: s for n, s in definition["States"].items() if s["Type"] == "Task"}
     assert set(tasks) == {f"{t}{k}" for t in ("Train", "Infer") for k in ("Submit", "Poll", "Logs", "FailedLogs")}
-    for name, t in tasks.items():
+    for t in tasks.values():
         assert t["Resource"] == LAMBDA_INVOKE == "arn:aws:states:::lambda:invoke"
         assert t["Parameters"]["FunctionName"] == FUNCTION
         assert t["Parameters"]["Payload"]["action"] in ("submit", "status", "logs")

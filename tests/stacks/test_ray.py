@@ -51,7 +51,8 @@ def test_kubernetes_and_helm_providers_use_remote_state_and_exec_tokens(default_
     providers = default_synth["ray"]["provider"]
     k8s = providers["kubernetes"][0]
     assert k8s["host"] == "${data.terraform_remote_state.infra.outputs.cluster_endpoint}"
-    assert "base64decode(data.terraform_remote_state.infra.outputs.cluster_certificate_authority_data)" in k8s["cluster_ca_certificate"]
+    ca_data = "data.terraform_remote_state.infra.outputs.cluster_certificate_authority_data"
+    assert f"base64decode({ca_data})" in k8s["cluster_ca_certificate"]
     assert k8s["exec"][0]["command"] == "aws" and k8s["exec"][0]["args"][:2] == ["eks", "get-token"]
     helm = providers["helm"][0]["kubernetes"]
     assert helm["host"] == k8s["host"] and helm["exec"]["args"] == k8s["exec"][0]["args"]
@@ -99,10 +100,12 @@ def test_cluster_addons(default_synth):
     ca = one(ray, "helm_release", "cluster_autoscaler")
     values = json.loads(ca["values"][0])
     assert values["autoDiscovery"]["clusterName"] == "ray-eks"
-    assert values["rbac"]["serviceAccount"]["annotations"]["eks.amazonaws.com/role-arn"] == "${aws_iam_role.cluster_autoscaler.arn}"
+    annotations = values["rbac"]["serviceAccount"]["annotations"]
+    assert annotations["eks.amazonaws.com/role-arn"] == "${aws_iam_role.cluster_autoscaler.arn}"
     trust = tf_json(one(ray, "aws_iam_role", "cluster_autoscaler")["assume_role_policy"], placeholder="TF_EXPR")
     cond = trust["Statement"][0]["Condition"]["StringEquals"]
-    assert cond == {"TF_EXPR:sub": "system:serviceaccount:kube-system:cluster-autoscaler", "TF_EXPR:aud": "sts.amazonaws.com"}
+    assert cond == {"TF_EXPR:sub": "system:serviceaccount:kube-system:cluster-autoscaler",
+                    "TF_EXPR:aud": "sts.amazonaws.com"}
     assert "system:serviceaccount:kube-system:cluster-autoscaler" in cond.values()
     policy = json.loads(one(ray, "aws_iam_role_policy", "cluster_autoscaler")["policy"])
     scale = next(s for s in policy["Statement"] if "autoscaling:SetDesiredCapacity" in s["Action"])
@@ -184,7 +187,8 @@ def test_ray_cluster_leaves_worker_replicas_to_the_autoscaler(default_synth, dev
 
 def test_ray_cluster_mounts_fsx_read_write_and_shm(default_synth):
     rc = ray_cluster_object(default_synth)
-    pods = [rc["spec"]["headGroupSpec"]["template"]["spec"]] + [g["template"]["spec"] for g in rc["spec"]["workerGroupSpecs"]]
+    pods = [rc["spec"]["headGroupSpec"]["template"]["spec"]]
+    pods += [g["template"]["spec"] for g in rc["spec"]["workerGroupSpecs"]]
     for pod in pods:
         vols = {v["name"]: v for v in pod["volumes"]}
         assert vols["fsx"]["persistentVolumeClaim"]["claimName"] == "fsx-lustre"
@@ -212,9 +216,11 @@ def test_dev_example_has_cpu_workers_and_no_gpu_addons(dev_synth):
 
 def test_job_submission_outputs(default_synth):
     out = default_synth["ray-cluster"]["output"]
-    assert out["dashboard_port_forward_command"]["value"] == "kubectl port-forward -n ray svc/kuberay-head-svc 8265:8265"
+    assert out["dashboard_port_forward_command"]["value"] == (
+        "kubectl port-forward -n ray svc/kuberay-head-svc 8265:8265")
     cmd = out["ray_job_submit_command"]["value"]
-    assert cmd.startswith("ray job submit --address http://localhost:8265 --working-dir training -- python pytorch_training_e2e.py")
+    assert cmd.startswith("ray job submit --address http://localhost:8265 --working-dir training "
+                          "-- python pytorch_training_e2e.py")
     assert "--runtime-env-json" not in cmd, "the built image holds the requirements: nothing to install per job"
     assert out["head_service"]["value"] == "kuberay-head-svc"
 

@@ -123,7 +123,8 @@ def run_checkov(stack_file: Path) -> dict:
     try:
         report = json.loads(r.stdout)
     except json.JSONDecodeError:
-        raise ScanError(f"checkov printed no JSON report for {stack_file}: {r.stdout[:500]} {r.stderr[-1500:]}") from None
+        raise ScanError(f"checkov printed no JSON report for {stack_file}: "
+                        f"{r.stdout[:500]} {r.stderr[-1500:]}") from None
     if isinstance(report, list):  # one report per framework; we ask for one
         report = next((x for x in report if x.get("check_type") == "terraform_json"), {})
     return report
