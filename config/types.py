@@ -91,8 +91,10 @@ CPU_AMI_TYPES = ("AL2023_x86_64_STANDARD", "AL2023_ARM_64_STANDARD", "BOTTLEROCK
 
 
 def _cidr(value: str) -> str:
+    # IPv4 only: the VPC, its subnets and the API's public CIDRs are IPv4 here (an IPv6 network would also break
+    # the subnet arithmetic with a TypeError instead of an error line).
     try:
-        return str(ipaddress.ip_network(value, strict=True))
+        return str(ipaddress.IPv4Network(value, strict=True))
     except ValueError:
         raise ValueError(f"must be an IPv4 CIDR such as 10.0.0.0/16 with no host bits set, got {value!r}") from None
 
