@@ -38,8 +38,10 @@ class ReadableStack(TerraformStack):
             node, kind = tf_element, "asset"
         else:
             node = tf_element.node
-            kind = self._kinds.get(type(tf_element))
-            if kind is None:
+            cached = self._kinds.get(type(tf_element))
+            if cached is not None:
+                kind = cached
+            else:
                 kind = getattr(tf_element, "terraform_resource_type", None) or type(tf_element).__name__
                 if isinstance(tf_element, TerraformDataSource):
                     kind = f"data.{kind}"
