@@ -1,12 +1,13 @@
-"""Session fixtures: the app is synthesized once per configuration (synth is slow)."""
+"""Session fixtures: the app is synthesized once per configuration (synth is slow); the AWS emulator per module."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
-from tests.helpers import ROOT, load_stacks, run_app
+from tests.helpers import ROOT, Emulator, emulator_server, load_stacks, run_app
 
 EXAMPLES = ROOT / "config" / "examples"
 
@@ -35,3 +36,10 @@ def infra(default_synth) -> dict:
 def dev_synth(tmp_path_factory) -> dict[str, dict]:
     """The small CPU-only dev example: an explicit-AZ, single-NAT, no-GPU shape."""
     return _synth(tmp_path_factory, "dev", EXAMPLES / "dev-cpu.yaml")
+
+
+@pytest.fixture(scope="module")
+def emulator(tmp_path_factory) -> Iterator[Emulator]:
+    """The AWS emulator (tests/deploy/emulator.py) for the tests of one module, stopped when they are done."""
+    with emulator_server(tmp_path_factory.mktemp("emulator") / "emulator.log") as emu:
+        yield emu
