@@ -28,7 +28,7 @@ STACKS = $(shell $(VENV)/bin/python -c 'from stacks.contract import STACK_ORDER;
 help:
 	@echo "make synth    synthesize all stacks into cdktf.out/ (default config, local backend)"
 	@echo "make test     run the whole test suite (installs everything it needs)"
-	@echo "make preflight  before the first deploy: AWS reachable, EC2 vCPU and Elastic IP quotas (AWS CLI)"
+	@echo "make preflight  before the first deploy: AWS reachable, EC2 vCPU and Elastic IP quotas, add-on configuration (AWS CLI)"
 	@echo "make deploy | diff | destroy   cdktf CLI, stacks in order: $(STACKS)"
 	@echo "make dashboard | token | submit   port-forward the Ray dashboard / print its token / submit the training job"
 	@echo "make job-yaml  render the in-cluster submitter Job and the RayJob to rendered/*.yaml"
@@ -42,16 +42,19 @@ help:
 tools:
 	@command -v pipenv >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet "pipenv==$(PIPENV_VERSION)"
 
-# synth needs only the default category; the diagram adds its own; the test suite takes them all.
+# synth needs only the default category; the diagram and preflight add their own; the test suite takes them all.
 $(VENV)/.synced-default: Pipfile.lock | tools
 	pipenv sync --categories "packages"
 	@touch $@
 $(VENV)/.synced-diagram: Pipfile.lock | tools
 	pipenv sync --categories "packages diagram"
 	@touch $@ $(VENV)/.synced-default
+$(VENV)/.synced-preflight: Pipfile.lock | tools
+	pipenv sync --categories "packages preflight"
+	@touch $@ $(VENV)/.synced-default
 $(VENV)/.synced-all: Pipfile.lock | tools
-	pipenv sync --categories "packages dev-packages training diagram"
-	@touch $@ $(VENV)/.synced-default $(VENV)/.synced-diagram
+	pipenv sync --categories "packages dev-packages training diagram preflight"
+	@touch $@ $(VENV)/.synced-default $(VENV)/.synced-diagram $(VENV)/.synced-preflight
 
 # Graphviz's `dot` (a system package, not a Python one) lays out the architecture diagram: make diagram and the
 # test suite (tests/scripts/test_diagram.py renders it) install it when it is missing.
@@ -115,7 +118,7 @@ bench-pipeline: deps-test
 # provider mirror (offline) `terraform providers lock` cannot reach the registry: skip it.
 # Asks AWS (the CLI, your credentials) whether the account's quotas hold the config's node groups and NAT
 # gateways; prints the quota increase requests when they do not (scripts/preflight.py).
-preflight: $(VENV)/.synced-default
+preflight: $(VENV)/.synced-preflight
 	$(VENV)/bin/python -m scripts.preflight
 
 deploy: deps

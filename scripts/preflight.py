@@ -8,12 +8,19 @@ With the AWS CLI and your usual credentials (profile, SSO, environment), in the 
 - EC2 vCPU quotas -- on-demand or spot, per instance class (Standard, G and VT, P) -- against what the node
   groups can scale to: ``max_size`` x the vCPUs of the group's largest instance type
   (``ec2 describe-instance-types``), plus what already runs in the region outside this deployment;
-- the Elastic IP quota against the NAT gateways the network needs, plus the addresses already allocated.
+- the Elastic IP quota against the NAT gateways the network needs, plus the addresses already allocated;
+- the ``configuration_values`` the stacks give EKS add-ons (constructs_lib/eks_addons.py ``ADDON_CONFIGURATION``)
+  against the configuration schema EKS publishes for the version that will be installed
+  (``eks describe-addon-configuration``): the pinned version, else the one the stack resolves
+  (``eks describe-addon-versions``: the newest for the Kubernetes version, or EKS's default where the stack
+  leaves the version to EKS). EKS refuses a value its schema does not allow only when the add-on is created,
+  minutes into the deploy, after the cluster exists.
 
 New accounts often have 0 vCPUs for G instances and 5 Elastic IPs per region: the GPU group would then fail
 to scale, silently, long after the deploy. Every quota that is short is printed as the
 ``aws service-quotas request-service-quota-increase`` command that asks for enough; the exit status is 1
-then (and when AWS cannot be reached), 2 for a config problem or a missing AWS CLI, 0 when all is well.
+then (and when an add-on's schema rejects its configuration, or AWS cannot be reached), 2 for a config problem
+or a missing AWS CLI, 0 when all is well.
 Instances and addresses tagged ``ray-eks/deployment=<name>`` are this deployment's own and are not counted
 twice on a re-run. With ``endpoints.url`` set (an emulator), the CLI is pointed there, as the provider is.
 """
@@ -24,6 +31,7 @@ import argparse
 import json
 import math
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -32,6 +40,8 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from config import AppConfig, ConfigError, load_config
+from constructs_lib.eks_addons import ADDON_CONFIGURATION
+from conventions.eks import CONTAINER_INSIGHTS_ADDON, EKS_ADDONS
 from conventions.naming import DEPLOYMENT_TAG
 
 # Service Quotas codes of service ec2 (research notes aws_eks.md section 8; `aws service-quotas
@@ -217,6 +227,96 @@ def run_checks(cfg: AppConfig, aws: Aws) -> tuple[list[Check], list[str]]:
     return checks, unchecked
 
 
+# ------------------------------------------------------------------------------------------- add-on configuration
+@dataclass(frozen=True)
+class AddonToCheck:
+    """An add-on the stacks configure, and how the version EKS installs is chosen."""
+
+    name: str
+    values: dict
+    pinned: Optional[str]
+    most_recent: bool  # unpinned: the newest version for the Kubernetes version (else EKS's default version)
+    pin_field: str  # the config field that pins its version
+
+
+def addons_to_check(cfg: AppConfig) -> list[AddonToCheck]:
+    """The configured add-ons of this deployment, as the stacks install them: the infra stack's (pinned in
+    cluster.addon_versions, else data.aws_eks_addon_version most_recent) and, with Container Insights, the ray
+    stack's (observability.container_insights_addon_version, else no version: EKS's default)."""
+    out = [AddonToCheck(n, ADDON_CONFIGURATION[n], cfg.cluster.addon_versions.get(n), True,
+                        f"cluster.addon_versions.{n}") for n in EKS_ADDONS if n in ADDON_CONFIGURATION]
+    if cfg.observability.container_insights:
+        out.append(AddonToCheck(CONTAINER_INSIGHTS_ADDON, ADDON_CONFIGURATION[CONTAINER_INSIGHTS_ADDON],
+                                cfg.observability.container_insights_addon_version, False,
+                                "observability.container_insights_addon_version"))
+    return out
+
+
+def schema_problems(values: dict, schema: dict) -> list[str]:
+    """What the add-on's configuration schema rejects in ``values``: the key (dotted path) and why."""
+    import jsonschema
+
+    validator_cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft7Validator)
+    out = []
+    for e in sorted(validator_cls(schema).iter_errors(values), key=lambda e: list(map(str, e.absolute_path))):
+        path = ".".join(map(str, e.absolute_path))
+        if e.validator == "additionalProperties" and isinstance(e.instance, dict):
+            known = (e.schema.get("properties") or {}) if isinstance(e.schema, dict) else {}
+            patterns = (e.schema.get("patternProperties") or {}) if isinstance(e.schema, dict) else {}
+            for key in sorted(k for k in e.instance if k not in known
+                              and not any(re.search(p, k) for p in patterns)):
+                out.append(f"{path + '.' if path else ''}{key}: not a key of the add-on's schema")
+        else:
+            out.append(f"{path or '(top level)'}: {e.message}")
+    return out
+
+
+@dataclass
+class AddonCheck:
+    addon: AddonToCheck
+    version: str
+    problems: list[str]
+
+    @property
+    def how(self) -> str:
+        if self.addon.pinned:
+            return "pinned"
+        return "newest for the cluster's Kubernetes version" if self.addon.most_recent else "EKS default"
+
+
+def addon_version(aws: Aws, addon: AddonToCheck, kubernetes_version: str) -> str:
+    """The version EKS installs: what the provider's aws_eks_addon_version resolves (the first version EKS lists,
+    or the one marked default), or the version CreateAddon gets without one (the default)."""
+    if addon.pinned:
+        return addon.pinned
+    out = aws("eks", "describe-addon-versions", "--addon-name", addon.name, "--kubernetes-version", kubernetes_version)
+    for a in out.get("addons", []):
+        for i, v in enumerate(a.get("addonVersions", [])):
+            if addon.most_recent and i == 0:
+                return str(v["addonVersion"])
+            if any(c.get("defaultVersion") for c in v.get("compatibilities", [])):
+                return str(v["addonVersion"])
+    raise AwsError(f"EKS offers no version of add-on {addon.name} for Kubernetes {kubernetes_version}")
+
+
+def check_addon(aws: Aws, addon: AddonToCheck, kubernetes_version: str) -> AddonCheck:
+    version = addon_version(aws, addon, kubernetes_version)
+    out = aws("eks", "describe-addon-configuration", "--addon-name", addon.name, "--addon-version", version)
+    schema = json.loads(out.get("configurationSchema") or "{}")
+    return AddonCheck(addon, version, schema_problems(addon.values, schema))
+
+
+def _flat_keys(values: dict, prefix: str = "") -> list[str]:
+    """Dotted paths of a configuration down to its leaves' parents (a nodeSelector is one key: its keys are ours)."""
+    out = []
+    for k, v in values.items():
+        if isinstance(v, dict) and v and all(isinstance(x, dict) for x in v.values()):
+            out += _flat_keys(v, f"{prefix}{k}.")
+        else:
+            out.append(f"{prefix}{k}")
+    return out
+
+
 def request_command(check: Check, region: str) -> str:
     return (f"aws service-quotas request-service-quota-increase --region {region} --service-code ec2 "
             f"--quota-code {check.code} --desired-value {check.desired}")
@@ -243,7 +343,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     if cfg.cluster.creator_is_admin:
         print("  this principal gets cluster admin (cluster.creator_is_admin: true)")
     try:
-        checks, unchecked = run_checks(cfg, aws)
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            addons = [pool.submit(check_addon, aws, a, cfg.cluster.kubernetes_version) for a in addons_to_check(cfg)]
+            checks, unchecked = run_checks(cfg, aws)
+            addon_checks = [f.result() for f in addons]
     except AwsError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
@@ -254,10 +357,23 @@ def main(argv: Optional[list[str]] = None) -> int:
     for t in unchecked:
         print(f"note  {t} has an instance quota of its own that preflight does not check: see "
               f"`aws service-quotas list-service-quotas --service-code ec2 --region {cfg.region}`")
+    for a in addon_checks:
+        if a.problems:
+            print(f"REJECTED add-on {a.addon.name} {a.version} ({a.how}): {'; '.join(a.problems)}")
+        else:
+            print(f"ok    add-on {a.addon.name} {a.version} ({a.how}): its configuration schema accepts "
+                  f"{', '.join(_flat_keys(a.addon.values))}")
+    rejected = [a for a in addon_checks if a.problems]
+    if rejected:
+        print("\nEKS would refuse these add-ons' configuration when the deploy creates them. Pin a version whose "
+              "schema has the keys (`aws eks describe-addon-configuration --addon-name <add-on> --addon-version "
+              "<version>` prints it):")
+        for a in rejected:
+            print(f"  {a.addon.pin_field}")
     short = [c for c in checks if not c.ok]
     if not short:
         print("preflight: all quotas hold the deployment at its node groups' max_size")
-        return 0
+        return 1 if rejected else 0
     print("\nRequest these increases before deploying (granted per region; GPU requests can take a day or more):")
     for c in short:
         print(f"  {request_command(c, cfg.region)}")

@@ -6,14 +6,14 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Iterator, TypeVar
 
 import pytest
 import yaml
 
 import fast_imports
 from config import AppConfig, load_config
-from tests.helpers import ConfigSource, load_stacks, run_app, session_configs
+from tests.helpers import ConfigSource, Emulator, emulator_server, load_stacks, run_app, session_configs
 
 # Before anything imports cdktf (nothing above does; test modules import constructs_lib at collection): the provider
 # packages then load only the resources a test touches, in Python and in the jsii kernel (~15 s and 1.5 GB
@@ -192,3 +192,11 @@ def construct_synth(tmp_path_factory) -> Callable[..., ConstructSynth]:
         return ConstructSynth(construct, out, json.loads(out))
 
     return synth
+
+
+# ----------------------------------------------------------------------------------------- the AWS emulator
+@pytest.fixture(scope="module")
+def emulator(tmp_path_factory) -> Iterator[Emulator]:
+    """The AWS emulator (tests/deploy/emulator.py) for the tests of one module, stopped when they are done."""
+    with emulator_server(tmp_path_factory.mktemp("emulator") / "emulator.log") as emu:
+        yield emu

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Optional
 
@@ -223,17 +224,33 @@ def tf_json(text: str, placeholder: Optional[str] = None):
     return restore(_json.loads("".join(parts)))
 
 
-# --- The AWS emulator (tests/deploy/emulator.py) for tests that ask AWS: terraform plan, scripts/preflight.py.
+# --- The AWS emulator (tests/deploy/emulator.py): the one place tests start and stop it (the ``emulator`` fixture of
+# tests/conftest.py, or this context manager where a test needs its own, e.g. with applied quotas).
 def _port_open(port: int) -> bool:
     with socket.socket() as s:
         s.settimeout(0.5)
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
+@dataclass(frozen=True)
+class Emulator:
+    """A running emulator: where it listens, its log, and boto3 clients against it."""
+
+    url: str
+    port: int
+    log: Path
+
+    def client(self, service: str, region: str = "us-east-1", **kwargs):
+        import boto3
+
+        return boto3.client(service, endpoint_url=self.url, region_name=region, aws_access_key_id="testing",
+                            aws_secret_access_key="testing", **kwargs)
+
+
 @contextmanager
-def emulator_server(log: Path, *args: str) -> Iterator[str]:
-    """The emulator on 127.0.0.1 (a free port) in its own process group; yields its URL and stops it after
-    (it also stops by itself if this process dies: it watches its stdin)."""
+def emulator_server(log: Path, *args: str) -> Iterator[Emulator]:
+    """The emulator on 127.0.0.1 (a free port) in its own process group, writing to ``log``; stopped (and its port
+    checked closed) when the block ends. It also stops by itself if this process dies: it watches its stdin."""
     with open(log, "w") as err:
         proc = subprocess.Popen([sys.executable, str(ROOT / "tests" / "deploy" / "emulator.py"), "--port", "0",
                                  "--exit-on-stdin-eof", *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -247,7 +264,7 @@ def emulator_server(log: Path, *args: str) -> Iterator[str]:
                 if line.startswith("PORT "):
                     port = int(line.split()[1])
         assert port and _port_open(port), f"emulator did not start:\n{log.read_text()[-3000:]}"
-        yield f"http://127.0.0.1:{port}"
+        yield Emulator(f"http://127.0.0.1:{port}", port, log)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGTERM)
@@ -260,6 +277,8 @@ def emulator_server(log: Path, *args: str) -> Iterator[str]:
             if pipe:
                 pipe.close()
     assert not _port_open(port), f"port {port} still open after the emulator stopped"
+
+
 # --- The Ray head's NetworkPolicy, as the API server receives it from the provider's typed resource.
 def _selector(s: dict) -> dict:
     return {"matchLabels": dict(s["match_labels"])}

@@ -17,62 +17,87 @@ FSx
   3. Data repository associations are not implemented (``Create``/``Describe``/``Delete``
      ``DataRepositoryAssociation(s)`` and their tags). Served here from memory: AVAILABLE on
      create, gone on delete, ``DataRepositoryAssociationNotFound`` for unknown ids.
-  13. ``DeleteFileSystem`` answers 200/DELETING, after which the provider (5.100) sleeps its delete
-      waiter's fixed initial delay before the first describe: no request reached the emulator for
-      over 4 minutes (a goroutine dump shows ``retry.StateChangeConf`` still in its initial
-      ``time.After(Delay)``), so no describe response can end the wait. moto deletes at once; the
-      emulator performs the delete and answers ``FileSystemNotFound`` -- what AWS answers for a file
-      system that is already gone, which the provider treats as deleted. The file system really is
-      removed (the test checks none remain after destroy).
+  4. ``DeleteFileSystem`` answers 200/DELETING, after which the provider (5.100) sleeps its delete
+     waiter's fixed initial delay before the first describe: no request reached the emulator for
+     over 4 minutes (a goroutine dump shows ``retry.StateChangeConf`` still in its initial
+     ``time.After(Delay)``), so no describe response can end the wait. moto deletes at once; the
+     emulator performs the delete and answers ``FileSystemNotFound`` -- what AWS answers for a file
+     system that is already gone, which the provider treats as deleted. The file system really is
+     removed (the test checks none remain after destroy).
 EKS
-  4. ``CreateCluster`` returns no ``resourcesVpcConfig.clusterSecurityGroupId``/``vpcId``; every
+  5. ``CreateCluster`` returns no ``resourcesVpcConfig.clusterSecurityGroupId``/``vpcId``; every
      rule that references the cluster security group then fails. A real security group is created
      in the subnets' VPC (EC2 emulator), as EKS does, and deleted with the cluster.
-  11. ``CreateCluster`` ignores ``accessConfig``; ``DescribeCluster`` then has none, and the
-      provider plans a replacement (``bootstrap_cluster_creator_admin_permissions`` forces new).
-      Kept and returned.
-  12. ``CreateNodegroup`` ignores ``updateConfig`` (only ``UpdateNodegroupConfig`` sets it); every
-      plan then wants to add it. Kept and returned.
-  5. ``CreateNodegroup`` invents a ``remoteAccess`` block (``ec2SshKey: eksKeypair``) when none
+  6. ``CreateCluster`` ignores ``accessConfig``; ``DescribeCluster`` then has none, and the
+     provider plans a replacement (``bootstrap_cluster_creator_admin_permissions`` forces new).
+     Kept and returned.
+  7. ``CreateNodegroup`` ignores ``updateConfig`` (only ``UpdateNodegroupConfig`` sets it); every
+     plan then wants to add it. Kept and returned.
+  8. ``CreateNodegroup`` invents a ``remoteAccess`` block (``ec2SshKey: eksKeypair``) when none
      was asked for; the provider sees drift and replaces the node group on every plan. Omitted.
-  6. Add-ons are not implemented (``Create``/``Describe``/``Update``/``Delete``/``ListAddons``).
+  9. Add-ons are not implemented (``Create``/``Describe``/``Update``/``Delete``/``ListAddons``).
      Served here from memory: ACTIVE on create, gone on delete, ``ResourceNotFoundException``
      for unknown ones; deleted with their cluster.
+  10. Access entries and their access policies are not implemented (``Create``/``Describe``/``Delete``
+      ``AccessEntry``, ``Associate``/``Disassociate``/``ListAssociated`` ``AccessPolicies``). Served here
+      from memory, one entry per principal (a second answers 409 ``ResourceInUseException``, as EKS
+      does), deleted with their cluster.
+  11. ``DescribeAddonVersions`` is not implemented. Every add-on is served, for any Kubernetes version,
+      with two made-up builds (the emulator knows no real ones): ``v0.0.2-eksbuild.1`` first (EKS lists
+      the newest first) and ``v0.0.1-eksbuild.1``, the default version.
+  12. ``TagResource``/``UntagResource``/``ListTagsForResource`` know only cluster ARNs (moto says so); a
+      node group's, add-on's or access entry's ARN answers 404, so a changed tag (a new provider
+      default tag) fails the apply. Every EKS resource type is taggable (Service Authorization Reference;
+      research notes aws_eks.md section 9): node groups (``nodegroup/<cluster>/<name>/<uuid>``), add-ons
+      (``addon/<cluster>/<name>/<uuid>``, the ``addonArn`` CreateAddon returns) and access entries are
+      tagged here; describing them returns the tags. An ARN of nothing answers 404 ``NotFoundException``.
+  13. ``UpdateNodegroupVersion`` is not implemented (a new launch template version: a changed tag on the
+      instances rolls the group), and ``DescribeUpdate`` knows no update, so the provider cannot wait for
+      an ``UpdateNodegroupConfig`` (a new max size) either. The version update sets the node group's
+      launch template version (and ``version``/``releaseVersion`` when given); every node group and
+      add-on update is kept and ``DescribeUpdate`` returns it, ``Successful`` at once (no nodes run here).
+  14. ``DescribeAddonConfiguration`` is not implemented. Each add-on's configuration schema is served
+      from the facts recorded in tests/reference/eks-addons/<add-on>.yaml (``configuration_schema``), for
+      every version. Only coredns's is a real schema EKS published (v1.10.1-eksbuild.11, its keys; the
+      types of keys we do not set are not recorded); vpc-cni's holds the one key the EKS user guide
+      documents; aws-fsx-csi-driver's and amazon-cloudwatch-observability's are NOT from EKS: they accept
+      the keys the add-on's Helm chart documents (values.yaml), as recorded there (``verified: false``).
+      An add-on with no recorded schema (kube-proxy, eks-pod-identity-agent: we configure neither) gets
+      one that accepts any object. ``--addon-schema ADDON@VERSION=FILE`` serves another schema for one
+      version (an add-on version whose schema lacks a key we set).
 S3
-  7. ``PutBucketLogging`` crashes (HTTP 500, retried by the provider for minutes) when the target
-     bucket's policy has a statement whose ``Principal`` is the string ``"*"`` (our
-     DenyInsecureTransport statement). Such statements are skipped, as they grant nothing.
-  14. Bucket policy conditions other than ``StringEquals`` are ignored, so our DenyInsecureTransport
+  15. ``PutBucketLogging`` crashes (HTTP 500, retried by the provider for minutes) when the target
+      bucket's policy has a statement whose ``Principal`` is the string ``"*"`` (our
+      DenyInsecureTransport statement). Such statements are skipped, as they grant nothing.
+  16. Bucket policy conditions other than ``StringEquals`` are ignored, so our DenyInsecureTransport
       statement (Deny s3:* when ``aws:SecureTransport`` is false) denies every object write, TLS or
       not: the image build's ``aws_s3_object`` upload gets 403. The provider reaches AWS over TLS (the
       emulator's plain HTTP stands in for it), so a Deny conditioned on ``aws:SecureTransport=false``
       alone is left out of the evaluation; every other statement is evaluated as moto does.
 EC2
-  9. ``CreateLaunchTemplate`` copies the tags of the template itself (``TagSpecifications`` of type
-     ``launch-template``: the provider's default tags) into the version's ``LaunchTemplateData``;
-     every plan then wants to remove them. They stay on the template only.
-  10. ``DescribeSecurityGroupRules`` drops the description of rules that reference a security
+  17. ``CreateLaunchTemplate`` copies the tags of the template itself (``TagSpecifications`` of type
+      ``launch-template``: the provider's default tags) into the version's ``LaunchTemplateData``;
+      every plan then wants to remove them. They stay on the template only.
+  18. ``DescribeSecurityGroupRules`` drops the description of rules that reference a security
       group (moto keeps it only for CIDR rules); every plan then wants to set it again. Returned.
+  19. ``DescribeLaunchTemplates`` returns the tags a template was created with: ``CreateTags`` on it (a new
+      provider default tag) is kept but never shown, so every plan wants to add the tag again. The template's
+      current tags are returned.
 CodeBuild
-  15. ``DeleteProject`` takes a project name or ARN; moto matches names only, so the provider's delete
+  20. ``DeleteProject`` takes a project name or ARN; moto matches names only, so the provider's delete
       (by ARN, its resource id) left the project behind. An ARN is resolved to its project's name.
+  21. ``UpdateProject`` is not implemented (HTTP 500, which the provider retries for minutes): a changed
+      tag on the image build's project fails the apply. As CodeBuild does, the fields the request gives
+      replace the project's and the others stay.
 IAM
-  8. AWS managed policies (``AmazonEKSClusterPolicy``...) exist only with
-     ``MOTO_IAM_LOAD_MANAGED_POLICIES=true``, which this launcher sets.
-EKS access entries and add-on versions
-  14. Access entries and their access policies are not implemented (``Create``/``Describe``/``Delete``
-      ``AccessEntry``, ``Associate``/``Disassociate``/``ListAssociated`` ``AccessPolicies``). Served here
-      from memory, one entry per principal (a second answers 409 ``ResourceInUseException``, as EKS
-      does), deleted with their cluster.
-  15. ``DescribeAddonVersions`` is not implemented. Every add-on is served, for any Kubernetes version,
-      with two made-up builds (the emulator knows no real ones): ``v0.0.2-eksbuild.1`` first (EKS lists
-      the newest first) and ``v0.0.1-eksbuild.1``, the default version.
+  22. AWS managed policies (``AmazonEKSClusterPolicy``...) exist only with
+      ``MOTO_IAM_LOAD_MANAGED_POLICIES=true``, which this launcher sets.
 Service Quotas
-  16. Only VPC quotas are known. EC2's instance vCPU and Elastic IP quotas (``EC2_QUOTAS``) are served
+  23. Only VPC quotas are known. EC2's instance vCPU and Elastic IP quotas (``EC2_QUOTAS``) are served
       with the defaults AWS gives a new account, or with the applied values ``--quota CODE=VALUE``
       names (an account whose increases were granted).
 STS
-  17. A presigned GetCallerIdentity URL (query-string SigV4, how ``aws eks get-token`` tokens carry the
+  24. A presigned GetCallerIdentity URL (query-string SigV4, how ``aws eks get-token`` tokens carry the
       caller's identity to EKS) is routed by moto to S3 (it routes by the ``Authorization`` header, which a
       presigned GET has none of), and moto checks no signature anyway. Such GETs are answered here as STS
       does: the signature is verified (an independent SigV4 implementation, with the secret moto issued for
@@ -92,9 +117,10 @@ import sys
 import threading
 import time
 import uuid
+from pathlib import Path
 from typing import Any, Callable, Optional
 
-os.environ.setdefault("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
+os.environ.setdefault("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")  # 22.
 
 ACCOUNT_ID = "123456789012"
 FSX_TARGET_PREFIX = "AWSSimbaAPIService_v20180301."
@@ -103,7 +129,11 @@ _CRED_SCOPE_RE = re.compile(r"Credential=[^/]+/\d{8}/([^/]+)/([^/]+)/aws4_reques
 _lock = threading.Lock()
 _addons: dict[tuple[str, str, str], dict[str, Any]] = {}  # (region, cluster, addon) -> addon
 _access_entries: dict[tuple[str, str, str], dict[str, Any]] = {}  # (region, cluster, principal) -> entry
-# 16. EC2 quota code -> (name, default value for a new account); --quota overrides the value.
+_updates: dict[tuple[str, str, str], dict[str, Any]] = {}  # 13. (region, cluster, update id) -> update
+# 14. --addon-schema: (add-on, version) -> the schema served for that version instead of the recorded one
+_addon_schemas: dict[tuple[str, str], dict[str, Any]] = {}
+ADDON_FACTS = Path(__file__).resolve().parent.parent / "reference" / "eks-addons"
+# 23. EC2 quota code -> (name, default value for a new account); --quota overrides the value.
 EC2_QUOTAS: dict[str, tuple[str, float]] = {
     "L-1216C47A": ("Running On-Demand Standard (A, C, D, H, I, M, R, T, Z) instances", 5.0),
     "L-DB2E81BA": ("Running On-Demand G and VT instances", 0.0),
@@ -182,7 +212,7 @@ def _patch_models() -> None:
 
     fsx_models.FSxBackend.describe_file_systems = describe_fs
 
-    # 4. The cluster security group, created in the subnets' VPC and deleted with the cluster.
+    # 5. The cluster security group, created in the subnets' VPC and deleted with the cluster.
     orig_create_cluster = eks_models.EKSBackend.create_cluster
     orig_delete_cluster = eks_models.EKSBackend.delete_cluster
 
@@ -210,13 +240,15 @@ def _patch_models() -> None:
         with _lock:
             for key in [k for k in _addons if k[:2] == (self.region_name, name)]:
                 del _addons[key]
-            for key in [k for k in _access_entries if k[:2] == (self.region_name, name)]:  # 14.
+            for key in [k for k in _access_entries if k[:2] == (self.region_name, name)]:  # 10.
                 del _access_entries[key]
+            for key in [k for k in _updates if k[:2] == (self.region_name, name)]:  # 13.
+                del _updates[key]
         return cluster
 
     eks_models.EKSBackend.create_cluster = create_cluster
 
-    # 11. The cluster's access configuration (authentication mode) is kept and returned.
+    # 6. The cluster's access configuration (authentication mode) is kept and returned.
     from moto.eks import responses as eks_responses
 
     orig_create_cluster_response = eks_responses.EKSResponse.create_cluster
@@ -233,7 +265,7 @@ def _patch_models() -> None:
 
     eks_responses.EKSResponse.create_cluster = create_cluster_response
 
-    # 12. The node group's update configuration (max unavailable) is kept and returned.
+    # 7. The node group's update configuration (max unavailable) is kept and returned.
     orig_create_nodegroup_response = eks_responses.EKSResponse.create_nodegroup
 
     def create_nodegroup_response(self):
@@ -247,10 +279,23 @@ def _patch_models() -> None:
     eks_responses.EKSResponse.create_nodegroup = create_nodegroup_response
     eks_models.EKSBackend.delete_cluster = delete_cluster
 
-    # 5. No invented SSH access on node groups.
+    # 13. moto's node group config updates are kept for DescribeUpdate.
+    orig_update_nodegroup_config = eks_models.EKSBackend.update_nodegroup_config
+
+    def update_nodegroup_config(self, cluster_name, nodegroup_name, *args, **kwargs):
+        update = orig_update_nodegroup_config(self, cluster_name, nodegroup_name, *args, **kwargs)
+        created = update["createdAt"]
+        with _lock:
+            _updates[(self.region_name, cluster_name, update["id"])] = {
+                **update, "createdAt": created.timestamp() if hasattr(created, "timestamp") else created}
+        return update
+
+    eks_models.EKSBackend.update_nodegroup_config = update_nodegroup_config
+
+    # 8. No invented SSH access on node groups.
     eks_models.DEFAULT_REMOTE_ACCESS = None
 
-    # 7. PutBucketLogging with a Principal "*" statement in the target's policy.
+    # 15. PutBucketLogging with a Principal "*" statement in the target's policy.
     orig_log_policy = s3_models.FakeBucket._log_permissions_enabled_policy
 
     def log_policy(target_bucket, target_prefix):
@@ -271,7 +316,7 @@ def _patch_models() -> None:
 
     s3_models.FakeBucket._log_permissions_enabled_policy = staticmethod(log_policy)
 
-    # 14. Object writes into a bucket whose policy denies aws:SecureTransport=false (our data bucket).
+    # 16. Object writes into a bucket whose policy denies aws:SecureTransport=false (our data bucket).
     orig_get_permission = s3_models.FakeBucket.get_permission
 
     def get_permission(self, action, resource):
@@ -291,7 +336,7 @@ def _patch_models() -> None:
 
     s3_models.FakeBucket.get_permission = get_permission
 
-    # 15. DeleteProject by ARN (the provider's id for a CodeBuild project).
+    # 20. DeleteProject by ARN (the provider's id for a CodeBuild project).
     from moto.codebuild import models as codebuild_models
 
     orig_delete_project = codebuild_models.CodeBuildBackend.delete_project
@@ -304,7 +349,32 @@ def _patch_models() -> None:
 
     codebuild_models.CodeBuildBackend.delete_project = delete_project
 
-    # 9. Launch template versions: the template's own tags are not part of its data.
+    # 21. UpdateProject: the fields given replace the project's, the others stay.
+    from moto.codebuild import responses as codebuild_responses
+    from moto.codebuild.exceptions import ResourceNotFoundException as CodeBuildNotFound
+    from moto.core.responses import ActionResult
+    from moto.core.utils import unix_time
+
+    def update_project(self):
+        name = self._get_param("name")
+        projects = self.codebuild_backend.codebuild_projects
+        project = projects.get(name) or next((p for p in projects.values() if p.arn == name), None)
+        if project is None:
+            raise CodeBuildNotFound(f"Project cannot be found: {name}")
+        meta = project.project_metadata
+        for key in ("description", "source", "secondarySources", "sourceVersion", "artifacts", "environment",
+                    "serviceRole", "timeoutInMinutes", "queuedTimeoutInMinutes", "encryptionKey", "tags", "cache",
+                    "vpcConfig", "logsConfig", "concurrentBuildLimit"):
+            value = self._get_param(key)
+            if value is not None:
+                meta[key] = value
+        project.tags = meta.get("tags")
+        meta["lastModifiedDate"] = unix_time()
+        return ActionResult({"project": meta})
+
+    codebuild_responses.CodeBuildResponse.update_project = update_project
+
+    # 17. Launch template versions: the template's own tags are not part of its data.
     orig_ltv_init = lt_models.LaunchTemplateVersion.__init__
 
     def ltv_init(self, template, number, data, description):
@@ -317,13 +387,16 @@ def _patch_models() -> None:
 
     lt_models.LaunchTemplateVersion.__init__ = ltv_init
 
-    # 10. Security group rules that reference a group keep their description.
+    # 18. Security group rules that reference a group keep their description.
     from moto.ec2.models import security_groups as sg_models
 
     sg_models.SecurityGroupRule.description = property(
         lambda self: self.ip_range.get("Description") or self.source_group.get("Description"))
 
-    # 16. EC2 quotas in Service Quotas.
+    # 19. A launch template's tags are its current ones, not those it was created with.
+    lt_models.LaunchTemplate.tags = property(lambda self: self.get_tags(), lambda self, value: None)
+
+    # 23. EC2 quotas in Service Quotas.
     from moto.servicequotas import models as sq_models
 
     orig_get_quota = sq_models.ServiceQuotasBackend.get_service_quota
@@ -358,7 +431,7 @@ def _eks_error(status: int, code: str, message: str, **extra):
 
 
 def _eks_addons(method: str, path: str, region: str, body: dict) -> Optional[tuple]:
-    """6. EKS add-ons (REST JSON)."""
+    """9. EKS add-ons (REST JSON)."""
     from moto.eks.models import eks_backends
 
     m = re.fullmatch(r"/clusters/([^/]+)/addons(?:/([^/]+))?(/update)?", path)
@@ -406,23 +479,88 @@ def _eks_addons(method: str, path: str, region: str, body: dict) -> Optional[tup
             addon["modifiedAt"] = now
             upd = {"id": str(uuid.uuid4()), "status": "Successful", "type": "AddonUpdate", "params": [],
                    "createdAt": now, "errors": []}
-            addon.setdefault("_updates", {})[upd["id"]] = upd
+            _updates[(region, cluster_name, upd["id"])] = upd  # 13.
             return _json(200, {"update": upd})
     return None
 
 
-def _eks_addon_update(path: str, region: str) -> Optional[tuple]:
+def _eks_update(path: str, region: str) -> Optional[tuple]:
+    """13. DescribeUpdate of a node group or add-on update made here or by moto."""
     m = re.fullmatch(r"/clusters/([^/]+)/updates/([^/]+)", path)
     if not m:
         return None
-    for (r, c, _), addon in _addons.items():
-        if r == region and c == m.group(1) and m.group(2) in addon.get("_updates", {}):
-            return _json(200, {"update": addon["_updates"][m.group(2)]})
-    return None
+    with _lock:
+        update = _updates.get((region, m.group(1), m.group(2)))
+    if update is None:
+        return _eks_error(404, "ResourceNotFoundException", f"No update found for ID: {m.group(2)}",
+                          clusterName=m.group(1))
+    return _json(200, {"update": update})
+
+
+def _moto_cluster(region: str, cluster_name: str):
+    from moto.eks.models import eks_backends
+
+    return eks_backends[ACCOUNT_ID][region].clusters.get(cluster_name)
+
+
+def _eks_nodegroup_version(region: str, cluster_name: str, nodegroup_name: str, body: dict) -> tuple:
+    """13. UpdateNodegroupVersion: a new launch template version (or AMI release / Kubernetes version)."""
+    with _lock:
+        cluster = _moto_cluster(region, cluster_name)
+        ng = cluster.nodegroups.get(nodegroup_name) if cluster else None
+        if ng is None:
+            return _eks_error(404, "ResourceNotFoundException", f"No node group found for name: {nodegroup_name}.",
+                              clusterName=cluster_name, nodegroupName=nodegroup_name)
+        params = []
+        template = body.get("launchTemplate")
+        if template:
+            ng.launch_template = {**(ng.launch_template or {}), "version": str(template["version"])}
+            params.append({"type": "LaunchTemplateVersion", "value": str(template["version"])})
+        if body.get("version"):
+            ng.version = body["version"]
+            params.append({"type": "Version", "value": body["version"]})
+        if body.get("releaseVersion"):
+            ng.release_version = body["releaseVersion"]
+            params.append({"type": "ReleaseVersion", "value": body["releaseVersion"]})
+        now = time.time()
+        upd = {"id": str(uuid.uuid4()), "status": "Successful", "type": "VersionUpdate", "params": params,
+               "createdAt": now, "errors": []}
+        _updates[(region, cluster_name, upd["id"])] = upd
+    return _json(200, {"update": upd})
+
+
+_TAGGABLE_ARN_RE = re.compile(r"arn:[^:]+:eks:([^:]+):(\d+):(nodegroup|addon|access-entry)/([^/]+)/(.+)")
+
+
+def _eks_tags(method: str, arn: str, body: dict, tag_keys: list[str]) -> Optional[tuple]:
+    """12. Tags of node groups, add-ons and access entries (clusters: moto's own)."""
+    m = _TAGGABLE_ARN_RE.fullmatch(arn)
+    if not m:
+        return None
+    region, _, kind, cluster_name, _ = m.groups()
+    with _lock:
+        if kind == "nodegroup":
+            cluster = _moto_cluster(region, cluster_name)
+            owner = next((ng for ng in (cluster.nodegroups.values() if cluster else ()) if ng.arn == arn), None)
+            tags = owner.tags if owner is not None else None
+        else:
+            store, field = (_addons, "addonArn") if kind == "addon" else (_access_entries, "accessEntryArn")
+            owner = next((x for x in store.values() if x[field] == arn), None)
+            tags = owner.setdefault("tags", {}) if owner is not None else None
+        if tags is None:
+            return _eks_error(404, "NotFoundException", f"Resource was not found: {arn}")
+        if method == "GET":
+            return _json(200, {"tags": dict(tags)})
+        if method == "POST":
+            tags.update(body.get("tags") or {})
+        elif method == "DELETE":
+            for key in tag_keys:
+                tags.pop(key, None)
+        return _json(200, {})
 
 
 def _eks_addon_versions(query: dict[str, list[str]]) -> tuple:
-    """15. DescribeAddonVersions: two made-up builds per add-on, newest first."""
+    """11. DescribeAddonVersions: two made-up builds per add-on, newest first."""
     name = (query.get("addonName") or [""])[0]
     k8s = (query.get("kubernetesVersion") or [""])[0]
     names = [name] if name else sorted({a for (_, _, a) in _addons})
@@ -437,8 +575,24 @@ def _eks_addon_versions(query: dict[str, list[str]]) -> tuple:
     return _json(200, {"addons": addons})
 
 
+def _eks_addon_configuration(query: dict[str, list[str]]) -> tuple:
+    """14. DescribeAddonConfiguration: the schema recorded for the add-on (or given for this version), as a string."""
+    import yaml
+
+    name = (query.get("addonName") or [""])[0]
+    version = (query.get("addonVersion") or [""])[0]
+    schema = _addon_schemas.get((name, version))
+    if schema is None:
+        facts = ADDON_FACTS / f"{name}.yaml"
+        recorded = (yaml.safe_load(facts.read_text()).get("configuration_schema") or {}) if facts.is_file() else {}
+        schema = recorded.get("schema") or {"type": "object"}
+    schema = {"$schema": "http://json-schema.org/draft-06/schema#", **schema}
+    return _json(200, {"addonName": name, "addonVersion": version, "configurationSchema": json.dumps(schema),
+                       "podIdentityConfiguration": []})
+
+
 def _eks_access_entries(method: str, segments: list[str], region: str, body: dict) -> Optional[tuple]:
-    """14. Access entries and their access policies (REST JSON; ARNs arrive URL-encoded in the path)."""
+    """10. Access entries and their access policies (REST JSON; ARNs arrive URL-encoded in the path)."""
     from moto.eks.models import eks_backends
 
     # clusters/<name>/access-entries[/<principal>[/access-policies[/<policy>]]]
@@ -509,13 +663,13 @@ def _fsx_error(code: str, message: str):
 
 
 def _fsx(target: str, region: str, body: dict) -> Optional[tuple]:
-    """3. FSx data repository associations (JSON 1.1), and their tags; 13. DeleteFileSystem."""
+    """3. FSx data repository associations (JSON 1.1), and their tags; 4. DeleteFileSystem."""
     from moto.fsx.models import fsx_backends
 
     op = target[len(FSX_TARGET_PREFIX):]
     ok = lambda b: _json(200, b, content_type="application/x-amz-json-1.1")  # noqa: E731
     with _lock:
-        if op == "DeleteFileSystem":  # 13.
+        if op == "DeleteFileSystem":  # 4.
             backend = fsx_backends[ACCOUNT_ID][region]
             fs_id = body.get("FileSystemId", "")
             if fs_id in backend.file_systems:
@@ -620,22 +774,30 @@ class PatchedApp:
         return json.loads(raw) if raw.strip() else {}
 
     def _eks(self, environ, region):
+        from urllib.parse import parse_qs, unquote, urlsplit
+
         path, method = environ.get("PATH_INFO", ""), environ["REQUEST_METHOD"]
-        if path == "/addons/supported-versions":  # 15.
-            from urllib.parse import parse_qs
-
-            return _eks_addon_versions(parse_qs(environ.get("QUERY_STRING", "")))
-        if "/access-entries" in path:  # 14.: split the raw path, ARNs hold '/' once decoded
-            from urllib.parse import unquote, urlsplit
-
-            raw = urlsplit(environ.get("RAW_URI") or environ.get("REQUEST_URI") or path).path
+        query = parse_qs(environ.get("QUERY_STRING", ""))
+        if path == "/addons/supported-versions":  # 11.
+            return _eks_addon_versions(query)
+        if path == "/addons/configuration-schemas":  # 14.
+            return _eks_addon_configuration(query)
+        # ARNs hold '/' once decoded: split the raw path
+        raw = urlsplit(environ.get("RAW_URI") or environ.get("REQUEST_URI") or path).path
+        if raw.startswith("/tags/"):  # 12.
+            body = self._body(environ) if method == "POST" else {}
+            return _eks_tags(method, unquote(raw[len("/tags/"):]), body, query.get("tagKeys", []))
+        if "/access-entries" in path:  # 10.
             body = self._body(environ) if method in ("POST", "PUT") else {}
             return _eks_access_entries(method, [unquote(p) for p in raw.strip("/").split("/")], region, body)
-        if "/addons" not in path and "/updates/" not in path:
+        m = re.fullmatch(r"/clusters/([^/]+)/node-groups/([^/]+)/update-version", path)
+        if m and method == "POST":  # 13.
+            return _eks_nodegroup_version(region, m.group(1), m.group(2), self._body(environ))
+        if "/updates/" in path:  # 13.
+            return _eks_update(path, region)
+        if "/addons" not in path:
             return None
         body = self._body(environ) if method in ("POST", "PUT") else {}
-        if "/updates/" in path:
-            return _eks_addon_update(path, region)
         r = _eks_addons(method, path, region, body)
         if r is not None and r[0] == 200:
             status, headers, text = r
@@ -653,7 +815,7 @@ class PatchedApp:
         return _fsx(target, region, self._body(environ))
 
 
-# ------------------------------------------------------------------------------- presigned STS (14)
+# ------------------------------------------------------------------------------- presigned STS (24)
 PRESIGNED_STS_VALIDITY_S = 15 * 60  # what STS grants a presigned GetCallerIdentity URL, whatever X-Amz-Expires says
 _EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
@@ -742,8 +904,16 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("--port", type=int, default=0, help="0: any free port")
     ap.add_argument("--exit-on-stdin-eof", action="store_true", help="stop when stdin closes (the parent died)")
     ap.add_argument("--quota", action="append", default=[], metavar="CODE=VALUE",
-                    help="16. an applied EC2 quota value (Service Quotas), e.g. L-DB2E81BA=64")
+                    help="23. an applied EC2 quota value (Service Quotas), e.g. L-DB2E81BA=64")
+    ap.add_argument("--addon-schema", action="append", default=[], metavar="ADDON@VERSION=FILE",
+                    help="14. the configuration schema (a JSON file) served for one add-on version")
     args = ap.parse_args(argv)
+    for item in args.addon_schema:
+        key, _, path = item.partition("=")
+        addon, _, version = key.partition("@")
+        if not (addon and version and path):
+            ap.error(f"--addon-schema {item}: expected ADDON@VERSION=FILE")
+        _addon_schemas[(addon, version)] = json.loads(Path(path).read_text())
     for item in args.quota:
         code, _, value = item.partition("=")
         if code not in EC2_QUOTAS:

@@ -15,15 +15,14 @@ from pathlib import Path
 import pytest
 
 from config.versions import CODEBUILD_IMAGE
-from tests.deploy.test_deploy_cycle import Emulator, emulator  # noqa: F401 -- the module-scoped emulator fixture
-from tests.helpers import ROOT
+from tests.helpers import ROOT, Emulator
 
 SCRIPT = ROOT / "scripts" / "build_image.sh"
 PROJECT = "ray-test-ray-image"
 
 
 @pytest.fixture(scope="module")
-def project(emulator: Emulator) -> str:  # noqa: F811
+def project(emulator: Emulator) -> str:
     role = emulator.client("iam").create_role(RoleName="ray-test-image-build", AssumeRolePolicyDocument=json.dumps({
         "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "codebuild.amazonaws.com"},
                                                 "Action": "sts:AssumeRole"}]}))["Role"]["Arn"]
@@ -35,7 +34,7 @@ def project(emulator: Emulator) -> str:  # noqa: F811
     return PROJECT
 
 
-def script_env(emulator: Emulator, tmp_path: Path, **extra: str) -> dict:  # noqa: F811
+def script_env(emulator: Emulator, tmp_path: Path, **extra: str) -> dict:
     """What terraform gives the local-exec: the stack's variables, the emulator endpoint, nothing of the user's."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env.update(AWS_CONFIG_FILE=str(tmp_path / "no-config"),
@@ -62,7 +61,7 @@ def test_script_is_valid_bash():
         assert check.returncode == 0, check.stdout
 
 
-def test_starts_the_build_from_the_uploaded_version_and_waits_for_it(emulator, project, tmp_path):  # noqa: F811
+def test_starts_the_build_from_the_uploaded_version_and_waits_for_it(emulator, project, tmp_path):
     cb = emulator.client("codebuild")
     before = set(cb.list_builds_for_project(projectName=project)["ids"])
     r = run(script_env(emulator, tmp_path, PROJECT_NAME=project, SOURCE_VERSION="3HL4kqtJlcpXroDTDmJ",
@@ -75,7 +74,7 @@ def test_starts_the_build_from_the_uploaded_version_and_waits_for_it(emulator, p
         "ray-custom:2.58.0-0123456789ab is in ECR")
 
 
-def test_without_a_source_version_the_latest_context_builds(emulator, project, tmp_path):  # noqa: F811
+def test_without_a_source_version_the_latest_context_builds(emulator, project, tmp_path):
     r = run(script_env(emulator, tmp_path, PROJECT_NAME=project))
     assert r.returncode == 0, r.stdout + r.stderr
     cb = emulator.client("codebuild")
@@ -88,15 +87,14 @@ def test_without_a_source_version_the_latest_context_builds(emulator, project, t
      "could not start a build of CodeBuild project ray-test-no-such-project"),
     ({}, "PROJECT_NAME is not set"),
 ])
-def test_a_build_that_cannot_start_fails_the_apply_with_one_error(emulator, project, tmp_path, extra,  # noqa: F811
-                                                                  message):
+def test_a_build_that_cannot_start_fails_the_apply_with_one_error(emulator, project, tmp_path, extra, message):
     r = run(script_env(emulator, tmp_path, **extra))
     assert r.returncode == 1
     errors = [line for line in r.stderr.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1 and errors[0].startswith(f"error: {message}"), r.stderr
 
 
-def test_no_aws_cli_is_one_clear_error(emulator, tmp_path):  # noqa: F811
+def test_no_aws_cli_is_one_clear_error(emulator, tmp_path):
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     for tool in ("bash", "env"):

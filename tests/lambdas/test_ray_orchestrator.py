@@ -23,7 +23,6 @@ import pytest
 
 from constructs_lib.orchestrator import FUNCTION_MODULE
 from lambdas import ray_orchestrator as fn
-from tests.deploy.test_deploy_cycle import emulator  # noqa: F401 -- the module-scoped emulator fixture
 from tests.helpers import one
 from tests.k8s_authz import request_info, role_allows, role_rules
 from tests.k8s_schemas import validate_core_object
@@ -65,7 +64,7 @@ def test_token_for_aws_is_a_presigned_regional_sts_url():
     assert authenticator_checks(fn.eks_token(cn, CLUSTER)).netloc == "sts.cn-north-1.amazonaws.com.cn"
 
 
-def _assumed_role(emulator, role_name: str) -> tuple[str, dict]:  # noqa: F811
+def _assumed_role(emulator, role_name: str) -> tuple[str, dict]:
     iam, sts = emulator.client("iam"), emulator.client("sts")
     role = iam.create_role(RoleName=role_name, AssumeRolePolicyDocument=(
         '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"},'
@@ -92,7 +91,7 @@ def _get(url: str, cluster: str) -> tuple[int, bytes]:
         return e.code, e.read()
 
 
-def test_token_is_accepted_by_sts_as_the_functions_role(emulator):  # noqa: F811
+def test_token_is_accepted_by_sts_as_the_functions_role(emulator):
     import json
 
     role_arn, creds = _assumed_role(emulator, "ray-eks-ray-orchestrator-lambda")

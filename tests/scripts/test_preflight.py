@@ -1,21 +1,38 @@
-"""scripts/preflight.py (`make preflight`): the quota arithmetic, then the real CLI -- the AWS CLI against the
-emulator (tests/deploy/emulator.py serves EC2 quotas in Service Quotas: a new account's defaults, or applied
-values) -- as users run it."""
+"""scripts/preflight.py (`make preflight`): the quota arithmetic and the add-on configuration check, then the real
+CLI -- the AWS CLI against the emulator (tests/deploy/emulator.py serves EC2 quotas in Service Quotas: a new account's
+defaults, or applied values; and each add-on's configuration schema: the recorded one, or one given per version) --
+as users run it."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-import boto3
 import pytest
 import yaml
 
 from config import AppConfig, load_config, parse_config
-from scripts.preflight import instance_class, nat_gateways, request_command, vcpu_needs
-from tests.helpers import ROOT, app_env, emulator_server, prod_existing_vpc_config
+from constructs_lib.eks_addons import ADDON_CONFIGURATION
+from scripts.preflight import (
+    addons_to_check,
+    instance_class,
+    nat_gateways,
+    request_command,
+    schema_problems,
+    vcpu_needs,
+)
+from tests.helpers import (
+    EDGE_PINNED_ADDON,
+    ROOT,
+    app_env,
+    edge_config,
+    emulator_server,
+    prod_existing_vpc_config,
+    stack_items,
+)
 
 EXAMPLES = ROOT / "config" / "examples"
 VCPUS = {"m6i.xlarge": 4, "m6i.2xlarge": 8, "g5.xlarge": 4, "g5.2xlarge": 8, "g5.4xlarge": 16}
@@ -51,6 +68,50 @@ def test_elastic_ips_per_nat_gateway():
     assert nat_gateways(parse_config(prod_existing_vpc_config())) == 0  # an existing VPC: its NAT is not ours
 
 
+# ------------------------------------------------------------------------------------------- add-on configuration
+ADDON_FACTS = ROOT / "tests" / "reference" / "eks-addons"
+# Quotas that hold the default deployment (the add-on tests are about the add-ons).
+ENOUGH = ("--quota", "L-1216C47A=640", "--quota", "L-DB2E81BA=64")
+
+
+def recorded_schema(addon: str) -> dict:
+    return yaml.safe_load((ADDON_FACTS / f"{addon}.yaml").read_text())["configuration_schema"]["schema"]
+
+
+def test_preflight_checks_the_addons_the_stacks_configure_at_the_versions_they_install(edge_synth):
+    """The edge config: Container Insights on (the ray stack's add-on, version left to EKS) and vpc-cni pinned."""
+    cfg = parse_config(edge_config())
+    planned = {a.name: a for a in addons_to_check(cfg)}
+    synthesized = {r["addon_name"]: r for _, stack in stack_items(edge_synth)
+                   for r in (stack.get("resource", {}).get("aws_eks_addon") or {}).values()
+                   if r.get("configuration_values")}
+    assert set(planned) == set(synthesized) == set(ADDON_CONFIGURATION)
+    for name, r in synthesized.items():
+        a = planned[name]
+        assert json.loads(r["configuration_values"]) == a.values, name
+        version = r.get("addon_version")
+        if a.pinned:
+            assert (name, version) == EDGE_PINNED_ADDON
+        elif a.most_recent:  # data.aws_eks_addon_version with most_recent = true
+            assert version.startswith("${data.aws_eks_addon_version."), (name, version)
+        else:  # no version: EKS installs its default
+            assert version is None, (name, version)
+    assert [n for n, a in planned.items() if not a.most_recent] == ["amazon-cloudwatch-observability"]
+
+
+@pytest.mark.parametrize("addon,values,problem", [
+    ("coredns", {"nodeselector": {"usage": "core"}}, "nodeselector: not a key of the add-on's schema"),  # a typo
+    ("coredns", {"nodeSelector": {"usage": 1}}, "nodeSelector.usage: 1 is not of type 'string'"),
+    ("vpc-cni", {"enableNetworkPolicy": True}, "enableNetworkPolicy: True is not of type 'string'"),
+])
+def test_schema_problems_name_the_key(addon, values, problem):
+    assert schema_problems(values, recorded_schema(addon)) == [problem]
+
+
+def test_our_configuration_fits_the_recorded_schemas():
+    assert all(schema_problems(v, recorded_schema(a)) == [] for a, v in ADDON_CONFIGURATION.items())
+
+
 # ------------------------------------------------------------------------------------------- the CLI
 def preflight(tmp: Path, url: str, **config) -> subprocess.CompletedProcess:
     assert shutil.which("aws"), "the AWS CLI must be on PATH (make preflight uses it)"
@@ -67,8 +128,8 @@ def _line(out: str, code: str) -> str:
 
 def test_a_new_account_is_told_what_to_request(tmp_path):
     """AWS's defaults for a new account: 5 standard vCPUs, 0 G vCPUs, 5 Elastic IPs."""
-    with emulator_server(tmp_path / "emulator.log") as url:
-        r = preflight(tmp_path, url)
+    with emulator_server(tmp_path / "emulator.log") as emu:
+        r = preflight(tmp_path, emu.url)
     assert r.returncode == 1, r.stdout + r.stderr
     assert "account 123456789012" in r.stdout
     assert _line(r.stdout, "L-1216C47A").startswith("SHORT") and "32 vCPUs needed" in _line(r.stdout, "L-1216C47A")
@@ -83,9 +144,8 @@ def test_a_new_account_is_told_what_to_request(tmp_path):
 
 
 def test_usage_outside_the_deployment_counts_and_its_own_does_not(tmp_path):
-    with emulator_server(tmp_path / "emulator.log", "--quota", "L-1216C47A=640", "--quota", "L-DB2E81BA=64") as url:
-        ec2 = boto3.client("ec2", endpoint_url=url, region_name="us-west-2", aws_access_key_id="testing",
-                           aws_secret_access_key="testing")
+    with emulator_server(tmp_path / "emulator.log", "--quota", "L-1216C47A=640", "--quota", "L-DB2E81BA=64") as emu:
+        url, ec2 = emu.url, emu.client("ec2", region="us-west-2")
         ours = [{"ResourceType": "instance", "Tags": [{"Key": "ray-eks/deployment", "Value": "ray-eks"}]}]
         ec2.run_instances(ImageId="ami-12c6146b", InstanceType="g5.4xlarge", MinCount=2, MaxCount=2)  # 32 vCPUs
         ec2.run_instances(ImageId="ami-12c6146b", InstanceType="g5.2xlarge", MinCount=3, MaxCount=3,
@@ -112,8 +172,8 @@ def test_usage_outside_the_deployment_counts_and_its_own_does_not(tmp_path):
 
 
 def test_unreachable_aws_and_bad_config(tmp_path):
-    with emulator_server(tmp_path / "emulator.log") as url:
-        pass  # a port nothing listens on any more
+    with emulator_server(tmp_path / "emulator.log") as emu:
+        url = emu.url  # a port nothing listens on any more, once the block ends
     r = preflight(tmp_path, url)
     assert r.returncode == 1 and r.stderr.startswith("error: cannot reach AWS"), r.stdout + r.stderr
     assert len(r.stderr.splitlines()) == 1
@@ -128,3 +188,42 @@ def test_request_command_asks_for_need_plus_usage():
     assert not c.ok and c.desired == 24
     assert request_command(c, "eu-west-1").endswith("--region eu-west-1 --service-code ec2 --quota-code L-DB2E81BA "
                                                     "--desired-value 24")
+
+
+def _addon_lines(out: str) -> dict[str, str]:
+    return {ln.split()[2]: ln for ln in out.splitlines() if ln.split()[1:2] == ["add-on"]}
+
+
+def test_addon_configuration_accepted(tmp_path):
+    with emulator_server(tmp_path / "emulator.log", *ENOUGH) as emu:
+        r = preflight(tmp_path, emu.url, observability={"container_insights": True})
+    assert r.returncode == 0, r.stdout + r.stderr
+    lines = _addon_lines(r.stdout)
+    assert set(lines) == set(ADDON_CONFIGURATION)
+    # The emulator's newest build for the infra stack's add-ons; its default one for Container Insights.
+    assert lines["coredns"] == ("ok    add-on coredns v0.0.2-eksbuild.1 (newest for the cluster's Kubernetes "
+                                "version): its configuration schema accepts nodeSelector")
+    assert "aws-fsx-csi-driver v0.0.2-eksbuild.1" in lines["aws-fsx-csi-driver"]
+    assert "controller.nodeSelector" in lines["aws-fsx-csi-driver"]
+    assert "v0.0.1-eksbuild.1 (EKS default)" in lines["amazon-cloudwatch-observability"]
+    assert all(ln.startswith("ok") for ln in lines.values()), lines
+
+
+def test_addon_configuration_rejected_fails_preflight_naming_addon_and_key(tmp_path):
+    """A coredns version whose schema has no nodeSelector (add-on schemas gain keys from version to version)."""
+    old = recorded_schema("coredns")
+    old["properties"] = {k: v for k, v in old["properties"].items() if k != "nodeSelector"}
+    schema = tmp_path / "coredns-old.json"
+    schema.write_text(json.dumps(old))
+    with emulator_server(tmp_path / "emulator.log", *ENOUGH,
+                         "--addon-schema", f"coredns@v1.9.3-eksbuild.1={schema}") as emu:
+        r = preflight(tmp_path, emu.url, cluster={"addon_versions": {"coredns": "v1.9.3-eksbuild.1"}})
+        latest = preflight(tmp_path, emu.url)  # the same account, coredns not pinned: the newest version's schema
+    assert r.returncode == 1, r.stdout + r.stderr
+    lines = _addon_lines(r.stdout)
+    assert lines["coredns"] == ("REJECTED add-on coredns v1.9.3-eksbuild.1 (pinned): nodeSelector: not a key of the "
+                                "add-on's schema")
+    assert lines["vpc-cni"].startswith("ok") and lines["aws-fsx-csi-driver"].startswith("ok")
+    assert "  cluster.addon_versions.coredns" in r.stdout.splitlines()
+    assert "all quotas hold the deployment" in r.stdout  # the quotas are not what failed
+    assert latest.returncode == 0 and _addon_lines(latest.stdout)["coredns"].startswith("ok"), latest.stdout

@@ -34,11 +34,10 @@ TRUST = json.dumps({"Version": "2012-10-17", "Statement": [
 def deployer_session(tmp_path_factory):
     """The emulator, and credentials of a session of the Deployer role (path /pipelines/)."""
     log = tmp_path_factory.mktemp("emulator") / "emulator.log"
-    with emulator_server(log) as url:
-        kw = dict(endpoint_url=url, region_name="us-east-1", aws_access_key_id="testing",
-                  aws_secret_access_key="testing")
-        boto3.client("iam", **kw).create_role(RoleName="Deployer", Path="/pipelines/", AssumeRolePolicyDocument=TRUST)
-        creds = boto3.client("sts", **kw).assume_role(RoleArn=DEPLOYER, RoleSessionName="ci-run-42")["Credentials"]
+    with emulator_server(log) as emu:
+        url = emu.url
+        emu.client("iam").create_role(RoleName="Deployer", Path="/pipelines/", AssumeRolePolicyDocument=TRUST)
+        creds = emu.client("sts").assume_role(RoleArn=DEPLOYER, RoleSessionName="ci-run-42")["Credentials"]
         who = boto3.client("sts", endpoint_url=url, region_name="us-east-1", aws_access_key_id=creds["AccessKeyId"],
                            aws_secret_access_key=creds["SecretAccessKey"],
                            aws_session_token=creds["SessionToken"]).get_caller_identity()
