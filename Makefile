@@ -100,7 +100,7 @@ deps-test: $(VENV)/.synced-all node_modules/.installed
 synth: deps
 	$(CDKTF) synth --output cdktf.out
 
-test: deps-test checkov-env graphviz
+test: deps-test checkov-env graphviz lint
 	$(VENV)/bin/python -m pytest tests
 
 # checkov over every synthesized stack, with our inline (//) skips applied (see README "Security")

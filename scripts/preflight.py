@@ -37,7 +37,6 @@ import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Optional
 
 from config import AppConfig, ConfigError, load_config
 from constructs_lib.eks_addons import ADDON_CONFIGURATION
@@ -60,7 +59,7 @@ UNCHECKED_PREFIXES = ("inf", "trn", "dl", "hpc", "mac", "u-", "u7", "f", "x")
 AWS_TIMEOUT_S = 120
 
 
-def instance_class(instance_type: str) -> Optional[str]:
+def instance_class(instance_type: str) -> str | None:
     """The quota class of an instance type: ``standard``, ``g`` (G and VT), ``p``; None: not checked here."""
     family = instance_type.split(".", 1)[0]
     if family.startswith(UNCHECKED_PREFIXES):
@@ -234,7 +233,7 @@ class AddonToCheck:
 
     name: str
     values: dict
-    pinned: Optional[str]
+    pinned: str | None
     most_recent: bool  # unpinned: the newest version for the Kubernetes version (else EKS's default version)
     pin_field: str  # the config field that pins its version
 
@@ -322,7 +321,7 @@ def request_command(check: Check, region: str) -> str:
             f"--quota-code {check.code} --desired-value {check.desired}")
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args(argv)
     try:
         cfg = load_config()

@@ -4,9 +4,9 @@ each), and in-process synths of single constructs (``construct_synth``)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterator, TypeVar
+from typing import Any, TypeVar
 
 import pytest
 import yaml

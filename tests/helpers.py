@@ -10,10 +10,10 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Optional
 
 from fast_imports.node_side import ENV_PACKAGES, HOOK_MARKER
 
@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 REFERENCE = ROOT / "tests" / "reference" / "kuberay-v1.7.0"
 
 
-def app_env(config: Optional[Path] = None, outdir: Optional[Path] = None, **extra: str) -> dict:
+def app_env(config: Path | None = None, outdir: Path | None = None, **extra: str) -> dict:
     """The environment of an app run, as from a user's shell: without this session's config, output folder and
     fast_imports node hook (tests/conftest.py installs it in-process; main.py installs its own, or not)."""
     env = {k: v for k, v in os.environ.items() if k not in ("RAY_EKS_CONFIG", "CDKTF_OUTDIR", ENV_PACKAGES)}
@@ -39,7 +39,7 @@ def app_env(config: Optional[Path] = None, outdir: Optional[Path] = None, **extr
     return env
 
 
-def run_app(config: Optional[Path] = None, outdir: Optional[Path] = None, timeout: int = 300, **extra: str):
+def run_app(config: Path | None = None, outdir: Path | None = None, timeout: int = 300, **extra: str):
     return subprocess.run([sys.executable, str(ROOT / "main.py")], cwd=ROOT, env=app_env(config, outdir, **extra),
                           capture_output=True, text=True, timeout=timeout)
 
@@ -172,7 +172,7 @@ def ref(rtype: str, name: str, attr: str) -> str:
     return f"${{{rtype}.{name}.{attr}}}"
 
 
-def tf_json(text: str, placeholder: Optional[str] = None):
+def tf_json(text: str, placeholder: str | None = None):
     """Parse a JSON document that holds Terraform interpolations (an IAM policy, say).
 
     ``${replace(x, "https://", "")}`` holds unescaped quotes: valid once Terraform renders it, not before. Each
@@ -302,7 +302,7 @@ def network_policy_object(stack: dict, name: str = "ray_head") -> dict:
                      "ingress": ingress}}
 
 
-def admits(policy: dict, labels: dict, port: int, namespace: Optional[str] = None) -> bool:
+def admits(policy: dict, labels: dict, port: int, namespace: str | None = None) -> bool:
     """NetworkPolicy ingress semantics: may a pod with ``labels`` in ``namespace`` (default: the policy's) reach the
     selected pods on TCP ``port``? (Namespaces carry kubernetes.io/metadata.name; matchLabels selectors only.)"""
     own_ns = policy["metadata"]["namespace"]

@@ -110,6 +110,7 @@ STS
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -117,8 +118,10 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
+from datetime import UTC
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any
 
 os.environ.setdefault("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")  # 22.
 
@@ -169,10 +172,8 @@ def _patch_models() -> None:
         subnet_ids = self.subnet_ids or []
         if subnet_ids:
             ec2 = ec2_backends[kwargs.get("account_id", ACCOUNT_ID)][kwargs.get("region_name", "us-east-1")]
-            try:
+            with contextlib.suppress(Exception):  # unknown subnet: leave VpcId out, as moto did
                 self.vpc_id = ec2.get_subnet(subnet_ids[0]).vpc_id
-            except Exception:  # noqa: BLE001 -- unknown subnet: leave VpcId out, as moto did
-                pass
             self.network_interface_ids = [f"eni-{uuid.uuid4().hex[:17]}"]
 
     def fs_to_dict(self):
@@ -420,7 +421,7 @@ def _denies_plain_http_only(statement: dict) -> bool:
 
 
 # ------------------------------------------------------------------------------- served from memory
-def _json(status: int, body: Any, content_type: str = "application/json", headers: Optional[dict] = None):
+def _json(status: int, body: Any, content_type: str = "application/json", headers: dict | None = None):
     h = {"Content-Type": content_type, "x-amzn-RequestId": str(uuid.uuid4())}
     h.update(headers or {})
     return status, h, json.dumps(body)
@@ -430,7 +431,7 @@ def _eks_error(status: int, code: str, message: str, **extra):
     return _json(status, {"message": message, **extra}, headers={"x-amzn-ErrorType": code})
 
 
-def _eks_addons(method: str, path: str, region: str, body: dict) -> Optional[tuple]:
+def _eks_addons(method: str, path: str, region: str, body: dict) -> tuple | None:
     """9. EKS add-ons (REST JSON)."""
     from moto.eks.models import eks_backends
 
@@ -458,14 +459,14 @@ def _eks_addons(method: str, path: str, region: str, body: dict) -> Optional[tup
                 "addonArn": f"arn:aws:eks:{region}:{ACCOUNT_ID}:addon/{cluster_name}/{name}/{uuid.uuid4()}",
                 "createdAt": now, "modifiedAt": now, "tags": body.get("tags") or {},
                 "podIdentityAssociations": [],
-                **({"serviceAccountRoleArn": body["serviceAccountRoleArn"]} if body.get("serviceAccountRoleArn") else {}),
-                **({"configurationValues": body["configurationValues"]} if body.get("configurationValues") else {}),
+                **{k: body[k] for k in ("serviceAccountRoleArn", "configurationValues") if body.get(k)},
             }
             return _json(200, {"addon": addon})
         key = (region, cluster_name, addon_name)
         addon = _addons.get(key)
         if addon is None:
-            return _eks_error(404, "ResourceNotFoundException", f"No addon: {addon_name} found in cluster: {cluster_name}",
+            return _eks_error(404, "ResourceNotFoundException",
+                              f"No addon: {addon_name} found in cluster: {cluster_name}",
                               clusterName=cluster_name, addonName=addon_name)
         if method == "GET":
             return _json(200, {"addon": addon})
@@ -484,7 +485,7 @@ def _eks_addons(method: str, path: str, region: str, body: dict) -> Optional[tup
     return None
 
 
-def _eks_update(path: str, region: str) -> Optional[tuple]:
+def _eks_update(path: str, region: str) -> tuple | None:
     """13. DescribeUpdate of a node group or add-on update made here or by moto."""
     m = re.fullmatch(r"/clusters/([^/]+)/updates/([^/]+)", path)
     if not m:
@@ -532,7 +533,7 @@ def _eks_nodegroup_version(region: str, cluster_name: str, nodegroup_name: str, 
 _TAGGABLE_ARN_RE = re.compile(r"arn:[^:]+:eks:([^:]+):(\d+):(nodegroup|addon|access-entry)/([^/]+)/(.+)")
 
 
-def _eks_tags(method: str, arn: str, body: dict, tag_keys: list[str]) -> Optional[tuple]:
+def _eks_tags(method: str, arn: str, body: dict, tag_keys: list[str]) -> tuple | None:
     """12. Tags of node groups, add-ons and access entries (clusters: moto's own)."""
     m = _TAGGABLE_ARN_RE.fullmatch(arn)
     if not m:
@@ -591,7 +592,7 @@ def _eks_addon_configuration(query: dict[str, list[str]]) -> tuple:
                        "podIdentityConfiguration": []})
 
 
-def _eks_access_entries(method: str, segments: list[str], region: str, body: dict) -> Optional[tuple]:
+def _eks_access_entries(method: str, segments: list[str], region: str, body: dict) -> tuple | None:
     """10. Access entries and their access policies (REST JSON; ARNs arrive URL-encoded in the path)."""
     from moto.eks.models import eks_backends
 
@@ -662,7 +663,7 @@ def _fsx_error(code: str, message: str):
     return _json(400, {"__type": code, "Message": message}, content_type="application/x-amz-json-1.1")
 
 
-def _fsx(target: str, region: str, body: dict) -> Optional[tuple]:
+def _fsx(target: str, region: str, body: dict) -> tuple | None:
     """3. FSx data repository associations (JSON 1.1), and their tags; 4. DeleteFileSystem."""
     from moto.fsx.models import fsx_backends
 
@@ -849,8 +850,8 @@ def _sigv4_query_signature(method: str, path: str, query: list[tuple[str, str]],
     return hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
 
 
-def _presigned_sts(environ) -> Optional[tuple]:
-    from datetime import datetime, timezone
+def _presigned_sts(environ) -> tuple | None:
+    from datetime import datetime
     from urllib.parse import parse_qsl
 
     if environ["REQUEST_METHOD"] != "GET" or "X-Amz-Credential" not in environ.get("QUERY_STRING", ""):
@@ -885,8 +886,8 @@ def _presigned_sts(environ) -> Optional[tuple]:
                for h in (_EMPTY_SHA256, "UNSIGNED-PAYLOAD")):
         return _sts_error("SignatureDoesNotMatch", "The request signature we calculated does not match the "
                                                    "signature you provided.")
-    signed_at = datetime.strptime(params["X-Amz-Date"], "%Y%m%dT%H%M%SZ").replace(tzinfo=timezone.utc)
-    if (datetime.now(timezone.utc) - signed_at).total_seconds() > PRESIGNED_STS_VALIDITY_S:
+    signed_at = datetime.strptime(params["X-Amz-Date"], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+    if (datetime.now(UTC) - signed_at).total_seconds() > PRESIGNED_STS_VALIDITY_S:
         return _sts_error("ExpiredToken", "Signature expired.")
     request_id = str(uuid.uuid4())
     if "application/json" in environ.get("HTTP_ACCEPT", ""):
@@ -899,7 +900,7 @@ def _presigned_sts(environ) -> Optional[tuple]:
         f"</ResponseMetadata></GetCallerIdentityResponse>")
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--port", type=int, default=0, help="0: any free port")
     ap.add_argument("--exit-on-stdin-eof", action="store_true", help="stop when stdin closes (the parent died)")

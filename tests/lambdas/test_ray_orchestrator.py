@@ -50,8 +50,8 @@ def authenticator_checks(token: str) -> urllib.parse.SplitResult:
     assert p["action"] == "GetCallerIdentity"
     assert "x-k8s-aws-id" in p["x-amz-signedheaders"].lower().split(";"), "the cluster id header must be signed"
     assert 0 <= int(p["x-amz-expires"]) <= 900
-    signed_at = datetime.datetime.strptime(p["x-amz-date"], "%Y%m%dT%H%M%SZ").replace(tzinfo=datetime.timezone.utc)
-    assert abs((datetime.datetime.now(datetime.timezone.utc) - signed_at).total_seconds()) < 15 * 60
+    signed_at = datetime.datetime.strptime(p["x-amz-date"], "%Y%m%dT%H%M%SZ").replace(tzinfo=datetime.UTC)
+    assert abs((datetime.datetime.now(datetime.UTC) - signed_at).total_seconds()) < 15 * 60
     return url
 
 
@@ -193,7 +193,7 @@ def test_status_reads_the_jobs_terminal_conditions(rules, definition, conditions
     job = created(submitted_job(definition, "train"))
     job["status"] = {"conditions": conditions, "startTime": "2026-01-01T00:00:00Z"}
     api = ApiServer(rules, [job])
-    now = datetime.datetime(2026, 1, 1, 1, tzinfo=datetime.timezone.utc)
+    now = datetime.datetime(2026, 1, 1, 1, tzinfo=datetime.UTC)
     out = fn.run({"action": "status", "name": job["metadata"]["name"]}, NS, api, now=now)
     assert api.requests == [("GET", f"/apis/batch/v1/namespaces/ray/jobs/{job['metadata']['name']}")]
     assert (out["phase"], out["reason"]) == (phase, reason)
@@ -203,7 +203,7 @@ def test_status_reads_the_jobs_terminal_conditions(rules, definition, conditions
 def test_a_job_never_ended_by_its_deadline_is_reported_failed(rules, definition):
     job = created(submitted_job(definition, "train"))
     deadline = job["spec"]["activeDeadlineSeconds"]
-    start = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)
+    start = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
     for late, phase in ((deadline + fn.DEADLINE_GRACE_SECONDS, "Running"),
                         (deadline + fn.DEADLINE_GRACE_SECONDS + 1, "Failed")):
         now = start + datetime.timedelta(seconds=late)
@@ -274,7 +274,7 @@ def test_tls_trusts_the_cluster_ca_alone(tmp_path):
 
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kubernetes")])
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
             .serial_number(x509.random_serial_number()).not_valid_before(now)
             .not_valid_after(now + datetime.timedelta(days=1))

@@ -192,7 +192,8 @@ def test_two_elements_with_one_address_fail_the_synth(tmp_path):
     stack = ReadableStack(app, "clash")
     TerraformResource(Construct(stack, "first"), "same", terraform_resource_type="terraform_data")
     TerraformResource(Construct(stack, "second"), "same", terraform_resource_type="terraform_data")
-    with pytest.raises(Exception, match=r"terraform_data\.same is declared twice \(clash/first/same and clash/second/same\)"):
+    clash = r"terraform_data\.same is declared twice \(clash/first/same and clash/second/same\)"
+    with pytest.raises(Exception, match=clash):
         app.synth()
 
 
