@@ -23,30 +23,14 @@ from cdktf_cdktf_provider_aws.iam_role import IamRole
 from cdktf_cdktf_provider_aws.iam_role_policy import IamRolePolicy
 from constructs import Construct
 
+from conventions.eks import ADDON_CONFIGURATION
 from conventions.eks import ADDONS_AFTER_COMPUTE as AFTER_COMPUTE
 from conventions.eks import ADDONS_BEFORE_COMPUTE as BEFORE_COMPUTE
-from conventions.eks import CONTAINER_INSIGHTS_ADDON
-from conventions.kubernetes import CORE_ROLE, node_selector
 
 from .iam import irsa_assume_role_policy, policy_document, statement
 
 __all__ = ["ADDON_CONFIGURATION", "AFTER_COMPUTE", "BEFORE_COMPUTE", "EksAddons", "EksAddonsProps",
            "addon_configuration_values"]
-
-
-# Add-on configuration: values the add-on's configuration JSON schema accepts (aws eks describe-addon-configuration),
-# which EKS merges over the add-on's chart defaults. tests/reference/eks-addons/<add-on>.yaml records the part of
-# each schema these rely on, and tests/cluster_model renders them.
-ADDON_CONFIGURATION: dict[str, dict] = {
-    # Its network policy agent enforces NetworkPolicies (the ray-cluster stack's policy on the Ray head); the value
-    # is the string "true" (EKS user guide, cni-network-policy).
-    "vpc-cni": {"enableNetworkPolicy": "true"},
-    # The add-ons' Deployments run on the core group. They tolerate no taint of ours, so without a selector they
-    # would also go to any untainted worker group (SPOT nodes that cluster-autoscaler removes when Ray scales in).
-    "coredns": {"nodeSelector": node_selector(CORE_ROLE)},
-    "aws-fsx-csi-driver": {"controller": {"nodeSelector": node_selector(CORE_ROLE)}},
-    CONTAINER_INSIGHTS_ADDON: {"manager": {"nodeSelector": node_selector(CORE_ROLE)}},
-}
 
 
 def addon_configuration_values(name: str) -> str | None:

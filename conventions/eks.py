@@ -6,6 +6,8 @@ group before the node groups (which wait for them) and the second once nodes exi
 
 from __future__ import annotations
 
+from conventions.kubernetes import CORE_ROLE, node_selector
+
 # The nodes need these to join and to run pods (vpc-cni: pod networking; kube-proxy: Service routing;
 # eks-pod-identity-agent: credentials from the first minute). DaemonSets: ACTIVE with no nodes yet.
 ADDONS_BEFORE_COMPUTE = ("vpc-cni", "kube-proxy", "eks-pod-identity-agent")
@@ -14,3 +16,18 @@ ADDONS_AFTER_COMPUTE = ("coredns", "aws-fsx-csi-driver")
 EKS_ADDONS = ADDONS_BEFORE_COMPUTE + ADDONS_AFTER_COMPUTE
 # CloudWatch Container Insights, installed by the ray stack when observability.container_insights is on.
 CONTAINER_INSIGHTS_ADDON = "amazon-cloudwatch-observability"
+
+# Add-on configuration: values the add-on's configuration JSON schema accepts (aws eks describe-addon-configuration),
+# which EKS merges over the add-on's chart defaults. Plain data, so that scripts/preflight.py checks it against EKS
+# without loading cdktf; constructs_lib/eks_addons.py installs it. tests/reference/eks-addons/<add-on>.yaml records
+# the part of each schema these rely on, and tests/cluster_model renders them.
+ADDON_CONFIGURATION: dict[str, dict] = {
+    # Its network policy agent enforces NetworkPolicies (the ray-cluster stack's policy on the Ray head); the value
+    # is the string "true" (EKS user guide, cni-network-policy).
+    "vpc-cni": {"enableNetworkPolicy": "true"},
+    # The add-ons' Deployments run on the core group. They tolerate no taint of ours, so without a selector they
+    # would also go to any untainted worker group (SPOT nodes that cluster-autoscaler removes when Ray scales in).
+    "coredns": {"nodeSelector": node_selector(CORE_ROLE)},
+    "aws-fsx-csi-driver": {"controller": {"nodeSelector": node_selector(CORE_ROLE)}},
+    CONTAINER_INSIGHTS_ADDON: {"manager": {"nodeSelector": node_selector(CORE_ROLE)}},
+}

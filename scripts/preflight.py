@@ -9,7 +9,7 @@ With the AWS CLI and your usual credentials (profile, SSO, environment), in the 
   groups can scale to: ``max_size`` x the vCPUs of the group's largest instance type
   (``ec2 describe-instance-types``), plus what already runs in the region outside this deployment;
 - the Elastic IP quota against the NAT gateways the network needs, plus the addresses already allocated;
-- the ``configuration_values`` the stacks give EKS add-ons (constructs_lib/eks_addons.py ``ADDON_CONFIGURATION``)
+- the ``configuration_values`` the stacks give EKS add-ons (conventions/eks.py ``ADDON_CONFIGURATION``)
   against the configuration schema EKS publishes for the version that will be installed
   (``eks describe-addon-configuration``): the pinned version, else the one the stack resolves
   (``eks describe-addon-versions``: the newest for the Kubernetes version, or EKS's default where the stack
@@ -39,8 +39,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from config import AppConfig, ConfigError, load_config
-from constructs_lib.eks_addons import ADDON_CONFIGURATION
-from conventions.eks import CONTAINER_INSIGHTS_ADDON, EKS_ADDONS
+from conventions.eks import ADDON_CONFIGURATION, CONTAINER_INSIGHTS_ADDON, EKS_ADDONS
 from conventions.naming import DEPLOYMENT_TAG
 
 # Service Quotas codes of service ec2 (research notes aws_eks.md section 8; `aws service-quotas
@@ -284,25 +283,46 @@ class AddonCheck:
 
 
 def addon_version(aws: Aws, addon: AddonToCheck, kubernetes_version: str) -> str:
-    """The version EKS installs: what the provider's aws_eks_addon_version resolves (the first version EKS lists,
-    or the one marked default), or the version CreateAddon gets without one (the default)."""
+    """The version EKS installs: the pinned one; else what the provider's aws_eks_addon_version resolves with
+    most_recent (the first version EKS lists for the Kubernetes version); else what CreateAddon installs without a
+    version: the one marked default for this Kubernetes version (each version lists its compatibilities with
+    every cluster version, and the default differs between them)."""
     if addon.pinned:
         return addon.pinned
     out = aws("eks", "describe-addon-versions", "--addon-name", addon.name, "--kubernetes-version", kubernetes_version)
-    for a in out.get("addons", []):
-        for i, v in enumerate(a.get("addonVersions", [])):
-            if addon.most_recent and i == 0:
+    for a in out.get("addons") or []:
+        for v in a.get("addonVersions") or []:
+            if not v.get("addonVersion"):
+                continue
+            if addon.most_recent or any(c.get("defaultVersion") and c.get("clusterVersion") == kubernetes_version
+                                        for c in v.get("compatibilities") or []):
                 return str(v["addonVersion"])
-            if any(c.get("defaultVersion") for c in v.get("compatibilities", [])):
-                return str(v["addonVersion"])
-    raise AwsError(f"EKS offers no version of add-on {addon.name} for Kubernetes {kubernetes_version}")
+    which = "" if addon.most_recent else "default "
+    raise AwsError(f"EKS offers no {which}version of add-on {addon.name} for Kubernetes {kubernetes_version}")
+
+
+NO_SCHEMA = "EKS publishes no configuration schema for this version: it takes no configuration_values"
 
 
 def check_addon(aws: Aws, addon: AddonToCheck, kubernetes_version: str) -> AddonCheck:
+    import jsonschema
+
     version = addon_version(aws, addon, kubernetes_version)
     out = aws("eks", "describe-addon-configuration", "--addon-name", addon.name, "--addon-version", version)
-    schema = json.loads(out.get("configurationSchema") or "{}")
-    return AddonCheck(addon, version, schema_problems(addon.values, schema))
+    text = out.get("configurationSchema")
+    if not text:  # an add-on version without a schema: EKS refuses any configuration
+        return AddonCheck(addon, version, [NO_SCHEMA])
+    try:
+        schema = json.loads(text)
+        if not isinstance(schema, dict):
+            raise ValueError(f"a JSON {type(schema).__name__}, not an object")
+        jsonschema.validators.validator_for(schema, default=jsonschema.Draft7Validator).check_schema(schema)
+        problems = schema_problems(addon.values, schema)
+    except (ValueError, re.error, jsonschema.exceptions.SchemaError, jsonschema.exceptions.UnknownType) as e:
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise AwsError(f"aws eks describe-addon-configuration: the configuration schema of add-on {addon.name} "
+                       f"{version} is not a usable JSON schema ({first})") from None
+    return AddonCheck(addon, version, problems)
 
 
 def _flat_keys(values: dict, prefix: str = "") -> list[str]:
@@ -327,6 +347,12 @@ def main(argv: list[str] | None = None) -> int:
         cfg = load_config()
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
+        return 2
+    try:
+        import jsonschema  # noqa: F401 -- the preflight category of the Pipfile
+    except ImportError:
+        print("error: preflight needs jsonschema (the Pipfile's preflight category): run `make preflight`",
+              file=sys.stderr)
         return 2
     if not shutil.which("aws"):
         print("error: the AWS CLI (aws) is not on PATH; install it: https://docs.aws.amazon.com/cli/", file=sys.stderr)

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from config import versions
-from constructs_lib.eks_addons import ADDON_CONFIGURATION
+from conventions.eks import ADDON_CONFIGURATION
 from tests.helpers import stack_items
 
 from . import helm

@@ -44,7 +44,8 @@ EKS
       does), deleted with their cluster.
   11. ``DescribeAddonVersions`` is not implemented. Every add-on is served, for any Kubernetes version,
       with two made-up builds (the emulator knows no real ones): ``v0.0.2-eksbuild.1`` first (EKS lists
-      the newest first) and ``v0.0.1-eksbuild.1``, the default version.
+      the newest first) and ``v0.0.1-eksbuild.1``, the default version for the Kubernetes version asked
+      about (each build also lists the next Kubernetes version, where ``v0.0.2`` is the default).
   12. ``TagResource``/``UntagResource``/``ListTagsForResource`` know only cluster ARNs (moto says so); a
       node group's, add-on's or access entry's ARN answers 404, so a changed tag (a new provider
       default tag) fails the apply. Every EKS resource type is taggable (Service Authorization Reference;
@@ -64,7 +65,7 @@ EKS
       the keys the add-on's Helm chart documents (values.yaml), as recorded there (``verified: false``).
       An add-on with no recorded schema (kube-proxy, eks-pod-identity-agent: we configure neither) gets
       one that accepts any object. ``--addon-schema ADDON@VERSION=FILE`` serves another schema for one
-      version (an add-on version whose schema lacks a key we set).
+      version (an add-on version whose schema lacks a key we set; an empty file: a version with no schema).
 S3
   15. ``PutBucketLogging`` crashes (HTTP 500, retried by the provider for minutes) when the target
       bucket's policy has a statement whose ``Principal`` is the string ``"*"`` (our
@@ -561,17 +562,22 @@ def _eks_tags(method: str, arn: str, body: dict, tag_keys: list[str]) -> tuple |
 
 
 def _eks_addon_versions(query: dict[str, list[str]]) -> tuple:
-    """11. DescribeAddonVersions: two made-up builds per add-on, newest first."""
+    """11. DescribeAddonVersions: two made-up builds per add-on, newest first. As in AWS, each lists its
+    compatibility with more than one cluster version, and the default differs between them: the older build is
+    the default for the version asked about, the newer one for the next Kubernetes version."""
     name = (query.get("addonName") or [""])[0]
-    k8s = (query.get("kubernetesVersion") or [""])[0]
+    k8s = (query.get("kubernetesVersion") or ["1.34"])[0]
+    major, _, minor = k8s.partition(".")
+    nxt = f"{major}.{int(minor) + 1}" if minor.isdigit() else k8s + ".1"
     names = [name] if name else sorted({a for (_, _, a) in _addons})
     addons = [{
         "addonName": n, "type": "networking", "owner": "aws", "publisher": "eks",
         "addonVersions": [
             {"addonVersion": v, "architecture": ["amd64", "arm64"], "computeTypes": ["ec2"],
              "requiresConfiguration": False, "requiresIamPermissions": False,
-             "compatibilities": [{"clusterVersion": k8s, "platformVersions": ["*"], "defaultVersion": default}]}
-            for v, default in (("v0.0.2-eksbuild.1", False), ("v0.0.1-eksbuild.1", True))],
+             "compatibilities": [{"clusterVersion": k8s, "platformVersions": ["*"], "defaultVersion": not newer},
+                                 {"clusterVersion": nxt, "platformVersions": ["*"], "defaultVersion": newer}]}
+            for v, newer in (("v0.0.2-eksbuild.1", True), ("v0.0.1-eksbuild.1", False))],
     } for n in names]
     return _json(200, {"addons": addons})
 
@@ -583,6 +589,9 @@ def _eks_addon_configuration(query: dict[str, list[str]]) -> tuple:
     name = (query.get("addonName") or [""])[0]
     version = (query.get("addonVersion") or [""])[0]
     schema = _addon_schemas.get((name, version))
+    if schema == {}:  # --addon-schema with an empty file: a version that publishes no schema
+        return _json(200, {"addonName": name, "addonVersion": version, "configurationSchema": "",
+                           "podIdentityConfiguration": []})
     if schema is None:
         facts = ADDON_FACTS / f"{name}.yaml"
         recorded = (yaml.safe_load(facts.read_text()).get("configuration_schema") or {}) if facts.is_file() else {}
@@ -907,14 +916,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quota", action="append", default=[], metavar="CODE=VALUE",
                     help="23. an applied EC2 quota value (Service Quotas), e.g. L-DB2E81BA=64")
     ap.add_argument("--addon-schema", action="append", default=[], metavar="ADDON@VERSION=FILE",
-                    help="14. the configuration schema (a JSON file) served for one add-on version")
+                    help="14. the configuration schema (a JSON file; empty: none) served for one add-on version")
     args = ap.parse_args(argv)
     for item in args.addon_schema:
         key, _, path = item.partition("=")
         addon, _, version = key.partition("@")
         if not (addon and version and path):
             ap.error(f"--addon-schema {item}: expected ADDON@VERSION=FILE")
-        _addon_schemas[(addon, version)] = json.loads(Path(path).read_text())
+        text = Path(path).read_text()
+        _addon_schemas[(addon, version)] = json.loads(text) if text.strip() else {}
     for item in args.quota:
         code, _, value = item.partition("=")
         if code not in EC2_QUOTAS:

@@ -161,9 +161,12 @@ def _day2_plan(stack_dir: Path, env: dict, state: dict) -> Path:
 
     destructive = {a: act for a, act in actions.items() if "delete" in act}
     assert not destructive, f"the day-2 change deletes or replaces: {destructive}"
-    existing = {f"{r['type']}.{r['name']}" for r in state["resources"] if r["mode"] == "managed"}
-    stateful = {a: actions[a] for a in existing if a.split(".")[0] in STATEFUL_TYPES}
+    existing = {(r["type"], r["name"]) for r in state["resources"] if r["mode"] == "managed"}
+    # By type and name, so that an indexed address (count, for_each) is matched too.
+    stateful = {c["address"]: c["change"]["actions"] for c in plan["resource_changes"]
+                if c["mode"] == "managed" and c["type"] in STATEFUL_TYPES and (c["type"], c["name"]) in existing}
     # The list is the deployment's, read from state: every kind above is there (else the check says nothing).
+    assert {t for t, _ in existing if t in STATEFUL_TYPES} == set(STATEFUL_TYPES), sorted(existing)
     assert {a.split(".")[0] for a in stateful} == set(STATEFUL_TYPES), sorted(stateful)
     assert all(act in (["no-op"], ["update"]) for act in stateful.values()), stateful
     groups = {a: act for a, act in actions.items() if a.startswith("aws_eks_node_group.")}
@@ -174,6 +177,10 @@ def _day2_plan(stack_dir: Path, env: dict, state: dict) -> Path:
               if c["type"] == "aws_eks_addon" and c["change"]["actions"] == ["update"]
               and c["change"]["after"]["tags_all"].get(DAY2_TAG[0]) == DAY2_TAG[1]]
     assert tagged, "the new tag does not reach the EKS add-ons"
+    templates = {c["name"] for c in plan["resource_changes"]
+                 if c["type"] == "aws_launch_template" and c["change"]["actions"] == ["update"]
+                 and c["change"]["after"]["tags_all"].get(DAY2_TAG[0]) == DAY2_TAG[1]}
+    assert templates == {"core", "gpu"}, f"the new tag reaches the launch templates of {sorted(templates)}"
     # The image's content did not change: the build (a terraform_data replaced when its image tag changes) stays.
     assert actions["terraform_data.ray_image_build"] == ["no-op"]
     return plan_file

@@ -15,8 +15,12 @@ import pytest
 import yaml
 
 from config import AppConfig, load_config, parse_config
-from constructs_lib.eks_addons import ADDON_CONFIGURATION
+from conventions.eks import ADDON_CONFIGURATION
 from scripts.preflight import (
+    NO_SCHEMA,
+    AddonToCheck,
+    AwsError,
+    addon_version,
     addons_to_check,
     instance_class,
     nat_gateways,
@@ -24,6 +28,7 @@ from scripts.preflight import (
     schema_problems,
     vcpu_needs,
 )
+from tests.cluster_model.facts import ADDONS_DIR
 from tests.helpers import (
     EDGE_PINNED_ADDON,
     ROOT,
@@ -69,13 +74,12 @@ def test_elastic_ips_per_nat_gateway():
 
 
 # ------------------------------------------------------------------------------------------- add-on configuration
-ADDON_FACTS = ROOT / "tests" / "reference" / "eks-addons"
 # Quotas that hold the default deployment (the add-on tests are about the add-ons).
 ENOUGH = ("--quota", "L-1216C47A=640", "--quota", "L-DB2E81BA=64")
 
 
 def recorded_schema(addon: str) -> dict:
-    return yaml.safe_load((ADDON_FACTS / f"{addon}.yaml").read_text())["configuration_schema"]["schema"]
+    return yaml.safe_load((ADDONS_DIR / f"{addon}.yaml").read_text())["configuration_schema"]["schema"]
 
 
 def test_preflight_checks_the_addons_the_stacks_configure_at_the_versions_they_install(edge_synth):
@@ -227,3 +231,35 @@ def test_addon_configuration_rejected_fails_preflight_naming_addon_and_key(tmp_p
     assert "  cluster.addon_versions.coredns" in r.stdout.splitlines()
     assert "all quotas hold the deployment" in r.stdout  # the quotas are not what failed
     assert latest.returncode == 0 and _addon_lines(latest.stdout)["coredns"].startswith("ok"), latest.stdout
+
+
+def test_addon_version_without_a_name_in_the_answer_is_one_error():
+    """An answer without usable versions is AWS's problem, said in one line (no KeyError)."""
+    addon = AddonToCheck("coredns", {}, None, False, "cluster.addon_versions.coredns")
+    for answer in ({}, {"addons": [{"addonVersions": [{"compatibilities": []}]}]},
+                   {"addons": [{"addonVersions": [{"addonVersion": "v1", "compatibilities": [
+                       {"clusterVersion": "1.33", "defaultVersion": True}]}]}]}):  # the default of another version
+        with pytest.raises(AwsError, match="EKS offers no default version of add-on coredns for Kubernetes 1.35"):
+            addon_version(lambda *_, answer=answer: answer, addon, "1.35")
+
+
+def test_an_addon_version_without_a_schema_takes_no_configuration(tmp_path):
+    empty = tmp_path / "none.json"
+    empty.write_text("")
+    with emulator_server(tmp_path / "emulator.log", *ENOUGH,
+                         "--addon-schema", f"coredns@v1.8.0-eksbuild.1={empty}") as emu:
+        r = preflight(tmp_path, emu.url, cluster={"addon_versions": {"coredns": "v1.8.0-eksbuild.1"}})
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert _addon_lines(r.stdout)["coredns"] == f"REJECTED add-on coredns v1.8.0-eksbuild.1 (pinned): {NO_SCHEMA}"
+
+
+def test_an_unusable_schema_from_aws_is_one_error_line(tmp_path):
+    bogus = tmp_path / "bogus.json"
+    bogus.write_text(json.dumps({"type": "bogus"}))
+    with emulator_server(tmp_path / "emulator.log", *ENOUGH,
+                         "--addon-schema", f"coredns@v1.8.0-eksbuild.1={bogus}") as emu:
+        r = preflight(tmp_path, emu.url, cluster={"addon_versions": {"coredns": "v1.8.0-eksbuild.1"}})
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert r.stderr.startswith("error: aws eks describe-addon-configuration: the configuration schema of add-on "
+                               "coredns v1.8.0-eksbuild.1 is not a usable JSON schema ("), r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
