@@ -52,6 +52,9 @@ class TaintProps:
 @dataclass(frozen=True)
 class NodeGroupProps:
     cluster_name: str
+    # The cluster's version attribute: the groups follow a control-plane upgrade (EKS leaves a group at the version
+    # it was created with until it is told otherwise), after it, rolling their nodes to the new AMI.
+    kubernetes_version: str
     name: str
     role_name_prefix: str
     launch_template_name_prefix: str
@@ -122,6 +125,7 @@ class NodeGroup(Construct):
         self.node_group = EksNodeGroup(
             self, n,
             cluster_name=props.cluster_name,
+            version=props.kubernetes_version,
             node_group_name_prefix=props.node_group_name_prefix,
             node_role_arn=role.arn,
             subnet_ids=props.subnet_ids,

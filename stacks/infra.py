@@ -89,7 +89,7 @@ class InfraStack(ReadableStack):
         groups = {}
         for g in c.node_groups:
             groups[g.name] = NodeGroup(self, f"node_group_{g.name}", NodeGroupProps(
-                cluster_name=eks.name, name=g.name,
+                cluster_name=eks.name, kubernetes_version=eks.cluster.version, name=g.name,
                 role_name_prefix=naming.iam_role_name_prefix(name, naming.node_role_purpose(g.name)),
                 launch_template_name_prefix=naming.launch_template_name_prefix(name, g.name),
                 node_group_name_prefix=naming.node_group_name_prefix(g.name),

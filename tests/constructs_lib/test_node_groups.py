@@ -149,6 +149,13 @@ def test_gpu_groups_carry_the_gpu_labels_and_cpu_groups_do_not(shape):
             assert not {"nvidia.com/gpu.present", "k8s.amazonaws.com/accelerator"} & set(labels), g.name
 
 
+def test_groups_follow_the_clusters_kubernetes_version(shape):
+    """After the control plane (the reference orders them): EKS keeps a group at the version it was created with,
+    so a cluster.kubernetes_version upgrade without this leaves every node on the old one."""
+    for g in shape.cfg.cluster.node_groups:
+        assert _group(shape.infra, g.name)["version"] == ref("aws_eks_cluster", "ray", "version"), g.name
+
+
 def test_desired_size_ignored_after_creation(shape):
     assert len(resources(shape.infra, "aws_eks_node_group")) == len(shape.cfg.cluster.node_groups)
     for name, g in resources(shape.infra, "aws_eks_node_group").items():
@@ -221,7 +228,7 @@ def test_names_have_generated_suffixes(shape):
 
 # ---- alone: the construct in an empty stack, from its props ------------------------------------------------------
 def _props(**kw) -> NodeGroupProps:
-    base = dict(cluster_name="unit-cluster", name="gpu", role_name_prefix="unit-node-gpu-",
+    base = dict(cluster_name="unit-cluster", kubernetes_version="1.34", name="gpu", role_name_prefix="unit-node-gpu-",
                 launch_template_name_prefix="unit-gpu-", node_group_name_prefix="gpu-",
                 subnet_ids=["subnet-a", "subnet-b"],
                 instance_types=["g6.2xlarge"], ami_type="AL2023_x86_64_NVIDIA", capacity_type="SPOT", min_size=0,
@@ -248,7 +255,7 @@ def untainted(construct_synth):
 
 def test_alone_group_from_the_props(tainted):
     assert tainted.has_resource(EksNodeGroup, {
-        "cluster_name": "unit-cluster", "node_group_name_prefix": "gpu-", "subnet_ids": ["subnet-a", "subnet-b"],
+        "cluster_name": "unit-cluster", "version": "1.34", "node_group_name_prefix": "gpu-", "subnet_ids": ["subnet-a", "subnet-b"],
         "instance_types": ["g6.2xlarge"], "ami_type": "AL2023_x86_64_NVIDIA", "capacity_type": "SPOT",
         "scaling_config": {"min_size": 0, "desired_size": 1, "max_size": 5},
         "labels": {"usage": "gpu", "nvidia.com/gpu.present": "true", "team": "vision"},
