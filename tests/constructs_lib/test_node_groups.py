@@ -255,7 +255,8 @@ def untainted(construct_synth):
 
 def test_alone_group_from_the_props(tainted):
     assert tainted.has_resource(EksNodeGroup, {
-        "cluster_name": "unit-cluster", "version": "1.34", "node_group_name_prefix": "gpu-", "subnet_ids": ["subnet-a", "subnet-b"],
+        "cluster_name": "unit-cluster", "version": "1.34", "node_group_name_prefix": "gpu-",
+        "subnet_ids": ["subnet-a", "subnet-b"],
         "instance_types": ["g6.2xlarge"], "ami_type": "AL2023_x86_64_NVIDIA", "capacity_type": "SPOT",
         "scaling_config": {"min_size": 0, "desired_size": 1, "max_size": 5},
         "labels": {"usage": "gpu", "nvidia.com/gpu.present": "true", "team": "vision"},
