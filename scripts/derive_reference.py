@@ -19,8 +19,11 @@ from typing import Any
 
 import yaml
 
+from config import versions
+
 ROOT = Path(__file__).resolve().parent.parent
-KUBERAY_VERSION = "v1.7.0"
+# The release of the operator chart we deploy: its CRDs are what the RayCluster must satisfy.
+KUBERAY_VERSION = f"v{versions.KUBERAY_OPERATOR_CHART}"
 DEFAULT_SOURCE = ROOT.parent / "shared" / "reference" / f"kuberay-{KUBERAY_VERSION}"
 DEFAULT_OUT = ROOT / "tests" / "reference" / f"kuberay-{KUBERAY_VERSION}"
 CRDS = {"ray.io_rayclusters.yaml": "raycluster.schema.json", "ray.io_rayjobs.yaml": "rayjob.schema.json"}

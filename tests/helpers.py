@@ -16,10 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fast_imports.node_side import ENV_PACKAGES, HOOK_MARKER
+from scripts.derive_reference import DEFAULT_OUT as DERIVED_REFERENCE
 
 ROOT = Path(__file__).resolve().parent.parent
-# Structural data derived from the KubeRay v1.7.0 release files by scripts/derive_reference.py (committed).
-REFERENCE = ROOT / "tests" / "reference" / "kuberay-v1.7.0"
+# Structural data derived from the KubeRay release files of the operator chart we deploy by
+# scripts/derive_reference.py (committed): a chart bump without a new derivation finds no reference.
+REFERENCE = DERIVED_REFERENCE
 
 
 def app_env(config: Path | None = None, outdir: Path | None = None, **extra: str) -> dict:
