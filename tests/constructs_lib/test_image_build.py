@@ -1,6 +1,7 @@
-"""The image build (constructs_lib/image_build.py) as the infra stack synthesizes it: the CodeBuild project, its
-least-privilege role, the build context asset and its upload, the terraform_data that runs the build script, the
-ray_image output -- and that the context, its hash and the whole synth output are deterministic."""
+"""The image build (constructs_lib/image_build.py), alone from its props and as the infra stack synthesizes it: the
+CodeBuild project, its least-privilege role, the build context asset and its upload, the terraform_data that runs
+the build script, the ray_image output -- and that the context, its hash and the whole synth output are
+deterministic."""
 
 from __future__ import annotations
 
@@ -238,3 +239,75 @@ def test_long_names_stay_distinct():
     assert naming.docker_hub_cache_prefix(a) != naming.docker_hub_cache_prefix(b)
     assert naming.image_build_project(a) != naming.image_build_project(b)
     assert json.dumps(naming.docker_hub_cache_prefix("ray-eks")) == '"ray-eks-docker-hub"'
+
+
+# ---- alone: the construct in an empty stack, from its props ------------------------------------------------------
+UNIT_REPO_URL = "111122223333.dkr.ecr.eu-central-1.amazonaws.com/unit/ray"
+UNIT_REPO_ARN = "arn:aws:ecr:eu-central-1:111122223333:repository/unit/ray"
+HUB_SECRET = "arn:aws:secretsmanager:eu-central-1:111122223333:secret:ecr-pullthroughcache/hub"
+
+
+def _alone(construct_synth, tmp_path_factory, cache: bool):
+    from cdktf_cdktf_provider_aws.s3_bucket import S3Bucket
+
+    from constructs_lib.image_build import ImageBuildProps, PullThroughCacheProps, RayImageBuild
+
+    context = tmp_path_factory.mktemp("context") / "context.zip"
+    context.write_bytes(context_archive({"Dockerfile": b"FROM scratch\n"}))
+
+    def build(stack):
+        bucket = S3Bucket(stack, "unit_bucket", bucket="unit-data")
+        return RayImageBuild(stack, "image_build", ImageBuildProps(
+            project_name="unit-ray-image", role_name_prefix="unit-image-", log_group_name="/aws/codebuild/unit",
+            region="eu-central-1", account_id="111122223333", partition="aws", repository_url=UNIT_REPO_URL,
+            repository_arn=UNIT_REPO_ARN, repository_name="unit/ray", bucket_name="unit-data",
+            bucket_arn="arn:aws:s3:::unit-data", bucket_ready=[bucket], source_key="image-build/context.zip",
+            source_prefix="image-build/", context_path=str(context), content_hash="ab" * 32,
+            image_tag="2.58.0-abababababab", base_image="rayproject/ray:2.58.0-py311-cu130",
+            script_path=str(ROOT / "scripts" / "build_image.sh"), compute_type="BUILD_GENERAL1_MEDIUM",
+            timeout_minutes=45, codebuild_image=CODEBUILD_IMAGE, logs_kms_key_arn="arn:aws:kms:eu-central-1:1:key/k",
+            log_retention_days=30,
+            pull_through_cache=PullThroughCacheProps("unit-hub", HUB_SECRET) if cache else None,
+            script_environment={"AWS_ENDPOINT_URL": "http://127.0.0.1:1"}))
+    return construct_synth(build, outputs=("image_uri",))
+
+
+def test_alone_project_role_and_build_from_the_props(construct_synth, tmp_path_factory):
+    alone = _alone(construct_synth, tmp_path_factory, cache=False)
+    env = {v["name"]: v["value"] for v in alone.one("aws_codebuild_project", "ray_image")["environment"][
+        "environment_variable"]}
+    assert env == {"REPOSITORY_URL": UNIT_REPO_URL, "REPOSITORY_NAME": "unit/ray", "IMAGE_TAG": "2.58.0-abababababab",
+                   "BASE_IMAGE": "rayproject/ray:2.58.0-py311-cu130"}
+    assert alone.has_resource("aws_codebuild_project", {
+        "name": "unit-ray-image", "build_timeout": 45, "queued_timeout": 60,
+        "source": {"type": "S3", "location": "unit-data/image-build/context.zip"},
+        "environment": {"compute_type": "BUILD_GENERAL1_MEDIUM", "image": CODEBUILD_IMAGE, "privileged_mode": True}})
+    trust = tf_json(alone.one("aws_iam_role", "image_build")["assume_role_policy"])["Statement"][0]
+    assert trust["Condition"]["ArnLike"]["aws:SourceArn"] == (
+        "arn:aws:codebuild:eu-central-1:111122223333:project/unit-ray-image")
+    sids = {s["Sid"]: s for s in tf_json(alone.one("aws_iam_role_policy", "image_build")["policy"])["Statement"]}
+    assert set(sids) == {"EcrLogin", "PushTheRayImage", "ReadBuildSource", "WriteBuildLogs"}
+    assert as_list(sids["ReadBuildSource"]["Resource"]) == ["arn:aws:s3:::unit-data/image-build/*"]
+    upload = alone.one("aws_s3_object", "image_build_context")
+    assert upload["depends_on"] == ["aws_s3_bucket.unit_bucket"] and upload["source_hash"] == "ab" * 32
+    run = alone.one("terraform_data", "ray_image_build")
+    env = run["provisioner"][0]["local-exec"]["environment"]
+    assert env["PROJECT_NAME"] == "${aws_codebuild_project.ray_image.name}"
+    assert env["MAX_WAIT_MINUTES"] == "115" and env["AWS_ENDPOINT_URL"] == "http://127.0.0.1:1"
+    assert run["triggers_replace"] == {"image": f"{UNIT_REPO_URL}:2.58.0-abababababab"}
+    assert alone.output("image_uri") == "${terraform_data.ray_image_build.output.image}"
+    assert not alone.resources("aws_ecr_pull_through_cache_rule")
+
+
+def test_alone_with_docker_hub_credentials_the_base_image_comes_through_the_cache(construct_synth, tmp_path_factory):
+    alone = _alone(construct_synth, tmp_path_factory, cache=True)
+    assert alone.has_resource("aws_ecr_pull_through_cache_rule", {
+        "ecr_repository_prefix": "unit-hub", "upstream_registry_url": "registry-1.docker.io"})
+    env = {v["name"]: v["value"] for v in alone.one("aws_codebuild_project", "ray_image")["environment"][
+        "environment_variable"]}
+    # <registry of the repository>/<cache prefix>/rayproject/ray:<tag> (no library/: not an official image)
+    assert env["BASE_IMAGE"] == ('${format("%s/%s/%s", element(split("/", "' + UNIT_REPO_URL + '"), 0), '
+                                 'aws_ecr_pull_through_cache_rule.docker_hub.ecr_repository_prefix, '
+                                 '"rayproject/ray:2.58.0-py311-cu130")}')
+    sids = {s["Sid"] for s in tf_json(alone.one("aws_iam_role_policy", "image_build")["policy"])["Statement"]}
+    assert "PullBaseImageThroughCache" in sids
