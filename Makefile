@@ -103,7 +103,7 @@ synth: deps
 test: deps-test checkov-env graphviz lint
 	$(VENV)/bin/python -m pytest tests
 
-# checkov over every synthesized stack, with our inline (//) skips applied (see README "Security")
+# checkov over every synthesized stack, with our inline (//) skips applied (see docs/security.md)
 security-scan: synth checkov-env
 	$(VENV)/bin/python tools/checkov/scan.py
 
@@ -113,7 +113,7 @@ bench-synth: deps
 bench-pipeline: deps-test
 	$(VENV)/bin/python benchmarks/input_pipeline.py
 
-# --- deploy (see README "Deploy"). The stacks declare their order (add_dependency): deploy runs
+# --- deploy (see docs/deploy.md). The stacks declare their order (add_dependency): deploy runs
 # infra -> ray -> ray-cluster, destroy the reverse. `cdktf diff` takes one stack per call. With a
 # provider mirror (offline) `terraform providers lock` cannot reach the registry: skip it.
 # Asks AWS (the CLI, your credentials) whether the account's quotas hold the config's node groups and NAT

@@ -28,7 +28,7 @@ def main() -> int:
 
     try:
         synth(cfg)
-    except Exception as e:  # noqa: BLE001 -- one clear line, never a stack trace
+    except Exception as e:  # one clear line, never a stack trace
         print(f"error: synth failed: {type(e).__name__}: {e}", file=sys.stderr)
         return 1
     return 0

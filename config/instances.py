@@ -41,7 +41,7 @@ class InstanceType:
 @lru_cache(maxsize=1)
 def _raw() -> dict:
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    return yaml.load(CATALOGUE.read_text(), Loader=loader)  # noqa: S506 (a safe loader)
+    return yaml.load(CATALOGUE.read_text(), Loader=loader)
 
 
 @lru_cache(maxsize=1)

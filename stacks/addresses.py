@@ -32,7 +32,7 @@ class ReadableStack(TerraformStack):
     # jsii exposes the protected TerraformStack.allocateLogicalId under this name; cdktf calls it once
     # per element, the first time the element is referenced or synthesized. Every attribute read here is a
     # round trip to the jsii kernel, so this asks for as little as it can (type checks are Python's own).
-    def _allocate_logical_id(self, tf_element) -> str:  # noqa: D401
+    def _allocate_logical_id(self, tf_element) -> str:
         if isinstance(tf_element, Node):
             # A TerraformAsset asks with its construct node: it names its folder under assets/.
             node, kind = tf_element, "asset"

@@ -1,4 +1,5 @@
-"""Unit tests of the typed config (config/): defaults, examples, derived values, messages."""
+"""Unit tests of the typed config (config/models.py, loaded through config/loading.py): defaults, examples,
+derived values, messages."""
 
 from __future__ import annotations
 

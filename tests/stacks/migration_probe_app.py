@@ -14,10 +14,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from cdktf import App, LocalBackend, TerraformResource  # noqa: E402
+from cdktf import App, LocalBackend, TerraformResource
 
-from stacks import migrations  # noqa: E402
-from stacks.addresses import ReadableStack  # noqa: E402
+from stacks import migrations
+from stacks.addresses import ReadableStack
 
 STACK = "migration-probe"
 

@@ -1,7 +1,7 @@
 """Resource addresses are an interface for ops teams: this pins every one, for every stack.
 
 Changing this list must be deliberate: a renamed address needs a `moved` block in stacks/migrations.py
-(see README "Stacks, addresses and migrations"), otherwise Terraform destroys and recreates it.
+(see docs/deploy.md "Resource addresses and migrations"), otherwise Terraform destroys and recreates it.
 """
 
 from __future__ import annotations
