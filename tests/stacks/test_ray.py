@@ -10,6 +10,7 @@ import sys
 import pytest
 import yaml
 
+from stacks.contract import INFRA_OUTPUTS
 from tests.helpers import REFERENCE, ROOT, app_env, one, resources, tf_json
 from tests.k8s_schemas import validate_core_object, validate_crd_object
 
@@ -45,6 +46,17 @@ def test_infra_is_read_only_through_remote_state(default_synth, stack):
     (kind, settings), = infra_backend.items()
     assert readers["infra"]["backend"] == kind
     assert readers["infra"]["config"]["path"] == settings["path"]
+
+
+@pytest.mark.parametrize("synth", ["default_synth", "prod_synth", "dev_synth"])
+def test_every_infra_output_read_is_one_the_infra_stack_writes(synth, request):
+    """A name the ray stacks read that infra does not output fails only at plan, after infra is applied."""
+    stacks = request.getfixturevalue(synth)
+    written = set(stacks["infra"]["output"])
+    assert written == set(INFRA_OUTPUTS)
+    for name in ("ray", "ray-cluster"):
+        read = set(re.findall(r"data\.terraform_remote_state\.infra\.outputs\.([a-z0-9_]+)", json.dumps(stacks[name])))
+        assert read and read <= written, (name, sorted(read - written))
 
 
 def test_kubernetes_and_helm_providers_use_remote_state_and_exec_tokens(default_synth):
