@@ -11,6 +11,9 @@ from constructs import Construct
 
 from .iam import policy_document
 
+# AWS's maximum: the longest window to notice a scheduled key deletion (and cancel it).
+MAX_DELETION_WINDOW_DAYS = 30
+
 
 @dataclass(frozen=True)
 class KmsKeysProps:
@@ -20,7 +23,7 @@ class KmsKeysProps:
     region: str
     account_id: str
     partition: str
-    deletion_window_days: int = 30  # AWS's maximum: the longest window to notice a scheduled deletion
+    deletion_window_days: int = MAX_DELETION_WINDOW_DAYS
 
 
 class KmsKeys(Construct):

@@ -65,6 +65,7 @@ from lambdas.ray_orchestrator import DEADLINE_GRACE_SECONDS, FAILED, RUNNING, SU
 
 from .checkov import skip
 from .iam import policy_document, service_assume_role_policy, statement
+from .kms import MAX_DELETION_WINDOW_DAYS
 from .ray_manifests import (
     EXPORT_MOUNT,
     container_security_context,
@@ -362,7 +363,7 @@ class RayOrchestratorProps:
     reserved_concurrency: int | None  # None: the function draws on the account's unreserved concurrency
     log_retention_days: int
     log_level: str
-    key_deletion_window_days: int = 30
+    key_deletion_window_days: int = MAX_DELETION_WINDOW_DAYS
 
 
 class RayOrchestrator(Construct):
