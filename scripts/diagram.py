@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import struct
 import sys
 import tempfile
 import textwrap
@@ -30,6 +31,7 @@ from scripts.diagram_model import (
     NodeGroup,
     RayGroup,
     SynthError,
+    model_digest,
     read_architecture,
 )
 
@@ -239,7 +241,44 @@ def render(arch: Architecture, out: Path, fmt: str = "png") -> Path:
             eks >> n["jobs"] >> Edge(label=f":{ray.dashboard_port}" if ray else "") >> svc
         if "cw" in n:
             n["cw-agent"] >> Edge(style="dashed") >> n["cw"]
-    return out.with_suffix(f".{fmt}")
+    drawn = out.with_suffix(f".{fmt}")
+    if fmt == "png":
+        stamp(drawn, model_digest(arch))
+    return drawn
+
+
+# A PNG text chunk (tEXt: keyword, NUL, Latin-1 text) after the header chunk: the digest of the model drawn.
+STAMP_KEY = b"ray-eks:model"
+
+
+def _chunks(data: bytes) -> list[tuple[bytes, bytes, int]]:
+    """(type, body, offset of the next chunk) of each chunk after the 8-byte signature."""
+    out, pos = [], 8
+    while pos + 8 <= len(data):
+        (length,) = struct.unpack(">I", data[pos:pos + 4])
+        kind, body = data[pos + 4:pos + 8], data[pos + 8:pos + 8 + length]
+        pos += 12 + length
+        out.append((kind, body, pos))
+    return out
+
+
+def stamp(png: Path, digest: str) -> None:
+    import zlib
+
+    data = png.read_bytes()
+    body = STAMP_KEY + b"\0" + digest.encode("latin-1")
+    chunk = struct.pack(">I", len(body)) + b"tEXt" + body + struct.pack(">I", zlib.crc32(b"tEXt" + body))
+    after_header = _chunks(data)[0][2]  # IHDR comes first
+    png.write_bytes(data[:after_header] + chunk + data[after_header:])
+
+
+def stamped_digest(png: Path) -> str | None:
+    """The model digest a picture was drawn from (None: not stamped)."""
+    for kind, body, _ in _chunks(png.read_bytes()):
+        key, _, text = body.partition(b"\0")
+        if kind == b"tEXt" and key == STAMP_KEY:
+            return text.decode("latin-1")
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -165,6 +165,14 @@ class Architecture:
         return next((g for g in self.node_groups if g.matches(dict(selector))), None)
 
 
+def model_digest(arch: Architecture) -> str:
+    """What the picture shows, as one hash (frozen dataclasses: a stable repr); stamped into the PNG, so a test can
+    tell a committed picture that no longer matches the default synth."""
+    import hashlib
+
+    return hashlib.sha256(repr(arch).encode()).hexdigest()
+
+
 # ------------------------------------------------------------------------------------------------ reading
 def load_stacks(synth_dir: Path) -> dict[str, dict[str, Any]]:
     files = sorted(Path(synth_dir).glob("stacks/*/cdk.tf.json"))

@@ -17,7 +17,7 @@ import pytest
 
 from config.versions import DEFAULT_KUBERNETES_VERSION
 from scripts import diagram
-from scripts.diagram_model import Architecture, SynthError, read_architecture
+from scripts.diagram_model import Architecture, SynthError, model_digest, read_architecture
 from tests.helpers import ROOT, one
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -201,11 +201,29 @@ def test_renders_a_real_png(default_synth, tmp_path):
     assert 1500 <= width <= 6000 and 800 <= height <= 4000, (width, height)
     assert out.stat().st_size > 100_000
     assert sorted(p.name for p in out.parent.iterdir()) == ["architecture.png"]  # no dot source left behind
+    # Stamped with what it shows, and still a PNG whose chunks check out (Pillow verifies every CRC).
+    from PIL import Image
+
+    digest = model_digest(read_architecture(default_synth["_outdir"]))
+    assert diagram.stamped_digest(out) == digest
+    with Image.open(out) as im:
+        assert im.info["ray-eks:model"] == digest
+        im.verify()
 
 
-def test_committed_picture_is_a_png():
-    width, height = png_size(ROOT / "docs" / "architecture.png")
+def test_a_picture_of_another_model_has_another_stamp(dev_arch, default_arch, tmp_path):
+    assert model_digest(dev_arch) != model_digest(default_arch)
+    assert diagram.stamped_digest(diagram.render(dev_arch, tmp_path / "dev.png")) == model_digest(dev_arch)
+
+
+def test_committed_picture_is_the_default_synth(default_arch):
+    """The README's picture shows what `make synth` builds today: redraw it (`make diagram`, then look at it) when
+    a change alters what it shows."""
+    committed = ROOT / "docs" / "architecture.png"
+    width, height = png_size(committed)
     assert width >= 1500 and height >= 800
+    assert diagram.stamped_digest(committed) == model_digest(default_arch), (
+        "docs/architecture.png no longer shows the default synth: run `make diagram` and look at the picture")
 
 
 # ------------------------------------------------------------------------------------------------ Makefile
