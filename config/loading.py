@@ -8,6 +8,7 @@ message text.
 from __future__ import annotations
 
 import os
+import reprlib
 from pathlib import Path
 
 import yaml
@@ -36,8 +37,13 @@ def format_location(parts: Location) -> str:
     return out
 
 
+_SHORT = reprlib.Repr()
+_SHORT.maxlevel, _SHORT.maxlist, _SHORT.maxdict, _SHORT.maxstring, _SHORT.maxother = 3, 6, 6, 60, 60
+
+
 def _got(value: object) -> str:
-    text = repr(value)
+    # Bounded: YAML aliases can make a value of 10^8 items from a few lines.
+    text = _SHORT.repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
 
 
@@ -56,8 +62,13 @@ def _message(error: ErrorDetails) -> tuple[Location, str]:
         # Not "instance of ClusterConfig": the user wrote YAML, not Python.
         return loc, f"must be a mapping of keys, got {_got(error.get('input'))}"
     msg = msg.replace("Input should be", "must be", 1)
-    if kind != "literal_error" and "input" in error and not isinstance(error["input"], dict):
-        msg = f"{msg} (got {_got(error['input'])})"
+    if "input" in error and not isinstance(error["input"], dict):
+        got = error["input"]
+        if kind == "literal_error" and isinstance(got, float):
+            # kubernetes_version: 1.35 unquoted is a YAML number (and 1.30 reads as 1.3).
+            msg = f"{msg} (got the number {got!r}: quote it, e.g. \"1.35\")"
+        elif kind != "literal_error":
+            msg = f"{msg} (got {_got(got)})"
     return loc, msg
 
 
@@ -73,7 +84,12 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 def _mapping_without_duplicates(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
     seen: set = set()
     for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":  # <<: *anchor -- construct_mapping merges, explicit keys win
+            continue
         key = loader.construct_object(key_node, deep=deep)
+        if not isinstance(key, (str, int, float, bool)) and key is not None:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"a key must be a plain value, got a {type(key).__name__}", key_node.start_mark)
         if key in seen:
             raise yaml.constructor.ConstructorError(
                 None, None, f"duplicate key {key!r} (YAML keeps only the last one)", key_node.start_mark)
@@ -117,4 +133,9 @@ def load_config(path: str | None = None) -> AppConfig:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise ConfigError(f"{path}: not valid YAML{where}: {getattr(e, 'problem', None) or e}") from None
-    return parse_config(data, source=str(path))
+    except RecursionError:
+        raise ConfigError(f"{path}: nested too deeply to be a config") from None
+    try:
+        return parse_config(data, source=str(path))
+    except RecursionError:
+        raise ConfigError(f"{path}: nested too deeply to be a config") from None

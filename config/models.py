@@ -59,9 +59,11 @@ from .types import (
     Labels,
     MemoryQuantity,
     MetricsScrapeMode,
+    Namespace,
     NodeGroupName,
     PrincipalArns,
     PullThroughSecretArn,
+    RayClusterName,
     RayVersion,
     Region,
     RetentionDays,
@@ -69,6 +71,7 @@ from .types import (
     SfnLogLevel,
     SubnetIds,
     Tags,
+    TaintValue,
     VpcCidr,
     VpcId,
 )
@@ -123,9 +126,17 @@ class ExistingVpcConfig(_Model):
 
     @model_validator(mode="after")
     def _two_azs(self) -> ExistingVpcConfig:
-        if len(self.private_subnet_ids) < 2:
+        if len(set(self.private_subnet_ids)) < 2:
             raise FieldError("private_subnet_ids", "at least 2 subnets in different AZs are required (EKS needs 2 AZs)")
+        for field in ("private_subnet_ids", "public_subnet_ids"):
+            ids = getattr(self, field)
+            twice = sorted({i for i in ids if ids.count(i) > 1})
+            if twice:
+                raise FieldError(field, f"{', '.join(twice)} is listed twice")
         return self
+
+
+SMALLEST_SUBNET = 28  # AWS subnets are /16 to /28
 
 
 class NetworkConfig(_Model):
@@ -161,7 +172,15 @@ class NetworkConfig(_Model):
                 net = ipaddress.ip_network(c)
                 if not net.subnet_of(vpc):  # type: ignore[arg-type]
                     raise FieldError(field, f"{c} is not inside vpc_cidr {self.vpc_cidr}")
+                if net.prefixlen > SMALLEST_SUBNET:
+                    raise FieldError(field, f"{c} is smaller than AWS's smallest subnet, a /{SMALLEST_SUBNET}")
                 subnets.append((field, net))
+        # Derived public subnets are the VPC's size + 8 (private ones + 3, always big enough).
+        if not self.public_subnet_cidrs and vpc.prefixlen + 8 > SMALLEST_SUBNET:
+            raise FieldError("vpc_cidr", f"the public subnets derived from a /{vpc.prefixlen} would be "
+                                         f"/{vpc.prefixlen + 8}, smaller than AWS's smallest subnet "
+                                         f"(/{SMALLEST_SUBNET}): use a /{SMALLEST_SUBNET - 8} or larger VPC, or set "
+                                         f"public_subnet_cidrs")
         for i, (fa, a) in enumerate(subnets):
             for fb, b in subnets[i + 1:]:
                 if a.overlaps(b):
@@ -183,10 +202,31 @@ class NetworkConfig(_Model):
         return [str(s) for s in list(last_eighth.subnets(prefixlen_diff=5))[: self.zone_count]]
 
 
+# EKS's CreateNodegroup (botocore eks labelKey, labelValue, taintKey): 1-63 characters, prefix included.
+EKS_LABEL_MAX = 63
+# kubelet refuses --node-labels in these namespaces (its own and the node controller's are the exceptions).
+KUBELET_RESTRICTED = ("kubernetes.io", "k8s.io")
+KUBELET_ALLOWED = ("kubelet.kubernetes.io", "node.kubernetes.io")
+
+
+def _kubelet_refuses(key: str) -> bool:
+    prefix = key.rpartition("/")[0]
+    def under(p: str, domains: tuple[str, ...]) -> bool:
+        return any(p == d or p.endswith("." + d) for d in domains)
+    return bool(prefix) and under(prefix, KUBELET_RESTRICTED) and not under(prefix, KUBELET_ALLOWED)
+
+
 class Taint(_Model):
     key: LabelKey
-    value: str = ""
+    value: TaintValue = ""
     effect: Literal["NO_SCHEDULE", "NO_EXECUTE", "PREFER_NO_SCHEDULE"] = "NO_SCHEDULE"
+
+    @model_validator(mode="after")
+    def _eks_limits(self) -> Taint:
+        if len(self.key) > EKS_LABEL_MAX:
+            raise FieldError("key", f"EKS allows taint keys of at most {EKS_LABEL_MAX} characters, got "
+                                    f"{len(self.key)}")
+        return self
 
     @property
     def repels(self) -> bool:
@@ -261,6 +301,27 @@ class NodeGroupConfig(_Model):
         if reserved:
             raise FieldError("labels", f"{', '.join(reserved)} is set by the platform (from role and instance "
                                        f"types); remove it")
+        for k, v in self.labels.items():
+            if len(k) > EKS_LABEL_MAX or not v:
+                raise FieldError("labels", f"{k}={v!r}: EKS takes label keys and values of 1-{EKS_LABEL_MAX} "
+                                           f"characters (the key's prefix counts)")
+            if _kubelet_refuses(k):
+                raise FieldError("labels", f"{k}: kubelet refuses node labels under kubernetes.io and k8s.io "
+                                           f"(except node.kubernetes.io/ and kubelet.kubernetes.io/); use your own "
+                                           f"prefix such as example.com/")
+        seen: set[tuple[str, str]] = set()
+        for taint in self.taints:
+            if (taint.key, taint.effect) in seen:
+                raise FieldError("taints", f"{taint.key} with effect {taint.effect} appears twice; Kubernetes allows "
+                                           f"one taint per key and effect")
+            seen.add((taint.key, taint.effect))
+        if self.role == GPU_ROLE:
+            # The GPU workers tolerate it with effect NoSchedule (conventions/kubernetes.py gpu_toleration): with
+            # another effect they would never land, or be evicted.
+            wrong = [str(x) for x in self.taints if x.key == GPU_TAINT_KEY and x.effect != "NO_SCHEDULE"]
+            if wrong:
+                raise FieldError("taints", f"{', '.join(wrong)}: a gpu group's {GPU_TAINT_KEY} taint must have effect "
+                                           f"NO_SCHEDULE (what the Ray GPU workers tolerate)")
         return self
 
     @property
@@ -485,9 +546,9 @@ class RayImageConfig(_Model):
 
 
 class RayConfig(_Model):
-    namespace: DnsLabel = "ray"
+    namespace: Namespace = "ray"
     # The RayCluster name; KubeRay names the head service "<name>-head-svc" (the user guide uses kuberay-head-svc).
-    cluster_name: DnsLabel = "kuberay"
+    cluster_name: RayClusterName = "kuberay"
     ray_version: RayVersion = versions.RAY_VERSION
     image: RayImageConfig = RayImageConfig()
     idle_timeout_seconds: int = Field(60, ge=0, le=86400)
@@ -573,7 +634,7 @@ class ObservabilityConfig(_Model):
     metrics_scrape: MetricsScrapeMode = "annotations"
     kube_prometheus_stack: bool = False
     kube_prometheus_stack_chart_version: ChartVersion = versions.KUBE_PROMETHEUS_STACK_CHART
-    monitoring_namespace: DnsLabel = "monitoring"
+    monitoring_namespace: Namespace = "monitoring"
     # The Grafana URL the Ray dashboard embeds, as your browser reaches it (default: kubectl port-forward).
     grafana_iframe_host: BrowserUrl = "http://localhost:3000"
     container_insights: bool = False
@@ -601,6 +662,11 @@ class AppConfig(_Model):
 
     @model_validator(mode="after")
     def _cross(self) -> AppConfig:
+        obs = self.observability
+        if obs.kube_prometheus_stack and obs.monitoring_namespace == self.ray.namespace:
+            raise FieldError(("observability", "monitoring_namespace"),
+                             f"{obs.monitoring_namespace!r} is also ray.namespace; kube_prometheus_stack creates its "
+                             f"own namespace, so give it another name")
         groups = {g.name: g for g in self.cluster.node_groups}
         for i, w in enumerate(self.ray.worker_groups):
             g = groups.get(w.node_group)

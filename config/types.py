@@ -52,31 +52,34 @@ def _each(check, message: str):
 
 
 # ------------------------------------------------------------------------------------------- patterns
-REGION_RE = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$")
-AZ_RE = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-\d[a-z]$")
-GROUP_NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,18}[a-z0-9]$")
-DNS_LABEL_RE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
-LABEL_KEY_RE = re.compile(r"^([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
-LABEL_VALUE_RE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
-TAG_KEY_RE = re.compile(r"^[\w .:/=+\-@]{1,128}$")
-TAG_VALUE_RE = re.compile(r"^[\w .:/=+\-@]{0,256}$")
-PRINCIPAL_ARN_RE = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:(role|user)/[\w+=,.@/-]{1,512}$")
-INSTANCE_TYPE_RE = re.compile(r"^([a-z][a-z0-9-]*)\.([a-z0-9-]+)$")
-ECR_NAME_RE = re.compile(r"^[a-z0-9]+([._-][a-z0-9]+)*(/[a-z0-9]+([._-][a-z0-9]+)*)*$")
-BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
-S3_PREFIX_RE = re.compile(r"^([A-Za-z0-9._-]+/)+$")
-RAY_VERSION_RE = re.compile(r"^2\.\d+\.\d+$")
-IMAGE_RE = re.compile(r"^[\w.\-/:@]+$")
-CHART_VERSION_RE = re.compile(r"^\d+\.\d+\.\d+$")
-ADDON_VERSION_RE = re.compile(r"^v\d+\.\d+\.\d+-eksbuild\.\d+$")
-ENDPOINT_URL_RE = re.compile(r"^https?://[^\s/]+(:\d+)?/?$")
-BROWSER_URL_RE = re.compile(r"^https?://[^\s/$]+(:\d+)?(/[^\s$]*)?$")
+# \Z, not $ (which also matches before a final newline), and ASCII classes (\d is every script's digits otherwise);
+# tags keep Unicode letters, which AWS allows.
+REGION_RE = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d\Z", re.ASCII)
+AZ_RE = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-\d[a-z]\Z", re.ASCII)
+GROUP_NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,18}[a-z0-9]\Z", re.ASCII)
+DNS_LABEL_RE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\Z", re.ASCII)
+LABEL_KEY_RE = re.compile(r"^([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?\Z",
+                          re.ASCII)
+LABEL_VALUE_RE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?\Z", re.ASCII)
+TAG_KEY_RE = re.compile(r"^[\w .:/=+\-@]{1,128}\Z")
+TAG_VALUE_RE = re.compile(r"^[\w .:/=+\-@]{0,256}\Z")
+PRINCIPAL_ARN_RE = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:(role|user)/[\w+=,.@/-]{1,512}\Z", re.ASCII)
+INSTANCE_TYPE_RE = re.compile(r"^([a-z][a-z0-9-]*)\.([a-z0-9-]+)\Z", re.ASCII)
+ECR_NAME_RE = re.compile(r"^[a-z0-9]+([._-][a-z0-9]+)*(/[a-z0-9]+([._-][a-z0-9]+)*)*\Z", re.ASCII)
+BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]\Z", re.ASCII)
+S3_PREFIX_RE = re.compile(r"^([A-Za-z0-9._-]+/)+\Z", re.ASCII)
+RAY_VERSION_RE = re.compile(r"^2\.\d+\.\d+\Z", re.ASCII)
+IMAGE_RE = re.compile(r"^[\w.\-/:@]+\Z", re.ASCII)
+CHART_VERSION_RE = re.compile(r"^\d+\.\d+\.\d+\Z", re.ASCII)
+ADDON_VERSION_RE = re.compile(r"^v\d+\.\d+\.\d+-eksbuild\.\d+\Z", re.ASCII)
+ENDPOINT_URL_RE = re.compile(r"^https?://[^\s/]+(:\d+)?/?\Z", re.ASCII)
+BROWSER_URL_RE = re.compile(r"^https?://[^\s/$]+(:\d+)?(/[^\s$]*)?\Z", re.ASCII)
 # ECR pull-through cache credentials: a Secrets Manager secret whose name starts with ecr-pullthroughcache/
 # (CreatePullThroughCacheRule's credentialArn pattern).
 PULL_THROUGH_SECRET_RE = re.compile(r"^arn:aws[a-z-]*:secretsmanager:([a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d):\d{12}:"
-                                    r"secret:ecr-pullthroughcache/[\w/+=.@-]+$")
+                                    r"secret:ecr-pullthroughcache/[\w/+=.@-]+\Z", re.ASCII)
 # Job arguments end up in a shell command and in Terraform JSON: plain tokens only (no quotes, spaces, ${}).
-JOB_ARG_RE = re.compile(r"^[\w./:=@+,%-]+$")
+JOB_ARG_RE = re.compile(r"^[\w./:=@+,%-]+\Z", re.ASCII)
 
 # CloudWatch Logs accepts only these retention periods.
 LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
@@ -106,9 +109,15 @@ def _vpc_cidr(value: str) -> str:
     return value
 
 
+def _label_key_ok(key: str) -> bool:
+    """A Kubernetes label key: [DNS subdomain prefix/]name (the regex alone lets a prefix have empty labels)."""
+    prefix, _, _ = key.rpartition("/")
+    return bool(LABEL_KEY_RE.match(key)) and all(DNS_LABEL_RE.match(p) for p in prefix.split(".") if prefix)
+
+
 def _labels(value: dict[str, str]) -> dict[str, str]:
     for k, v in value.items():
-        if not LABEL_KEY_RE.match(k) or not LABEL_VALUE_RE.match(str(v)):
+        if not _label_key_ok(k) or not LABEL_VALUE_RE.match(str(v)):
             raise ValueError(f"{k}={v!r} is not a valid Kubernetes label "
                              "(keys like usage, values up to 63 [A-Za-z0-9-_.])")
     return value
@@ -179,6 +188,14 @@ RetentionDays = Annotated[int, _rule(lambda v: v in LOG_RETENTION_DAYS,
 DnsLabel = Annotated[str, _rule(
     lambda v: DNS_LABEL_RE.match(v) and len(v) <= 40,
     "must be a DNS label of at most 40 characters (lowercase letters, digits, '-'), got {v!r}")]
+# A namespace this deployment creates: not one every cluster already has.
+EXISTING_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+Namespace = Annotated[DnsLabel, _rule(lambda v: v not in EXISTING_NAMESPACES,
+                                      f"must not be one of {', '.join(EXISTING_NAMESPACES)} (every cluster has them; "
+                                      f"the stacks create their namespace), got {{v!r}}")]
+# A RayCluster's name: KubeRay requires a DNS-1035 label (it starts with a letter).
+RayClusterName = Annotated[DnsLabel, _rule(lambda v: v[:1].isalpha(),
+                                           "must start with a letter (KubeRay requires a DNS-1035 name), got {v!r}")]
 CpuQuantity = Annotated[str, BeforeValidator(str),
                         _rule(lambda v: CPU_QUANTITY_RE.match(v),
                               "must be a Kubernetes CPU quantity such as 4 or 500m, got {v!r}")]
@@ -190,7 +207,10 @@ AvailabilityZones = Annotated[list[str], _each(AZ_RE.match, "must be AZ names su
 DeploymentName = Annotated[str, AfterValidator(_deployment_name)]
 NodeGroupName = Annotated[str, _rule(
     GROUP_NAME_RE.match, "must be 2-20 lowercase letters, digits or '-', starting with a letter, got {v!r}")]
-LabelKey = Annotated[str, _rule(LABEL_KEY_RE.match, "must be a Kubernetes label key such as nvidia.com/gpu, got {v!r}")]
+LabelKey = Annotated[str, _rule(_label_key_ok, "must be a Kubernetes label key such as nvidia.com/gpu, got {v!r}")]
+# A taint's value: empty, or a label value (Kubernetes); EKS's CreateNodegroup allows 0-63 characters.
+TaintValue = Annotated[str, _rule(LABEL_VALUE_RE.match, "must be empty or up to 63 letters, digits, '-', '_' or '.', "
+                                                        "starting and ending with a letter or digit, got {v!r}")]
 Labels = Annotated[dict[str, str], AfterValidator(_labels)]
 Tags = Annotated[dict[str, str], AfterValidator(_tags)]
 InstanceTypes = Annotated[list[str],
@@ -203,7 +223,7 @@ PrincipalArns = Annotated[list[str], _each(
     AfterValidator(_unique_principals)]
 ControlPlaneLogTypes = Annotated[list[str], _each(lambda v: v in CONTROL_PLANE_LOG_TYPES,
                                                   f"must be from {', '.join(CONTROL_PLANE_LOG_TYPES)}, got {{v!r}}")]
-EcrRepositoryName = Annotated[str, _rule(lambda v: ECR_NAME_RE.match(v) and len(v) <= 256,
+EcrRepositoryName = Annotated[str, _rule(lambda v: ECR_NAME_RE.match(v) and 2 <= len(v) <= 256,
                                          "must be a lowercase ECR repository name such as ray-custom, got {v!r}")]
 BucketName = Annotated[str, _rule(
     BUCKET_RE.match, "must be a valid S3 bucket name (3-63 lowercase letters, digits, '.', '-'), got {v!r}")]

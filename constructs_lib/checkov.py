@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 from cdktf import TerraformDataSource, TerraformElement
 
-CHECK_ID_RE = re.compile(r"^CKV2?_[A-Z0-9]+_\d+$")
+CHECK_ID_RE = re.compile(r"^CKV2?_[A-Z0-9]+_\d+\Z", re.ASCII)
 SKIP_PATH = "//.checkov.skip"
 
 T = TypeVar("T")

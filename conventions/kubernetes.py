@@ -78,8 +78,8 @@ def auth_secret_name(ray_cluster_name: str) -> str:
 
 
 # ------------------------------------------------------------------------------------------- quantities
-CPU_QUANTITY_RE = re.compile(r"^\d+(\.\d+)?m?$")
-MEMORY_QUANTITY_RE = re.compile(r"^\d+(Ki|Mi|Gi|Ti)$")
+CPU_QUANTITY_RE = re.compile(r"^\d+(\.\d+)?m?\Z", re.ASCII)
+MEMORY_QUANTITY_RE = re.compile(r"^\d+(Ki|Mi|Gi|Ti)\Z", re.ASCII)
 _MEMORY_UNITS_MIB = {"Ki": Decimal(1) / 1024, "Mi": Decimal(1), "Gi": Decimal(1024), "Ti": Decimal(1024 * 1024)}
 
 

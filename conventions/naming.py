@@ -54,7 +54,7 @@ LIMITS: dict[str, int] = {
 # The deployment name's rule (config's `name` validates with it): 3-32 characters that every name below
 # can carry. These functions refuse anything else -- a Terraform token in particular, whose text must never
 # be cut.
-NAME_RE = re.compile(r"^[a-z][a-z0-9-]{1,30}[a-z0-9]$")
+NAME_RE = re.compile(r"^[a-z][a-z0-9-]{1,30}[a-z0-9]\Z", re.ASCII)
 MAX_NAME_LENGTH = 32
 # The tag on every resource of a deployment (value: the deployment name), through the provider's default_tags
 # and the launch templates. scripts/preflight.py tells a deployment's own instances and addresses by it.

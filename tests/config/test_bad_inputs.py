@@ -189,7 +189,51 @@ CASES = [
         expect="ray.image.build_timeout_minutes: must be greater than or equal to 5"),
     Bad("fsx-prefix-over-image-build", {"fsx": {"import_prefix": "image-build/"}},
         expect="fsx.import_prefix: must not overlap image-build/"),
+    # what AWS, Kubernetes and KubeRay refuse at apply time (found by fuzzing)
+    Bad("trailing-newline", {"region": "us-west-2\n"}, expect="region: must be an AWS region"),
+    Bad("non-ascii-digit", {"ray": {"ray_version": "2.\u0665\u0668.0"}}, expect="ray.ray_version: must be a Ray 2.x"),
+    Bad("quantity-newline", {"ray": {"head": {"memory": "8Gi\n"}}}, expect="ray.head.memory: must be a Kubernetes"),
+    Bad("unquoted-k8s-version", text="cluster: {kubernetes_version: 1.30}\n",
+        expect='cluster.kubernetes_version: must be \'1.33\', \'1.34\' or \'1.35\' (got the number 1.3: quote it'),
+    Bad("subnet-below-28", {"network": {"vpc_cidr": "10.0.0.0/24"}},
+        expect="network.vpc_cidr: the public subnets derived from a /24 would be /32"),
+    Bad("explicit-subnet-below-28", {"network": {"availability_zones": ["us-west-2a", "us-west-2b"],
+                                                 "private_subnet_cidrs": ["10.0.0.0/29", "10.0.0.8/29"]}},
+        expect="network.private_subnet_cidrs: 10.0.0.0/29 is smaller than AWS's smallest subnet"),
+    Bad("existing-subnet-twice", {"network": {"existing": {"vpc_id": "vpc-0123456789abcdef0", "private_subnet_ids": [
+        "subnet-0123456789abcdef0", "subnet-0123456789abcdef0"]}}}, expect="network.existing.private_subnet_ids"),
+    Bad("label-kubelet-namespace", {"cluster": {"node_groups": [
+        {**CORE, "labels": {"node-role.kubernetes.io/worker": "true"}}]}},
+        expect="cluster.node_groups[0].labels: node-role.kubernetes.io/worker: kubelet refuses"),
+    Bad("label-empty-value", {"cluster": {"node_groups": [{**CORE, "labels": {"team": ""}}]}},
+        expect="cluster.node_groups[0].labels: team='': EKS takes label keys and values of 1-63"),
+    Bad("label-key-over-63", {"cluster": {"node_groups": [{**CORE, "labels": {"a" * 50 + ".example.com/team": "x"}}]}},
+        expect="cluster.node_groups[0].labels:"),
+    Bad("label-prefix-empty-part", {"cluster": {"node_groups": [{**CORE, "labels": {"a..b/team": "x"}}]}},
+        expect="cluster.node_groups[0].labels: a..b/team='x' is not a valid Kubernetes label"),
+    Bad("taint-value", {"cluster": {"node_groups": [CORE, {**GPU, "name": "cpu", "role": "cpu", "instance_types": [
+        "m6i.xlarge"], "ami_type": "AL2023_x86_64_STANDARD", "taints": [{"key": "a", "value": "has space"}]}]}},
+        expect="cluster.node_groups[1].taints[0].value: must be empty or up to 63"),
+    Bad("taint-twice", {"cluster": {"node_groups": [CORE, {**GPU, "taints": [
+        {"key": "a", "effect": "PREFER_NO_SCHEDULE"}, {"key": "a", "effect": "PREFER_NO_SCHEDULE"}]}]}},
+        expect="cluster.node_groups[1].taints: a with effect PREFER_NO_SCHEDULE appears twice"),
+    Bad("gpu-taint-no-execute", {"cluster": {"node_groups": [CORE, {**GPU, "taints": [
+        {"key": "nvidia.com/gpu", "value": "true", "effect": "NO_EXECUTE"}]}]}},
+        expect="cluster.node_groups[1].taints: nvidia.com/gpu=true:NoExecute: a gpu group's nvidia.com/gpu taint"),
+    Bad("ray-cluster-name-digit", {"ray": {"cluster_name": "1ray"}},
+        expect="ray.cluster_name: must start with a letter"),
+    Bad("namespace-kube-system", {"ray": {"namespace": "kube-system"}}, expect="ray.namespace: must not be one of"),
+    Bad("namespace-shared-with-monitoring", {"ray": {"namespace": "monitoring"},
+                                             "observability": {"kube_prometheus_stack": True}},
+        expect="observability.monitoring_namespace: 'monitoring' is also ray.namespace"),
+    Bad("ecr-name-one-char", {"ecr": {"repository_name": "a"}}, expect="ecr.repository_name: must be a lowercase ECR"),
     # the file itself
+    Bad("list-as-key", text="? [a, b]\n: x\n", expect="not valid YAML at line 1, column 3: a key must be a plain"),
+    Bad("nested-too-deeply", text="tags: " + "[" * 5000 + "]" * 5000 + "\n", expect="nested too deeply"),
+    # A few lines of aliases make 10^8 items: the message shows a bounded sketch of it, at once.
+    Bad("alias-expansion", text="".join(f"{a}: &{a} [{', '.join([f'*{p}' if p else 'x'] * 10)}]\n"
+                                        for p, a in zip(["", *"abcdefg"], "abcdefgh", strict=True)) + "cluster: *h\n",
+        expect="cluster: must be a mapping of keys, got [[[["),
     Bad("empty-file", text="", expect="the file is empty; remove RAY_EKS_CONFIG to use the defaults"),
     Bad("malformed-yaml", text="name: [unclosed\nregion: us-west-2\n", expect="not valid YAML at line 2, column 7"),
     Bad("tab-indent", text="name:\tx\n", expect="not valid YAML at line 1"),
@@ -241,6 +285,20 @@ def test_bad_input_is_one_clear_line_and_changes_nothing(case: Bad, tmp_path, pr
     assert line.startswith("error: ")
     assert case.expect in line, f"the message should name {case.expect!r}: {line}"
     assert _digest(previous_out) == before, "a rejected config changed the previous cdktf.out"
+
+
+def test_merge_keys_build_a_node_group_from_another(tmp_path):
+    """YAML merge keys (<<: *anchor) are plain YAML: the explicit keys win, and a key given twice is still an error."""
+    from config import load_config
+
+    text = ("cluster:\n  node_groups:\n    - &core {name: core, role: core, instance_types: [m6i.2xlarge]}\n"
+            "    - <<: *core\n      name: cpu\n      role: cpu\n"
+            "ray:\n  worker_groups: [{name: w, node_group: cpu, gpus: 0}]\n")
+    path = tmp_path / "merge.yaml"
+    path.write_text(text)
+    groups = load_config(str(path)).cluster.node_groups
+    assert [(g.name, g.role, g.instance_types) for g in groups] == [("core", "core", ["m6i.2xlarge"]),
+                                                                    ("cpu", "cpu", ["m6i.2xlarge"])]
 
 
 def test_comments_only_file_means_defaults_not_an_error():

@@ -82,7 +82,7 @@ def _nets(cidrs):
 
 
 @pytest.mark.parametrize("vpc,azs",
-                         [("10.0.0.0/16", 3), ("10.20.0.0/16", 2), ("172.16.0.0/20", 6), ("192.168.0.0/24", 2)])
+                         [("10.0.0.0/16", 3), ("10.20.0.0/16", 2), ("172.16.0.0/20", 6), ("192.168.16.0/20", 2)])
 def test_derived_subnets_fit_the_vpc_and_do_not_overlap(vpc, azs):
     net = NetworkConfig(vpc_cidr=vpc, az_count=azs)
     private, public = _nets(net.private_cidrs()), _nets(net.public_cidrs())
@@ -94,6 +94,16 @@ def test_derived_subnets_fit_the_vpc_and_do_not_overlap(vpc, azs):
     # Private subnets are the big ones (pods take an IP each); public ones only hold NAT and load balancers.
     assert all(p.prefixlen == vpc_net.prefixlen + 3 for p in private)
     assert all(p.prefixlen == vpc_net.prefixlen + 8 for p in public)
+    assert all(16 <= s.prefixlen <= 28 for s in everything)  # what AWS accepts for a subnet
+
+
+def test_a_small_vpc_takes_explicit_public_subnets():
+    """A /24 VPC derives /32 public subnets, which AWS refuses: it needs them given, at /28 or larger."""
+    with pytest.raises(ValueError, match="would be /32, smaller than AWS's smallest subnet"):
+        NetworkConfig(vpc_cidr="192.168.0.0/24", az_count=2)
+    net = NetworkConfig(vpc_cidr="192.168.0.0/24", availability_zones=["us-west-2a", "us-west-2b"],
+                        public_subnet_cidrs=["192.168.0.224/28", "192.168.0.240/28"])
+    assert net.public_cidrs() == ["192.168.0.224/28", "192.168.0.240/28"]
 
 
 def test_default_derived_cidrs_are_stable():
