@@ -27,7 +27,7 @@ from conventions.kubernetes import (
     memory_mebibytes,
     pod_requests,
 )
-from conventions.naming import IMAGE_BUILD_S3_PREFIX
+from conventions.naming import DEPLOYMENT_TAG, IMAGE_BUILD_S3_PREFIX
 
 from . import versions
 from .capacity import misfit, pod_room, ray_head_pod_requests, ray_worker_pod_requests
@@ -137,6 +137,7 @@ class ExistingVpcConfig(_Model):
 
 
 SMALLEST_SUBNET = 28  # AWS subnets are /16 to /28
+EKS_MAX_TAGS = 50  # tags on one EKS resource
 
 
 class NetworkConfig(_Model):
@@ -668,6 +669,16 @@ class AppConfig(_Model):
                              f"{obs.monitoring_namespace!r} is also ray.namespace; kube_prometheus_stack creates its "
                              f"own namespace, so give it another name")
         groups = {g.name: g for g in self.cluster.node_groups}
+        # A node group's tags: the provider's default tags plus cluster-autoscaler's (enabled, owner, and one per
+        # label and taint: constructs_lib/node_groups.py). EKS allows 50 (botocore eks TagMap).
+        default_tags = len({**self.tags, DEPLOYMENT_TAG: self.name})
+        for i, g in enumerate(self.cluster.node_groups):
+            autoscaler = 2 + len(g.kubernetes_labels) + len(g.kubernetes_taints)
+            if default_tags + autoscaler > EKS_MAX_TAGS:
+                raise FieldError(("cluster", "node_groups", i, "labels"),
+                                 f"node group {g.name!r} would carry {default_tags + autoscaler} tags "
+                                 f"({default_tags} of the deployment, {autoscaler} for cluster-autoscaler: one per "
+                                 f"label and taint); EKS allows {EKS_MAX_TAGS}: drop labels, taints or tags")
         for i, w in enumerate(self.ray.worker_groups):
             g = groups.get(w.node_group)
             if g is None:

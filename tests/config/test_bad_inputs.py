@@ -226,6 +226,9 @@ CASES = [
     Bad("namespace-shared-with-monitoring", {"ray": {"namespace": "monitoring"},
                                              "observability": {"kube_prometheus_stack": True}},
         expect="observability.monitoring_namespace: 'monitoring' is also ray.namespace"),
+    Bad("node-group-over-50-tags", {"tags": {f"t{i}": "x" for i in range(40)}, "cluster": {"node_groups": [
+        {**CORE, "labels": {f"l{i}": "x" for i in range(9)}}]}},
+        expect="cluster.node_groups[0].labels: node group 'core' would carry 53 tags (41 of the deployment, 12 for"),
     Bad("ecr-name-one-char", {"ecr": {"repository_name": "a"}}, expect="ecr.repository_name: must be a lowercase ECR"),
     # the file itself
     Bad("list-as-key", text="? [a, b]\n: x\n", expect="not valid YAML at line 1, column 3: a key must be a plain"),
