@@ -672,11 +672,11 @@ class AppConfig(_Model):
         # A node group's tags: the provider's default tags plus cluster-autoscaler's (enabled, owner, and one per
         # label and taint: constructs_lib/node_groups.py). EKS allows 50 (botocore eks TagMap).
         default_tags = len({**self.tags, DEPLOYMENT_TAG: self.name})
-        for i, g in enumerate(self.cluster.node_groups):
-            autoscaler = 2 + len(g.kubernetes_labels) + len(g.kubernetes_taints)
+        for i, ng in enumerate(self.cluster.node_groups):
+            autoscaler = 2 + len(ng.kubernetes_labels) + len(ng.kubernetes_taints)
             if default_tags + autoscaler > EKS_MAX_TAGS:
                 raise FieldError(("cluster", "node_groups", i, "labels"),
-                                 f"node group {g.name!r} would carry {default_tags + autoscaler} tags "
+                                 f"node group {ng.name!r} would carry {default_tags + autoscaler} tags "
                                  f"({default_tags} of the deployment, {autoscaler} for cluster-autoscaler: one per "
                                  f"label and taint); EKS allows {EKS_MAX_TAGS}: drop labels, taints or tags")
         for i, w in enumerate(self.ray.worker_groups):
