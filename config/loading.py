@@ -66,7 +66,7 @@ def _message(error: ErrorDetails) -> tuple[Location, str]:
         got = error["input"]
         if kind == "literal_error" and isinstance(got, float):
             # kubernetes_version: 1.35 unquoted is a YAML number (and 1.30 reads as 1.3).
-            msg = f"{msg} (got the number {got!r}: quote it, e.g. \"1.35\")"
+            msg = f"{msg} (got the number {got!r}: quote the value)"
         elif kind != "literal_error":
             msg = f"{msg} (got {_got(got)})"
     return loc, msg

@@ -22,6 +22,7 @@ from conventions.kubernetes import (
     NODE_ROLE_LABEL,
     RESERVED_NODE_LABELS,
     TAINT_EFFECTS,
+    cluster_autoscaler_tags,
     gpu_node_labels,
     head_service_name,
     memory_mebibytes,
@@ -33,6 +34,7 @@ from . import versions
 from .capacity import misfit, pod_room, ray_head_pod_requests, ray_worker_pod_requests
 from .instances import InstanceType, catalogue, gpu_families, lookup
 from .types import (
+    AWS_MAX_TAGS,
     CONTROL_PLANE_LOG_TYPES,
     CPU_AMI_TYPES,
     GPU_AMI_TYPES,
@@ -137,7 +139,6 @@ class ExistingVpcConfig(_Model):
 
 
 SMALLEST_SUBNET = 28  # AWS subnets are /16 to /28
-EKS_MAX_TAGS = 50  # tags on one EKS resource
 
 
 class NetworkConfig(_Model):
@@ -162,9 +163,10 @@ class NetworkConfig(_Model):
         if self.availability_zones and len(self.availability_zones) < 2:
             raise FieldError("availability_zones",
                              f"at least 2 AZs are required (EKS and FSx need 2), got {len(self.availability_zones)}")
+        if self.existing is not None:  # its subnets are AWS's already; vpc_cidr and the derived layout are unused
+            return self
         n = self.zone_count
         vpc = ipaddress.ip_network(self.vpc_cidr)
-        subnets = []
         for field in ("private_subnet_cidrs", "public_subnet_cidrs"):
             cidrs = getattr(self, field)
             if cidrs and len(cidrs) != n:
@@ -175,17 +177,20 @@ class NetworkConfig(_Model):
                     raise FieldError(field, f"{c} is not inside vpc_cidr {self.vpc_cidr}")
                 if net.prefixlen > SMALLEST_SUBNET:
                     raise FieldError(field, f"{c} is smaller than AWS's smallest subnet, a /{SMALLEST_SUBNET}")
-                subnets.append((field, net))
-        # Derived public subnets are the VPC's size + 8 (private ones + 3, always big enough).
-        if not self.public_subnet_cidrs and vpc.prefixlen + 8 > SMALLEST_SUBNET:
+        public = [ipaddress.ip_network(c) for c in self.public_cidrs()]
+        if not self.public_subnet_cidrs and public[0].prefixlen > SMALLEST_SUBNET:
             raise FieldError("vpc_cidr", f"the public subnets derived from a /{vpc.prefixlen} would be "
-                                         f"/{vpc.prefixlen + 8}, smaller than AWS's smallest subnet "
-                                         f"(/{SMALLEST_SUBNET}): use a /{SMALLEST_SUBNET - 8} or larger VPC, or set "
-                                         f"public_subnet_cidrs")
+                                         f"/{public[0].prefixlen}, smaller than AWS's smallest subnet "
+                                         f"(/{SMALLEST_SUBNET}): use a larger VPC, or set public_subnet_cidrs")
+        # Given and derived alike: what the stacks will create must not overlap.
+        subnets = ([("private_subnet_cidrs", ipaddress.ip_network(c)) for c in self.private_cidrs()]
+                   + [("public_subnet_cidrs", p) for p in public])
         for i, (fa, a) in enumerate(subnets):
             for fb, b in subnets[i + 1:]:
                 if a.overlaps(b):
-                    raise FieldError(fb, f"{b} overlaps {a} ({fa}); subnet CIDRs must not overlap")
+                    given = fb if getattr(self, fb) else fa
+                    raise FieldError(given, f"{b} overlaps {a} ({fa}{'' if getattr(self, fa) else ', derived'}); "
+                                            f"subnet CIDRs must not overlap")
         return self
 
     def private_cidrs(self) -> list[str]:
@@ -307,9 +312,9 @@ class NodeGroupConfig(_Model):
                 raise FieldError("labels", f"{k}={v!r}: EKS takes label keys and values of 1-{EKS_LABEL_MAX} "
                                            f"characters (the key's prefix counts)")
             if _kubelet_refuses(k):
-                raise FieldError("labels", f"{k}: kubelet refuses node labels under kubernetes.io and k8s.io "
-                                           f"(except node.kubernetes.io/ and kubelet.kubernetes.io/); use your own "
-                                           f"prefix such as example.com/")
+                raise FieldError("labels", f"{k}: kubelet sets or refuses node labels under kubernetes.io and "
+                                           f"k8s.io (only node.kubernetes.io/ and kubelet.kubernetes.io/ are yours); "
+                                           f"use your own prefix such as example.com/")
         seen: set[tuple[str, str]] = set()
         for taint in self.taints:
             if (taint.key, taint.effect) in seen:
@@ -661,6 +666,11 @@ class AppConfig(_Model):
     orchestrator: OrchestratorConfig = OrchestratorConfig()
     observability: ObservabilityConfig = ObservabilityConfig()
 
+    @property
+    def deployment_tags(self) -> dict[str, str]:
+        """The tags on every AWS resource of the deployment (the provider's default_tags, the launch templates')."""
+        return {**self.tags, DEPLOYMENT_TAG: self.name}
+
     @model_validator(mode="after")
     def _cross(self) -> AppConfig:
         obs = self.observability
@@ -670,15 +680,16 @@ class AppConfig(_Model):
                              f"own namespace, so give it another name")
         groups = {g.name: g for g in self.cluster.node_groups}
         # A node group's tags: the provider's default tags plus cluster-autoscaler's (enabled, owner, and one per
-        # label and taint: constructs_lib/node_groups.py). EKS allows 50 (botocore eks TagMap).
-        default_tags = len({**self.tags, DEPLOYMENT_TAG: self.name})
+        # label and taint key). EKS allows 50 (botocore eks TagMap).
+        default_tags = len(self.deployment_tags)
         for i, ng in enumerate(self.cluster.node_groups):
-            autoscaler = 2 + len(ng.kubernetes_labels) + len(ng.kubernetes_taints)
-            if default_tags + autoscaler > EKS_MAX_TAGS:
+            autoscaler = len(cluster_autoscaler_tags("", ng.kubernetes_labels,
+                                                     [(t.key, t.value, t.effect) for t in ng.kubernetes_taints]))
+            if default_tags + autoscaler > AWS_MAX_TAGS:
                 raise FieldError(("cluster", "node_groups", i, "labels"),
                                  f"node group {ng.name!r} would carry {default_tags + autoscaler} tags "
                                  f"({default_tags} of the deployment, {autoscaler} for cluster-autoscaler: one per "
-                                 f"label and taint); EKS allows {EKS_MAX_TAGS}: drop labels, taints or tags")
+                                 f"label and taint); EKS allows {AWS_MAX_TAGS}: drop labels, taints or tags")
         for i, w in enumerate(self.ray.worker_groups):
             g = groups.get(w.node_group)
             if g is None:

@@ -123,9 +123,13 @@ def _labels(value: dict[str, str]) -> dict[str, str]:
     return value
 
 
+AWS_MAX_TAGS = 50  # per resource (EKS, EC2, S3...)
+USER_MAX_TAGS = 40  # of those, the config's own: the rest are ours (deployment, cluster-autoscaler)
+
+
 def _tags(value: dict[str, str]) -> dict[str, str]:
-    if len(value) > 40:
-        raise ValueError("at most 40 tags (AWS allows 50 per resource; we add our own)")
+    if len(value) > USER_MAX_TAGS:
+        raise ValueError(f"at most {USER_MAX_TAGS} tags (AWS allows {AWS_MAX_TAGS} per resource; we add our own)")
     for k, v in value.items():
         if k.lower().startswith("aws:") or not TAG_KEY_RE.match(k) or not TAG_VALUE_RE.match(v):
             raise ValueError(f"{k}={v!r} is not a valid AWS tag (key 1-128, value 0-256 of letters, digits, spaces "

@@ -29,7 +29,7 @@ from cdktf_cdktf_provider_aws.launch_template import (
 )
 from constructs import Construct
 
-from conventions.kubernetes import TAINT_EFFECTS
+from conventions.kubernetes import cluster_autoscaler_tags
 
 from .iam import service_assume_role_policy
 
@@ -115,13 +115,8 @@ class NodeGroup(Construct):
                 for t in ("instance", "volume", "network-interface")
             ],
         )
-        autoscaler_tags = {
-            "k8s.io/cluster-autoscaler/enabled": "true",
-            f"k8s.io/cluster-autoscaler/{props.cluster_name}": "owned",
-            **{f"k8s.io/cluster-autoscaler/node-template/label/{k}": v for k, v in props.labels.items()},
-            **{f"k8s.io/cluster-autoscaler/node-template/taint/{t.key}": f"{t.value}:{TAINT_EFFECTS[t.effect]}"
-               for t in props.taints},
-        }
+        autoscaler_tags = cluster_autoscaler_tags(props.cluster_name, props.labels,
+                                                  [(t.key, t.value, t.effect) for t in props.taints])
         self.node_group = EksNodeGroup(
             self, n,
             cluster_name=props.cluster_name,

@@ -38,6 +38,19 @@ def gpu_node_labels(accelerator: str) -> dict[str, str]:
 TAINT_EFFECTS = {"NO_SCHEDULE": "NoSchedule", "NO_EXECUTE": "NoExecute", "PREFER_NO_SCHEDULE": "PreferNoSchedule"}
 
 
+def cluster_autoscaler_tags(cluster_name: str, labels: Mapping[str, str],
+                            taints: Sequence[tuple[str, str, str]]) -> dict[str, str]:
+    """A node group's tags for cluster-autoscaler: auto-discovery (enabled, owned by the cluster) and the node
+    template it scales from zero with (one tag per label, one per taint key; taints as (key, value, EKS effect))."""
+    return {
+        "k8s.io/cluster-autoscaler/enabled": "true",
+        f"k8s.io/cluster-autoscaler/{cluster_name}": "owned",
+        **{f"k8s.io/cluster-autoscaler/node-template/label/{k}": v for k, v in labels.items()},
+        **{f"k8s.io/cluster-autoscaler/node-template/taint/{key}": f"{value}:{TAINT_EFFECTS[effect]}"
+           for key, value, effect in taints},
+    }
+
+
 def node_selector(role: str) -> dict[str, str]:
     """The nodeSelector that puts a pod on the node group of ``role``. A fresh dict each call (YAML anchors)."""
     return {NODE_ROLE_LABEL: role}

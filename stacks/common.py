@@ -8,7 +8,6 @@ from cdktf_cdktf_provider_aws.provider import AwsProvider, AwsProviderDefaultTag
 from constructs import Construct
 
 from config import AppConfig
-from conventions.naming import DEPLOYMENT_TAG
 
 # The services our stacks call; an emulator endpoint is set for each of them.
 EMULATED_SERVICES = ("autoscaling", "codebuild", "ec2", "ecr", "eks", "fsx", "iam", "kms", "logs", "s3", "sfn", "ssm",
@@ -72,7 +71,7 @@ def remote_state(scope: Construct, id: str, cfg: AppConfig, stack_name: str):
 def deployment_tags(cfg: AppConfig) -> dict[str, str]:
     """The tags on every AWS resource of a deployment: the provider's default_tags, and what the launch
     templates put on instances, volumes and network interfaces (default_tags do not reach those)."""
-    return {**cfg.tags, DEPLOYMENT_TAG: cfg.name}
+    return cfg.deployment_tags
 
 
 def ray_pod_image(cfg: AppConfig, infra) -> str:

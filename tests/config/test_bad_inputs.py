@@ -194,17 +194,21 @@ CASES = [
     Bad("non-ascii-digit", {"ray": {"ray_version": "2.\u0665\u0668.0"}}, expect="ray.ray_version: must be a Ray 2.x"),
     Bad("quantity-newline", {"ray": {"head": {"memory": "8Gi\n"}}}, expect="ray.head.memory: must be a Kubernetes"),
     Bad("unquoted-k8s-version", text="cluster: {kubernetes_version: 1.30}\n",
-        expect='cluster.kubernetes_version: must be \'1.33\', \'1.34\' or \'1.35\' (got the number 1.3: quote it'),
+        expect="cluster.kubernetes_version: must be '1.33', '1.34' or '1.35' (got the number 1.3: quote the value)"),
     Bad("subnet-below-28", {"network": {"vpc_cidr": "10.0.0.0/24"}},
         expect="network.vpc_cidr: the public subnets derived from a /24 would be /32"),
     Bad("explicit-subnet-below-28", {"network": {"availability_zones": ["us-west-2a", "us-west-2b"],
                                                  "private_subnet_cidrs": ["10.0.0.0/29", "10.0.0.8/29"]}},
         expect="network.private_subnet_cidrs: 10.0.0.0/29 is smaller than AWS's smallest subnet"),
+    Bad("derived-subnet-overlaps-given", {"network": {
+        "vpc_cidr": "192.168.0.0/24", "availability_zones": ["us-west-2a", "us-west-2b"],
+        "public_subnet_cidrs": ["192.168.0.0/28", "192.168.0.16/28"]}},
+        expect="network.public_subnet_cidrs: 192.168.0.0/28 overlaps 192.168.0.0/27 (private_subnet_cidrs, derived)"),
     Bad("existing-subnet-twice", {"network": {"existing": {"vpc_id": "vpc-0123456789abcdef0", "private_subnet_ids": [
         "subnet-0123456789abcdef0", "subnet-0123456789abcdef0"]}}}, expect="network.existing.private_subnet_ids"),
     Bad("label-kubelet-namespace", {"cluster": {"node_groups": [
         {**CORE, "labels": {"node-role.kubernetes.io/worker": "true"}}]}},
-        expect="cluster.node_groups[0].labels: node-role.kubernetes.io/worker: kubelet refuses"),
+        expect="cluster.node_groups[0].labels: node-role.kubernetes.io/worker: kubelet sets or refuses"),
     Bad("label-empty-value", {"cluster": {"node_groups": [{**CORE, "labels": {"team": ""}}]}},
         expect="cluster.node_groups[0].labels: team='': EKS takes label keys and values of 1-63"),
     Bad("label-key-over-63", {"cluster": {"node_groups": [{**CORE, "labels": {"a" * 50 + ".example.com/team": "x"}}]}},
