@@ -128,14 +128,10 @@ def load_config(path: str | None = None) -> AppConfig:
         raise ConfigError(f"{path}: the file is empty; remove {CONFIG_ENV_VAR} to use the defaults, "
                           "or start from config/examples/")
     try:
-        data = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader subclass
+        return parse_config(yaml.load(text, Loader=_UniqueKeyLoader), source=str(path))  # a SafeLoader subclass
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise ConfigError(f"{path}: not valid YAML{where}: {getattr(e, 'problem', None) or e}") from None
-    except RecursionError:
-        raise ConfigError(f"{path}: nested too deeply to be a config") from None
-    try:
-        return parse_config(data, source=str(path))
-    except RecursionError:
+    except RecursionError:  # in the YAML parser or in validation
         raise ConfigError(f"{path}: nested too deeply to be a config") from None

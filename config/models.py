@@ -668,7 +668,8 @@ class AppConfig(_Model):
 
     @property
     def deployment_tags(self) -> dict[str, str]:
-        """The tags on every AWS resource of the deployment (the provider's default_tags, the launch templates')."""
+        """The tags on every AWS resource of the deployment: the provider's default_tags, and what the launch
+        templates put on instances, volumes and network interfaces (default_tags do not reach those)."""
         return {**self.tags, DEPLOYMENT_TAG: self.name}
 
     @model_validator(mode="after")
@@ -683,8 +684,7 @@ class AppConfig(_Model):
         # label and taint key). EKS allows 50 (botocore eks TagMap).
         default_tags = len(self.deployment_tags)
         for i, ng in enumerate(self.cluster.node_groups):
-            autoscaler = len(cluster_autoscaler_tags("", ng.kubernetes_labels,
-                                                     [(t.key, t.value, t.effect) for t in ng.kubernetes_taints]))
+            autoscaler = len(cluster_autoscaler_tags("", ng.kubernetes_labels, ng.kubernetes_taints))
             if default_tags + autoscaler > AWS_MAX_TAGS:
                 raise FieldError(("cluster", "node_groups", i, "labels"),
                                  f"node group {ng.name!r} would carry {default_tags + autoscaler} tags "

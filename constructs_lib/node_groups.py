@@ -115,8 +115,7 @@ class NodeGroup(Construct):
                 for t in ("instance", "volume", "network-interface")
             ],
         )
-        autoscaler_tags = cluster_autoscaler_tags(props.cluster_name, props.labels,
-                                                  [(t.key, t.value, t.effect) for t in props.taints])
+        autoscaler_tags = cluster_autoscaler_tags(props.cluster_name, props.labels, props.taints)
         self.node_group = EksNodeGroup(
             self, n,
             cluster_name=props.cluster_name,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
+from typing import Protocol
 
 # The node label naming a node group's role; its values are the roles below.
 NODE_ROLE_LABEL = "usage"
@@ -38,16 +39,27 @@ def gpu_node_labels(accelerator: str) -> dict[str, str]:
 TAINT_EFFECTS = {"NO_SCHEDULE": "NoSchedule", "NO_EXECUTE": "NoExecute", "PREFER_NO_SCHEDULE": "PreferNoSchedule"}
 
 
+class NodeTaint(Protocol):
+    """A node group's taint as config and the constructs both hold it (effect in EKS's spelling)."""
+
+    @property
+    def key(self) -> str: ...
+    @property
+    def value(self) -> str: ...
+    @property
+    def effect(self) -> str: ...
+
+
 def cluster_autoscaler_tags(cluster_name: str, labels: Mapping[str, str],
-                            taints: Sequence[tuple[str, str, str]]) -> dict[str, str]:
+                            taints: Sequence[NodeTaint]) -> dict[str, str]:
     """A node group's tags for cluster-autoscaler: auto-discovery (enabled, owned by the cluster) and the node
-    template it scales from zero with (one tag per label, one per taint key; taints as (key, value, EKS effect))."""
+    template it scales from zero with (one tag per label, one per taint key)."""
     return {
         "k8s.io/cluster-autoscaler/enabled": "true",
         f"k8s.io/cluster-autoscaler/{cluster_name}": "owned",
         **{f"k8s.io/cluster-autoscaler/node-template/label/{k}": v for k, v in labels.items()},
-        **{f"k8s.io/cluster-autoscaler/node-template/taint/{key}": f"{value}:{TAINT_EFFECTS[effect]}"
-           for key, value, effect in taints},
+        **{f"k8s.io/cluster-autoscaler/node-template/taint/{t.key}": f"{t.value}:{TAINT_EFFECTS[t.effect]}"
+           for t in taints},
     }
 
 

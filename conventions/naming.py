@@ -143,8 +143,8 @@ def state_machine_log_group(name: str) -> str:
 
 
 def orchestrator_function_name(name: str) -> str:
-    """The orchestrator's Lambda function (regional, per deployment)."""
-    return f"{_check(name)}-ray-orchestrator"
+    """The orchestrator's Lambda function (regional, per deployment): named as the pipeline it serves."""
+    return state_machine_name(name)
 
 
 def lambda_log_group(function_name: str) -> str:

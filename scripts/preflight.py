@@ -251,10 +251,12 @@ def addons_to_check(cfg: AppConfig) -> list[AddonToCheck]:
 
 
 def schema_problems(values: dict, schema: dict) -> list[str]:
-    """What the add-on's configuration schema rejects in ``values``: the key (dotted path) and why."""
+    """What the add-on's configuration schema rejects in ``values``: the key (dotted path) and why. Raises
+    jsonschema's SchemaError when ``schema`` is not a valid JSON schema."""
     import jsonschema
 
     validator_cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft7Validator)
+    validator_cls.check_schema(schema)
     out = []
     for e in sorted(validator_cls(schema).iter_errors(values), key=lambda e: list(map(str, e.absolute_path))):
         path = ".".join(map(str, e.absolute_path))
@@ -316,7 +318,6 @@ def check_addon(aws: Aws, addon: AddonToCheck, kubernetes_version: str) -> Addon
         schema = json.loads(text)
         if not isinstance(schema, dict):
             raise ValueError(f"a JSON {type(schema).__name__}, not an object")
-        jsonschema.validators.validator_for(schema, default=jsonschema.Draft7Validator).check_schema(schema)
         problems = schema_problems(addon.values, schema)
     except (ValueError, re.error, jsonschema.exceptions.SchemaError, jsonschema.exceptions.UnknownType) as e:
         first = str(e).splitlines()[0] if str(e) else type(e).__name__

@@ -68,12 +68,6 @@ def remote_state(scope: Construct, id: str, cfg: AppConfig, stack_name: str):
     return rs
 
 
-def deployment_tags(cfg: AppConfig) -> dict[str, str]:
-    """The tags on every AWS resource of a deployment: the provider's default_tags, and what the launch
-    templates put on instances, volumes and network interfaces (default_tags do not reach those)."""
-    return cfg.deployment_tags
-
-
 def ray_pod_image(cfg: AppConfig, infra) -> str:
     """The Ray pods' image: the infra stack's build output with ray.image.source build (read through remote state,
     so it is the image a successful build pushed), the config's stock or custom image otherwise."""
@@ -90,7 +84,7 @@ def emulator_environment(cfg: AppConfig) -> dict[str, str]:
 
 
 def aws_provider(stack: TerraformStack, cfg: AppConfig) -> AwsProvider:
-    tags = deployment_tags(cfg)
+    tags = cfg.deployment_tags
     kwargs = {}
     if cfg.endpoints.url:
         url = cfg.endpoints.url

@@ -35,7 +35,7 @@ from constructs_lib.s3_bucket import SecureBucket, SecureBucketProps
 from conventions import naming
 
 from .addresses import ReadableStack
-from .common import aws_provider, configure_backend, deployment_tags, emulator_environment
+from .common import aws_provider, configure_backend, emulator_environment
 from .contract import INFRA_OUTPUTS, INFRA_STACK, image_context_files
 from .migrations import add_moved_blocks
 
@@ -85,7 +85,7 @@ class InfraStack(ReadableStack):
             fsx_csi_role_name_prefix=naming.iam_role_name_prefix(name, naming.FSX_CSI_DRIVER_ROLE),
             versions=dict(c.addon_versions),
         ))
-        tags = deployment_tags(cfg)
+        tags = cfg.deployment_tags
         groups = {}
         for g in c.node_groups:
             groups[g.name] = NodeGroup(self, f"node_group_{g.name}", NodeGroupProps(
