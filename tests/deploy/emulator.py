@@ -106,6 +106,13 @@ STS
       ``X-Amz-Date``, and the answer is the caller identity, in JSON when the request accepts it (EKS asks
       for JSON). A wrong signature, an unsigned header value that differs, an unknown key or an expired URL
       gets STS's 403.
+Server
+  25. moto's backends are not thread-safe (getmoto/moto#372), and its threaded server runs requests at
+      once: one request can iterate a dict (IAM's roles) while another adds to it and answer 500, and
+      the provider's SDK then resends a non-idempotent create. A CI run's ``CreateRole`` got 409
+      ``EntityAlreadyExists`` for a role whose generated name only that one resource uses -- most likely
+      its own first attempt, answered with an error after the role was made. Requests are served one at
+      a time (the provider still sends up to ten at once; they wait their turn).
 """
 
 from __future__ import annotations
@@ -131,6 +138,7 @@ FSX_TARGET_PREFIX = "AWSSimbaAPIService_v20180301."
 _CRED_SCOPE_RE = re.compile(r"Credential=[^/]+/\d{8}/([^/]+)/([^/]+)/aws4_request")
 
 _lock = threading.Lock()
+_serve_lock = threading.Lock()  # 25.
 _addons: dict[tuple[str, str, str], dict[str, Any]] = {}  # (region, cluster, addon) -> addon
 _access_entries: dict[tuple[str, str, str], dict[str, Any]] = {}  # (region, cluster, principal) -> entry
 _updates: dict[tuple[str, str, str], dict[str, Any]] = {}  # 13. (region, cluster, update id) -> update
@@ -751,6 +759,15 @@ class PatchedApp:
         self.app = app
 
     def __call__(self, environ, start_response):
+        with _serve_lock:  # 25.
+            response = self._serve(environ, start_response)
+            try:
+                return list(response)  # moto builds its body lazily for some answers: built under the lock
+            finally:
+                if hasattr(response, "close"):
+                    response.close()
+
+    def _serve(self, environ, start_response):
         m = _CRED_SCOPE_RE.search(environ.get("HTTP_AUTHORIZATION", ""))
         presigned = None if m else _presigned_sts(environ)
         if presigned is not None:

@@ -5,12 +5,14 @@ One cycle: S3 backend with native locking -> init -> apply (the image build's lo
 no changes -> a second terraform fails on the lock another terraform holds -> a stripped ray stack reads the infra
 outputs through stacks/common.remote_state -> day 2: a routine change (bigger node groups, a new node group, a new
 tag) plans without replacing or deleting anything stateful, applies in place, does not rebuild the image, and a
-re-plan is empty -> destroy. The emulator and every terraform process are gone afterwards.
+re-plan is empty -> destroy. The emulator crashed on no request, and it and every terraform process are gone
+afterwards.
 """
 
 from __future__ import annotations
 
 import copy
+import itertools
 import json
 import os
 import signal
@@ -22,7 +24,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.helpers import ROOT, Emulator, app_env, run_app
+from tests.helpers import ROOT, Emulator, app_env, emulator_server, run_app
 
 HERE = Path(__file__).resolve().parent
 READER_APP = HERE / "reader_app.py"
@@ -186,7 +188,29 @@ def _day2_plan(stack_dir: Path, env: dict, state: dict) -> Path:
     return plan_file
 
 
+def _emulator_errors(log: Path) -> list[str]:
+    """The requests the emulator failed with its own exception (werkzeug logs each one, with its traceback): the
+    provider's SDK retries such a 500, so a create can run twice, and the apply fails on a name it made itself."""
+    errors = []
+    for block in log.read_text(errors="replace").split("Error on request:")[1:]:
+        traceback = [line for line in itertools.takewhile(lambda line: not line.startswith("127.0.0.1 - -"),
+                                                          block.strip().splitlines()) if line.strip()]
+        errors.append(traceback[-1] if traceback else block.strip()[:200])  # the exception and its message
+    return errors
+
+
 def test_deploy_cycle(emulator: Emulator, tmp_path: Path) -> None:
+    try:
+        _deploy_cycle(emulator, tmp_path)
+    except BaseException as e:
+        if errors := _emulator_errors(emulator.log):
+            e.add_note(f"the emulator failed {len(errors)} request(s) ({emulator.log}): {errors[:5]}")
+        raise
+    # Every answer was the emulator's decision, none a crash the SDK's retries happened to hide.
+    assert _emulator_errors(emulator.log) == []
+
+
+def _deploy_cycle(emulator: Emulator, tmp_path: Path) -> None:
     s3 = emulator.client("s3")
     s3.create_bucket(Bucket=STATE_BUCKET)
     s3.put_bucket_versioning(Bucket=STATE_BUCKET, VersioningConfiguration={"Status": "Enabled"})
@@ -277,3 +301,16 @@ def test_deploy_cycle(emulator: Emulator, tmp_path: Path) -> None:
     assert emulator.client("eks").list_clusters()["clusters"] == []
     assert emulator.client("fsx").describe_file_systems()["FileSystems"] == []
     assert emulator.client("codebuild").list_projects()["projects"] == []
+
+
+def test_emulator_errors_names_the_exception(tmp_path: Path) -> None:
+    """The check above reads werkzeug's log as it is written: an action moto lacks is found, by its exception."""
+    from botocore.config import Config
+
+    log = tmp_path / "emulator.log"
+    with emulator_server(log) as emu:
+        assert _emulator_errors(log) == []
+        codebuild = emu.client("codebuild", config=Config(retries={"max_attempts": 1, "mode": "standard"}))
+        with pytest.raises(codebuild.exceptions.ClientError, match="500"):
+            codebuild.list_report_groups()
+    assert _emulator_errors(log) == ["NotImplementedError: The list_report_groups action has not been implemented"]
