@@ -15,6 +15,7 @@ import copy
 import itertools
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -188,14 +189,19 @@ def _day2_plan(stack_dir: Path, env: dict, state: dict) -> Path:
     return plan_file
 
 
+# How the emulator's server logs a request it crashed on, with the traceback after it: werkzeug for an exception in
+# the app (after the 500 went out), socketserver's handle_error for one outside it (no answer at all).
+_CRASH_MARKERS = re.compile(r"Error on request:|Exception occurred during processing of request from [^\n]*")
+
+
 def _emulator_errors(log: Path) -> list[str]:
-    """The requests the emulator failed with its own exception (werkzeug logs each one, with its traceback): the
-    provider's SDK retries such a 500, so a create can run twice, and the apply fails on a name it made itself."""
+    """The requests the emulator failed with its own exception: the provider's SDK resends such a request, so a create
+    can run twice, and the apply fails on a name it made itself. Each as the exception's last line."""
     errors = []
-    for block in log.read_text(errors="replace").split("Error on request:")[1:]:
-        traceback = [line for line in itertools.takewhile(lambda line: not line.startswith("127.0.0.1 - -"),
-                                                          block.strip().splitlines()) if line.strip()]
-        errors.append(traceback[-1] if traceback else block.strip()[:200])  # the exception and its message
+    for block in _CRASH_MARKERS.split(log.read_text(errors="replace"))[1:]:
+        traceback = [line for line in itertools.takewhile(
+            lambda line: not line.startswith(("127.0.0.1 - -", "-" * 40)), block.strip().splitlines()) if line.strip()]
+        errors.append(traceback[-1] if traceback else block.strip()[:200])
     return errors
 
 
@@ -310,7 +316,22 @@ def test_emulator_errors_names_the_exception(tmp_path: Path) -> None:
     log = tmp_path / "emulator.log"
     with emulator_server(log) as emu:
         assert _emulator_errors(log) == []
-        codebuild = emu.client("codebuild", config=Config(retries={"max_attempts": 1, "mode": "standard"}))
+        codebuild = emu.client("codebuild", config=Config(retries={"total_max_attempts": 1}))  # one request
         with pytest.raises(codebuild.exceptions.ClientError, match="500"):
             codebuild.list_report_groups()
-    assert _emulator_errors(log) == ["NotImplementedError: The list_report_groups action has not been implemented"]
+        # werkzeug writes the traceback after the 500 went out: wait for it before the server stops
+        deadline = time.monotonic() + 10
+        while not (errors := _emulator_errors(log)) and time.monotonic() < deadline:
+            time.sleep(0.1)
+    assert errors == ["NotImplementedError: The list_report_groups action has not been implemented"]
+
+
+def test_emulator_errors_outside_the_app(tmp_path: Path) -> None:
+    """A crash before the app runs (werkzeug's environ) is logged by socketserver's handle_error, in its format."""
+    log = tmp_path / "emulator.log"
+    log.write_text('127.0.0.1 - - [27/Nov/2026 05:55:10] "PUT /b HTTP/1.1" 200 -\n' + "-" * 40 + "\n"
+                   "Exception occurred during processing of request from ('127.0.0.1', 40962)\n"
+                   'Traceback (most recent call last):\n  File "serving.py", line 256, in run_wsgi\n'
+                   "UnicodeDecodeError: 'utf-8' codec can't decode byte 0xff\n" + "-" * 40 + "\n"
+                   '127.0.0.1 - - [27/Nov/2026 05:55:11] "GET /b HTTP/1.1" 200 -\n')
+    assert _emulator_errors(log) == ["UnicodeDecodeError: 'utf-8' codec can't decode byte 0xff"]
