@@ -137,8 +137,8 @@ ACCOUNT_ID = "123456789012"
 FSX_TARGET_PREFIX = "AWSSimbaAPIService_v20180301."
 _CRED_SCOPE_RE = re.compile(r"Credential=[^/]+/\d{8}/([^/]+)/([^/]+)/aws4_request")
 
-_lock = threading.Lock()
-_serve_lock = threading.Lock()  # 25.
+# 25. One request at a time: moto's backends and the stores below are read and written only under it.
+_serve_lock = threading.Lock()
 _addons: dict[tuple[str, str, str], dict[str, Any]] = {}  # (region, cluster, addon) -> addon
 _access_entries: dict[tuple[str, str, str], dict[str, Any]] = {}  # (region, cluster, principal) -> entry
 _updates: dict[tuple[str, str, str], dict[str, Any]] = {}  # 13. (region, cluster, update id) -> update
@@ -247,13 +247,12 @@ def _patch_models() -> None:
         sg_id = (cluster.resources_vpc_config or {}).get("clusterSecurityGroupId")
         if sg_id:
             ec2_backends[self.account_id][self.region_name].delete_security_group(group_id=sg_id)
-        with _lock:
-            for key in [k for k in _addons if k[:2] == (self.region_name, name)]:
-                del _addons[key]
-            for key in [k for k in _access_entries if k[:2] == (self.region_name, name)]:  # 10.
-                del _access_entries[key]
-            for key in [k for k in _updates if k[:2] == (self.region_name, name)]:  # 13.
-                del _updates[key]
+        for key in [k for k in _addons if k[:2] == (self.region_name, name)]:
+            del _addons[key]
+        for key in [k for k in _access_entries if k[:2] == (self.region_name, name)]:  # 10.
+            del _access_entries[key]
+        for key in [k for k in _updates if k[:2] == (self.region_name, name)]:  # 13.
+            del _updates[key]
         return cluster
 
     eks_models.EKSBackend.create_cluster = create_cluster
@@ -295,9 +294,8 @@ def _patch_models() -> None:
     def update_nodegroup_config(self, cluster_name, nodegroup_name, *args, **kwargs):
         update = orig_update_nodegroup_config(self, cluster_name, nodegroup_name, *args, **kwargs)
         created = update["createdAt"]
-        with _lock:
-            _updates[(self.region_name, cluster_name, update["id"])] = {
-                **update, "createdAt": created.timestamp() if hasattr(created, "timestamp") else created}
+        _updates[(self.region_name, cluster_name, update["id"])] = {
+            **update, "createdAt": created.timestamp() if hasattr(created, "timestamp") else created}
         return update
 
     eks_models.EKSBackend.update_nodegroup_config = update_nodegroup_config
@@ -453,44 +451,43 @@ def _eks_addons(method: str, path: str, region: str, body: dict) -> tuple | None
         return _eks_error(404, "ResourceNotFoundException", f"No cluster found for name: {cluster_name}.",
                           clusterName=cluster_name)
     now = time.time()
-    with _lock:
-        if addon_name is None and method == "GET":
-            names = sorted(a for (r, c, a) in _addons if (r, c) == (region, cluster_name))
-            return _json(200, {"addons": names})
-        if addon_name is None and method == "POST":
-            name = body["addonName"]
-            key = (region, cluster_name, name)
-            if key in _addons:
-                return _eks_error(409, "ResourceInUseException", f"Addon {name} already exists.", addonName=name)
-            _addons[key] = addon = {
-                "addonName": name, "clusterName": cluster_name, "status": "ACTIVE",
-                "addonVersion": body.get("addonVersion") or "v1.0.0-eksbuild.1", "health": {"issues": []},
-                "addonArn": f"arn:aws:eks:{region}:{ACCOUNT_ID}:addon/{cluster_name}/{name}/{uuid.uuid4()}",
-                "createdAt": now, "modifiedAt": now, "tags": body.get("tags") or {},
-                "podIdentityAssociations": [],
-                **{k: body[k] for k in ("serviceAccountRoleArn", "configurationValues") if body.get(k)},
-            }
-            return _json(200, {"addon": addon})
-        key = (region, cluster_name, addon_name)
-        addon = _addons.get(key)
-        if addon is None:
-            return _eks_error(404, "ResourceNotFoundException",
-                              f"No addon: {addon_name} found in cluster: {cluster_name}",
-                              clusterName=cluster_name, addonName=addon_name)
-        if method == "GET":
-            return _json(200, {"addon": addon})
-        if method == "DELETE":
-            del _addons[key]
-            return _json(200, {"addon": {**addon, "status": "DELETING"}})
-        if method == "POST" and update:
-            for field in ("addonVersion", "serviceAccountRoleArn", "configurationValues"):
-                if body.get(field) is not None:
-                    addon[field] = body[field]
-            addon["modifiedAt"] = now
-            upd = {"id": str(uuid.uuid4()), "status": "Successful", "type": "AddonUpdate", "params": [],
-                   "createdAt": now, "errors": []}
-            _updates[(region, cluster_name, upd["id"])] = upd  # 13.
-            return _json(200, {"update": upd})
+    if addon_name is None and method == "GET":
+        names = sorted(a for (r, c, a) in _addons if (r, c) == (region, cluster_name))
+        return _json(200, {"addons": names})
+    if addon_name is None and method == "POST":
+        name = body["addonName"]
+        key = (region, cluster_name, name)
+        if key in _addons:
+            return _eks_error(409, "ResourceInUseException", f"Addon {name} already exists.", addonName=name)
+        _addons[key] = addon = {
+            "addonName": name, "clusterName": cluster_name, "status": "ACTIVE",
+            "addonVersion": body.get("addonVersion") or "v1.0.0-eksbuild.1", "health": {"issues": []},
+            "addonArn": f"arn:aws:eks:{region}:{ACCOUNT_ID}:addon/{cluster_name}/{name}/{uuid.uuid4()}",
+            "createdAt": now, "modifiedAt": now, "tags": body.get("tags") or {},
+            "podIdentityAssociations": [],
+            **{k: body[k] for k in ("serviceAccountRoleArn", "configurationValues") if body.get(k)},
+        }
+        return _json(200, {"addon": addon})
+    key = (region, cluster_name, addon_name)
+    addon = _addons.get(key)
+    if addon is None:
+        return _eks_error(404, "ResourceNotFoundException",
+                          f"No addon: {addon_name} found in cluster: {cluster_name}",
+                          clusterName=cluster_name, addonName=addon_name)
+    if method == "GET":
+        return _json(200, {"addon": addon})
+    if method == "DELETE":
+        del _addons[key]
+        return _json(200, {"addon": {**addon, "status": "DELETING"}})
+    if method == "POST" and update:
+        for field in ("addonVersion", "serviceAccountRoleArn", "configurationValues"):
+            if body.get(field) is not None:
+                addon[field] = body[field]
+        addon["modifiedAt"] = now
+        upd = {"id": str(uuid.uuid4()), "status": "Successful", "type": "AddonUpdate", "params": [],
+               "createdAt": now, "errors": []}
+        _updates[(region, cluster_name, upd["id"])] = upd  # 13.
+        return _json(200, {"update": upd})
     return None
 
 
@@ -499,8 +496,7 @@ def _eks_update(path: str, region: str) -> tuple | None:
     m = re.fullmatch(r"/clusters/([^/]+)/updates/([^/]+)", path)
     if not m:
         return None
-    with _lock:
-        update = _updates.get((region, m.group(1), m.group(2)))
+    update = _updates.get((region, m.group(1), m.group(2)))
     if update is None:
         return _eks_error(404, "ResourceNotFoundException", f"No update found for ID: {m.group(2)}",
                           clusterName=m.group(1))
@@ -515,27 +511,26 @@ def _moto_cluster(region: str, cluster_name: str):
 
 def _eks_nodegroup_version(region: str, cluster_name: str, nodegroup_name: str, body: dict) -> tuple:
     """13. UpdateNodegroupVersion: a new launch template version (or AMI release / Kubernetes version)."""
-    with _lock:
-        cluster = _moto_cluster(region, cluster_name)
-        ng = cluster.nodegroups.get(nodegroup_name) if cluster else None
-        if ng is None:
-            return _eks_error(404, "ResourceNotFoundException", f"No node group found for name: {nodegroup_name}.",
-                              clusterName=cluster_name, nodegroupName=nodegroup_name)
-        params = []
-        template = body.get("launchTemplate")
-        if template:
-            ng.launch_template = {**(ng.launch_template or {}), "version": str(template["version"])}
-            params.append({"type": "LaunchTemplateVersion", "value": str(template["version"])})
-        if body.get("version"):
-            ng.version = body["version"]
-            params.append({"type": "Version", "value": body["version"]})
-        if body.get("releaseVersion"):
-            ng.release_version = body["releaseVersion"]
-            params.append({"type": "ReleaseVersion", "value": body["releaseVersion"]})
-        now = time.time()
-        upd = {"id": str(uuid.uuid4()), "status": "Successful", "type": "VersionUpdate", "params": params,
-               "createdAt": now, "errors": []}
-        _updates[(region, cluster_name, upd["id"])] = upd
+    cluster = _moto_cluster(region, cluster_name)
+    ng = cluster.nodegroups.get(nodegroup_name) if cluster else None
+    if ng is None:
+        return _eks_error(404, "ResourceNotFoundException", f"No node group found for name: {nodegroup_name}.",
+                          clusterName=cluster_name, nodegroupName=nodegroup_name)
+    params = []
+    template = body.get("launchTemplate")
+    if template:
+        ng.launch_template = {**(ng.launch_template or {}), "version": str(template["version"])}
+        params.append({"type": "LaunchTemplateVersion", "value": str(template["version"])})
+    if body.get("version"):
+        ng.version = body["version"]
+        params.append({"type": "Version", "value": body["version"]})
+    if body.get("releaseVersion"):
+        ng.release_version = body["releaseVersion"]
+        params.append({"type": "ReleaseVersion", "value": body["releaseVersion"]})
+    now = time.time()
+    upd = {"id": str(uuid.uuid4()), "status": "Successful", "type": "VersionUpdate", "params": params,
+           "createdAt": now, "errors": []}
+    _updates[(region, cluster_name, upd["id"])] = upd
     return _json(200, {"update": upd})
 
 
@@ -548,25 +543,24 @@ def _eks_tags(method: str, arn: str, body: dict, tag_keys: list[str]) -> tuple |
     if not m:
         return None
     region, _, kind, cluster_name, _ = m.groups()
-    with _lock:
-        if kind == "nodegroup":
-            cluster = _moto_cluster(region, cluster_name)
-            owner = next((ng for ng in (cluster.nodegroups.values() if cluster else ()) if ng.arn == arn), None)
-            tags = owner.tags if owner is not None else None
-        else:
-            store, field = (_addons, "addonArn") if kind == "addon" else (_access_entries, "accessEntryArn")
-            owner = next((x for x in store.values() if x[field] == arn), None)
-            tags = owner.setdefault("tags", {}) if owner is not None else None
-        if tags is None:
-            return _eks_error(404, "NotFoundException", f"Resource was not found: {arn}")
-        if method == "GET":
-            return _json(200, {"tags": dict(tags)})
-        if method == "POST":
-            tags.update(body.get("tags") or {})
-        elif method == "DELETE":
-            for key in tag_keys:
-                tags.pop(key, None)
-        return _json(200, {})
+    if kind == "nodegroup":
+        cluster = _moto_cluster(region, cluster_name)
+        owner = next((ng for ng in (cluster.nodegroups.values() if cluster else ()) if ng.arn == arn), None)
+        tags = owner.tags if owner is not None else None
+    else:
+        store, field = (_addons, "addonArn") if kind == "addon" else (_access_entries, "accessEntryArn")
+        owner = next((x for x in store.values() if x[field] == arn), None)
+        tags = owner.setdefault("tags", {}) if owner is not None else None
+    if tags is None:
+        return _eks_error(404, "NotFoundException", f"Resource was not found: {arn}")
+    if method == "GET":
+        return _json(200, {"tags": dict(tags)})
+    if method == "POST":
+        tags.update(body.get("tags") or {})
+    elif method == "DELETE":
+        for key in tag_keys:
+            tags.pop(key, None)
+    return _json(200, {})
 
 
 def _eks_addon_versions(query: dict[str, list[str]]) -> tuple:
@@ -624,51 +618,50 @@ def _eks_access_entries(method: str, segments: list[str], region: str, body: dic
         return _eks_error(404, "ResourceNotFoundException", f"No cluster found for name: {cluster_name}.",
                           clusterName=cluster_name)
     now = time.time()
-    with _lock:
-        if principal is None:
-            if method == "GET":
-                return _json(200, {"accessEntries": sorted(p for (r, c, p) in _access_entries
-                                                           if (r, c) == (region, cluster_name))})
-            principal = body["principalArn"]
-            key = (region, cluster_name, principal)
-            if key in _access_entries:
-                return _eks_error(409, "ResourceInUseException",
-                                  "The specified access entry resource is already in use on this cluster.",
-                                  clusterName=cluster_name)
-            kind, _, ident = principal.split(":", 5)[-1].partition("/")
-            _access_entries[key] = entry = {
-                "clusterName": cluster_name, "principalArn": principal, "type": body.get("type") or "STANDARD",
-                "kubernetesGroups": body.get("kubernetesGroups") or [],
-                "username": body.get("username") or principal,
-                "accessEntryArn": f"arn:aws:eks:{region}:{ACCOUNT_ID}:access-entry/{cluster_name}/{kind}/"
-                                  f"{ACCOUNT_ID}/{ident.split('/')[-1]}/{uuid.uuid4()}",
-                "createdAt": now, "modifiedAt": now, "tags": body.get("tags") or {}, "_policies": {},
-            }
-            return _json(200, {"accessEntry": _public(entry)})
+    if principal is None:
+        if method == "GET":
+            return _json(200, {"accessEntries": sorted(p for (r, c, p) in _access_entries
+                                                       if (r, c) == (region, cluster_name))})
+        principal = body["principalArn"]
         key = (region, cluster_name, principal)
-        entry = _access_entries.get(key)
-        if entry is None:
-            return _eks_error(404, "ResourceNotFoundException",
-                              f"The specified principalArn could not be found: {principal}", clusterName=cluster_name)
-        if not policies:
-            if method == "GET":
-                return _json(200, {"accessEntry": _public(entry)})
-            if method == "DELETE":
-                del _access_entries[key]
-                return _json(200, {})
-            return None
-        if policy is None and method == "POST":
-            assoc = {"policyArn": body["policyArn"], "accessScope": body.get("accessScope") or {"type": "cluster"},
-                     "associatedAt": now, "modifiedAt": now}
-            entry["_policies"][body["policyArn"]] = assoc
-            return _json(200, {"clusterName": cluster_name, "principalArn": principal, "associatedAccessPolicy": assoc})
-        if policy is None and method == "GET":
-            return _json(200, {"clusterName": cluster_name, "principalArn": principal,
-                               "associatedAccessPolicies": list(entry["_policies"].values())})
-        if policy is not None and method == "DELETE":
-            if entry["_policies"].pop(policy, None) is None:
-                return _eks_error(404, "ResourceNotFoundException", f"The policy {policy} is not associated")
+        if key in _access_entries:
+            return _eks_error(409, "ResourceInUseException",
+                              "The specified access entry resource is already in use on this cluster.",
+                              clusterName=cluster_name)
+        kind, _, ident = principal.split(":", 5)[-1].partition("/")
+        _access_entries[key] = entry = {
+            "clusterName": cluster_name, "principalArn": principal, "type": body.get("type") or "STANDARD",
+            "kubernetesGroups": body.get("kubernetesGroups") or [],
+            "username": body.get("username") or principal,
+            "accessEntryArn": f"arn:aws:eks:{region}:{ACCOUNT_ID}:access-entry/{cluster_name}/{kind}/"
+                              f"{ACCOUNT_ID}/{ident.split('/')[-1]}/{uuid.uuid4()}",
+            "createdAt": now, "modifiedAt": now, "tags": body.get("tags") or {}, "_policies": {},
+        }
+        return _json(200, {"accessEntry": _public(entry)})
+    key = (region, cluster_name, principal)
+    entry = _access_entries.get(key)
+    if entry is None:
+        return _eks_error(404, "ResourceNotFoundException",
+                          f"The specified principalArn could not be found: {principal}", clusterName=cluster_name)
+    if not policies:
+        if method == "GET":
+            return _json(200, {"accessEntry": _public(entry)})
+        if method == "DELETE":
+            del _access_entries[key]
             return _json(200, {})
+        return None
+    if policy is None and method == "POST":
+        assoc = {"policyArn": body["policyArn"], "accessScope": body.get("accessScope") or {"type": "cluster"},
+                 "associatedAt": now, "modifiedAt": now}
+        entry["_policies"][body["policyArn"]] = assoc
+        return _json(200, {"clusterName": cluster_name, "principalArn": principal, "associatedAccessPolicy": assoc})
+    if policy is None and method == "GET":
+        return _json(200, {"clusterName": cluster_name, "principalArn": principal,
+                           "associatedAccessPolicies": list(entry["_policies"].values())})
+    if policy is not None and method == "DELETE":
+        if entry["_policies"].pop(policy, None) is None:
+            return _eks_error(404, "ResourceNotFoundException", f"The policy {policy} is not associated")
+        return _json(200, {})
     return None
 
 
@@ -686,69 +679,68 @@ def _fsx(target: str, region: str, body: dict) -> tuple | None:
 
     op = target[len(FSX_TARGET_PREFIX):]
     ok = lambda b: _json(200, b, content_type="application/x-amz-json-1.1")  # noqa: E731
-    with _lock:
-        if op == "DeleteFileSystem":  # 4.
-            backend = fsx_backends[ACCOUNT_ID][region]
-            fs_id = body.get("FileSystemId", "")
-            if fs_id in backend.file_systems:
-                backend.delete_file_system(fs_id, body.get("ClientRequestToken", ""), None, None, None)
-                backend.file_systems.pop(fs_id, None)
+    if op == "DeleteFileSystem":  # 4.
+        backend = fsx_backends[ACCOUNT_ID][region]
+        fs_id = body.get("FileSystemId", "")
+        if fs_id in backend.file_systems:
+            backend.delete_file_system(fs_id, body.get("ClientRequestToken", ""), None, None, None)
+            backend.file_systems.pop(fs_id, None)
+        return _fsx_error("FileSystemNotFound", f"File system '{fs_id}' does not exist.")
+    if op == "CreateDataRepositoryAssociation":
+        fs_id = body["FileSystemId"]
+        if fs_id not in fsx_backends[ACCOUNT_ID][region].file_systems:
             return _fsx_error("FileSystemNotFound", f"File system '{fs_id}' does not exist.")
-        if op == "CreateDataRepositoryAssociation":
-            fs_id = body["FileSystemId"]
-            if fs_id not in fsx_backends[ACCOUNT_ID][region].file_systems:
-                return _fsx_error("FileSystemNotFound", f"File system '{fs_id}' does not exist.")
-            assoc_id = f"dra-{uuid.uuid4().hex[:17]}"
-            _dras[assoc_id] = dra = {
-                "AssociationId": assoc_id,
-                "ResourceARN": f"arn:aws:fsx:{region}:{ACCOUNT_ID}:association/{fs_id}/{assoc_id}",
-                "FileSystemId": fs_id, "Lifecycle": "AVAILABLE", "FileSystemPath": body["FileSystemPath"],
-                "DataRepositoryPath": body["DataRepositoryPath"],
-                "BatchImportMetaDataOnCreate": bool(body.get("BatchImportMetaDataOnCreate", False)),
-                "ImportedFileChunkSize": body.get("ImportedFileChunkSize") or 1024,
-                "S3": body.get("S3") or {}, "Tags": body.get("Tags") or [], "CreationTime": time.time(),
-            }
-            return ok({"Association": dra})
-        if op == "DescribeDataRepositoryAssociations":
-            ids = body.get("AssociationIds") or []
-            missing = [i for i in ids if i not in _dras]
-            if missing:
-                return _fsx_error("DataRepositoryAssociationNotFound",
-                                  f"Data repository association '{missing[0]}' does not exist.")
-            found = [_dras[i] for i in ids] if ids else list(_dras.values())
-            for f in body.get("Filters") or []:
-                if f.get("Name") == "file-system-id":
-                    found = [d for d in found if d["FileSystemId"] in f.get("Values", [])]
-            return ok({"Associations": found})
-        if op == "DeleteDataRepositoryAssociation":
-            dra = _dras.pop(body["AssociationId"], None)
-            if dra is None:
-                return _fsx_error("DataRepositoryAssociationNotFound",
-                                  f"Data repository association '{body['AssociationId']}' does not exist.")
-            return ok({"AssociationId": dra["AssociationId"], "Lifecycle": "DELETING",
-                       "DeleteDataInFileSystem": bool(body.get("DeleteDataInFileSystem", False))})
-        if op == "UpdateDataRepositoryAssociation":
-            dra = _dras.get(body["AssociationId"])
-            if dra is None:
-                return _fsx_error("DataRepositoryAssociationNotFound",
-                                  f"Data repository association '{body['AssociationId']}' does not exist.")
-            for field in ("ImportedFileChunkSize", "S3"):
-                if body.get(field) is not None:
-                    dra[field] = body[field]
-            return ok({"Association": dra})
-        # Tags of associations (moto's own tag calls know only file systems and backups).
-        arn = body.get("ResourceARN", "")
-        dra = next((d for d in _dras.values() if d["ResourceARN"] == arn), None) if ":association/" in arn else None
-        if dra is not None:
-            if op == "ListTagsForResource":
-                return ok({"Tags": dra["Tags"]})
-            if op == "TagResource":
-                new = {t["Key"]: t["Value"] for t in body.get("Tags", [])}
-                dra["Tags"] = [t for t in dra["Tags"] if t["Key"] not in new] + body.get("Tags", [])
-                return ok({})
-            if op == "UntagResource":
-                dra["Tags"] = [t for t in dra["Tags"] if t["Key"] not in set(body.get("TagKeys", []))]
-                return ok({})
+        assoc_id = f"dra-{uuid.uuid4().hex[:17]}"
+        _dras[assoc_id] = dra = {
+            "AssociationId": assoc_id,
+            "ResourceARN": f"arn:aws:fsx:{region}:{ACCOUNT_ID}:association/{fs_id}/{assoc_id}",
+            "FileSystemId": fs_id, "Lifecycle": "AVAILABLE", "FileSystemPath": body["FileSystemPath"],
+            "DataRepositoryPath": body["DataRepositoryPath"],
+            "BatchImportMetaDataOnCreate": bool(body.get("BatchImportMetaDataOnCreate", False)),
+            "ImportedFileChunkSize": body.get("ImportedFileChunkSize") or 1024,
+            "S3": body.get("S3") or {}, "Tags": body.get("Tags") or [], "CreationTime": time.time(),
+        }
+        return ok({"Association": dra})
+    if op == "DescribeDataRepositoryAssociations":
+        ids = body.get("AssociationIds") or []
+        missing = [i for i in ids if i not in _dras]
+        if missing:
+            return _fsx_error("DataRepositoryAssociationNotFound",
+                              f"Data repository association '{missing[0]}' does not exist.")
+        found = [_dras[i] for i in ids] if ids else list(_dras.values())
+        for f in body.get("Filters") or []:
+            if f.get("Name") == "file-system-id":
+                found = [d for d in found if d["FileSystemId"] in f.get("Values", [])]
+        return ok({"Associations": found})
+    if op == "DeleteDataRepositoryAssociation":
+        dra = _dras.pop(body["AssociationId"], None)
+        if dra is None:
+            return _fsx_error("DataRepositoryAssociationNotFound",
+                              f"Data repository association '{body['AssociationId']}' does not exist.")
+        return ok({"AssociationId": dra["AssociationId"], "Lifecycle": "DELETING",
+                   "DeleteDataInFileSystem": bool(body.get("DeleteDataInFileSystem", False))})
+    if op == "UpdateDataRepositoryAssociation":
+        dra = _dras.get(body["AssociationId"])
+        if dra is None:
+            return _fsx_error("DataRepositoryAssociationNotFound",
+                              f"Data repository association '{body['AssociationId']}' does not exist.")
+        for field in ("ImportedFileChunkSize", "S3"):
+            if body.get(field) is not None:
+                dra[field] = body[field]
+        return ok({"Association": dra})
+    # Tags of associations (moto's own tag calls know only file systems and backups).
+    arn = body.get("ResourceARN", "")
+    dra = next((d for d in _dras.values() if d["ResourceARN"] == arn), None) if ":association/" in arn else None
+    if dra is not None:
+        if op == "ListTagsForResource":
+            return ok({"Tags": dra["Tags"]})
+        if op == "TagResource":
+            new = {t["Key"]: t["Value"] for t in body.get("Tags", [])}
+            dra["Tags"] = [t for t in dra["Tags"] if t["Key"] not in new] + body.get("Tags", [])
+            return ok({})
+        if op == "UntagResource":
+            dra["Tags"] = [t for t in dra["Tags"] if t["Key"] not in set(body.get("TagKeys", []))]
+            return ok({})
     return None
 
 
