@@ -99,10 +99,14 @@ def _is_open(cidr: str) -> bool:
 class BackendConfig(_Model):
     """Where Terraform state lives. ``local`` for a laptop; ``s3`` (native lock file) for teams."""
 
+    # Where the state files are: local files under local_dir, or an S3 bucket with native locking.
     type: Literal["local", "s3"] = "local"
+    # s3 only: the state bucket (yours, created beforehand).
     bucket: BucketName | None = None
+    # s3 only: the prefix of the state objects' keys.
     key_prefix: str = "ray-eks"
     region: Region | None = None  # defaults to the deployment's region
+    # s3 only: a KMS key for the state objects (default: the bucket's encryption).
     kms_key_id: str | None = None
     local_dir: str = "state"  # relative to the project root
 
@@ -116,12 +120,17 @@ class BackendConfig(_Model):
 class EndpointsConfig(_Model):
     """Point the AWS provider at an emulator (moto, LocalStack). Off by default."""
 
+    # The emulator's URL for every AWS service the stacks call (tests only).
     url: EndpointUrl | None = None
+    # The emulator's dummy access key.
     access_key: str = "testing"
+    # The emulator's dummy secret key.
     secret_key: str = "testing"
 
 
 class ExistingVpcConfig(_Model):
+    """An existing VPC to deploy into instead of creating one."""
+
     vpc_id: VpcId
     private_subnet_ids: SubnetIds
     public_subnet_ids: SubnetIds = []
@@ -142,16 +151,23 @@ SMALLEST_SUBNET = 28  # AWS subnets are /16 to /28
 
 
 class NetworkConfig(_Model):
+    """The VPC: subnets per AZ, NAT gateways, flow logs (or an existing VPC)."""
+
+    # The VPC's IPv4 range (/16 to /24); the subnets are carved from it.
     vpc_cidr: VpcCidr = "10.0.0.0/16"
     # Empty: the first `az_count` AZs of the region, looked up at plan time.
     availability_zones: AvailabilityZones = []
+    # How many AZs when availability_zones is empty.
     az_count: int = Field(3, ge=2, le=6)
     # Empty: carved from vpc_cidr (private /19s for pods, public /24s for NAT and load balancers).
     private_subnet_cidrs: list[Cidr] = []
+    # Empty: carved from vpc_cidr (see private_subnet_cidrs).
     public_subnet_cidrs: list[Cidr] = []
     # One NAT gateway per AZ survives an AZ outage; a single one is cheaper for dev.
     single_nat_gateway: bool = False
+    # Days the VPC flow logs are kept in CloudWatch Logs.
     flow_log_retention_days: RetentionDays = 365
+    # Deploy into this VPC and its subnets instead of creating them.
     existing: ExistingVpcConfig | None = None
 
     @property
@@ -254,17 +270,27 @@ def _shape(t: InstanceType) -> tuple:
 class NodeGroupConfig(_Model):
     """One EKS managed node group (its name becomes part of resource addresses: keep it stable)."""
 
+    # The group's name (part of its resource addresses and of its AWS names).
     name: NodeGroupName
     role: Literal["core", "gpu", "cpu"] = Field(
         "cpu", description="core: system + Ray head; gpu: GPU workers; cpu: CPU workers")
+    # EC2 instance types of config/instance_types.yaml, all of one shape (vCPUs, memory, GPUs).
     instance_types: InstanceTypes = Field(min_length=1)
+    # The EKS AMI type; a gpu group needs an NVIDIA one.
     ami_type: AmiType = "AL2023_x86_64_STANDARD"
+    # On-Demand or Spot instances.
     capacity_type: Literal["ON_DEMAND", "SPOT"] = "ON_DEMAND"
+    # Nodes the group never goes below (0: scale from zero).
     min_size: int = Field(1, ge=0, le=1000)
+    # Nodes at creation; afterwards cluster-autoscaler owns the number.
     desired_size: int = Field(1, ge=0, le=1000)
+    # Nodes the group never goes above.
     max_size: int = Field(3, ge=1, le=1000)
+    # Root volume size of each node (images and Ray's spill space).
     disk_size_gib: int = Field(100, ge=20, le=16384)
+    # Extra Kubernetes node labels (the role and GPU labels are set by the platform).
     labels: Labels = {}
+    # Extra Kubernetes node taints (gpu groups get the NVIDIA taint anyway).
     taints: list[Taint] = []
 
     @model_validator(mode="after")
@@ -360,6 +386,8 @@ def _default_node_groups() -> list[NodeGroupConfig]:
 
 
 class ClusterConfig(_Model):
+    """The EKS cluster: version, API access, admins, add-ons, control-plane logs, node groups."""
+
     kubernetes_version: Literal[versions.SUPPORTED_KUBERNETES_VERSIONS] = versions.DEFAULT_KUBERNETES_VERSION  # type: ignore[valid-type]
     # Empty: no public endpoint (reach the API over VPN/peering). Set your office/VPN CIDRs to enable it.
     public_access_cidrs: list[Cidr] = []
@@ -372,8 +400,11 @@ class ClusterConfig(_Model):
     # EKS add-on versions to pin (add-on name -> version); an add-on not listed gets the newest version for
     # kubernetes_version, resolved at plan time (data.aws_eks_addon_version).
     addon_versions: dict[str, AddonVersion] = {}
+    # Control-plane log types sent to CloudWatch Logs.
     log_types: ControlPlaneLogTypes = list(CONTROL_PLANE_LOG_TYPES)
+    # Days the control-plane (and other) logs are kept.
     log_retention_days: RetentionDays = 365
+    # The managed node groups: exactly one core group, and gpu/cpu groups for the workers.
     node_groups: list[NodeGroupConfig] = Field(default_factory=_default_node_groups)
 
     @model_validator(mode="after")
@@ -406,7 +437,11 @@ class ClusterConfig(_Model):
 
 
 class FsxConfig(_Model):
+    """FSx for Lustre: the shared file system the Ray pods mount at /ray/export and /ray/import."""
+
+    # FSx for Lustre deployment type (SCRATCH_2 for throwaway data).
     deployment_type: Literal["SCRATCH_2", "PERSISTENT_1", "PERSISTENT_2"] = "PERSISTENT_2"
+    # 1200 or a multiple of 2400 GiB.
     storage_capacity_gib: int = 1200
     per_unit_storage_throughput: int | None = None  # MB/s/TiB; default: the smallest allowed
     # Link /import and /export to the data bucket's prefixes below (data repository associations, as in the
@@ -415,10 +450,12 @@ class FsxConfig(_Model):
     data_repository: bool = True
     # S3 prefixes of the data bucket linked to the file system (as in the original deployment).
     import_prefix: S3Prefix = "ray/import/"
+    # Where FSx exports /ray/export (checkpoints, results) in the data bucket.
     export_prefix: S3Prefix = "ray/export/"
     # Daily automatic backups kept this many days (0: none), and a backup when the file system is deleted.
     # Only for a PERSISTENT type with data_repository: false (FSx backs up no other Lustre file system).
     backup_retention_days: int = Field(0, ge=0, le=90)
+    # A backup when the file system is deleted (PERSISTENT, not linked to S3).
     final_backup: bool = False
 
     @model_validator(mode="after")
@@ -464,8 +501,11 @@ class FsxConfig(_Model):
 
 
 class EcrConfig(_Model):
+    """The ECR repository of the Ray image."""
+
     # None: <name>/ray-custom (conventions/naming.py), so deployments in one region never share a repository.
     repository_name: EcrRepositoryName | None = None
+    # Images the lifecycle policy keeps; older ones expire.
     keep_last_images: int = Field(30, ge=1, le=1000)
 
 
@@ -478,12 +518,20 @@ class ProtectionConfig(_Model):
 
 # --------------------------------------------------------------------------------------------- Ray side
 class WorkerGroupConfig(_Model):
+    """One autoscaling group of Ray workers, on one node group."""
+
+    # The worker group's name in the RayCluster.
     name: DnsLabel
     node_group: str  # which node group (by name) the workers run on
+    # Workers the Ray autoscaler keeps running.
     min_replicas: int = Field(0, ge=0, le=1000)
+    # Workers the Ray autoscaler may run.
     max_replicas: int = Field(4, ge=1, le=1000)
+    # CPU request = limit of each worker pod (Ray's num-cpus).
     cpu: CpuQuantity = "3"
+    # Memory request = limit of each worker pod; half of it is the object store's /dev/shm.
     memory: MemoryQuantity = "12Gi"
+    # NVIDIA GPUs per worker (0 on a cpu group).
     gpus: int = Field(1, ge=0, le=8)
 
     @model_validator(mode="after")
@@ -494,7 +542,11 @@ class WorkerGroupConfig(_Model):
 
 
 class HeadConfig(_Model):
+    """The Ray head pod (on the core group; it runs no Ray work)."""
+
+    # CPU request = limit of the head container.
     cpu: CpuQuantity = "2"
+    # Memory request = limit of the head container (GCS and the dashboard live here).
     memory: MemoryQuantity = "8Gi"
 
     @model_validator(mode="after")
@@ -532,6 +584,7 @@ class RayImageConfig(_Model):
     # pull limit counts per address, and CodeBuild's addresses are shared.
     docker_hub_secret_arn: PullThroughSecretArn | None = None
     build_compute_type: CodeBuildComputeType = "BUILD_GENERAL1_LARGE"  # 15 GB RAM, 128 GB disk: a CUDA image fits
+    # The CodeBuild build's timeout.
     build_timeout_minutes: int = Field(120, ge=5, le=2160)
 
     @model_validator(mode="after")
@@ -552,17 +605,26 @@ class RayImageConfig(_Model):
 
 
 class RayConfig(_Model):
+    """The Ray cluster: namespace, version, image, head, worker groups, the charts of the Ray platform."""
+
+    # The namespace of the Ray pods, the operator and the jobs.
     namespace: Namespace = "ray"
     # The RayCluster name; KubeRay names the head service "<name>-head-svc" (the user guide uses kuberay-head-svc).
     cluster_name: RayClusterName = "kuberay"
+    # Ray's version: the image's and the RayCluster's (token auth needs 2.52 or later).
     ray_version: RayVersion = versions.RAY_VERSION
     image: RayImageConfig = RayImageConfig()
+    # Seconds a worker is idle before the Ray autoscaler removes it.
     idle_timeout_seconds: int = Field(60, ge=0, le=86400)
+    # The head pod's resources.
     head: HeadConfig = HeadConfig()
+    # The worker groups (each on one node group).
     worker_groups: list[WorkerGroupConfig] = Field(default_factory=_default_worker_groups)
     # Node autoscaling for pending Ray pods.
     cluster_autoscaler_chart_version: ChartVersion = versions.CLUSTER_AUTOSCALER_CHART
+    # NVIDIA device plugin chart version (gpu groups only).
     nvidia_device_plugin_chart_version: ChartVersion = versions.NVIDIA_DEVICE_PLUGIN_CHART
+    # KubeRay operator chart version.
     kuberay_operator_chart_version: ChartVersion = versions.KUBERAY_OPERATOR_CHART
 
     @model_validator(mode="before")
@@ -598,6 +660,7 @@ class TrainingConfig(_Model):
     """The user guide's training job (training/pytorch_training_e2e.py): `make submit`, the stack outputs' submit
     command, the rendered in-cluster Job and RayJob, and the orchestrator's training step run it with these."""
 
+    # The arguments of `python pytorch_training_e2e.py`.
     args: JobArgs = list(DEFAULT_TRAINING_ARGS)
 
 
@@ -613,11 +676,15 @@ class OrchestratorConfig(_Model):
     enabled: bool | None = None
     # None: the training job's arguments (training.args).
     training_args: JobArgs | None = None
+    # Extra arguments of the batch-inference step.
     inference_args: JobArgs = []
     # Per step: the Kubernetes Job's activeDeadlineSeconds and the task's TimeoutSeconds.
     step_timeout_seconds: int = Field(4 * 3600, ge=300, le=7 * 24 * 3600)
+    # Retries of a failed step.
     retries: int = Field(1, ge=0, le=5)
+    # Step Functions execution logging level.
     log_level: SfnLogLevel = "ALL"
+    # Days the pipeline's logs are kept.
     log_retention_days: RetentionDays = 365
     # Concurrent executions reserved for the orchestrator's Lambda function (one per running step is enough).
     # null: none reserved -- for accounts still at the new-account concurrency quota of 10, which cannot reserve any.
@@ -638,11 +705,15 @@ class ObservabilityConfig(_Model):
     # annotations: prometheus.io/* on the Ray pods (any Prometheus); monitors: PodMonitor/ServiceMonitor
     # (Prometheus Operator CRDs: installed by kube_prometheus_stack or already in the cluster); none.
     metrics_scrape: MetricsScrapeMode = "annotations"
+    # Install Prometheus + Grafana (kube-prometheus-stack) in monitoring_namespace.
     kube_prometheus_stack: bool = False
+    # kube-prometheus-stack chart version.
     kube_prometheus_stack_chart_version: ChartVersion = versions.KUBE_PROMETHEUS_STACK_CHART
+    # The namespace of kube-prometheus-stack.
     monitoring_namespace: Namespace = "monitoring"
     # The Grafana URL the Ray dashboard embeds, as your browser reaches it (default: kubectl port-forward).
     grafana_iframe_host: BrowserUrl = "http://localhost:3000"
+    # CloudWatch Container Insights (the amazon-cloudwatch-observability add-on).
     container_insights: bool = False
     # None: the add-on's default version for the cluster's Kubernetes version.
     container_insights_addon_version: AddonVersion | None = None
@@ -651,8 +722,11 @@ class ObservabilityConfig(_Model):
 class AppConfig(_Model):
     """The whole deployment. Defaults: a complete GPU deployment in us-west-2."""
 
+    # The deployment's name: the prefix of every AWS name, the EKS cluster's name.
     name: DeploymentName = "ray-eks"
+    # The AWS region of the deployment.
     region: Region = "us-west-2"
+    # Tags on every AWS resource (with ray-eks:deployment = name).
     tags: Tags = {"project": "ray-on-eks", "managed-by": "cdktf"}
     backend: BackendConfig = BackendConfig()
     endpoints: EndpointsConfig = EndpointsConfig()

@@ -26,6 +26,7 @@ from constructs import Construct
 
 from conventions.eks import CONTAINER_INSIGHTS_ADDON
 from conventions.kubernetes import CORE_ROLE, node_selector
+from conventions.ray import HEAD_PORTS, RAY_CLUSTER_LABEL
 
 from .eks_addons import addon_configuration_values
 from .iam import policy_document, statement
@@ -35,7 +36,7 @@ PROMETHEUS_COMMUNITY_REPO = "https://prometheus-community.github.io/helm-charts"
 KPS_RELEASE = "kube-prometheus-stack"
 # Ray exports Prometheus metrics on this port on every node (KubeRay sets --metrics-export-port and adds
 # the container port named "metrics"); the KubeRay operator serves its own on its Service's port 8080.
-RAY_METRICS_PORT = 8080
+RAY_METRICS_PORT = HEAD_PORTS["metrics"]
 OPERATOR_METRICS_PORT = 8080
 CLOUDWATCH_NAMESPACE = "amazon-cloudwatch"
 CLOUDWATCH_SERVICE_ACCOUNT = "cloudwatch-agent"
@@ -120,7 +121,7 @@ def ray_pod_monitor(cluster_name: str, namespace: str) -> dict:
         "metadata": {"name": f"{cluster_name}-ray", "namespace": namespace, "labels": dict(MONITOR_LABELS)},
         "spec": {
             "jobLabel": "ray",
-            "selector": {"matchLabels": {"ray.io/cluster": cluster_name}},
+            "selector": {"matchLabels": {RAY_CLUSTER_LABEL: cluster_name}},
             "podMetricsEndpoints": [{
                 "port": "metrics",
                 "path": "/metrics",

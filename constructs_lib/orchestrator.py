@@ -60,20 +60,15 @@ from cdktf_cdktf_provider_kubernetes.role_v1 import RoleV1, RoleV1Metadata, Role
 from constructs import Construct
 
 from conventions.kubernetes import CORE_ROLE, node_selector, submitter_labels
+from conventions.ray import dashboard_url
 from lambdas import ray_orchestrator as function_code
 from lambdas.ray_orchestrator import DEADLINE_GRACE_SECONDS, FAILED, RUNNING, SUCCEEDED
 
 from .checkov import skip
 from .iam import policy_document, service_assume_role_policy, statement
 from .kms import MAX_DELETION_WINDOW_DAYS
-from .ray_manifests import (
-    EXPORT_MOUNT,
-    container_security_context,
-    dashboard_url,
-    submitter_command,
-    submitter_resources,
-    token_auth_env,
-)
+from .manifests.jobs import submitter_command
+from .manifests.pods import EXPORT_MOUNT, container_security_context, submitter_resources, token_auth_env
 
 LAMBDA_INVOKE = "arn:aws:states:::lambda:invoke"
 KUBERNETES_GROUP = "ray-orchestrator"

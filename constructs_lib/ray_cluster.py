@@ -21,7 +21,8 @@ from cdktf_cdktf_provider_kubernetes.network_policy_v1 import (
 )
 from constructs import Construct
 
-from .ray_manifests import HeadNetworkPolicyProps, RayClusterProps, head_network_policy, ray_cluster
+from .manifests.network_policy import HeadNetworkPolicyProps, head_network_policy
+from .manifests.ray_cluster import RayClusterProps, ray_cluster
 
 
 class RayClusterManifest(Construct):

@@ -25,7 +25,7 @@ from constructs import Construct
 
 from .iam import policy_document, statement
 from .irsa_role import IrsaRole, IrsaRoleProps
-from .ray_manifests import FsxVolumeProps, fsx_persistent_volume, fsx_persistent_volume_claim
+from .manifests.storage import FsxVolumeProps, fsx_persistent_volume, fsx_persistent_volume_claim
 
 
 @dataclass(frozen=True)

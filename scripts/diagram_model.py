@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from conventions.kubernetes import GPU_RESOURCE, head_service_name
+from conventions.ray import DASHBOARD_PORT
 
 INTERPOLATION = re.compile(r"\$\{[^{}]*\}")
 S3_PATH = re.compile(r"^s3://(?P<bucket>[^/]+)/(?P<prefix>.*)$")
@@ -388,7 +389,7 @@ def _ray_cluster(res: _Resources) -> RayCluster | None:
                     for w in spec.get("workerGroupSpecs", []))
     head_container = (head_template.get("spec", {}).get("containers") or [{}])[0]
     port = next((int(p["containerPort"]) for p in head_container.get("ports", []) if p.get("name") == "dashboard"),
-                8265)
+                DASHBOARD_PORT)
     image = str(head_container.get("image", ""))
     claims = {str(v.get("name")): str(v["persistentVolumeClaim"].get("claimName"))
               for v in head_template.get("spec", {}).get("volumes", []) if "persistentVolumeClaim" in v}

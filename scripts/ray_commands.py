@@ -13,7 +13,7 @@ import argparse
 import sys
 
 from config import ConfigError, load_config
-from constructs_lib.ray_manifests import job_submit_command, port_forward_command, token_command, token_export_command
+from conventions.commands import job_submit_command, port_forward_command, token_command, token_export_command
 from stacks.contract import TRAINING_SCRIPT, job_pip
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import yaml
 
 from config import AppConfig, ConfigError, load_config
-from constructs_lib.ray_manifests import (
+from constructs_lib.manifests.jobs import (
     JobSubmissionProps,
     ray_job,
     submit_job,

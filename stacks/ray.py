@@ -15,6 +15,7 @@ from config import AppConfig
 from config.versions import CLUSTER_AUTOSCALER_IMAGE_TAGS
 from constructs_lib.cluster_addons import ClusterAddons, ClusterAddonsProps
 from constructs_lib.kuberay_operator import KubeRayOperator, KubeRayOperatorProps
+from constructs_lib.manifests.storage import FsxVolumeProps
 from constructs_lib.observability import ObservabilityAddons, ObservabilityAddonsProps
 from constructs_lib.orchestrator import (
     FUNCTION_MODULE,
@@ -27,7 +28,6 @@ from constructs_lib.orchestrator import (
     RayOrchestratorProps,
     start_execution_command,
 )
-from constructs_lib.ray_manifests import FsxVolumeProps
 from constructs_lib.ray_platform import RayPlatform, RayPlatformProps
 from conventions import naming
 

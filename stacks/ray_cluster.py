@@ -11,6 +11,8 @@ from cdktf import TerraformOutput, TerraformStack
 from constructs import Construct
 
 from config import AppConfig
+from constructs_lib.manifests.network_policy import HeadNetworkPolicyProps
+from constructs_lib.manifests.ray_cluster import RayClusterProps, WorkerGroupProps
 from constructs_lib.observability import (
     RayMonitors,
     RayMonitorsProps,
@@ -19,15 +21,8 @@ from constructs_lib.observability import (
     scrape_annotations,
 )
 from constructs_lib.ray_cluster import RayClusterManifest, RayHeadNetworkPolicy
-from constructs_lib.ray_manifests import (
-    HeadNetworkPolicyProps,
-    RayClusterProps,
-    WorkerGroupProps,
-    job_submit_command,
-    port_forward_command,
-    token_command,
-    token_export_command,
-)
+from conventions.commands import job_submit_command, port_forward_command, token_command, token_export_command
+from conventions.ray import HEAD_PORTS, LOCAL_DASHBOARD_URL
 
 from .addresses import ReadableStack
 from .common import configure_backend, ray_pod_image, remote_state
@@ -89,11 +84,12 @@ class RayClusterStack(ReadableStack):
 
         TerraformOutput(self, "ray_cluster_name", value=props.name, description="RayCluster name")
         TerraformOutput(self, "head_service", value=props.head_service,
-                        description="ClusterIP service of the Ray head (dashboard 8265, client 10001, GCS 6379)")
+                        description=f"ClusterIP service of the Ray head (dashboard {HEAD_PORTS['dashboard']}, client "
+                                    f"{HEAD_PORTS['client']}, GCS {HEAD_PORTS['gcs-server']})")
         TerraformOutput(self, "ray_image", value=props.image, description="Image of head and workers")
         TerraformOutput(self, "dashboard_port_forward_command",
                         value=port_forward_command(props.namespace, props.head_service),
-                        description="Reach the Ray dashboard on http://localhost:8265")
+                        description=f"Reach the Ray dashboard on {LOCAL_DASHBOARD_URL}")
         TerraformOutput(self, "ray_auth_export_command", value=token_export_command(props.namespace, props.name),
                         description="Exports RAY_AUTH_MODE and the cluster's token (RAY_AUTH_TOKEN): run it before ray "
                                     "job submit")

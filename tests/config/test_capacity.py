@@ -20,7 +20,7 @@ from config.capacity import (
     ray_worker_pod_requests,
 )
 from config.instances import catalogue, families, gpu_families, lookup
-from constructs_lib.ray_manifests import RayClusterProps, WorkerGroupProps, ray_cluster
+from constructs_lib.manifests.ray_cluster import RayClusterProps, WorkerGroupProps, ray_cluster
 from conventions.kubernetes import KUBERAY_WORKER_INIT_REQUESTS, pod_requests
 
 CORE = {"name": "core", "role": "core", "instance_types": ["m6i.2xlarge"]}
@@ -118,7 +118,7 @@ def test_validation_counts_what_the_ray_cluster_asks_for():
         name="kuberay", namespace="ray", ray_version="2.58.0", image="img", service_account="ray", pvc_name="fsx",
         head_cpu="2", head_memory="8Gi", idle_timeout_seconds=60,
         worker_groups=[WorkerGroupProps("g", "gpu", 0, 2, "3", "12Gi", 1),
-                       WorkerGroupProps("c", "cpu", 0, 2, "150m", "200Mi")]))
+                       WorkerGroupProps("c", "cpu", 0, 2, "150m", "200Mi", 0)]))
     spec = rc["spec"]
     sidecar = spec["autoscalerOptions"]["resources"]["requests"]
     assert _effective(spec["headGroupSpec"]["template"], injected=(sidecar,)) == ray_head_pod_requests("2", "8Gi")

@@ -63,7 +63,7 @@ def test_lifecycle_policy_is_valid_json_with_rules(shape):
             assert sel["countUnit"] == "days"
     # ECR requires a tagStatus "any" rule to have the highest rulePriority number.
     anys = [r["rulePriority"] for r in rules if r["selection"]["tagStatus"] == "any"]
-    assert all(p == max(priorities) for p in anys)
+    assert anys == [max(priorities)], "one tagStatus any rule (keep the last N images), and it comes last"
     keep = [r for r in rules if r["selection"]["countType"] == "imageCountMoreThan"]
     assert [r["selection"]["countNumber"] for r in keep] == [shape.cfg.ecr.keep_last_images]
 

@@ -12,6 +12,7 @@ from cdktf_cdktf_provider_helm.release import Release
 from cdktf_cdktf_provider_kubernetes.manifest import Manifest
 
 from config import ConfigError, parse_config
+from constructs_lib.manifests.ray_cluster import RayClusterProps, WorkerGroupProps, ray_cluster
 from constructs_lib.observability import (
     ObservabilityAddons,
     ObservabilityAddonsProps,
@@ -19,7 +20,6 @@ from constructs_lib.observability import (
     RayMonitorsProps,
     scrape_annotations,
 )
-from constructs_lib.ray_manifests import RayClusterProps, WorkerGroupProps, ray_cluster
 from tests.helpers import one, ref, resources, tf_json
 from tests.k8s_schemas import validate_crd_object
 
@@ -54,7 +54,7 @@ def test_default_ray_pods_carry_scrape_annotations_only(default_synth):
 def test_observability_off_leaves_the_ray_cluster_unchanged():
     base = dict(name="kuberay", namespace="ray", ray_version="2.58.0", image="rayproject/ray:2.58.0-py311",
                 service_account="ray", pvc_name="fsx", head_cpu="2", head_memory="8Gi", idle_timeout_seconds=60,
-                worker_groups=[WorkerGroupProps("cpu", "cpu", 0, 2, "2", "8Gi")])
+                worker_groups=[WorkerGroupProps("cpu", "cpu", 0, 2, "2", "8Gi", 0)])
     off = ray_cluster(RayClusterProps(**base))
     assert "annotations" not in off["spec"]["headGroupSpec"]["template"]["metadata"]
     assert "annotations" not in off["spec"]["workerGroupSpecs"][0]["template"]["metadata"]

@@ -8,15 +8,16 @@ import pytest
 from cdktf_cdktf_provider_kubernetes.manifest import Manifest
 from cdktf_cdktf_provider_kubernetes.network_policy_v1 import NetworkPolicyV1
 
+from constructs_lib.manifests.network_policy import HeadNetworkPolicyProps
+from constructs_lib.manifests.ray_cluster import RayClusterProps, WorkerGroupProps
 from constructs_lib.ray_cluster import RayClusterManifest, RayHeadNetworkPolicy
-from constructs_lib.ray_manifests import HeadNetworkPolicyProps, RayClusterProps, WorkerGroupProps
 from tests.helpers import admits, network_policy_object
 
 CLUSTER = RayClusterProps(name="unit", namespace="ray-unit", ray_version="2.58.0", image="registry.example/ray:1",
                           service_account="ray-sa", pvc_name="fsx-unit", head_cpu="2", head_memory="8Gi",
                           idle_timeout_seconds=90,
                           worker_groups=[WorkerGroupProps("gpu-group", "gpu", 1, 4, "7", "28Gi", 1),
-                                         WorkerGroupProps("cpu-group", "cpu", 0, 2, "3", "12Gi")])
+                                         WorkerGroupProps("cpu-group", "cpu", 0, 2, "3", "12Gi", 0)])
 OPERATOR = {"app.kubernetes.io/name": "kuberay-operator"}
 PROMETHEUS = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}},
               "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}}}

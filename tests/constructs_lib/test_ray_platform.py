@@ -12,7 +12,7 @@ from cdktf_cdktf_provider_kubernetes.persistent_volume_claim_v1 import Persisten
 from cdktf_cdktf_provider_kubernetes.persistent_volume_v1 import PersistentVolumeV1
 from cdktf_cdktf_provider_kubernetes.service_account_v1 import ServiceAccountV1
 
-from constructs_lib.ray_manifests import FsxVolumeProps
+from constructs_lib.manifests.storage import FsxVolumeProps
 from constructs_lib.ray_platform import RayPlatform, RayPlatformProps
 from tests.helpers import ref
 

@@ -15,7 +15,7 @@ import sys
 import pytest
 
 from config import AppConfig
-from constructs_lib.ray_manifests import HEAD_PORTS
+from conventions.ray import HEAD_PORTS
 from scripts.render_jobs import documents, job_props
 from stacks.contract import KUBERAY_OPERATOR_RELEASE
 from tests.helpers import REFERENCE, ROOT, app_env, one, outputs

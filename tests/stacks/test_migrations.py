@@ -66,15 +66,35 @@ def test_without_the_record_the_same_rename_replaces(applied_old_address):
         ("terraform_data.after_rename", ("create",)), ("terraform_data.before_rename", ("delete",))]
 
 
+def _move_problems(doc: dict, moves: list[tuple[str, str]]) -> list[str]:
+    """What is wrong with ``moves`` as the moved blocks of the stack ``doc``: each old address must be gone from the
+    synth and each new one declared."""
+    declared = addresses(doc)
+    problems = [f"moved block targets {new}, which the stack does not declare" for _, new in moves
+                if new not in declared]
+    problems += [f"{old} is still declared; the move would be a no-op conflict" for old, _ in moves if old in declared]
+    return problems
+
+
 def test_recorded_moves_point_from_gone_addresses_to_declared_ones(default_synth):
-    """Every MOVED entry of our stacks: the old address is gone from the synth, the new one is declared."""
+    """Every MOVED entry of our stacks: the old address is gone from the synth, the new one is declared, and the
+    stack carries exactly these moved blocks (none while MOVED is empty)."""
     from stacks.migrations import MOVED
 
+    assert set(MOVED) == {"infra", "ray", "ray-cluster"}
     for stack, releases in MOVED.items():
         doc = default_synth[stack]
         moves = [m for r in releases.values() for m in r]
         assert doc.get("moved", []) == [{"from": a, "to": b} for a, b in moves]
-        declared = addresses(doc)
-        for old, new in moves:
-            assert new in declared, f"{stack}: moved block targets {new}, which the stack does not declare"
-            assert old not in declared, f"{stack}: {old} is still declared; the move would be a no-op conflict"
+        assert not _move_problems(doc, moves), stack
+
+
+def test_the_move_check_finds_a_stale_or_dangling_entry(default_synth):
+    """The check above, on entries it must refuse: it would otherwise pass on an empty MOVED without checking."""
+    doc = default_synth["infra"]
+    declared = addresses(doc)
+    existing = next(a for a in declared if a.startswith("aws_eks_cluster."))
+    assert _move_problems(doc, [("aws_eks_cluster.gone", existing)]) == []
+    assert _move_problems(doc, [(existing, "aws_eks_cluster.renamed")]) == [
+        "moved block targets aws_eks_cluster.renamed, which the stack does not declare",
+        f"{existing} is still declared; the move would be a no-op conflict"]

@@ -9,7 +9,7 @@ import json
 import pytest
 
 from config import AppConfig, parse_config
-from constructs_lib.ray_manifests import HeadNetworkPolicyProps, head_network_policy
+from constructs_lib.manifests.network_policy import HeadNetworkPolicyProps, head_network_policy
 from scripts.render_jobs import documents, job_props
 from stacks.contract import KUBERAY_OPERATOR_POD_LABELS
 from stacks.ray_cluster import head_network_policy_props

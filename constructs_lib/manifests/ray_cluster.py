@@ -1,0 +1,183 @@
+"""The RayCluster (ray.io/v1): the head on core nodes, autoscaling worker groups, FSx mounted."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+
+from conventions.kubernetes import (
+    AUTOSCALER_RESOURCES,
+    CORE_ROLE,
+    FSX_INIT_RESOURCES,
+    GPU_RESOURCE,
+    gpu_toleration,
+    half_memory,
+    head_service_name,
+    node_selector,
+)
+from conventions.ray import HEAD_PORTS
+
+from .pods import EXPORT_MOUNT, IMPORT_MOUNT, RAY_GID, RAY_UID, container_security_context
+
+FSX_VOLUME = "fsx"
+SHM_VOLUME = "dshm"
+
+
+@dataclass(frozen=True)
+class WorkerGroupProps:
+    name: str
+    node_role: str  # the role label (conventions.kubernetes.NODE_ROLE_LABEL) of the node group the workers run on
+    min_replicas: int
+    max_replicas: int
+    cpu: str
+    memory: str
+    gpus: int  # NVIDIA GPUs per worker: config owns the default (ray.worker_groups[].gpus)
+
+
+@dataclass(frozen=True)
+class RayClusterProps:
+    name: str
+    namespace: str
+    ray_version: str
+    image: str
+    service_account: str
+    pvc_name: str
+    head_cpu: str
+    head_memory: str
+    idle_timeout_seconds: int
+    worker_groups: list[WorkerGroupProps] = field(default_factory=list)
+    labels: dict[str, str] = field(default_factory=dict)
+    # Observability (empty: the objects are exactly as without it): extra env on the head container
+    # (RAY_GRAFANA_HOST, RAY_PROMETHEUS_HOST, ...) and annotations on every Ray pod (prometheus.io/*).
+    head_env: dict[str, str] = field(default_factory=dict)
+    pod_annotations: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def head_service(self) -> str:
+        return head_service_name(self.name)
+
+
+def _pod_metadata(props: RayClusterProps, labels: dict[str, str]) -> dict:
+    meta: dict = {"labels": labels}
+    if props.pod_annotations:
+        meta["annotations"] = dict(props.pod_annotations)
+    return meta
+
+
+def _labels(props: RayClusterProps) -> dict[str, str]:
+    return {"app.kubernetes.io/name": "ray", "app.kubernetes.io/instance": props.name,
+            "app.kubernetes.io/managed-by": "terraform", **props.labels}
+
+
+def _volumes(props: RayClusterProps, shm_size: str) -> list[dict]:
+    return [
+        {"name": FSX_VOLUME, "persistentVolumeClaim": {"claimName": props.pvc_name}},
+        # Ray's object store lives in /dev/shm; the container default (64Mi) starves it.
+        {"name": SHM_VOLUME, "emptyDir": {"medium": "Memory", "sizeLimit": shm_size}},
+    ]
+
+
+def _mounts() -> list[dict]:
+    return [
+        {"name": FSX_VOLUME, "mountPath": EXPORT_MOUNT, "subPath": "export"},
+        {"name": FSX_VOLUME, "mountPath": IMPORT_MOUNT, "subPath": "import", "readOnly": True},
+        {"name": SHM_VOLUME, "mountPath": "/dev/shm"},
+    ]
+
+
+def _fsx_permissions_init(image: str) -> dict:
+    """Make the FSx export directory writable by the Ray user once per pod: no manual chmod.
+
+    Lustre ignores fsGroup (the CSI driver does not chown), so a root init container sets the owner.
+    """
+    return {
+        "name": "fsx-permissions",
+        "image": image,
+        "command": ["sh", "-c", f"chown {RAY_UID}:{RAY_GID} {EXPORT_MOUNT} && chmod 0775 {EXPORT_MOUNT}"],
+        "securityContext": {"runAsUser": 0, "runAsNonRoot": False, "allowPrivilegeEscalation": False,
+                            "capabilities": {"drop": ["ALL"], "add": ["CHOWN", "FOWNER"]}},
+        "volumeMounts": [{"name": FSX_VOLUME, "mountPath": EXPORT_MOUNT, "subPath": "export"}],
+        "resources": copy.deepcopy(FSX_INIT_RESOURCES),
+    }
+
+
+def ray_cluster(props: RayClusterProps) -> dict:
+    """The RayCluster (ray.io/v1): head on core nodes with no Ray work, autoscaling worker groups."""
+    labels = _labels(props)
+    resources = {"cpu": props.head_cpu, "memory": props.head_memory}
+    head_pod = {
+        "metadata": _pod_metadata(props, labels),
+        "spec": {
+            "serviceAccountName": props.service_account,
+            "nodeSelector": node_selector(CORE_ROLE),
+            "initContainers": [_fsx_permissions_init(props.image)],
+            "containers": [{
+                "name": "ray-head",
+                "image": props.image,
+                "ports": [{"name": n, "containerPort": p, "protocol": "TCP"} for n, p in HEAD_PORTS.items()],
+                "resources": {"requests": dict(resources), "limits": dict(resources)},
+                "securityContext": container_security_context(),
+                "volumeMounts": _mounts(),
+            }],
+            # Half the container memory for the object store's shared memory, as Ray sizes it by default.
+            "volumes": _volumes(props, half_memory(props.head_memory)),
+        },
+    }
+    if props.head_env:
+        head_pod["spec"]["containers"][0]["env"] = [{"name": k, "value": v} for k, v in sorted(props.head_env.items())]
+    workers = []
+    for g in props.worker_groups:
+        res = {"cpu": g.cpu, "memory": g.memory}
+        if g.gpus:
+            # Limits are what the Ray autoscaler reads to know a worker has GPUs (the original omitted them).
+            res[GPU_RESOURCE] = str(g.gpus)
+        spec: dict = {
+            "serviceAccountName": props.service_account,
+            "nodeSelector": node_selector(g.node_role),
+            "initContainers": [_fsx_permissions_init(props.image)],
+            "containers": [{
+                "name": "ray-worker",
+                "image": props.image,
+                "resources": {"requests": dict(res), "limits": dict(res)},
+                "securityContext": container_security_context(),
+                "volumeMounts": _mounts(),
+            }],
+            "volumes": _volumes(props, half_memory(g.memory)),
+        }
+        if g.gpus:
+            spec["tolerations"] = [gpu_toleration()]
+        workers.append({
+            "groupName": g.name,
+            # No `replicas`: the Ray autoscaler owns it (it patches the field as it scales). Omitted, the CRD
+            # default 0 applies and KubeRay runs minReplicas pods until the autoscaler sets it
+            # (v1.7.0 utils/util.go GetWorkerGroupDesiredReplicas clamps to [min, max]).
+            "minReplicas": g.min_replicas,
+            "maxReplicas": g.max_replicas,
+            "rayStartParams": {},
+            "template": {"metadata": _pod_metadata(props, {**labels, "ray.io/worker-group": g.name}), "spec": spec},
+        })
+    return {
+        "apiVersion": "ray.io/v1",
+        "kind": "RayCluster",
+        "metadata": {"name": props.name, "namespace": props.namespace, "labels": labels},
+        "spec": {
+            "rayVersion": props.ray_version,
+            "enableInTreeAutoscaling": True,
+            "autoscalerOptions": {
+                "upscalingMode": "Default",
+                "idleTimeoutSeconds": props.idle_timeout_seconds,
+                "resources": {"requests": dict(AUTOSCALER_RESOURCES), "limits": dict(AUTOSCALER_RESOURCES)},
+            },
+            # The dashboard/Jobs API, GCS and every Ray process require a token. KubeRay creates it in the Secret
+            # named after the cluster (key auth_token) and injects RAY_AUTH_MODE/RAY_AUTH_TOKEN into the Ray
+            # containers, the autoscaler and RayJob submitters; Ray >= 2.52 (validated in config).
+            "authOptions": {"mode": "token"},
+            "headGroupSpec": {
+                # ClusterIP only: dashboard, client port and GCS are reached by port-forward, never exposed.
+                "serviceType": "ClusterIP",
+                "rayStartParams": {"num-cpus": "0", "dashboard-host": "0.0.0.0"},
+                "template": head_pod,
+            },
+            "workerGroupSpecs": workers,
+        },
+    }
