@@ -4,7 +4,7 @@
 # Not run by `make test` (its CPU parts are: tests/benchmarks/). Prepare here, then run there:
 #
 #   benchmarks/prepare_gpu_bundle.sh                          # here: builds .device/ (Ray re-packed + wheels)
-#   OUT=/tmp/out benchmarks/gpu_training_check.sh             # there, with .device carried; ~5 minutes on an H100
+#   OUT=/tmp/out benchmarks/gpu_training_check.sh             # there, with .device carried (expected: ~4 min)
 #
 # Steps: (1) install Ray from .device (ray-slim.tar.xz unpacked, the wheels, into /tmp/ray-site); (2) the job as users
 # run it -- training/pytorch_training_e2e.py --use-gpu (the gpu input pipeline, mixed precision, channels_last: its

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
 import io
 import json
 import os
@@ -50,7 +51,7 @@ if str(REPO_ROOT) not in sys.path:
 
 from training import preprocessing as P  # noqa: E402
 from training import pytorch_training_e2e as job  # noqa: E402
-from training.make_synthetic_data import synthetic_image  # noqa: E402
+from training.make_synthetic_data import parse_size, synthetic_image  # noqa: E402
 
 GOAL_VS_ORIGINAL = 2.0
 GOAL_VS_CEILING = 0.70
@@ -75,7 +76,7 @@ class GpuSampler:
 
     def __init__(self, interval: float = 0.2):
         self.samples: list[tuple[float, float, float]] = []  # (unix time, util %, memory MiB)
-        self.source = None
+        self.source: str | None = None
         self._stop = threading.Event()
         self._interval = interval
         self._thread: threading.Thread | None = None
@@ -83,8 +84,7 @@ class GpuSampler:
 
     def start(self) -> GpuSampler:
         try:
-            import pynvml  # nvidia-ml-py
-
+            pynvml = importlib.import_module("pynvml")  # nvidia-ml-py, where installed (the GPU machine has it)
             pynvml.nvmlInit()
             handle = pynvml.nvmlDeviceGetHandleByIndex(0)
             self.source = "NVML"
@@ -340,7 +340,8 @@ def markdown(report: dict) -> str:
         ("(c) ours", "file reads on the CPUs; decode, resize, crop, normalise on the "
          f"{'GPU' if env.get('gpu') else 'device'}; {r['ours']['precision']}, "
          f"channels_last {r['ours']['channels_last']} ({r['ours']['images_per_epoch']} images/epoch)", r["ours"]),
-        ("(c-progressive)", "(c) on progressive JPEGs: Huffman decoding on the CPU (nvJPEG hybrid)",
+        ("(c-progressive)", "(c) on progressive JPEGs: nvJPEG's host phase (Huffman decoding) on the CPU "
+         f"({r['ours_progressive']['images_per_epoch'] if r.get('ours_progressive') else 0} images/epoch)",
          r.get("ours_progressive")),
     ]
     for label, what, row in rows:
@@ -359,6 +360,8 @@ def markdown(report: dict) -> str:
         f"{report['equivalence']['max_levels']} pixel levels from the reference, mean "
         f"{report['equivalence']['mean_levels']}.",
     ]
+    if not env.get("gpu"):
+        lines.append("CPU mode: a run of the benchmark's machinery on a tiny data set, not a measurement of anything.")
     return "\n".join(lines) + "\n"
 
 
@@ -369,11 +372,14 @@ def main(argv=None) -> int:
     parser.add_argument("--images", type=int, default=8192, help="images per epoch for (c) (default 8192)")
     parser.add_argument("--original-images", type=int, default=2048, help="images per epoch for (b) (default 2048)")
     parser.add_argument("--unique-images", type=int, default=256, help="distinct images, hard-linked up to the rest")
-    parser.add_argument("--size", type=str, default="375x500", help="WIDTHxHEIGHT of the images (default 375x500)")
+    parser.add_argument("--size", type=parse_size, default=(375, 500),
+                        help="WIDTHxHEIGHT of the images (default 375x500)")
     parser.add_argument("--epochs", type=int, default=3, help="epochs of (b) and (c); the first is not counted")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--ceiling-steps", type=int, default=200)
     parser.add_argument("--progressive", action="store_true", help="also run (c) on progressive JPEGs")
+    parser.add_argument("--progressive-images", type=int, default=2048,
+                        help="images per epoch of the progressive run (default 2048: its decoding is CPU-bound)")
     parser.add_argument("--object-store-gib", type=float, default=3.5,
                         help="Ray object store in GiB (default 3.5: Ray's default share, ~30%%, of the default "
                         "worker's 12 GiB)")
@@ -382,7 +388,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.epochs < 2:
         parser.error("--epochs must be >= 2 (the first epoch is not counted)")
-    size = tuple(int(v) for v in args.size.lower().split("x"))
+    size = args.size
     given = list(argv if argv is not None else sys.argv[1:])
     for flag in ("--out", "--markdown"):  # where the results went is not part of what was measured
         if flag in given:
@@ -404,7 +410,7 @@ def main(argv=None) -> int:
     print(f"device {device}, CPUs {cpus}, precision {precision}, GPU sampling {sampler.source if sampler else None}",
           flush=True)
 
-    report: dict = {"command": command, "image_size": args.size, "batch_size": args.batch_size, "runs": {}}
+    report: dict = {"command": command, "image_size": f"{size[0]}x{size[1]}", "batch_size": args.batch_size, "runs": {}}
     report["environment"] = environment(device, cpus)
     report["equivalence"] = equivalence(device, equivalence_samples(size))
     print("equivalence", report["equivalence"], flush=True)
@@ -442,7 +448,7 @@ def main(argv=None) -> int:
             print("ours", runs["ours"], flush=True)
             if args.progressive:
                 progressive_dir = root / "progressive"
-                make_images(progressive_dir, args.unique_images, args.images, size, progressive=True)
+                make_images(progressive_dir, args.unique_images, args.progressive_images, size, progressive=True)
                 runs["ours_progressive"] = run_job("ours_progressive", job.build_dataset(str(progressive_dir), "gpu"),
                                                    ours_config, use_gpu, str(root / "storage"), sampler)
                 print("ours progressive", runs["ours_progressive"], flush=True)

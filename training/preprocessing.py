@@ -294,7 +294,8 @@ def encode_batch_for_device(batch: dict[str, np.ndarray]) -> dict[str, np.ndarra
     return {"bytes": data, "jpeg": jpeg, "label": np.zeros(len(files), dtype=np.int64)}
 
 
-def preprocess_encoded(data: Sequence[bytes], jpeg: Sequence[bool], device: torch.device | str = "cpu") -> torch.Tensor:
+def preprocess_encoded(data: Sequence[bytes] | np.ndarray, jpeg: Sequence[bool] | np.ndarray,
+                       device: torch.device | str = "cpu") -> torch.Tensor:
     """The device path's worker side: :func:`encode_batch_for_device` output -> float32 ``(N, 3, 224, 224)``.
 
     JPEGs are decoded by torchvision's ``decode_jpeg`` on ``device`` (batched nvJPEG on a GPU, libjpeg-turbo on a

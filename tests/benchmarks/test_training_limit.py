@@ -54,7 +54,7 @@ def test_cpu_mode_measures_the_three_runs(tmp_path):
     text = md.read_text()
     for row in ("| (a) ceiling |", "| (b) original |", "| (c) ours |"):
         assert row in text
-    assert "(c)/(b) = **" in text and "(c)/(a) = **" in text
+    assert "(c)/(b) = **" in text and "(c)/(a) = **" in text and "CPU mode: " in text
     assert report["command"].startswith("python benchmarks/training_limit.py --device cpu --cpus 2")
     assert "--out" not in report["command"]
 
@@ -97,3 +97,36 @@ def test_gpu_check_without_the_bundle_says_what_to_do(tmp_path):
     assert result.returncode == 2
     assert result.stderr.strip() == (f"ERROR: no {tmp_path / 'missing'}/ray-slim.tar.xz: run "
                                      f"benchmarks/prepare_gpu_bundle.sh here first and carry {tmp_path / 'missing'}")
+
+
+def test_markdown_of_a_gpu_report():
+    """The GPU rows (fp32 ceiling, progressive run, utilisation) that the CPU mode cannot produce."""
+    sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
+    try:
+        from training_limit import markdown
+    finally:
+        sys.path.remove(str(REPO_ROOT / "benchmarks"))
+    gpu = {"util_mean_pct": 97.4, "util_max_pct": 100.0, "memory_max_mib": 5000, "samples": 40}
+    job_row = {"images_per_epoch": 8192, "precision": "bf16", "channels_last": True, "gpu": gpu}
+    report = {
+        "command": "python benchmarks/training_limit.py --cpus 3 --progressive", "image_size": "375x500",
+        "batch_size": 64,
+        "environment": {"gpu": "NVIDIA H100 80GB HBM3", "driver": "580.159.04", "cuda": "13.0", "torch": "2.11.0",
+                        "torchvision": "0.26.0", "ray": "2.58.0", "python": "3.12.3", "cpus": [0, 1, 2],
+                        "cpu_model": "x"},
+        "runs": {"ceiling": {"images_per_s": 4000.0, "precision": "bf16", "channels_last": True, "gpu": gpu},
+                 "ceiling_fp32": {"images_per_s": 2000.0, "gpu": gpu},
+                 "original": {**job_row, "images_per_s": 250.0, "images_per_epoch": 2048},
+                 "ours": {**job_row, "images_per_s": 3000.0},
+                 "ours_progressive": {**job_row, "images_per_s": 400.0, "images_per_epoch": 2048}},
+        "summary": {"ours_vs_original": 12.0, "ours_vs_ceiling": 0.75},
+        "equivalence": {"images": 16, "decoded_on_device": 16, "max_levels": 2.0, "mean_levels": 0.3},
+    }
+    text = markdown(report)
+    assert "on NVIDIA H100 80GB HBM3 (driver 580.159.04, CUDA 13.0)" in text
+    assert "| (a-fp32) | the same in fp32, NCHW | 2000 | 97% (max 100%) | 50% |" in text
+    assert "| (c) ours | file reads on the CPUs; decode, resize, crop, normalise on the GPU; bf16, channels_last " \
+           "True (8192 images/epoch) | 3000 | 97% (max 100%) | 75% |" in text
+    assert "(2048 images/epoch) | 400 |" in text
+    assert "(c)/(b) = **12.00×** (goal ≥ 2×: met); (c)/(a) = **75%** (goal ≥ 70%: met)." in text
+    assert "CPU mode" not in text
