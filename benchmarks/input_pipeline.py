@@ -2,9 +2,10 @@
 
     python benchmarks/input_pipeline.py                 # CPU, 256 images of 375x500
     python benchmarks/input_pipeline.py --images 512 --repeats 9 --threads 1
-    python benchmarks/input_pipeline.py --e2e           # GPU: whole training job, both pipelines
 
-CPU mode (default). The same in-memory data set (synthetic 375x500 photos,
+The training job end to end (the original, ours, the GPU's own limit) is benchmarks/training_limit.py.
+
+The same in-memory data set (synthetic 375x500 photos,
 JPEG-encoded then decoded) goes through both pipelines in the same run, in
 map_batches-sized batches (default 32, as the job uses), several repeats,
 median reported. torch runs on --threads threads (default 1, like Ray Data
@@ -20,22 +21,14 @@ tasks, which get OMP_NUM_THREADS=1). Three measurements:
   no-read-resize  decoded 375x500 images straight into the pipelines, so
              Resize(256) does real work (torchvision per image vs one
              antialiased interpolate per chunk).
-
---e2e mode (needs a GPU unless --device cpu): writes --e2e-images synthetic
-images to a temp dir, starts a local Ray, and trains ResNet18 (random weights)
-with the job's training loop twice: with the original input pipeline
-(add_fake_labels + per-image transform_image map_batches) and with ours;
-reports wall time and images/s for each.
 """
 
 from __future__ import annotations
 
 import argparse
 import io
-import os
 import statistics
 import sys
-import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -47,7 +40,7 @@ if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
 from training import preprocessing as P  # noqa: E402
-from training.make_synthetic_data import make_dataset, synthetic_image  # noqa: E402
+from training.make_synthetic_data import synthetic_image  # noqa: E402
 
 
 def make_jpegs(count: int, width: int, height: int, seed: int = 0):
@@ -137,66 +130,6 @@ def cpu_benchmark(args) -> int:
     return 0
 
 
-def e2e_benchmark(args) -> int:
-    import torch
-
-    if args.device == "gpu" and not torch.cuda.is_available():
-        print("--e2e needs a GPU (torch.cuda.is_available() is False); use --device cpu to run it on CPU.")
-        return 2
-    use_gpu = args.device == "gpu" or (args.device == "auto" and torch.cuda.is_available())
-
-    import ray
-    from ray.train import RunConfig, ScalingConfig
-    from ray.train.torch import TorchTrainer
-
-    from training.pytorch_training_e2e import train_loop_per_worker
-
-    transform = P.reference_transform()
-
-    def add_fake_labels(batch):
-        batch["label"] = np.zeros([len(batch["image"])], dtype=int)
-        return batch
-
-    def transform_image(batch):
-        batch["image"] = [transform(image).numpy() for image in batch["image"]]
-        return batch
-
-    with tempfile.TemporaryDirectory(prefix="e2e-") as tmp:
-        data = os.path.join(tmp, "images")
-        make_dataset(data, args.e2e_images, (args.width, args.height))
-        ray.init()
-        ray.cloudpickle.register_pickle_by_value(P)
-        rows = []
-        for name in ("original", "ours"):
-            start = time.time()
-            ds = ray.data.read_images(data, size=P.READ_SIZE, mode=P.READ_MODE)
-            if name == "original":
-                ds = ds.map_batches(add_fake_labels).map_batches(transform_image)
-            else:
-                ds = ds.map_batches(P.transform_batch, batch_format="numpy",
-                                    batch_size=P.MAP_BATCH_SIZE, zero_copy_batch=True)
-            trainer = TorchTrainer(
-                train_loop_per_worker=train_loop_per_worker,
-                train_loop_config={"batch_size": args.train_batch_size,
-                                   "num_epochs": args.epochs, "weights_ref": None},
-                datasets={"train": ds},
-                scaling_config=ScalingConfig(num_workers=args.workers, use_gpu=use_gpu),
-                run_config=RunConfig(storage_path=os.path.join(tmp, "storage"), name=name),
-            )
-            result = trainer.fit()
-            elapsed = time.time() - start
-            rows.append((name, elapsed, args.epochs * args.e2e_images / elapsed,
-                         result.metrics.get("images_per_s")))
-        ray.shutdown()
-    print(f"e2e: {args.e2e_images} images, {args.epochs} epochs, {args.workers} workers, "
-          f"{'GPU' if use_gpu else 'CPU'}")
-    print(f"{'pipeline':<10} {'wall s':>8} {'img/s (wall)':>13} {'last-epoch img/s (rank 0)':>26}")
-    for name, elapsed, ips, last in rows:
-        print(f"{name:<10} {elapsed:>8.1f} {ips:>13.1f} {last or 0:>26.1f}")
-    print(f"speed-up (wall): {rows[0][1] / rows[1][1]:.2f}x")
-    return 0
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--images", type=int, default=256)
@@ -205,14 +138,8 @@ def main(argv=None) -> int:
     parser.add_argument("--batch-size", type=int, default=P.MAP_BATCH_SIZE, help="map_batches batch size")
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (Ray Data tasks use 1)")
-    parser.add_argument("--e2e", action="store_true", help="train end to end with both pipelines")
-    parser.add_argument("--device", choices=("auto", "gpu", "cpu"), default="gpu", help="for --e2e")
-    parser.add_argument("--e2e-images", type=int, default=2048)
-    parser.add_argument("--epochs", type=int, default=2)
-    parser.add_argument("--workers", type=int, default=1)
-    parser.add_argument("--train-batch-size", type=int, default=64)
     args = parser.parse_args(argv)
-    return e2e_benchmark(args) if args.e2e else cpu_benchmark(args)
+    return cpu_benchmark(args)
 
 
 if __name__ == "__main__":

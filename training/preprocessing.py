@@ -22,8 +22,20 @@ batch at once:
 Images are read as RGB (``mode="RGB"``), so grayscale and RGBA files become
 3-channel images (the original job crashed on those).
 
-Only numpy and torch are needed here; torchvision is imported lazily by
-:func:`reference_transform`, which exists for tests and the benchmark.
+The device path (``--input-pipeline gpu``, the default on GPU workers) moves
+the decoding to the training worker's device: Ray Data's CPU tasks only read
+the files and sort them (:func:`encode_batch_for_device`); JPEGs that nvJPEG
+decodes like PIL travel as their bytes, anything else (PNG, GIF, CMYK or
+lossless JPEG, ...) is decoded on the CPU exactly as ``read_images`` does and
+travels as 256x256 RGB pixels. On the worker :func:`preprocess_encoded`
+decodes the JPEGs with torchvision's ``decode_jpeg`` on the device (nvJPEG on
+a GPU, libjpeg-turbo on a CPU device), resizes them to 256x256 with one
+antialiased bilinear ``interpolate`` per image size, crops and normalises,
+all on the device.
+
+Only numpy and torch are needed here; torchvision is imported lazily (by
+:func:`reference_transform`, for tests and the benchmark, and by the device
+path's decoder).
 """
 
 from __future__ import annotations
@@ -194,3 +206,138 @@ def transform_batch(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         "image": out.numpy(),
         "label": np.zeros(out.shape[0], dtype=np.int64),
     }
+
+
+# --- the device path ---------------------------------------------------------------------------------------------
+# JPEG markers (ITU-T T.81, table B.1). SOF0/SOF1/SOF2 are the 8-bit Huffman-coded frames (baseline, extended
+# sequential, progressive) that nvJPEG decodes; the other SOFn (lossless, hierarchical, arithmetic-coded) go to PIL.
+_SOF_HUFFMAN = frozenset({0xC0, 0xC1, 0xC2})
+_SOF_OTHER = frozenset({0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF})
+_STANDALONE = frozenset({0x01, *range(0xD0, 0xD9)})  # TEM, RST0-7, SOI: no length field
+_SOS = 0xDA
+# Luma (h, v) sampling factors of the subsamplings nvJPEG decodes (4:4:4, 4:2:2, 4:2:0, 4:4:0, 4:1:1, 4:1:0: the nvJPEG
+# 13.0 documentation, introduction), chroma 1x1 each; torchvision's GPU decoder stops on any other ("Unknown chroma
+# subsampling", decode_jpegs_cuda.cpp).
+_LUMA_SAMPLING = frozenset({(1, 1), (2, 1), (2, 2), (1, 2), (4, 1), (4, 2)})
+_RGB_COMPONENT_IDS = (ord("R"), ord("G"), ord("B"))
+
+
+def device_decodable_jpeg(data: bytes) -> bool:
+    """Whether the device path decodes this file as PIL would: an 8-bit Huffman-coded YCbCr or grayscale JPEG.
+
+    Reads the markers up to the first scan (no decoding). False for anything else -- PNG, GIF, CMYK/YCCK JPEGs and
+    RGB-coded ones (whose colour conversion is PIL's own), lossless or arithmetic-coded JPEGs, unusual subsampling,
+    truncated headers -- which the CPU decodes instead.
+    """
+    if len(data) < 4 or data[:3] != b"\xff\xd8\xff":
+        return False
+    adobe_transform = None
+    frame = None
+    i, end = 2, len(data)
+    while i + 4 <= end:
+        if data[i] != 0xFF:
+            return False
+        marker = data[i + 1]
+        if marker == 0xFF:  # fill byte before a marker
+            i += 1
+            continue
+        if marker in _STANDALONE:
+            i += 2
+            continue
+        if marker == _SOS:
+            break
+        length = int.from_bytes(data[i + 2 : i + 4], "big")
+        segment = data[i + 4 : i + 2 + length]
+        if length < 2 or len(segment) != length - 2:
+            return False
+        if marker == 0xEE and segment[:5] == b"Adobe" and len(segment) >= 12:
+            adobe_transform = segment[11]
+        elif marker in _SOF_OTHER:
+            return False
+        elif marker in _SOF_HUFFMAN:
+            frame = segment
+        i += 2 + length
+    if frame is None or len(frame) < 6:
+        return False
+    precision, height, width, components = frame[0], frame[1:3], frame[3:5], frame[5]
+    if precision != 8 or height == b"\0\0" or width == b"\0\0" or len(frame) < 6 + 3 * components:
+        return False
+    if components == 1:
+        return True
+    if components != 3 or adobe_transform == 0:
+        return False
+    ids = tuple(frame[6 + 3 * c] for c in range(3))
+    sampling = [(frame[7 + 3 * c] >> 4, frame[7 + 3 * c] & 0x0F) for c in range(3)]
+    if ids == _RGB_COMPONENT_IDS and adobe_transform is None:
+        return False  # libjpeg and PIL read components named R, G, B as RGB, not YCbCr
+    return sampling[0] in _LUMA_SAMPLING and sampling[1] == sampling[2] == (1, 1)
+
+
+def encode_batch_for_device(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Ray Data ``map_batches`` function of the device path, the CPU side (after ``read_binary_files``).
+
+    Files that :func:`device_decodable_jpeg` accepts keep their bytes (``jpeg`` True); the others are decoded
+    here exactly as ``read_images(size=READ_SIZE, mode="RGB")`` does (:func:`load_image`) and travel as their
+    256x256x3 uint8 pixels. Adds the fake labels, like :func:`transform_batch`.
+    """
+    import io
+
+    files = batch["bytes"]
+    data = np.empty(len(files), dtype=object)
+    jpeg = np.zeros(len(files), dtype=bool)
+    for i, item in enumerate(files):
+        blob = bytes(item)
+        if device_decodable_jpeg(blob):
+            data[i], jpeg[i] = blob, True
+        else:
+            data[i] = load_image(io.BytesIO(blob)).tobytes()
+    return {"bytes": data, "jpeg": jpeg, "label": np.zeros(len(files), dtype=np.int64)}
+
+
+def preprocess_encoded(data: Sequence[bytes] | np.ndarray, jpeg: Sequence[bool] | np.ndarray,
+                       device: torch.device | str = "cpu") -> torch.Tensor:
+    """The device path's worker side: :func:`encode_batch_for_device` output -> float32 ``(N, 3, 224, 224)``.
+
+    JPEGs are decoded by torchvision's ``decode_jpeg`` on ``device`` (batched nvJPEG on a GPU, libjpeg-turbo on a
+    CPU device), converted to float and resized to READ_SIZE with one antialiased bilinear ``interpolate`` per image
+    size: the filter of PIL's bilinear resize (a triangle widened by the downscaling factor), computed in float where
+    Pillow rounds each of its two passes to uint8, so values differ from the reference by at most one pixel level
+    (tests/training/test_device_pipeline.py). Then, like the pre-decoded images, centre-cropped and normalised.
+    Everything after the file read runs on ``device``.
+    """
+    from torchvision.io import ImageReadMode, decode_jpeg
+
+    device = torch.device(device)
+    n = len(data)
+    height, width = READ_SIZE
+    top, left = _center_crop_offsets(height, width, CROP)
+    scale, bias = _scale_bias(IMAGENET_MEAN, IMAGENET_STD, from_uint8=True)
+    scale, bias = scale.to(device).view(1, 3, 1, 1), bias.to(device).view(1, 3, 1, 1)
+    out = torch.empty((n, 3, CROP, CROP), dtype=torch.float32, device=device)
+    with warnings.catch_warnings():
+        # bytes are read-only; nothing writes to these views
+        warnings.filterwarnings("ignore", message="The given buffer is not writable")
+        buffers = [torch.frombuffer(memoryview(d), dtype=torch.uint8) for d in data]
+
+    jpeg_index = [i for i in range(n) if jpeg[i]]
+    raw_index = [i for i in range(n) if not jpeg[i]]
+    if jpeg_index:
+        decoded = decode_jpeg([buffers[i] for i in jpeg_index], mode=ImageReadMode.RGB, device=device)
+        by_size: dict[tuple[int, int], list[int]] = {}
+        for k, image in enumerate(decoded):
+            by_size.setdefault((image.shape[1], image.shape[2]), []).append(k)
+        for size, members in by_size.items():
+            x = torch.stack([decoded[k] for k in members]).to(torch.float32)
+            if size != READ_SIZE:
+                x = F.interpolate(x, size=READ_SIZE, mode="bilinear", align_corners=False, antialias=True)
+            rows = torch.tensor([jpeg_index[k] for k in members], device=device)
+            out[rows] = x[:, :, top : top + CROP, left : left + CROP] * scale + bias
+    if raw_index:
+        expected = height * width * 3
+        for i in raw_index:
+            if buffers[i].numel() != expected:
+                raise ValueError(f"pre-decoded image {i} has {buffers[i].numel()} bytes, expected {expected}")
+        x = torch.stack([buffers[i].view(height, width, 3) for i in raw_index]).to(device)
+        x = x[:, top : top + CROP, left : left + CROP, :].permute(0, 3, 1, 2).to(torch.float32)
+        out[torch.tensor(raw_index, device=device)] = x * scale + bias
+    return out

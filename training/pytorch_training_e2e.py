@@ -2,8 +2,13 @@
 
 Based on Ray's release test ``pytorch_training_e2e.py`` (same CLI, same
 results JSON), with a configurable data/storage location, CPU/GPU switch,
-offline-friendly weights option and a vectorised input pipeline
-(see ``preprocessing.py``).
+offline-friendly weights option and two input pipelines (see
+``preprocessing.py``): on GPU workers the JPEGs are decoded, resized and
+normalised on the GPU (Ray Data's CPU tasks only read the files); on CPU
+workers a vectorised CPU pipeline. GPU workers train in mixed precision with
+``channels_last``. A lost worker is replaced and training resumes from the
+last epoch's checkpoint; workers whose resources (GPUs) never come fail the
+job after a bounded wait, with one line saying so.
 
 Submit it from a machine with ``kubectl port-forward`` to the head service::
 
@@ -34,6 +39,17 @@ DEFAULT_OUTPUT_JSON = "/tmp/release_test_out.json"
 SMOKE_TEST_MAX_IMAGES = 64
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".gif")
 WEIGHTS_DOWNLOAD_TIMEOUT_S = 60
+# Waiting for the workers' resources: a new GPU node (Karpenter or cluster-autoscaler) takes a few minutes to join,
+# and pulling the multi-GB CUDA Ray image onto it several more.
+DEFAULT_WORKER_WAIT_S = 1200
+DEFAULT_MAX_FAILURES = 3
+MODEL_FILE = "model.pt"  # the ResNet18 state dict, loadable as is
+TRAIN_STATE_FILE = "train_state.pt"  # epoch, optimizer and grad-scaler state: what resuming needs besides the model
+# Ray Train v2 (ray/train/v2/_internal/constants.py, Ray 2.58.0): how long the controller waits for the worker
+# group's placement group before WorkerGroupStartupTimeoutError; the driver propagates it to the controller.
+WORKER_GROUP_START_TIMEOUT_ENV = "RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S"
+INPUT_PIPELINES = ("auto", "gpu", "cpu")
+PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 
 
 class WeightsUnavailableError(RuntimeError):
@@ -77,13 +93,62 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "from download.pytorch.org (needs internet on the head node); 'none' starts "
         "from random weights (default imagenet)",
     )
+    parser.add_argument(
+        "--input-pipeline", choices=INPUT_PIPELINES, default="auto",
+        help="where images are decoded and preprocessed: 'gpu' on the training worker's device (Ray Data's CPU "
+        "tasks only read the files; on a CPU-only worker the same code runs on its CPU), 'cpu' in Ray Data's CPU "
+        "tasks (default auto: gpu with --use-gpu, else cpu)",
+    )
+    parser.add_argument(
+        "--precision", choices=PRECISIONS, default="auto",
+        help="training arithmetic: bf16 or fp16 mixed precision (fp16 with a gradient scaler) or fp32 "
+        "(default auto: bf16 on GPUs that support it, else fp16; fp32 on CPU)",
+    )
+    parser.add_argument(
+        "--channels-last", action=argparse.BooleanOptionalAction, default=None,
+        help="train with channels_last (NHWC) tensors, faster for convolutions on tensor cores "
+        "(default: yes on GPU, no on CPU)",
+    )
+    parser.add_argument(
+        "--max-failures", type=int, default=DEFAULT_MAX_FAILURES,
+        help="worker failures (e.g. a lost node) to recover from by restarting the workers from the last "
+        f"epoch's checkpoint (default {DEFAULT_MAX_FAILURES}; 0: fail on the first)",
+    )
+    parser.add_argument(
+        "--worker-wait-s", type=float, default=DEFAULT_WORKER_WAIT_S,
+        help="seconds to wait for the training workers' resources (GPUs) each time the workers start; the job "
+        f"fails with one line if they do not come (default {DEFAULT_WORKER_WAIT_S}: a new GPU node and its image pull)",
+    )
     args = parser.parse_args(argv)
     for name in ("data_size_gb", "num_epochs", "num_workers", "batch_size"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be >= 1")
+    if args.max_failures < 0:
+        parser.error("--max-failures must be >= 0")
+    if not args.worker_wait_s > 0:
+        parser.error("--worker-wait-s must be > 0")
     if args.use_gpu is None:
         args.use_gpu = not args.smoke_test
+    args.input_pipeline = resolve_input_pipeline(args.input_pipeline, args.use_gpu)
+    if args.precision == "fp16" and not args.use_gpu:
+        parser.error("--precision fp16 needs --use-gpu (on CPU use bf16 or fp32)")
     return args
+
+
+def resolve_input_pipeline(requested: str, use_gpu: bool) -> str:
+    """'auto' -> 'gpu' when the workers have a GPU, else 'cpu'."""
+    if requested == "auto":
+        return "gpu" if use_gpu else "cpu"
+    return requested
+
+
+def resolve_precision(requested: str, device_type: str, bf16_supported: bool) -> str:
+    """'auto' -> bf16 on a GPU that has it (no loss scaling needed), fp16 on an older GPU, fp32 on CPU."""
+    if requested != "auto":
+        return requested
+    if device_type == "cuda":
+        return "bf16" if bf16_supported else "fp16"
+    return "fp32"
 
 
 def resolve_data_path(args: argparse.Namespace) -> tuple[str | list[str], bool]:
@@ -159,7 +224,29 @@ def input_size_mb(paths: str | list[str]) -> float | None:
     return total / 1024**2
 
 
+def device_collate(device):
+    """iter_torch_batches collate_fn of the gpu input pipeline: decode and preprocess on ``device``.
+
+    Ray Data runs it in its prefetch thread (ray/data/iterator.py, Ray 2.58.0), so the next batch is decoded while
+    the current one trains; torchvision's decoder, a torch.ops call, runs without the GIL
+    (torch/csrc/jit/python/pybind_utils.cpp, invokeOperatorFromPython).
+    """
+    import torch
+    from ray.data.collate_fn import NumpyBatchCollateFn
+
+    class DeviceCollate(NumpyBatchCollateFn):
+        def __call__(self, batch):
+            return {
+                "image": preprocessing.preprocess_encoded(batch["bytes"], batch["jpeg"], device),
+                "label": torch.tensor(batch["label"], device=device),  # a copy: Ray's arrays are read-only
+            }
+
+    return DeviceCollate()
+
+
 def train_loop_per_worker(config):
+    import contextlib
+
     import ray
     import ray.train
     import ray.train.torch
@@ -168,51 +255,134 @@ def train_loop_per_worker(config):
     import torch.optim as optim
     from torchvision.models import resnet18
 
-    model = resnet18(weights=None)
-    if config["weights_ref"] is not None:
-        model.load_state_dict(ray.get(config["weights_ref"]))
-    model = ray.train.torch.prepare_model(model)
     device = ray.train.torch.get_device()
-    criterion = nn.CrossEntropyLoss()
-    optimizer = optim.SGD(model.parameters(), lr=0.001, momentum=0.9)
+    on_gpu = device.type == "cuda"
+    precision = resolve_precision(config["precision"], device.type, on_gpu and torch.cuda.is_bf16_supported())
+    channels_last = on_gpu if config["channels_last"] is None else config["channels_last"]
+    if on_gpu:
+        torch.backends.cudnn.benchmark = True  # every batch has the same shape: pick the fastest kernels once
     context = ray.train.get_context()
     rank = context.get_world_rank()
-    shard = ray.train.get_dataset_shard("train")
+    num_epochs = config["num_epochs"]
 
-    for epoch in range(config["num_epochs"]):
+    model = resnet18(weights=None)
+    start_epoch, train_state = 0, None
+    checkpoint = ray.train.get_checkpoint()
+    if checkpoint:  # a restart after a failure: continue after the last completed epoch
+        with checkpoint.as_directory() as directory:
+            model.load_state_dict(torch.load(os.path.join(directory, MODEL_FILE), map_location="cpu"))
+            train_state = torch.load(os.path.join(directory, TRAIN_STATE_FILE), map_location="cpu")
+        start_epoch = train_state["epoch"] + 1
+        print(f"worker {rank}: resuming from checkpoint {checkpoint.path}: "
+              f"epoch {start_epoch} of {num_epochs} done")
+    elif config["weights_ref"] is not None:
+        model.load_state_dict(ray.get(config["weights_ref"]))
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    model = ray.train.torch.prepare_model(model)
+    criterion = nn.CrossEntropyLoss()
+    optimizer = optim.SGD(model.parameters(), lr=0.001, momentum=0.9)
+    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
+    if train_state is not None:
+        optimizer.load_state_dict(train_state["optimizer"])
+        scaler.load_state_dict(train_state["scaler"])
+    autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+    shard = ray.train.get_dataset_shard("train")
+    if config["input_pipeline"] == "gpu":
+        iterate_kwargs = {"collate_fn": device_collate(device), "prefetch_batches": 2}
+    else:
+        iterate_kwargs = {}
+    print(f"worker {rank}: device {device}, input pipeline {config['input_pipeline']}, precision {precision}, "
+          f"channels_last {channels_last}")
+
+    for epoch in range(start_epoch, num_epochs):
         model.train()
-        running_loss, seen, epoch_start = 0.0, 0, time.time()
-        for i, batch in enumerate(shard.iter_torch_batches(batch_size=config["batch_size"])):
+        seen, epoch_start = 0, time.time()
+        # Losses are summed on the device: reading one (.item()) would wait for the GPU at every step.
+        running_loss = torch.zeros((), device=device)
+        for i, batch in enumerate(shard.iter_torch_batches(batch_size=config["batch_size"], **iterate_kwargs)):
             inputs = batch["image"].to(device, non_blocking=True)
             labels = batch["label"].to(device, non_blocking=True)
-            optimizer.zero_grad()
-            loss = criterion(model(inputs), labels)
-            loss.backward()
-            optimizer.step()
-            running_loss += loss.item()
+            if channels_last:
+                inputs = inputs.contiguous(memory_format=torch.channels_last)
+            optimizer.zero_grad(set_to_none=True)
+            autocast = (torch.autocast(device_type=device.type, dtype=autocast_dtype)
+                        if autocast_dtype is not None else contextlib.nullcontext())
+            with autocast:
+                loss = criterion(model(inputs), labels)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            running_loss += loss.detach().float()
             seen += len(labels)
             if i % 2000 == 1999:
-                print(f"[{epoch + 1}, {i + 1:5d}] loss: {running_loss / 2000:.3f}")
-                running_loss = 0.0
-        elapsed = time.time() - epoch_start
+                print(f"[{epoch + 1}, {i + 1:5d}] loss: {running_loss.item() / 2000:.3f}")
+                running_loss.zero_()
+        loss_value = running_loss.item()  # waits for the epoch's last step: the time below includes all of it
+        epoch_end = time.time()
+        elapsed = epoch_end - epoch_start
         metrics = {
             "epoch": epoch,
-            "running_loss": running_loss,
+            "running_loss": loss_value,
             "images": seen,
             "images_per_s": seen / elapsed if elapsed > 0 else 0.0,
+            "epoch_start_s": epoch_start,
+            "epoch_end_s": epoch_end,
+            "input_pipeline": config["input_pipeline"],
+            "precision": precision,
+            "channels_last": channels_last,
         }
         print(f"worker {rank} epoch {epoch + 1}: {metrics}")
         with tempfile.TemporaryDirectory() as tmpdir:
             checkpoint = None
             if rank == 0:  # the model is replicated; one copy is enough
                 state = model.module.state_dict() if hasattr(model, "module") else model.state_dict()
-                torch.save(state, os.path.join(tmpdir, "model.pt"))
+                torch.save(state, os.path.join(tmpdir, MODEL_FILE))
+                torch.save({"epoch": epoch, "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict()},
+                           os.path.join(tmpdir, TRAIN_STATE_FILE))
                 checkpoint = ray.train.Checkpoint.from_directory(tmpdir)
             ray.train.report(metrics, checkpoint=checkpoint)
 
 
+def build_dataset(data_path, input_pipeline: str, limit: int | None = None):
+    """The training data set: file reads (and the CPU fallback decodes) for the gpu pipeline, the CPU pipeline else."""
+    import ray.data
+
+    extensions = [e.lstrip(".") for e in IMAGE_EXTENSIONS]
+    if input_pipeline == "gpu":
+        dataset = ray.data.read_binary_files(data_path, file_extensions=extensions)
+        fn = preprocessing.encode_batch_for_device
+    else:
+        dataset = ray.data.read_images(data_path, size=preprocessing.READ_SIZE, mode=preprocessing.READ_MODE,
+                                       file_extensions=extensions)
+        fn = preprocessing.transform_batch
+    if limit is not None:
+        dataset = dataset.limit(limit)
+    return dataset.map_batches(fn, batch_format="numpy", batch_size=preprocessing.MAP_BATCH_SIZE,
+                               zero_copy_batch=True)
+
+
+def worker_start_failure(exc: BaseException, args: argparse.Namespace) -> str | None:
+    """One line for a run that failed because its workers' resources never came; None for any other failure."""
+    cause = getattr(exc, "controller_failure", None)  # ray.train.ControllerError (Ray Train v2)
+    name = type(cause).__name__
+    # ScalingConfig's default per worker (ray/air/config.py, Ray 2.58.0): one GPU with use_gpu, else one CPU
+    per_worker = "{GPU: 1}" if args.use_gpu else "{CPU: 1}"
+    if name == "WorkerGroupStartupTimeoutError":
+        return (f"the {args.num_workers} training worker(s) did not get their resources ({per_worker} each) "
+                f"within --worker-wait-s {args.worker_wait_s:g} s: no node with a free "
+                f"{'GPU' if args.use_gpu else 'CPU'} joined the Ray cluster. Check the worker group and its nodes "
+                "(kubectl get pods,nodes; pending pods in the Ray namespace), then rerun, or raise --worker-wait-s.")
+    if name == "InsufficientClusterResourcesError":
+        first = str(cause).strip().splitlines()
+        detail = first[1] if len(first) > 1 else first[0] if first else ""
+        return (f"the Ray cluster can never run {args.num_workers} training worker(s) with {per_worker} each: "
+                f"{detail} Lower --num-workers or add GPU capacity to the worker group.")
+    return None
+
+
 def build_results(args, total_time_s: float, data_mb: float, data_size_source: str,
-                  data_path, checkpoint_path: str | None) -> dict:
+                  data_path, checkpoint_path: str | None, worker_metrics: dict | None = None) -> dict:
     throughput = round(args.num_epochs * data_mb / total_time_s, 2) if total_time_s > 0 else 0.0
     results = {"data_size_gb": args.data_size_gb, "num_epochs": args.num_epochs}
     results["perf_metrics"] = [
@@ -234,6 +404,12 @@ def build_results(args, total_time_s: float, data_mb: float, data_size_source: s
         "weights": args.weights,
         "storage_path": args.storage_path,
         "checkpoint_path": checkpoint_path,
+        "input_pipeline": args.input_pipeline,
+        # what the workers resolved 'auto' to (their last report); the request when there was none
+        "precision": (worker_metrics or {}).get("precision", args.precision),
+        "channels_last": (worker_metrics or {}).get("channels_last", args.channels_last),
+        "max_failures": args.max_failures,
+        "worker_wait_s": args.worker_wait_s,
     })
     return results
 
@@ -245,7 +421,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"Training for {args.num_epochs} epochs with {args.num_workers} workers "
         f"on {'GPU' if args.use_gpu else 'CPU'}, batch size {args.batch_size}, "
-        f"weights={args.weights}, storage {args.storage_path}."
+        f"weights={args.weights}, storage {args.storage_path}, input pipeline {args.input_pipeline}."
     )
     try:
         state_dict = load_pretrained_state_dict(args.weights)
@@ -255,9 +431,11 @@ def main(argv: list[str] | None = None) -> int:
 
     import ray
     import ray.cloudpickle
-    from ray.train import RunConfig, ScalingConfig
+    from ray.train import FailureConfig, RunConfig, ScalingConfig, TrainingFailedError
     from ray.train.torch import TorchTrainer
 
+    # One bounded wait per worker start (the first, and each restart after a failure); read by the controller.
+    os.environ[WORKER_GROUP_START_TIMEOUT_ENV] = f"{args.worker_wait_s:g}"
     ray.init()
     # Ship the preprocessing module with the tasks, so workers need not have it
     # on their path (e.g. when the script runs from the image without --working-dir).
@@ -273,13 +451,7 @@ def main(argv: list[str] | None = None) -> int:
             smoke_limited = True
 
     start = time.time()
-    dataset = ray.data.read_images(data_path, size=preprocessing.READ_SIZE, mode=preprocessing.READ_MODE)
-    if smoke_limited:
-        dataset = dataset.limit(SMOKE_TEST_MAX_IMAGES)
-    dataset = dataset.map_batches(
-        preprocessing.transform_batch, batch_format="numpy",
-        batch_size=preprocessing.MAP_BATCH_SIZE, zero_copy_batch=True,
-    )
+    dataset = build_dataset(data_path, args.input_pipeline, SMOKE_TEST_MAX_IMAGES if smoke_limited else None)
 
     trainer = TorchTrainer(
         train_loop_per_worker=train_loop_per_worker,
@@ -287,12 +459,27 @@ def main(argv: list[str] | None = None) -> int:
             "batch_size": args.batch_size,
             "num_epochs": args.num_epochs,
             "weights_ref": weights_ref,
+            "input_pipeline": args.input_pipeline,
+            "precision": args.precision,
+            "channels_last": args.channels_last,
         },
         datasets={"train": dataset},
         scaling_config=ScalingConfig(num_workers=args.num_workers, use_gpu=args.use_gpu),
-        run_config=RunConfig(storage_path=args.storage_path),
+        run_config=RunConfig(
+            storage_path=args.storage_path,
+            # Worker failures: restart from the last checkpoint. Start timeouts (controller failures, retried
+            # forever by default) are not retried: one wait of --worker-wait-s, then the job fails.
+            failure_config=FailureConfig(max_failures=args.max_failures, controller_failure_limit=0),
+        ),
     )
-    result = trainer.fit()
+    try:
+        result = trainer.fit()
+    except TrainingFailedError as exc:
+        message = worker_start_failure(exc, args)
+        if message is None:
+            raise
+        print(f"ERROR: {message}", file=sys.stderr)
+        return 3
     total_time_s = round(time.time() - start, 2)
 
     data_mb = None
@@ -305,7 +492,7 @@ def main(argv: list[str] | None = None) -> int:
     checkpoint_path = result.checkpoint.path if result.checkpoint else None
     results = build_results(args, total_time_s, data_mb, source,
                             args.data_path or DEFAULT_DATA_URL.format(data_size_gb=args.data_size_gb),
-                            checkpoint_path)
+                            checkpoint_path, result.metrics)
     test_output_json = os.environ.get("TEST_OUTPUT_JSON", DEFAULT_OUTPUT_JSON)
     with open(test_output_json, "w") as f:
         json.dump(results, f)
