@@ -41,6 +41,9 @@ def subprocess_env(**extra: str) -> dict:
         # Ray's workers and the job driver must not pick up a proxy for 127.0.0.1.
         NO_PROXY="127.0.0.1,localhost",
         no_proxy="127.0.0.1,localhost",
+        # The dashboard's modules each start a process and get 30 s to report ready; on a loaded 2-core machine
+        # (the suite runs beside its own synths) MetricsHead has missed that, failing `ray start`.
+        RAY_DASHBOARD_SUBPROCESS_MODULE_WAIT_READY_TIMEOUT="180",
     )
     # The job entrypoint runs `python ...`: make that the interpreter running the tests.
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
