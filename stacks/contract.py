@@ -25,12 +25,15 @@ INFRA_OUTPUTS = (
     "private_subnet_ids", "public_subnet_ids", "update_kubeconfig_command", "ray_image",
 )
 
-# Kubernetes names the ray stack creates and the ray-cluster stack's pods use.
-RAY_SERVICE_ACCOUNT = "ray"
+# Kubernetes names the ray stack creates and the ray-cluster stack's pods use: the head's ServiceAccount (the Ray
+# autoscaler's rights, KubeRay binds them to it) and the workers' (no Kubernetes rights).
+RAY_HEAD_SERVICE_ACCOUNT = "ray-head"
+RAY_WORKER_SERVICE_ACCOUNT = "ray-worker"
 FSX_CLAIM = "fsx-lustre"
-# The KubeRay operator's Helm release (ray stack) and the labels its chart gives the operator pod (kuberay v1.7.0
-# helm-chart/kuberay-operator templates/deployment.yaml: name from nameOverride, instance = release name): the
-# ray-cluster stack's NetworkPolicy lets these pods reach the head's dashboard (RayJob status calls).
+# The KubeRay operator's Helm release (ray stack, in ray.operator_namespace) and the labels its chart gives the
+# operator pod (kuberay v1.7.0 helm-chart/kuberay-operator templates/deployment.yaml: name from nameOverride,
+# instance = release name): the ray-cluster stack's NetworkPolicy lets these pods reach the head's dashboard
+# (RayJob status calls).
 KUBERAY_OPERATOR_RELEASE = "kuberay-operator"
 KUBERAY_OPERATOR_POD_LABELS = {"app.kubernetes.io/name": "kuberay-operator",
                                "app.kubernetes.io/instance": KUBERAY_OPERATOR_RELEASE}

@@ -13,10 +13,11 @@ from conventions.ray import HEAD_PORTS, RAY_CLUSTER_LABEL, RAY_NODE_TYPE_LABEL
 class HeadNetworkPolicyProps:
     cluster_name: str
     namespace: str
-    operator_pod_labels: dict[str, str]  # the KubeRay operator's pods (same namespace)
+    operator_pod_labels: dict[str, str]  # the KubeRay operator's pods
     # Who scrapes the metrics port: None, nobody (no rule); [] any pod (a Prometheus we do not know);
     # else these NetworkPolicy peers (kube-prometheus-stack's Prometheus).
     metrics_from: list[dict] | None
+    operator_namespace: str | None = None  # where the operator's pods run (None: the Ray namespace)
 
 
 def head_network_policy(props: HeadNetworkPolicyProps) -> dict:
