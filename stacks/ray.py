@@ -26,6 +26,7 @@ from constructs_lib.orchestrator import (
     RayOrchestratorKubernetes,
     RayOrchestratorKubernetesProps,
     RayOrchestratorProps,
+    function_steps_file,
     start_execution_command,
 )
 from constructs_lib.ray_platform import RayPlatform, RayPlatformProps
@@ -126,19 +127,21 @@ class RayStack(ReadableStack):
 
     def _orchestrator(self, cfg: AppConfig, infra, namespace: str) -> None:
         o = cfg.orchestrator
+        pipeline = PipelineProps(
+            cluster_name=infra.get_string("cluster_name"), cluster_endpoint=infra.get_string("cluster_endpoint"),
+            cluster_ca=infra.get_string("cluster_certificate_authority_data"), namespace=namespace,
+            head_service=cfg.ray.head_service, ray_cluster=cfg.ray.cluster_name,
+            image=ray_pod_image(cfg, infra), pip=job_pip(cfg),
+            training_script=TRAINING_SCRIPT, inference_script=INFERENCE_SCRIPT,
+            training_args=tuple(cfg.orchestrator_training_args), inference_args=tuple(o.inference_args),
+            step_timeout_seconds=o.step_timeout_seconds, retries=o.retries)
         orchestrator = RayOrchestrator(self, "ray_orchestrator", RayOrchestratorProps(
             name=cfg.name, names=orchestrator_names(cfg.name),
             region=cfg.region, account_id=DataAwsCallerIdentity(self, "current").account_id,
-            partition=DataAwsPartition(self, "current_partition").partition,
-            pipeline=PipelineProps(
-                cluster_name=infra.get_string("cluster_name"), cluster_endpoint=infra.get_string("cluster_endpoint"),
-                cluster_ca=infra.get_string("cluster_certificate_authority_data"), namespace=namespace,
-                head_service=cfg.ray.head_service, ray_cluster=cfg.ray.cluster_name,
-                image=ray_pod_image(cfg, infra), pip=job_pip(cfg),
-                training_script=TRAINING_SCRIPT, inference_script=INFERENCE_SCRIPT,
-                training_args=tuple(cfg.orchestrator_training_args), inference_args=tuple(o.inference_args),
-                step_timeout_seconds=o.step_timeout_seconds, retries=o.retries),
-            package=function_package(self, "ray_orchestrator", [FUNCTION_MODULE]),
+            partition=DataAwsPartition(self, "current_partition").partition, pipeline=pipeline,
+            # The function's code and the Jobs it may create, in one package (one source_code_hash).
+            package=function_package(self, "ray_orchestrator", [FUNCTION_MODULE],
+                                     dict([function_steps_file(pipeline)])),
             # The private API endpoint is reachable from the cluster's subnets only.
             network=FunctionNetwork(vpc_id=infra.get_string("vpc_id"), subnet_ids=infra.get_list("private_subnet_ids"),
                                     cluster_security_group_id=infra.get_string("cluster_security_group_id")),
