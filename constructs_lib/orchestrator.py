@@ -72,7 +72,13 @@ from .checkov import skip
 from .iam import policy_document, service_assume_role_policy_from, statement
 from .kms import MAX_DELETION_WINDOW_DAYS
 from .manifests.jobs import submitter_command
-from .manifests.pods import EXPORT_MOUNT, container_security_context, submitter_resources, token_auth_env
+from .manifests.pods import (
+    EXPORT_MOUNT,
+    container_security_context,
+    pod_security_context,
+    submitter_resources,
+    token_auth_env,
+)
 
 LAMBDA_INVOKE = "arn:aws:states:::lambda:invoke"
 KUBERNETES_GROUP = "ray-orchestrator"
@@ -170,7 +176,7 @@ def step_template(props: PipelineProps, step: str) -> dict:
                     "nodeSelector": node_selector(CORE_ROLE),
                     # Submitting talks HTTP to the Ray dashboard; the pod needs no Kubernetes API token.
                     "automountServiceAccountToken": False,
-                    "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
+                    "securityContext": pod_security_context(),
                     "containers": [{
                         "name": "submit",
                         "command": ["bash", "-c", submit_command(props, step)],

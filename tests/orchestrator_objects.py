@@ -33,10 +33,14 @@ def package_path(outdir: Path, stack: dict, key: str = "ray_orchestrator") -> Pa
     return Path(outdir) / "stacks" / "ray" / stack["resource"]["aws_lambda_function"][key]["filename"]
 
 
-def packaged_steps(synth: dict, key: str = "ray_orchestrator") -> dict[str, dict]:
-    """The step templates the function's package carries (its STEPS_FILE)."""
-    with zipfile.ZipFile(package_path(synth["_outdir"], synth["ray"], key)) as zf:
+def packaged_steps_at(package: Path) -> dict[str, dict]:
+    """The step templates a function package carries (its STEPS_FILE)."""
+    with zipfile.ZipFile(package) as zf:
         return json.loads(zf.read(fn.STEPS_FILE))
+
+
+def packaged_steps(synth: dict, key: str = "ray_orchestrator") -> dict[str, dict]:
+    return packaged_steps_at(package_path(synth["_outdir"], synth["ray"], key))
 
 
 def with_packaged_steps(synth: dict, steps: dict[str, dict], outdir: Path, key: str = "ray_orchestrator") -> dict:

@@ -17,7 +17,7 @@ from conventions.kubernetes import (
 )
 from conventions.ray import HEAD_PORTS
 
-from .pods import EXPORT_MOUNT, IMPORT_MOUNT, RAY_GID, RAY_UID, container_security_context
+from .pods import EXPORT_MOUNT, IMPORT_MOUNT, RAY_GID, RAY_UID, container_security_context, pod_security_context
 
 FSX_VOLUME = "fsx"
 SHM_VOLUME = "dshm"
@@ -107,11 +107,6 @@ def _fsx_permissions_init(image: str) -> dict:
     }
 
 
-def _pod_security_context() -> dict:
-    # Pod Security restricted wants a seccomp profile; RuntimeDefault is containerd's default filter.
-    return {"seccompProfile": {"type": "RuntimeDefault"}}
-
-
 def api_token_volume() -> dict:
     """What kubelet's automount projects (token, CA, namespace), as a volume that only the container mounting it sees.
 
@@ -136,7 +131,7 @@ def ray_cluster(props: RayClusterProps) -> dict:
         "spec": {
             "serviceAccountName": props.head_service_account,
             "automountServiceAccountToken": False,
-            "securityContext": _pod_security_context(),
+            "securityContext": pod_security_context(),
             "nodeSelector": node_selector(CORE_ROLE),
             "initContainers": [_fsx_permissions_init(props.image)],
             "containers": [{
@@ -163,7 +158,7 @@ def ray_cluster(props: RayClusterProps) -> dict:
             # No Kubernetes API identity at all: the workers run job code and need only the data bucket (IRSA).
             "serviceAccountName": props.worker_service_account,
             "automountServiceAccountToken": False,
-            "securityContext": _pod_security_context(),
+            "securityContext": pod_security_context(),
             "nodeSelector": node_selector(g.node_role),
             "initContainers": [_fsx_permissions_init(props.image)],
             "containers": [{

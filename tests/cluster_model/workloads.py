@@ -134,25 +134,44 @@ def manifest_workloads(obj: dict, source: str, kuberay: Facts | None, prefix: st
     raise NotModelled(f"{base}: kind {kind} (list it in workloads.TEMPLATE_PATHS or NO_POD_KINDS)")
 
 
+def _at(obj: dict, path: str):
+    for part in path.split("."):
+        obj = (obj or {}).get(part)
+    return obj
+
+
 def raycluster_pods(spec: dict, op: dict) -> list[tuple[str, dict]]:
-    """Head and worker pod specs as KubeRay builds them (autoscaler sidecar; wait-gcs-ready init container)."""
+    """Head and worker pod specs as KubeRay builds them (autoscaler sidecar; wait-gcs-ready init container), with
+    what of them Pod Security and the escalation model read (securityContext, mounts)."""
     for name in op.get("unrecorded_when") or []:
         if spec.get(name):
             raise NotModelled(f"RayCluster spec.{name}: what KubeRay adds to the pods for it is not recorded")
     head = copy.deepcopy(spec["headGroupSpec"]["template"]["spec"])
     if spec.get("enableInTreeAutoscaling"):
         c = op["head_autoscaler_container"]
-        override = (spec.get("autoscalerOptions") or {}).get("resources")
-        head["containers"] = [*head.get("containers", []),
-                              {"name": c["name"], "resources": copy.deepcopy(override or c["resources"])}]
+        override = _at({"spec": spec}, c["resources_override"])
+        sidecar = {"name": c["name"], "resources": copy.deepcopy(override or c["resources"])}
+        security = _at({"spec": spec}, c["security_context_override"])
+        mounts = _at({"spec": spec}, c["volume_mounts_from"])
+        if security:
+            sidecar["securityContext"] = copy.deepcopy(security)
+        if mounts:
+            sidecar["volumeMounts"] = copy.deepcopy(mounts)
+        head["containers"] = [*head.get("containers", []), sidecar]
     pods = [("head", head)]
     for group in spec.get("workerGroupSpecs") or []:
         w = copy.deepcopy(group["template"]["spec"])
         c = op["worker_init_container"]
         injected = {"name": c["name"], "resources": copy.deepcopy(c["resources"])}
+        if c.get("security_context_from") == "ray_container" and _sc_of_first(w):
+            injected["securityContext"] = copy.deepcopy(_sc_of_first(w))
         w["initContainers"] = [*w.get("initContainers", []), injected]
         pods.append((f"worker/{group['groupName']}", w))
     return pods
+
+
+def _sc_of_first(pod: dict) -> dict | None:
+    return ((pod.get("containers") or [{}])[0]).get("securityContext")
 
 
 def rayjob_pods(spec: dict, ops: dict) -> list[tuple[str, str, dict]]:
