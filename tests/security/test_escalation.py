@@ -254,3 +254,13 @@ def test_a_permission_the_model_does_not_know_is_refused():
     with pytest.raises(UnclassifiedPermission):
         capabilities([{"apiGroups": ["certificates.k8s.io"], "resources": ["certificatesigningrequests/approval"],
                        "verbs": ["update"]}], "ns", lambda ns: True)
+
+
+# ------------------------------------------------------------------------------------------ docs/security.md
+def test_the_docs_say_what_each_identity_can_do_as_the_model_finds(default_synth):
+    """docs/security.md's identity table is the model's answer for the default deployment."""
+    dep, _ = synth_facts(default_synth)
+    table = esc.identities_table(dep)
+    assert esc.docs_block(esc.DOCS.read_text()) == table, \
+        f"run: python -m tests.security.escalation (docs/security.md's identity table is stale):\n{table}"
+    assert "| Ray code on a worker | - | ray_workload | ray/kuberay | no |" in table
