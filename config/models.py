@@ -858,13 +858,19 @@ class AppConfig(_Model):
         suffix = f"-{versions.RAY_IMAGE_CUDA}" if self.cluster.has_gpu else ""
         return f"rayproject/ray:{self.ray.ray_version}-py311{suffix}"
 
+    @property
+    def pinned_stock_ray_image(self) -> str:
+        """stock_ray_image by digest when config/image_digests.json records it (the stock pods' image and the
+        build's FROM), else by tag."""
+        return versions.pinned_image(self.stock_ray_image)
+
     def ray_image(self, built_image: str | None = None) -> str:
         """The image of the Ray pods. ``built_image``: the infra stack's build output (source build only)."""
         image = self.ray.image
         if image.source == "custom":
             return image.uri  # type: ignore[return-value]
         if image.source == "stock":
-            return self.stock_ray_image
+            return self.pinned_stock_ray_image
         if not built_image:
             raise ValueError("ray.image.source is build: the image is the infra stack's ray_image output")
         return built_image

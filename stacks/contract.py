@@ -55,8 +55,9 @@ def job_files(names: tuple[str, ...] = JOB_FILES) -> dict[str, str]:
 
 # The job's third-party libraries (one list: the built image installs it, runtime_env pip passes it).
 REQUIREMENTS_FILE = TRAINING_DIR / "requirements.txt"
-# The image build's context: training/Dockerfile, the requirements and the job's modules (training/*.py).
+# The image build's context: training/Dockerfile, the requirements (and their hash lock) and the job's modules.
 DOCKERFILE = TRAINING_DIR / "Dockerfile"
+REQUIREMENTS_LOCK = TRAINING_DIR / "requirements.lock"  # scripts/lock_requirements.py
 
 
 def job_requirements() -> tuple[str, ...]:
@@ -71,10 +72,11 @@ def job_pip(cfg: AppConfig) -> tuple[str, ...]:
 
 
 def image_context_files(directory: Path = TRAINING_DIR) -> dict[str, bytes]:
-    """The image build's context, by name: the Dockerfile, requirements.txt and the job's modules (*.py) of
-    ``directory`` (training/), nothing else (no caches, no scripts).
+    """The image build's context, by name: the Dockerfile, requirements.txt and .lock, and the job's modules (*.py)
+    of ``directory`` (training/), nothing else (no caches, no scripts).
 
     Line endings are normalised: a checkout with CRLF (git autocrlf) builds the same image and the same tag.
     """
-    files = [directory / DOCKERFILE.name, directory / REQUIREMENTS_FILE.name, *sorted(directory.glob("*.py"))]
+    files = [directory / DOCKERFILE.name, directory / REQUIREMENTS_FILE.name, directory / REQUIREMENTS_LOCK.name,
+             *sorted(directory.glob("*.py"))]
     return {f.name: f.read_bytes().replace(b"\r\n", b"\n") for f in files}

@@ -174,7 +174,9 @@ class InfraStack(ReadableStack):
                      account_id: str, partition: str) -> RayImageBuild:
         image = cfg.ray.image
         files = image_context_files()
-        digest = content_hash(files, cfg.stock_ray_image)
+        # The base by digest when one is recorded: the content hash, and so the tag, follow a new digest.
+        base = cfg.pinned_stock_ray_image
+        digest = content_hash(files, base)
         cache = None
         if image.docker_hub_secret_arn:
             cache = PullThroughCacheProps(prefix=naming.docker_hub_cache_prefix(cfg.name),
@@ -188,7 +190,7 @@ class InfraStack(ReadableStack):
             bucket_ready=[bucket.versioning, bucket.policy],
             source_key=naming.IMAGE_BUILD_CONTEXT_KEY, source_prefix=naming.IMAGE_BUILD_S3_PREFIX,
             context_path=str(_stage_context(context_archive(files), digest)), content_hash=digest,
-            image_tag=image_tag(cfg.ray.ray_version, digest), base_image=cfg.stock_ray_image,
+            image_tag=image_tag(cfg.ray.ray_version, digest), base_image=base,
             script_path=str(BUILD_SCRIPT), compute_type=image.build_compute_type,
             timeout_minutes=image.build_timeout_minutes, codebuild_image=CODEBUILD_IMAGE,
             logs_kms_key_arn=keys.data_key_arn, log_retention_days=cfg.cluster.log_retention_days,
