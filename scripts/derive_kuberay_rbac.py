@@ -91,7 +91,8 @@ def define_body(text: str, name: str) -> list[str]:
     start = next((i for i, line in enumerate(lines) if re.search(rf'define\s+"{re.escape(name)}"', line)), None)
     if start is None:
         raise DeriveError(f"no define {name!r}")
-    depth, body = 0, []
+    depth = 0
+    body: list[str] = []
     for line in lines[start + 1:]:
         if _IF.match(line):
             depth += 1
