@@ -15,10 +15,11 @@ step: submit the Job, poll its status until it succeeded or failed (its activeDe
 overdue check and the state machine's TimeoutSeconds bound the loop), then fetch the pod's log tail into the
 execution history; a failed attempt is retried with a new Job.
 
-``state_machine_definition`` is a pure function (the tests validate its ASL and the Jobs inside). ``RayOrchestrator``
-adds the AWS side: state machine and its role (may invoke the function, nothing else of note), the function with
-its role, security group and the cluster security group rule for HTTPS from it, KMS-encrypted log groups, and the
-EKS access entry that maps the function's role to the Kubernetes group ``ray-orchestrator``.
+``state_machine_definition`` and ``function_steps`` are pure functions (the tests validate the ASL, and the Jobs the
+function's code builds from the steps). ``RayOrchestrator`` adds the AWS side: state machine and its role (may
+invoke the function, nothing else of note), the function with its role, its resource policy (the state machine's
+role may invoke it), security group and the cluster security group rule for HTTPS from it, KMS-encrypted log
+groups, and the EKS access entry that maps the function's role to the Kubernetes group ``ray-orchestrator``.
 ``RayOrchestratorKubernetes`` adds the namespaced Role + RoleBinding for that group and the scripts ConfigMap.
 """
 
@@ -379,7 +380,8 @@ class RayOrchestratorProps:
 
 class RayOrchestrator(Construct):
     """The AWS side. Addresses: ``aws_sfn_state_machine.ray_orchestrator`` and
-    ``aws_iam_role(_policy).ray_orchestrator`` (its role), ``aws_lambda_function.ray_orchestrator`` with
+    ``aws_iam_role(_policy).ray_orchestrator`` (its role), ``aws_lambda_function.ray_orchestrator`` (and
+    ``aws_lambda_permission.ray_orchestrator``, its resource policy) with
     ``aws_iam_role(_policy).ray_orchestrator_lambda``, ``aws_security_group.ray_orchestrator_lambda`` and its
     rules, ``aws_cloudwatch_log_group.ray_orchestrator(_lambda)``, ``aws_kms_key.ray_orchestrator`` (+ alias),
     ``aws_eks_access_entry.ray_orchestrator``."""
