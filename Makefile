@@ -23,7 +23,8 @@ STACKS = $(shell $(VENV)/bin/python -c 'from stacks.contract import STACK_ORDER;
 
 .PHONY: lint
 .PHONY: help synth test deps deps-test tools node bench-synth bench-pipeline deploy destroy diff \
-        dashboard token submit job-yaml image clean checkov-env security-scan diagram graphviz pipeline preflight
+        dashboard token submit job-yaml image clean checkov-env security-scan diagram graphviz pipeline preflight \
+        lock-requirements update-base-digests
 
 help:
 	@echo "make synth    synthesize all stacks into cdktf.out/ (default config, local backend)"
@@ -37,6 +38,8 @@ help:
 	@echo "make bench-synth | bench-pipeline   benchmarks"
 	@echo "make security-scan   checkov over the synthesized stacks (inline skips applied)"
 	@echo "make diagram  draw docs/architecture.png from the synthesized stacks (diagrams + Graphviz, installed if missing)"
+	@echo "make lock-requirements   regenerate training/requirements.lock (hashes) after editing training/requirements.txt"
+	@echo "make update-base-digests record the digests of the rayproject/ray base images in config/image_digests.json"
 	@echo "make pipeline start the Step Functions training -> inference pipeline (after deploy)"
 
 tools:
@@ -51,6 +54,9 @@ $(VENV)/.synced-diagram: Pipfile.lock | tools
 	@touch $@ $(VENV)/.synced-default
 $(VENV)/.synced-preflight: Pipfile.lock | tools
 	pipenv sync --categories "packages preflight"
+	@touch $@ $(VENV)/.synced-default
+$(VENV)/.synced-lock: Pipfile.lock | tools
+	pipenv sync --categories "packages lock"
 	@touch $@ $(VENV)/.synced-default
 $(VENV)/.synced-all: Pipfile.lock | tools
 	pipenv sync --categories "packages dev-packages training diagram preflight"
@@ -146,6 +152,12 @@ job-yaml: deps
 
 image:
 	training/build_and_push_image.sh
+
+# What the image build installs and builds from, pinned by content (docs/security.md, "Images").
+lock-requirements: $(VENV)/.synced-lock
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/python -m scripts.lock_requirements
+update-base-digests: $(VENV)/.synced-default
+	$(VENV)/bin/python -m scripts.update_base_digests
 
 # The README's picture, from the default config's synth. DIAGRAM_SYNTH/DIAGRAM_OUT draw another synth elsewhere.
 DIAGRAM_SYNTH ?= cdktf.out

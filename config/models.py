@@ -406,6 +406,9 @@ class ClusterConfig(_Model):
     log_retention_days: RetentionDays = 365
     # The managed node groups: exactly one core group, and gpu/cpu groups for the workers.
     node_groups: list[NodeGroupConfig] = Field(default_factory=_default_node_groups)
+    # AmazonSSMManagedInstanceCore on the node roles: Session Manager shells on the nodes. Off by default: whoever
+    # may ssm:StartSession on an instance is root on that node, outside the cluster's access entries.
+    node_ssm_access: bool = False
 
     @model_validator(mode="after")
     def _groups(self) -> ClusterConfig:
@@ -607,8 +610,11 @@ class RayImageConfig(_Model):
 class RayConfig(_Model):
     """The Ray cluster: namespace, version, image, head, worker groups, the charts of the Ray platform."""
 
-    # The namespace of the Ray pods, the operator and the jobs.
+    # The namespace of the Ray pods and the jobs.
     namespace: Namespace = "ray"
+    # The KubeRay operator's own namespace: it watches only ray.namespace, with a Role there (nothing cluster-wide),
+    # and no Ray code can run as its ServiceAccount.
+    operator_namespace: Namespace = "kuberay-system"
     # The RayCluster name; KubeRay names the head service "<name>-head-svc" (the user guide uses kuberay-head-svc).
     cluster_name: RayClusterName = "kuberay"
     # Ray's version: the image's and the RayCluster's (token auth needs 2.52 or later).
@@ -753,6 +759,13 @@ class AppConfig(_Model):
             raise FieldError(("observability", "monitoring_namespace"),
                              f"{obs.monitoring_namespace!r} is also ray.namespace; kube_prometheus_stack creates its "
                              f"own namespace, so give it another name")
+        if self.ray.operator_namespace == self.ray.namespace:
+            raise FieldError(("ray", "operator_namespace"),
+                             f"{self.ray.operator_namespace!r} is also ray.namespace; the operator runs apart from the "
+                             f"Ray pods, so give it another name")
+        if obs.kube_prometheus_stack and obs.monitoring_namespace == self.ray.operator_namespace:
+            raise FieldError(("observability", "monitoring_namespace"),
+                             f"{obs.monitoring_namespace!r} is also ray.operator_namespace; give it another name")
         groups = {g.name: g for g in self.cluster.node_groups}
         # A node group's tags: the provider's default tags plus cluster-autoscaler's (enabled, owner, and one per
         # label and taint key). EKS allows 50 (botocore eks TagMap).
@@ -845,13 +858,19 @@ class AppConfig(_Model):
         suffix = f"-{versions.RAY_IMAGE_CUDA}" if self.cluster.has_gpu else ""
         return f"rayproject/ray:{self.ray.ray_version}-py311{suffix}"
 
+    @property
+    def pinned_stock_ray_image(self) -> str:
+        """stock_ray_image by digest when config/image_digests.json records it (the stock pods' image and the
+        build's FROM), else by tag."""
+        return versions.pinned_image(self.stock_ray_image)
+
     def ray_image(self, built_image: str | None = None) -> str:
         """The image of the Ray pods. ``built_image``: the infra stack's build output (source build only)."""
         image = self.ray.image
         if image.source == "custom":
             return image.uri  # type: ignore[return-value]
         if image.source == "stock":
-            return self.stock_ray_image
+            return self.pinned_stock_ray_image
         if not built_image:
             raise ValueError("ray.image.source is build: the image is the infra stack's ray_image output")
         return built_image

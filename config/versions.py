@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 # Ray of the RayCluster image, the custom image's base and the training job's local test runs
 # (Pipfile's [training] pins the same release; tests/training checks it).
 RAY_VERSION = "2.58.0"
@@ -14,6 +17,17 @@ RAY_TOKEN_AUTH_MIN_VERSION = "2.52.0"
 # (training/requirements.txt, PyPI builds +cu130) are built for, and the EKS AL2023 NVIDIA AMIs of every
 # supported Kubernetes version ship NVIDIA driver 580, the first to run CUDA 13.
 RAY_IMAGE_CUDA = "cu130"
+# The images' content pinned: image reference (repository:tag) -> digest ("sha256:..."), as the registry reports it
+# for the tag (the multi-platform index). scripts/update_base_digests.py writes config/image_digests.json; a tag
+# missing there is used by tag.
+IMAGE_DIGESTS_FILE = Path(__file__).resolve().parent / "image_digests.json"
+IMAGE_DIGESTS: dict[str, str] = json.loads(IMAGE_DIGESTS_FILE.read_text())["digests"]
+
+
+def pinned_image(image: str) -> str:
+    """``repository:tag@sha256:...`` when the digest of ``image`` is recorded, else ``image`` itself."""
+    digest = IMAGE_DIGESTS.get(image)
+    return f"{image}@{digest}" if digest else image
 
 # Helm charts.
 KUBERAY_OPERATOR_CHART = "1.7.0"

@@ -21,6 +21,7 @@ from cdktf_cdktf_provider_aws.data_aws_eks_addon_version import DataAwsEksAddonV
 from cdktf_cdktf_provider_aws.eks_addon import EksAddon
 from cdktf_cdktf_provider_aws.iam_role import IamRole
 from cdktf_cdktf_provider_aws.iam_role_policy import IamRolePolicy
+from cdktf_cdktf_provider_aws.iam_role_policy_attachment import IamRolePolicyAttachment
 from constructs import Construct
 
 from conventions.eks import ADDON_CONFIGURATION
@@ -48,10 +49,18 @@ class EksAddonsProps:
     fsx_csi_role_name_prefix: str
     # Pinned versions (add-on name -> version); the others get the newest for kubernetes_version.
     versions: dict[str, str]
+    vpc_cni_role_name_prefix: str
+    partition: str
+
+
+# aws-node, the vpc-cni DaemonSet's ServiceAccount (the add-on's service_account_role_arn annotates it).
+VPC_CNI_SERVICE_ACCOUNT = "aws-node"
+VPC_CNI_POLICY = "AmazonEKS_CNI_Policy"
 
 
 class EksAddons(Construct):
     fsx_csi_role_arn: str
+    vpc_cni_role_arn: str
     before_compute: list[EksAddon]
 
     def __init__(self, scope: Construct, id: str, props: EksAddonsProps) -> None:
@@ -66,7 +75,18 @@ class EksAddons(Construct):
         IamRolePolicy(self, "fsx_csi_driver_policy", role=fsx_role.id, name="describe-file-systems",
                       policy=policy_document([statement(["fsx:DescribeFileSystems"], ["*"])]))
         self.fsx_csi_role_arn = fsx_role.arn
-        self.before_compute = [self.addon(name, ()) for name in BEFORE_COMPUTE]
+        # The VPC CNI's ENI rights (AmazonEKS_CNI_Policy: create, attach and delete any ENI of the account) on an
+        # IRSA role of its aws-node ServiceAccount, as AWS recommends and terraform-aws-eks does, instead of on
+        # the node roles where every host-network pod would hold them.
+        cni_role = IamRole(Construct(self, "cni_role"), "vpc_cni", name_prefix=props.vpc_cni_role_name_prefix,
+                           assume_role_policy=irsa_assume_role_policy(
+                               props.oidc_provider_arn, props.oidc_issuer_host, "kube-system", VPC_CNI_SERVICE_ACCOUNT))
+        cni_policy = IamRolePolicyAttachment(Construct(self, "cni_policy"), "vpc_cni", role=cni_role.name,
+                                             policy_arn=f"arn:{props.partition}:iam::aws:policy/{VPC_CNI_POLICY}")
+        self.vpc_cni_role_arn = cni_role.arn
+        roles = {"vpc-cni": (cni_role.arn, [cni_policy])}
+        self.before_compute = [self.addon(name, roles.get(name, (None, []))[1], roles.get(name, (None, []))[0])
+                               for name in BEFORE_COMPUTE]
         self.after: list[EksAddon] = []
 
     def addon(self, name: str, depends: Sequence[ITerraformDependable], role_arn: str | None = None) -> EksAddon:

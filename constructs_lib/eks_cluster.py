@@ -34,7 +34,7 @@ from cdktf_cdktf_provider_aws.iam_role_policy_attachment import IamRolePolicyAtt
 from constructs import Construct
 
 from .checkov import skip
-from .iam import service_assume_role_policy
+from .iam import service_assume_role_policy_from
 
 
 @dataclass(frozen=True)
@@ -53,6 +53,8 @@ class EksClusterProps:
     caller_arn: str  # data.aws_caller_identity's arn: who runs the apply
     log_types: list[str]
     log_retention_days: int
+    account_id: str  # the cluster role trusts EKS for this cluster only
+    region: str
 
 
 class RayEksCluster(Construct):
@@ -69,8 +71,12 @@ class RayEksCluster(Construct):
     def __init__(self, scope: Construct, id: str, props: EksClusterProps) -> None:
         super().__init__(scope, id)
         p = props.partition
+        # EKS assumes the role for this cluster only (aws:SourceArn, aws:SourceAccount: EKS user guide,
+        # cross-service confused deputy prevention, 2025-08-19).
+        cluster_arn = f"arn:{p}:eks:{props.region}:{props.account_id}:cluster/{props.name}"
         role = IamRole(self, "cluster", name_prefix=props.role_name_prefix,
-                       assume_role_policy=service_assume_role_policy("eks.amazonaws.com"))
+                       assume_role_policy=service_assume_role_policy_from(
+                           "eks.amazonaws.com", props.account_id, cluster_arn))
         attachments = [
             IamRolePolicyAttachment(self, "cluster_policy", role=role.name,
                                     policy_arn=f"arn:{p}:iam::aws:policy/AmazonEKSClusterPolicy"),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 
@@ -30,14 +30,27 @@ def service_assume_role_policy(service: str) -> str:
     return policy_document([{"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}])
 
 
-def irsa_assume_role_policy(oidc_provider_arn: str, oidc_issuer_host: str, namespace: str, service_account: str) -> str:
-    """Trust one Kubernetes service account (IRSA) and nothing else."""
+def service_assume_role_policy_from(service: str, source_account: str, source_arn: str | None = None) -> str:
+    """Trust an AWS service acting for this account only (and, with ``source_arn``, for that resource only): the
+    confused-deputy conditions (aws:SourceAccount, aws:SourceArn) the service documents for its role."""
+    condition: dict[str, Any] = {"StringEquals": {"aws:SourceAccount": source_account}}
+    if source_arn is not None:
+        condition["ArnLike"] = {"aws:SourceArn": source_arn}
+    return policy_document([{"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole",
+                             "Condition": condition}])
+
+
+def irsa_assume_role_policy(oidc_provider_arn: str, oidc_issuer_host: str, namespace: str,
+                            service_account: str | Sequence[str]) -> str:
+    """Trust these Kubernetes service accounts of one namespace (IRSA) and nothing else."""
+    accounts = [service_account] if isinstance(service_account, str) else list(service_account)
+    subjects = [f"system:serviceaccount:{namespace}:{a}" for a in accounts]
     return policy_document([{
         "Effect": "Allow",
         "Principal": {"Federated": oidc_provider_arn},
         "Action": "sts:AssumeRoleWithWebIdentity",
         "Condition": {"StringEquals": {
-            f"{oidc_issuer_host}:sub": f"system:serviceaccount:{namespace}:{service_account}",
+            f"{oidc_issuer_host}:sub": subjects[0] if len(subjects) == 1 else subjects,
             f"{oidc_issuer_host}:aud": "sts.amazonaws.com",
         }},
     }])

@@ -20,6 +20,8 @@ class IrsaRoleProps:
     service_account: str
     policy_name: str
     policy_json: str
+    # Further service accounts of the same namespace that share the role (the Ray head's and workers').
+    more_service_accounts: tuple[str, ...] = ()
 
 
 class IrsaRole(Construct):
@@ -30,6 +32,7 @@ class IrsaRole(Construct):
     def __init__(self, scope: Construct, id: str, props: IrsaRoleProps) -> None:
         super().__init__(scope, id)
         role = IamRole(self, id, name_prefix=props.role_name_prefix, assume_role_policy=irsa_assume_role_policy(
-            props.oidc_provider_arn, props.oidc_issuer_host, props.namespace, props.service_account))
+            props.oidc_provider_arn, props.oidc_issuer_host, props.namespace,
+            [props.service_account, *props.more_service_accounts]))
         IamRolePolicy(Construct(self, "policy"), id, role=role.id, name=props.policy_name, policy=props.policy_json)
         self.role_arn = role.arn

@@ -23,6 +23,8 @@ class KmsKeysProps:
     region: str
     account_id: str
     partition: str
+    # The log groups CloudWatch Logs may encrypt with the data key (names): the deployment's own, no other.
+    log_group_names: tuple[str, ...] = ()
     deletion_window_days: int = MAX_DELETION_WINDOW_DAYS
 
 
@@ -47,8 +49,10 @@ class KmsKeys(Construct):
                           "Action": ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*",
                                      "kms:Describe*"],
                           "Resource": "*",
-                          "Condition": {"ArnLike": {"kms:EncryptionContext:aws:logs:arn":
-                                                    f"arn:{props.partition}:logs:{props.region}:{props.account_id}:*"}},
+                          # These log groups only: another log group of the account cannot use the key.
+                          "Condition": {"ArnEquals": {"kms:EncryptionContext:aws:logs:arn": [
+                              f"arn:{props.partition}:logs:{props.region}:{props.account_id}:log-group:{n}"
+                              for n in props.log_group_names]}},
                       }]))
         KmsAlias(self, "data_alias", name=props.data_alias, target_key_id=data.key_id)
         self.eks_key_arn = eks.arn

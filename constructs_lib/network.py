@@ -27,7 +27,7 @@ from cdktf_cdktf_provider_aws.vpc_endpoint import VpcEndpoint
 from constructs import Construct
 
 from .checkov import skip, skippable
-from .iam import policy_document, service_assume_role_policy, statement
+from .iam import policy_document, service_assume_role_policy_from, statement
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,8 @@ class NetworkProps:
     flow_log_group_name: str
     flow_log_role_name_prefix: str
     logs_kms_key_arn: str
+    account_id: str  # the flow-logs role trusts the service for this account's flow logs only
+    partition: str
     # Existing VPC: nothing is created; the ids are passed through.
     existing_vpc_id: str | None = None
     existing_private_subnet_ids: list[str] = field(default_factory=list)
@@ -140,8 +142,12 @@ class Network(Construct):
     def _flow_logs(self, props: NetworkProps, vpc: Vpc) -> None:
         group = CloudwatchLogGroup(self, "vpc_flow_logs", name=props.flow_log_group_name,
                                    retention_in_days=props.flow_log_retention_days, kms_key_id=props.logs_kms_key_arn)
+        # The flow-logs service, for this account's flow logs only (the VPC user guide's confused-deputy
+        # conditions; the flow log's own id is not known before it exists, hence the wildcard).
         role = IamRole(self, "vpc_flow_logs_role", name_prefix=props.flow_log_role_name_prefix,
-                       assume_role_policy=service_assume_role_policy("vpc-flow-logs.amazonaws.com"))
+                       assume_role_policy=service_assume_role_policy_from(
+                           "vpc-flow-logs.amazonaws.com", props.account_id,
+                           f"arn:{props.partition}:ec2:{props.region}:{props.account_id}:vpc-flow-log/*"))
         IamRolePolicy(self, "vpc_flow_logs_policy", role=role.id, name="write-flow-logs",
                       policy=policy_document([statement(
                           ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],

@@ -33,13 +33,13 @@ from conventions.kubernetes import cluster_autoscaler_tags
 
 from .iam import service_assume_role_policy
 
+# The CNI's policy is not here: the vpc-cni add-on has its own IRSA role (eks_addons.py).
 NODE_POLICIES = {
     "worker": "AmazonEKSWorkerNodePolicy",
-    "cni": "AmazonEKS_CNI_Policy",
     "ecr_pull": "AmazonEC2ContainerRegistryPullOnly",
-    # Session Manager instead of SSH keys for node access.
-    "ssm": "AmazonSSMManagedInstanceCore",
 }
+# Session Manager on the nodes (cluster.node_ssm_access): whoever may ssm:StartSession on them is root there.
+SSM_POLICY = ("ssm", "AmazonSSMManagedInstanceCore")
 
 
 @dataclass(frozen=True)
@@ -75,6 +75,7 @@ class NodeGroupProps:
     # What must exist before any node starts (the networking add-ons).
     depends_on: Sequence[ITerraformDependable] = ()
     ebs_kms_key_arn: str | None = None  # None: the account's default EBS key
+    ssm_access: bool = False  # AmazonSSMManagedInstanceCore on the node role
 
 
 class NodeGroup(Construct):
@@ -89,7 +90,7 @@ class NodeGroup(Construct):
         attachments = [
             IamRolePolicyAttachment(self, f"node_{n}_{key}", role=role.name,
                                     policy_arn=f"arn:{props.partition}:iam::aws:policy/{policy}")
-            for key, policy in NODE_POLICIES.items()
+            for key, policy in [*NODE_POLICIES.items(), *([SSM_POLICY] if props.ssm_access else [])]
         ]
         # Addresses come from construct ids; a child scope lets the template and the group share the name.
         template = LaunchTemplate(

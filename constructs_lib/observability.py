@@ -25,7 +25,7 @@ from cdktf_cdktf_provider_kubernetes.namespace_v1 import NamespaceV1, NamespaceV
 from constructs import Construct
 
 from conventions.eks import CONTAINER_INSIGHTS_ADDON
-from conventions.kubernetes import CORE_ROLE, node_selector
+from conventions.kubernetes import CORE_ROLE, node_selector, pod_security_labels
 from conventions.ray import HEAD_PORTS, RAY_CLUSTER_LABEL
 
 from .eks_addons import addon_configuration_values
@@ -42,6 +42,10 @@ CLOUDWATCH_NAMESPACE = "amazon-cloudwatch"
 CLOUDWATCH_SERVICE_ACCOUNT = "cloudwatch-agent"
 # Monitors carry the release label kube-prometheus-stack selects by default, for installs not made here.
 MONITOR_LABELS = {"release": KPS_RELEASE}
+# The monitoring namespace admits privileged pods: kube-prometheus-stack's node-exporter DaemonSet runs with the
+# host's network and PID namespaces and hostPath mounts of /proc, /sys and /, which baseline refuses. Pods that
+# would fail baseline are reported (audit, warn); nothing of Ray's runs there.
+MONITORING_POD_SECURITY = ("privileged", "baseline")
 
 
 def scrape_annotations() -> dict[str, str]:
@@ -169,7 +173,8 @@ class ObservabilityAddons(Construct):
     def __init__(self, scope: Construct, id: str, props: ObservabilityAddonsProps) -> None:
         super().__init__(scope, id)
         if props.kube_prometheus_stack:
-            ns = NamespaceV1(self, "monitoring", metadata=NamespaceV1Metadata(name=props.monitoring_namespace))
+            ns = NamespaceV1(self, "monitoring", metadata=NamespaceV1Metadata(
+                name=props.monitoring_namespace, labels=pod_security_labels(*MONITORING_POD_SECURITY)))
             self.kube_prometheus_stack = Release(
                 self, "kube_prometheus_stack", name=KPS_RELEASE, namespace=ns.metadata.name,
                 repository=PROMETHEUS_COMMUNITY_REPO, chart="kube-prometheus-stack",
@@ -203,6 +208,7 @@ class ObservabilityAddons(Construct):
 class RayMonitorsProps:
     cluster_name: str
     namespace: str
+    operator_namespace: str | None = None  # the KubeRay operator's (None: the Ray namespace)
 
 
 class RayMonitors(Construct):
@@ -214,6 +220,6 @@ class RayMonitors(Construct):
         super().__init__(scope, id)
         fm = ManifestFieldManager(name="terraform", force_conflicts=True)
         self.objects = [ray_pod_monitor(props.cluster_name, props.namespace),
-                        kuberay_operator_service_monitor(props.namespace)]
+                        kuberay_operator_service_monitor(props.operator_namespace or props.namespace)]
         Manifest(self, "ray_pod_monitor", manifest=self.objects[0], field_manager=fm)
         Manifest(Construct(self, "operator"), "kuberay_service_monitor", manifest=self.objects[1], field_manager=fm)

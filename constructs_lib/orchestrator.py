@@ -1,9 +1,12 @@
 """The Ray orchestrator: an AWS Step Functions pipeline that trains, then runs batch inference, on the cluster.
 
 Each step is a Kubernetes Job that runs ``ray job submit`` against the head service with the cluster's own Ray
-image, like ``make submit`` does from a laptop. Both steps share a per-execution run directory on the FSx export
-mount (``/ray/export/orchestrator/<run id>``): training writes its Ray Train checkpoints there, inference loads
-the newest one and writes its predictions next to it.
+image, like ``make submit`` does from a laptop. The function builds those Jobs itself from templates packaged with
+it (``function_steps``) and the image in its environment; the state machine passes only the step, the run id and
+the Job's name, and only the state machine's role is granted invocation in the function's resource policy. Both
+steps share a per-execution run directory on the FSx export mount (``/ray/export/orchestrator/<run id>``):
+training writes its Ray Train checkpoints there, inference loads the newest one and writes its predictions next
+to it.
 
 Step Functions' ``eks:runJob`` reaches only public Kubernetes endpoints, and ours is private by default. So a
 Lambda function in the cluster's private subnets (``lambdas/ray_orchestrator.py``) makes the Kubernetes calls
@@ -12,10 +15,11 @@ step: submit the Job, poll its status until it succeeded or failed (its activeDe
 overdue check and the state machine's TimeoutSeconds bound the loop), then fetch the pod's log tail into the
 execution history; a failed attempt is retried with a new Job.
 
-``state_machine_definition`` is a pure function (the tests validate its ASL and the Jobs inside). ``RayOrchestrator``
-adds the AWS side: state machine and its role (may invoke the function, nothing else of note), the function with
-its role, security group and the cluster security group rule for HTTPS from it, KMS-encrypted log groups, and the
-EKS access entry that maps the function's role to the Kubernetes group ``ray-orchestrator``.
+``state_machine_definition`` and ``function_steps`` are pure functions (the tests validate the ASL, and the Jobs the
+function's code builds from the steps). ``RayOrchestrator`` adds the AWS side: state machine and its role (may
+invoke the function, nothing else of note), the function with its role, its resource policy (the state machine's
+role may invoke it), security group and the cluster security group rule for HTTPS from it, KMS-encrypted log
+groups, and the EKS access entry that maps the function's role to the Kubernetes group ``ray-orchestrator``.
 ``RayOrchestratorKubernetes`` adds the namespaced Role + RoleBinding for that group and the scripts ConfigMap.
 """
 
@@ -41,6 +45,7 @@ from cdktf_cdktf_provider_aws.lambda_function import (
     LambdaFunctionTracingConfig,
     LambdaFunctionVpcConfig,
 )
+from cdktf_cdktf_provider_aws.lambda_permission import LambdaPermission
 from cdktf_cdktf_provider_aws.security_group import SecurityGroup
 from cdktf_cdktf_provider_aws.sfn_state_machine import (
     SfnStateMachine,
@@ -62,13 +67,19 @@ from constructs import Construct
 from conventions.kubernetes import CORE_ROLE, node_selector, submitter_labels
 from conventions.ray import dashboard_url
 from lambdas import ray_orchestrator as function_code
-from lambdas.ray_orchestrator import DEADLINE_GRACE_SECONDS, FAILED, RUNNING, SUCCEEDED
+from lambdas.ray_orchestrator import DEADLINE_GRACE_SECONDS, FAILED, RUN_ID_ENV, RUNNING, STEPS_FILE, SUCCEEDED
 
 from .checkov import skip
-from .iam import policy_document, service_assume_role_policy, statement
+from .iam import policy_document, service_assume_role_policy_from, statement
 from .kms import MAX_DELETION_WINDOW_DAYS
 from .manifests.jobs import submitter_command
-from .manifests.pods import EXPORT_MOUNT, container_security_context, submitter_resources, token_auth_env
+from .manifests.pods import (
+    EXPORT_MOUNT,
+    container_security_context,
+    pod_security_context,
+    submitter_resources,
+    token_auth_env,
+)
 
 LAMBDA_INVOKE = "arn:aws:states:::lambda:invoke"
 KUBERNETES_GROUP = "ray-orchestrator"
@@ -130,8 +141,8 @@ class PipelineProps:
 
 
 def run_dir() -> str:
-    # $RUN_ID is expanded by the submitter's shell (plain $NAME: `${` would be a Terraform interpolation).
-    return f"{RUN_ROOT}/$RUN_ID"
+    # $RUN_ID is expanded by the submitter's shell; the function sets it (a DNS label: no spaces, no dots).
+    return f"{RUN_ROOT}/${RUN_ID_ENV}"
 
 
 def submit_command(props: PipelineProps, step: str) -> str:
@@ -145,22 +156,16 @@ def submit_command(props: PipelineProps, step: str) -> str:
     return submitter_command(props.dashboard_address, f"{shlex.join(entry)} {managed}", props.pip)
 
 
-def step_job(props: PipelineProps, step: str) -> dict:
-    """The Job a step runs, in Step Functions' JSONPath parameter form (keys ending in ``.$`` are evaluated).
-
-    The Job name is fresh per attempt (a retry must not collide with the failed Job, which stays for its
-    logs): the step's Attempt state draws it, so a retried submit call reuses it. The run id (same for every
-    attempt and both steps) goes into a label and the RUN_ID variable.
+def step_template(props: PipelineProps, step: str) -> dict:
+    """The Job a step runs, as the function's package carries it: everything but what the function fills in per
+    attempt (lambdas/ray_orchestrator.py step_job: the name -- fresh per attempt, so a retry does not collide with
+    the failed Job, which stays for its logs --, the namespace, the run id's label and RUN_ID variable, the image).
     """
     labels = {"app.kubernetes.io/name": "ray-orchestrator", "app.kubernetes.io/component": step, **props.labels}
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
-        "metadata": {
-            "name.$": f"$.attempts.{step}.job_name",
-            "namespace": props.namespace,
-            "labels": {**labels, "ray-orchestrator/run-id.$": "$.run_id"},
-        },
+        "metadata": {"labels": dict(labels)},
         "spec": {
             "backoffLimit": 0,  # retries are the state machine's, with backoff and a visible history
             "activeDeadlineSeconds": props.step_timeout_seconds,
@@ -172,11 +177,11 @@ def step_job(props: PipelineProps, step: str) -> dict:
                     "nodeSelector": node_selector(CORE_ROLE),
                     # Submitting talks HTTP to the Ray dashboard; the pod needs no Kubernetes API token.
                     "automountServiceAccountToken": False,
+                    "securityContext": pod_security_context(),
                     "containers": [{
                         "name": "submit",
-                        "image": props.image,
                         "command": ["bash", "-c", submit_command(props, step)],
-                        "env": [{"name": "RUN_ID", "value.$": "$.run_id"}, *token_auth_env(props.ray_cluster)],
+                        "env": token_auth_env(props.ray_cluster),
                         "resources": submitter_resources(),
                         "securityContext": container_security_context(),
                         "volumeMounts": [{"name": "scripts", "mountPath": "/config", "readOnly": True},
@@ -188,6 +193,16 @@ def step_job(props: PipelineProps, step: str) -> dict:
             },
         },
     }
+
+
+def function_steps(props: PipelineProps) -> dict[str, dict]:
+    """The function's step templates by step name: the content of its package's STEPS_FILE."""
+    return {step: step_template(props, step) for step, _, _ in STEPS}
+
+
+def function_steps_file(props: PipelineProps) -> tuple[str, bytes]:
+    """STEPS_FILE and its bytes (stable: sorted keys), for the function's package."""
+    return STEPS_FILE, (json.dumps(function_steps(props), indent=1, sort_keys=True) + "\n").encode()
 
 
 def poll_interval_seconds(step_timeout_seconds: int) -> int:
@@ -234,7 +249,9 @@ def _step_states(props: PipelineProps, function_arn: str, step: str, title: str,
             "ResultPath": f"$.attempts.{step}",
             "Next": f"{title}Submit",
         },
-        f"{title}Submit": _invoke(function_arn, {"action": "submit", "job": step_job(props, step)},
+        # The step's name and the ids: the function builds the Job itself.
+        f"{title}Submit": _invoke(function_arn, {"action": "submit", "step": step, "run_id.$": "$.run_id",
+                                                 "job_name.$": f"$.attempts.{step}.job_name"},
                                   {"name.$": "$.Payload.name", "uid.$": "$.Payload.uid"}, f"{job}.job",
                                   f"{title}Wait", f"{comment}: create the Job"),
         f"{title}Wait": {"Type": "Wait", "Seconds": poll_interval_seconds(props.step_timeout_seconds),
@@ -363,7 +380,8 @@ class RayOrchestratorProps:
 
 class RayOrchestrator(Construct):
     """The AWS side. Addresses: ``aws_sfn_state_machine.ray_orchestrator`` and
-    ``aws_iam_role(_policy).ray_orchestrator`` (its role), ``aws_lambda_function.ray_orchestrator`` with
+    ``aws_iam_role(_policy).ray_orchestrator`` (its role), ``aws_lambda_function.ray_orchestrator`` (and
+    ``aws_lambda_permission.ray_orchestrator``, its resource policy) with
     ``aws_iam_role(_policy).ray_orchestrator_lambda``, ``aws_security_group.ray_orchestrator_lambda`` and its
     rules, ``aws_cloudwatch_log_group.ray_orchestrator(_lambda)``, ``aws_kms_key.ray_orchestrator`` (+ alias),
     ``aws_eks_access_entry.ray_orchestrator``."""
@@ -422,8 +440,11 @@ class RayOrchestrator(Construct):
             from_port=443, to_port=443, referenced_security_group_id=sg.id,
             description=f"HTTPS to the EKS API from the Ray orchestrator function of {props.name}")
 
+        # Lambda assumes the role for this account's function only (aws:SourceAccount; AWS documents no
+        # aws:SourceArn for execution roles).
         self.function_role = IamRole(Construct(self, "fn_role"), fn_id, name_prefix=names.function_role_prefix,
-                                     assume_role_policy=service_assume_role_policy("lambda.amazonaws.com"))
+                                     assume_role_policy=service_assume_role_policy_from(
+                                         "lambda.amazonaws.com", props.account_id))
         vpc_arn = f"{arn}:ec2:{region_account}:vpc/{net.vpc_id}"
         in_vpc = {"ArnEquals": {"ec2:Vpc": vpc_arn}}
         fn_policy = IamRolePolicy(Construct(self, "fn_policy"), fn_id, role=self.function_role.id, name="run",
@@ -461,7 +482,7 @@ class RayOrchestrator(Construct):
             replace_security_groups_on_destroy=True,
             environment=LambdaFunctionEnvironment(variables={
                 "CLUSTER_NAME": p.cluster_name, "CLUSTER_ENDPOINT": p.cluster_endpoint,
-                "CLUSTER_CA_DATA": p.cluster_ca, "NAMESPACE": p.namespace}),
+                "CLUSTER_CA_DATA": p.cluster_ca, "NAMESPACE": p.namespace, "IMAGE": p.image}),
             kms_key_arn=key.arn,
             tracing_config=LambdaFunctionTracingConfig(mode="Active"),
             logging_config=LambdaFunctionLoggingConfig(log_format="Text", log_group=logs[fn_id].name),
@@ -483,9 +504,12 @@ class RayOrchestrator(Construct):
         EksAccessEntry(Construct(self, "access"), id, cluster_name=p.cluster_name, principal_arn=self.function_role.arn,
                        type="STANDARD", kubernetes_groups=[KUBERNETES_GROUP])
 
-        # ---- the state machine: invokes the function, nothing else
+        # ---- the state machine: invokes the function, nothing else. Step Functions assumes its role for this
+        # state machine only (aws:SourceArn, aws:SourceAccount: Step Functions' confused-deputy conditions).
+        state_machine_arn = f"{arn}:states:{region_account}:stateMachine:{names.state_machine}"
         self.role = IamRole(Construct(self, "role"), id, name_prefix=names.state_machine_role_prefix,
-                            assume_role_policy=service_assume_role_policy("states.amazonaws.com"))
+                            assume_role_policy=service_assume_role_policy_from(
+                                "states.amazonaws.com", props.account_id, state_machine_arn))
         IamRolePolicy(Construct(self, "policy"), id, role=self.role.id, name="run-ray-jobs", policy=policy_document([
             statement(["lambda:InvokeFunction"], [function_arn], sid="InvokeOrchestratorFunction"),
             # CloudWatch Logs vended delivery: these APIs have no resource-level permissions (AWS requires *).
@@ -496,6 +520,15 @@ class RayOrchestrator(Construct):
             statement(["xray:PutTraceSegments", "xray:PutTelemetryRecords", "xray:GetSamplingRules",
                        "xray:GetSamplingTargets"], ["*"], sid="Tracing"),
         ]))
+
+        # The function's resource policy: invocation by the state machine's role (Step Functions' lambda:invoke
+        # calls with the execution role's credentials, so the role is the principal; a service principal with
+        # aws:SourceArn would match no call). Within the account this adds to identity policies, it cannot take
+        # away: a principal whose own policy allows lambda:InvokeFunction on the function may still invoke it
+        # (docs/security.md says what that gets them).
+        LambdaPermission(Construct(self, "permission"), id, statement_id="StateMachineInvokes",
+                         function_name=self.function.function_name, action="lambda:InvokeFunction",
+                         principal=self.role.arn)
 
         self.definition = state_machine_definition(p, self.function.arn)
         self.state_machine = SfnStateMachine(

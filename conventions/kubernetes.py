@@ -161,3 +161,20 @@ def pod_requests(containers: Sequence[Mapping[str, str]],
         init = max((amount(resource, c[resource]) for c in init_containers if resource in c), default=Decimal(0))
         out[resource] = max(total, init)
     return out
+
+
+# ------------------------------------------------------------------------------------------- Pod Security
+# Pod Security admission levels (kubernetes.io/docs/concepts/security/pod-security-standards), most to least open.
+POD_SECURITY_LEVELS = ("privileged", "baseline", "restricted")
+POD_SECURITY_LABEL = "pod-security.kubernetes.io"
+
+
+def pod_security_labels(enforce: str, warn: str | None = None) -> dict[str, str]:
+    """The namespace labels of Pod Security admission: ``enforce`` refuses pods above that level; ``warn`` (and
+    ``audit``, the same level) report pods that would fail a stricter one, without refusing them."""
+    warn = warn or enforce
+    for level in (enforce, warn):
+        if level not in POD_SECURITY_LEVELS:
+            raise ValueError(f"not a Pod Security level: {level!r}")
+    return {f"{POD_SECURITY_LABEL}/enforce": enforce, f"{POD_SECURITY_LABEL}/audit": warn,
+            f"{POD_SECURITY_LABEL}/warn": warn}

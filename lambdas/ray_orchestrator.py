@@ -7,9 +7,13 @@ reaches public endpoints only. It authenticates like ``aws eks get-token`` (a pr
 URL, signed with the function's role, which an EKS access entry maps to the Kubernetes group
 ``ray-orchestrator``; a namespaced Role says what that group may do) and trusts only the cluster's CA.
 
-Cluster, endpoint, CA and namespace come from the environment the stack sets, never from the event: an invoker
-cannot point the function's token at another endpoint, nor its requests at another namespace. Names from the
-event are checked to be DNS names before they go into a path.
+The function builds every Job it creates itself, from its own configuration: the steps' Job templates in
+``ray_orchestrator_steps.json`` (packaged beside this module at synth: image-independent, everything but the
+name and the run id) and the image, cluster, endpoint, CA and namespace from the environment the stack sets. An
+event names only what varies -- the step, the run id and the Job's name -- so whoever may invoke the function can
+start one of the pipeline's steps and read its Jobs' status and logs, and nothing else: no pod spec, image,
+ServiceAccount or namespace of theirs reaches the cluster. Names from the event are checked to be DNS labels
+before they go into a path or an object.
 
 One file, standard library + botocore (both in the Lambda python3.12 runtime): nothing to install.
 """
@@ -17,6 +21,7 @@ One file, standard library + botocore (both in the Lambda python3.12 runtime): n
 from __future__ import annotations
 
 import base64
+import copy
 import datetime
 import json
 import os
@@ -27,6 +32,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 TOKEN_PREFIX = "k8s-aws-v1."
@@ -40,10 +46,14 @@ LOG_LIMIT_BYTES = 64 * 1024  # the log tail lands in the execution's state data 
 # the polling loop ends even if the deadline was never enforced (a Job that never started, say).
 DEADLINE_GRACE_SECONDS = 600
 JOB_NAME_LABEL = "job-name"  # the Job controller labels its pods with it
-RUN_ID_LABEL = "ray-orchestrator/run-id"
+RUN_ID_LABEL = "ray-orchestrator/run-id"  # on the Jobs this function creates and on their pods
+RUN_ID_ENV = "RUN_ID"  # every container of a step's pod gets the run id in it
+STEPS_FILE = "ray_orchestrator_steps.json"  # beside this module in the package: step name -> Job template
 
 RUNNING, SUCCEEDED, FAILED = "Running", "Succeeded", "Failed"
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+# A Job's name is also its pods' job-name label value; the run id a label value and a directory name: DNS labels.
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
 
 class KubernetesApiError(Exception):
@@ -66,15 +76,35 @@ class Config:
     ca_data: str  # base64 PEM, as EKS reports it
     namespace: str
     region: str
+    image: str  # of every container of the steps' pods
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] = os.environ) -> Config:
-        missing = [k for k in ("CLUSTER_NAME", "CLUSTER_ENDPOINT", "CLUSTER_CA_DATA", "NAMESPACE", "AWS_REGION")
-                   if not environ.get(k)]
+        missing = [k for k in ("CLUSTER_NAME", "CLUSTER_ENDPOINT", "CLUSTER_CA_DATA", "NAMESPACE", "AWS_REGION",
+                               "IMAGE") if not environ.get(k)]
         if missing:
             raise KubernetesApiError(f"function environment lacks {', '.join(missing)}")
         return cls(cluster_name=environ["CLUSTER_NAME"], endpoint=environ["CLUSTER_ENDPOINT"].rstrip("/"),
-                   ca_data=environ["CLUSTER_CA_DATA"], namespace=environ["NAMESPACE"], region=environ["AWS_REGION"])
+                   ca_data=environ["CLUSTER_CA_DATA"], namespace=environ["NAMESPACE"], region=environ["AWS_REGION"],
+                   image=environ["IMAGE"])
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """What the function may create and where: the steps' Job templates, their image, the namespace."""
+
+    namespace: str
+    image: str
+    steps: Mapping[str, dict]
+
+    @classmethod
+    def packaged(cls, config: Config, path: Path | None = None) -> Pipeline:
+        path = path or Path(__file__).with_name(STEPS_FILE)
+        try:
+            steps = json.loads(path.read_text())
+        except (OSError, ValueError) as e:
+            raise KubernetesApiError(f"the package's {STEPS_FILE} cannot be read: {e}") from None
+        return cls(namespace=config.namespace, image=config.image, steps=steps)
 
 
 # ------------------------------------------------------------------------------------------------- token
@@ -132,6 +162,12 @@ def dns_name(value: Any, what: str) -> str:
     return value
 
 
+def dns_label(value: Any, what: str) -> str:
+    if not isinstance(value, str) or not _DNS_LABEL.match(value):
+        raise KubernetesApiError(f"{what} must be a DNS label (a-z, 0-9, -; at most 63), got {value!r}")
+    return value
+
+
 def create_job(namespace: str, job: dict) -> ApiRequest:
     return ApiRequest("POST", f"/apis/batch/v1/namespaces/{namespace}/jobs", body=job)
 
@@ -141,8 +177,9 @@ def read_job(namespace: str, name: str) -> ApiRequest:
 
 
 def list_job_pods(namespace: str, job_name: str) -> ApiRequest:
+    """The pods of one of the orchestrator's Jobs (its pods carry the run-id label too)."""
     return ApiRequest("GET", f"/api/v1/namespaces/{namespace}/pods",
-                      {"labelSelector": f"{JOB_NAME_LABEL}={dns_name(job_name, 'job name')}"})
+                      {"labelSelector": f"{JOB_NAME_LABEL}={dns_name(job_name, 'job name')},{RUN_ID_LABEL}"})
 
 
 def read_pod_log(namespace: str, pod: str) -> ApiRequest:
@@ -150,15 +187,28 @@ def read_pod_log(namespace: str, pod: str) -> ApiRequest:
                       {"tailLines": str(LOG_TAIL_LINES), "limitBytes": str(LOG_LIMIT_BYTES)}, json_response=False)
 
 
-def checked_job(job: Any, namespace: str) -> dict:
-    """The Job the state machine built, in this function's namespace (and no other kind of object)."""
-    if not isinstance(job, dict) or job.get("apiVersion") != "batch/v1" or job.get("kind") != "Job":
-        raise KubernetesApiError("submit takes a batch/v1 Job")
-    meta = job.get("metadata") or {}
-    dns_name(meta.get("name"), "job name")
-    if meta.get("namespace", namespace) != namespace:
-        raise KubernetesApiError(f"the Job's namespace {meta.get('namespace')!r} is not {namespace!r}")
-    return {**job, "metadata": {**meta, "namespace": namespace}}
+def step_job(pipeline: Pipeline, step: Any, run_id: Any, job_name: Any) -> dict:
+    """The Job of ``step`` for this run: the packaged template with the name, run id and image filled in."""
+    if not isinstance(step, str) or step not in pipeline.steps:
+        raise KubernetesApiError(f"unknown step {step!r} ({', '.join(sorted(pipeline.steps))})")
+    run_id, job_name = dns_label(run_id, "run id"), dns_label(job_name, "job name")
+    job = copy.deepcopy(pipeline.steps[step])
+    meta = job.setdefault("metadata", {})
+    meta.update(name=job_name, namespace=pipeline.namespace)
+    meta.setdefault("labels", {})[RUN_ID_LABEL] = run_id
+    pod = job["spec"]["template"]
+    pod.setdefault("metadata", {}).setdefault("labels", {})[RUN_ID_LABEL] = run_id
+    for c in [*pod["spec"].get("initContainers", []), *pod["spec"]["containers"]]:
+        c["image"] = pipeline.image
+        c["env"] = [{"name": RUN_ID_ENV, "value": run_id}, *(e for e in c.get("env", []) if e["name"] != RUN_ID_ENV)]
+    return job
+
+
+def ours(job: dict) -> dict:
+    """A Job this function created (it carries the run-id label), or an error: status and logs are for those only."""
+    if RUN_ID_LABEL not in ((job.get("metadata") or {}).get("labels") or {}):
+        raise KubernetesApiError(f"Job {job['metadata'].get('name')!r} was not created by the orchestrator")
+    return job
 
 
 # ------------------------------------------------------------------------------------------------- responses
@@ -201,11 +251,12 @@ def newest_pod(pods: dict) -> str | None:
 Send = Callable[[ApiRequest], Any]
 
 
-def run(event: Mapping[str, Any], namespace: str, send: Send, now: datetime.datetime | None = None) -> dict:
-    """One pipeline call: ``submit`` (the Job), ``status`` or ``logs`` (of the Job ``name``)."""
-    action = event.get("action")
+def run(event: Mapping[str, Any], pipeline: Pipeline, send: Send, now: datetime.datetime | None = None) -> dict:
+    """One pipeline call: ``submit`` (the Job of ``step`` for ``run_id``, named ``job_name``), ``status`` or ``logs``
+    (of the orchestrator's Job ``name``)."""
+    action, namespace = event.get("action"), pipeline.namespace
     if action == "submit":
-        job = checked_job(event.get("job"), namespace)
+        job = step_job(pipeline, event.get("step"), event.get("run_id"), event.get("job_name"))
         name = job["metadata"]["name"]
         try:
             created = send(create_job(namespace, job))
@@ -214,12 +265,11 @@ def run(event: Mapping[str, Any], namespace: str, send: Send, now: datetime.date
             if e.status != 409:
                 raise
             created = send(read_job(namespace, name))
-            run_id = (job["metadata"].get("labels") or {}).get(RUN_ID_LABEL)
-            if (created["metadata"].get("labels") or {}).get(RUN_ID_LABEL) != run_id:
+            if (created["metadata"].get("labels") or {}).get(RUN_ID_LABEL) != job["metadata"]["labels"][RUN_ID_LABEL]:
                 raise
         return {"name": created["metadata"]["name"], "uid": created["metadata"]["uid"]}
     if action == "status":
-        job = send(read_job(namespace, dns_name(event.get("name"), "job name")))
+        job = ours(send(read_job(namespace, dns_name(event.get("name"), "job name"))))
         return job_phase(job, now or datetime.datetime.now(datetime.UTC))
     if action == "logs":
         pod = newest_pod(send(list_job_pods(namespace, dns_name(event.get("name"), "job name"))))
@@ -277,4 +327,4 @@ def handler(event: dict, context: Any) -> dict:
     config = Config.from_environ()
     if _sts is None:  # reused by warm invocations; the token is not (it is valid for 15 minutes)
         _sts = sts_client(config.region)
-    return run(event, config.namespace, ApiClient(config, eks_token(_sts, config.cluster_name)))
+    return run(event, Pipeline.packaged(config), ApiClient(config, eks_token(_sts, config.cluster_name)))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import zipfile
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -183,10 +184,25 @@ def load_stacks(synth_dir: Path) -> dict[str, dict[str, Any]]:
 
 
 def read_architecture(synth_dir: Path) -> Architecture:
-    return build_architecture(load_stacks(synth_dir))
+    return build_architecture(load_stacks(synth_dir), _package_texts(Path(synth_dir)))
 
 
-def build_architecture(stacks: dict[str, dict[str, Any]]) -> Architecture:
+def _package_texts(synth_dir: Path) -> dict[str, str]:
+    """The text files of each stack's Lambda packages (``aws_lambda_function`` name -> their contents joined): the
+    orchestrator's function carries the Jobs it creates in its package, not in the state machine."""
+    out: dict[str, str] = {}
+    for stack in sorted(synth_dir.glob("stacks/*")):
+        doc = json.loads((stack / "cdk.tf.json").read_text()) if (stack / "cdk.tf.json").is_file() else {}
+        for name, body in (doc.get("resource", {}).get("aws_lambda_function") or {}).items():
+            package = stack / str(body.get("filename", ""))
+            if package.is_file() and zipfile.is_zipfile(package):
+                with zipfile.ZipFile(package) as zf:
+                    out[name] = "\n".join(zf.read(n).decode("utf-8", "replace") for n in zf.namelist()
+                                          if n.endswith(".json"))
+    return out
+
+
+def build_architecture(stacks: dict[str, dict[str, Any]], packages: dict[str, str] | None = None) -> Architecture:
     res = _Resources(stacks)
     clusters = res.all("aws_eks_cluster")
     if not clusters:
@@ -204,7 +220,7 @@ def build_architecture(stacks: dict[str, dict[str, Any]]) -> Architecture:
         image_build=next((str(b.get("name")) for b in res.all("aws_codebuild_project")), None),
         releases=tuple(_release(b) for b in res.all("helm_release")),
         ray=_ray_cluster(res),
-        orchestrator=_orchestrator(res),
+        orchestrator=_orchestrator(res, packages or {}),
         container_insights=any(b.get("addon_name") == CONTAINER_INSIGHTS_ADDON for b in res.all("aws_eks_addon")),
     )
 
@@ -346,14 +362,16 @@ def _release(body: dict[str, Any]) -> HelmRelease:
                        version=str(body.get("version", "")), node_selector=selector)
 
 
-def _orchestrator(res: _Resources) -> Orchestrator | None:
+def _orchestrator(res: _Resources, packages: dict[str, str]) -> Orchestrator | None:
     machines = res.all("aws_sfn_state_machine")
     if not machines:
         return None
     definition = str(machines[0].get("definition", ""))
     integrations = sorted(set(re.findall(r"arn:aws:states:::([a-z0-9-]+:[A-Za-z0-9]+)", definition)))
-    services = sorted(set(re.findall(r"ray job submit --address https?://([a-z0-9.-]+):\d+", definition)))
     invoked = set(re.findall(r"\$\{aws_lambda_function\.([a-z0-9_]+)\.arn\}", definition))
+    # The Jobs' commands: in the definition (eks:runJob), or in the invoked function's package.
+    commands = definition + "".join(packages.get(name, "") for name in sorted(invoked))
+    services = sorted(set(re.findall(r"ray job submit --address https?://([a-z0-9.-]+):\d+", commands)))
     function = next((body for name, body in res.named("aws_lambda_function") if name in invoked), None)
     return Orchestrator(name=str(machines[0].get("name", "")), integrations=tuple(integrations),
                         submits_to=tuple(services),

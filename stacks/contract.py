@@ -25,12 +25,15 @@ INFRA_OUTPUTS = (
     "private_subnet_ids", "public_subnet_ids", "update_kubeconfig_command", "ray_image",
 )
 
-# Kubernetes names the ray stack creates and the ray-cluster stack's pods use.
-RAY_SERVICE_ACCOUNT = "ray"
+# Kubernetes names the ray stack creates and the ray-cluster stack's pods use: the head's ServiceAccount (the Ray
+# autoscaler's rights, KubeRay binds them to it) and the workers' (no Kubernetes rights).
+RAY_HEAD_SERVICE_ACCOUNT = "ray-head"
+RAY_WORKER_SERVICE_ACCOUNT = "ray-worker"
 FSX_CLAIM = "fsx-lustre"
-# The KubeRay operator's Helm release (ray stack) and the labels its chart gives the operator pod (kuberay v1.7.0
-# helm-chart/kuberay-operator templates/deployment.yaml: name from nameOverride, instance = release name): the
-# ray-cluster stack's NetworkPolicy lets these pods reach the head's dashboard (RayJob status calls).
+# The KubeRay operator's Helm release (ray stack, in ray.operator_namespace) and the labels its chart gives the
+# operator pod (kuberay v1.7.0 helm-chart/kuberay-operator templates/deployment.yaml: name from nameOverride,
+# instance = release name): the ray-cluster stack's NetworkPolicy lets these pods reach the head's dashboard
+# (RayJob status calls).
 KUBERAY_OPERATOR_RELEASE = "kuberay-operator"
 KUBERAY_OPERATOR_POD_LABELS = {"app.kubernetes.io/name": "kuberay-operator",
                                "app.kubernetes.io/instance": KUBERAY_OPERATOR_RELEASE}
@@ -52,8 +55,9 @@ def job_files(names: tuple[str, ...] = JOB_FILES) -> dict[str, str]:
 
 # The job's third-party libraries (one list: the built image installs it, runtime_env pip passes it).
 REQUIREMENTS_FILE = TRAINING_DIR / "requirements.txt"
-# The image build's context: training/Dockerfile, the requirements and the job's modules (training/*.py).
+# The image build's context: training/Dockerfile, the requirements (and their hash lock) and the job's modules.
 DOCKERFILE = TRAINING_DIR / "Dockerfile"
+REQUIREMENTS_LOCK = TRAINING_DIR / "requirements.lock"  # scripts/lock_requirements.py
 
 
 def job_requirements() -> tuple[str, ...]:
@@ -68,10 +72,11 @@ def job_pip(cfg: AppConfig) -> tuple[str, ...]:
 
 
 def image_context_files(directory: Path = TRAINING_DIR) -> dict[str, bytes]:
-    """The image build's context, by name: the Dockerfile, requirements.txt and the job's modules (*.py) of
-    ``directory`` (training/), nothing else (no caches, no scripts).
+    """The image build's context, by name: the Dockerfile, requirements.txt and .lock, and the job's modules (*.py)
+    of ``directory`` (training/), nothing else (no caches, no scripts).
 
     Line endings are normalised: a checkout with CRLF (git autocrlf) builds the same image and the same tag.
     """
-    files = [directory / DOCKERFILE.name, directory / REQUIREMENTS_FILE.name, *sorted(directory.glob("*.py"))]
+    files = [directory / DOCKERFILE.name, directory / REQUIREMENTS_FILE.name, directory / REQUIREMENTS_LOCK.name,
+             *sorted(directory.glob("*.py"))]
     return {f.name: f.read_bytes().replace(b"\r\n", b"\n") for f in files}

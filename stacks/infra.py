@@ -49,9 +49,12 @@ class InfraStack(ReadableStack):
         partition = DataAwsPartition(self, "current_partition").partition
 
         name = cfg.name
+        # The log groups the data key encrypts: the control plane's, the flow logs', FSx's, the image build's.
+        log_groups = (naming.cluster_log_group(name), naming.vpc_flow_logs_log_group(name), naming.fsx_log_group(name),
+                      *([naming.image_build_log_group(name)] if cfg.ray.image.source == "build" else []))
         keys = KmsKeys(self, "kms", KmsKeysProps(
             name=name, eks_alias=naming.kms_alias(name, "eks"), data_alias=naming.kms_alias(name, "data"),
-            region=cfg.region, account_id=account.account_id, partition=partition))
+            region=cfg.region, account_id=account.account_id, partition=partition, log_group_names=log_groups))
         net_cfg = cfg.network
         existing = net_cfg.existing
         network = Network(self, "network", NetworkProps(
@@ -61,7 +64,7 @@ class InfraStack(ReadableStack):
             flow_log_retention_days=net_cfg.flow_log_retention_days,
             flow_log_group_name=naming.vpc_flow_logs_log_group(name),
             flow_log_role_name_prefix=naming.iam_role_name_prefix(name, naming.VPC_FLOW_LOGS_ROLE),
-            logs_kms_key_arn=keys.data_key_arn,
+            logs_kms_key_arn=keys.data_key_arn, account_id=account.account_id, partition=partition,
             existing_vpc_id=existing.vpc_id if existing else None,
             existing_private_subnet_ids=list(existing.private_subnet_ids) if existing else [],
             existing_public_subnet_ids=list(existing.public_subnet_ids) if existing else [],
@@ -76,6 +79,7 @@ class InfraStack(ReadableStack):
             public_access_cidrs=list(c.public_access_cidrs), admin_principal_arns=list(c.admin_principal_arns),
             creator_is_admin=c.creator_is_admin, caller_arn=account.arn,
             log_types=list(c.log_types), log_retention_days=c.log_retention_days,
+            account_id=account.account_id, region=cfg.region,
         ))
 
         # Add-ons in terraform-aws-eks's order: networking first, node groups wait for it, the rest after them.
@@ -84,6 +88,7 @@ class InfraStack(ReadableStack):
             oidc_issuer_host=eks.oidc_issuer_host,
             fsx_csi_role_name_prefix=naming.iam_role_name_prefix(name, naming.FSX_CSI_DRIVER_ROLE),
             versions=dict(c.addon_versions),
+            vpc_cni_role_name_prefix=naming.iam_role_name_prefix(name, naming.VPC_CNI_ROLE), partition=partition,
         ))
         tags = cfg.deployment_tags
         groups = {}
@@ -98,7 +103,7 @@ class InfraStack(ReadableStack):
                 min_size=g.min_size, desired_size=g.desired_size, max_size=g.max_size, disk_size_gib=g.disk_size_gib,
                 labels=g.kubernetes_labels,
                 taints=[TaintProps(key=t.key, value=t.value, effect=t.effect) for t in g.kubernetes_taints],
-                partition=partition, tags=tags, depends_on=addons.before_compute,
+                partition=partition, tags=tags, depends_on=addons.before_compute, ssm_access=c.node_ssm_access,
             ))
         addons.after_compute([g.node_group for g in groups.values()])
 
@@ -169,7 +174,9 @@ class InfraStack(ReadableStack):
                      account_id: str, partition: str) -> RayImageBuild:
         image = cfg.ray.image
         files = image_context_files()
-        digest = content_hash(files, cfg.stock_ray_image)
+        # The base by digest when one is recorded: the content hash, and so the tag, follow a new digest.
+        base = cfg.pinned_stock_ray_image
+        digest = content_hash(files, base)
         cache = None
         if image.docker_hub_secret_arn:
             cache = PullThroughCacheProps(prefix=naming.docker_hub_cache_prefix(cfg.name),
@@ -183,7 +190,7 @@ class InfraStack(ReadableStack):
             bucket_ready=[bucket.versioning, bucket.policy],
             source_key=naming.IMAGE_BUILD_CONTEXT_KEY, source_prefix=naming.IMAGE_BUILD_S3_PREFIX,
             context_path=str(_stage_context(context_archive(files), digest)), content_hash=digest,
-            image_tag=image_tag(cfg.ray.ray_version, digest), base_image=cfg.stock_ray_image,
+            image_tag=image_tag(cfg.ray.ray_version, digest), base_image=base,
             script_path=str(BUILD_SCRIPT), compute_type=image.build_compute_type,
             timeout_minutes=image.build_timeout_minutes, codebuild_image=CODEBUILD_IMAGE,
             logs_kms_key_arn=keys.data_key_arn, log_retention_days=cfg.cluster.log_retention_days,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import zipfile
+from collections.abc import Mapping
 from pathlib import Path
 
 from cdktf import App
@@ -31,9 +32,11 @@ def zip_bytes(files: dict[str, bytes]) -> bytes:
     return buf.getvalue()
 
 
-def function_package(scope: Construct, name: str, modules: list[Path]) -> FunctionPackage:
-    """Write ``<outdir>/packages/<name>.zip`` holding ``modules`` at its root; its path and base64 SHA-256."""
-    data = zip_bytes({m.name: m.read_bytes() for m in modules})
+def function_package(scope: Construct, name: str, modules: list[Path],
+                     files: Mapping[str, bytes] | None = None) -> FunctionPackage:
+    """Write ``<outdir>/packages/<name>.zip`` holding ``modules`` and ``files`` (name -> bytes: the function's own
+    configuration) at its root; its path and base64 SHA-256."""
+    data = zip_bytes({**{m.name: m.read_bytes() for m in modules}, **(files or {})})
     out = Path(App.of(scope).outdir) / PACKAGES_DIR / f"{name}.zip"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(data)

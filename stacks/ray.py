@@ -26,6 +26,7 @@ from constructs_lib.orchestrator import (
     RayOrchestratorKubernetes,
     RayOrchestratorKubernetesProps,
     RayOrchestratorProps,
+    function_steps_file,
     start_execution_command,
 )
 from constructs_lib.ray_platform import RayPlatform, RayPlatformProps
@@ -39,8 +40,9 @@ from .contract import (
     INFRA_STACK,
     KUBERAY_OPERATOR_RELEASE,
     ORCHESTRATOR_FILES,
-    RAY_SERVICE_ACCOUNT,
+    RAY_HEAD_SERVICE_ACCOUNT,
     RAY_STACK,
+    RAY_WORKER_SERVICE_ACCOUNT,
     TRAINING_SCRIPT,
     job_files,
     job_pip,
@@ -79,10 +81,12 @@ class RayStack(ReadableStack):
         oidc_arn = infra.get_string("oidc_provider_arn")
         oidc_host = Fn.replace(infra.get_string("cluster_oidc_issuer_url"), "https://", "")
         platform = RayPlatform(self, "platform", RayPlatformProps(
-            cluster_name=cfg.name, namespace=cfg.ray.namespace, service_account=RAY_SERVICE_ACCOUNT,
+            cluster_name=cfg.name, namespace=cfg.ray.namespace, head_service_account=RAY_HEAD_SERVICE_ACCOUNT,
+            worker_service_account=RAY_WORKER_SERVICE_ACCOUNT,
             workload_role_name_prefix=naming.iam_role_name_prefix(cfg.name, naming.RAY_WORKLOAD_ROLE),
             oidc_provider_arn=oidc_arn, oidc_issuer_host=oidc_host,
-            data_bucket_arn=infra.get_string("data_bucket_arn"), fsx=fsx_volume_props(cfg, infra)))
+            data_bucket_arn=infra.get_string("data_bucket_arn"), fsx=fsx_volume_props(cfg, infra),
+            read_only_prefixes=(naming.IMAGE_BUILD_S3_PREFIX,)))
         ClusterAddons(self, "addons", ClusterAddonsProps(
             cluster_name=cfg.name, region=cfg.region,
             autoscaler_role_name_prefix=naming.iam_role_name_prefix(cfg.name, naming.CLUSTER_AUTOSCALER_ROLE),
@@ -91,10 +95,10 @@ class RayStack(ReadableStack):
             nvidia_device_plugin_version=cfg.ray.nvidia_device_plugin_chart_version,
             cluster_autoscaler_version=cfg.ray.cluster_autoscaler_chart_version,
             install_device_plugin=cfg.cluster.has_gpu))
-        # The namespace by reference: Terraform orders the release after the namespace exists.
+        # The Ray namespace by reference: Terraform orders the release (and its Role there) after it exists.
         operator = KubeRayOperator(self, "kuberay", KubeRayOperatorProps(
-            namespace=platform.namespace.metadata.name, release_name=KUBERAY_OPERATOR_RELEASE,
-            chart_version=cfg.ray.kuberay_operator_chart_version))
+            namespace=cfg.ray.operator_namespace, watch_namespace=platform.namespace.metadata.name,
+            release_name=KUBERAY_OPERATOR_RELEASE, chart_version=cfg.ray.kuberay_operator_chart_version))
 
         obs = cfg.observability
         ObservabilityAddons(self, "observability", ObservabilityAddonsProps(
@@ -109,8 +113,12 @@ class RayStack(ReadableStack):
 
         TerraformOutput(self, "namespace", value=platform.namespace.metadata.name,
                         description="Namespace of the Ray cluster and jobs")
-        TerraformOutput(self, "ray_service_account", value=platform.service_account.metadata.name,
-                        description="Service account of Ray pods (IRSA: data bucket only)")
+        TerraformOutput(self, "ray_head_service_account", value=platform.head_service_account.metadata.name,
+                        description="Service account of the Ray head (the Ray autoscaler's rights; IRSA: data bucket)")
+        TerraformOutput(self, "ray_worker_service_account", value=platform.worker_service_account.metadata.name,
+                        description="Service account of the Ray workers (no Kubernetes rights; IRSA: data bucket)")
+        TerraformOutput(self, "kuberay_operator_namespace", value=operator.namespace.metadata.name,
+                        description="Namespace of the KubeRay operator (it watches the Ray namespace only)")
         TerraformOutput(self, "fsx_claim_name", value=platform.pvc.metadata.name,
                         description="ReadWriteMany claim of the FSx for Lustre file system")
         TerraformOutput(self, "kuberay_operator_version", value=operator.release.version,
@@ -119,19 +127,21 @@ class RayStack(ReadableStack):
 
     def _orchestrator(self, cfg: AppConfig, infra, namespace: str) -> None:
         o = cfg.orchestrator
+        pipeline = PipelineProps(
+            cluster_name=infra.get_string("cluster_name"), cluster_endpoint=infra.get_string("cluster_endpoint"),
+            cluster_ca=infra.get_string("cluster_certificate_authority_data"), namespace=namespace,
+            head_service=cfg.ray.head_service, ray_cluster=cfg.ray.cluster_name,
+            image=ray_pod_image(cfg, infra), pip=job_pip(cfg),
+            training_script=TRAINING_SCRIPT, inference_script=INFERENCE_SCRIPT,
+            training_args=tuple(cfg.orchestrator_training_args), inference_args=tuple(o.inference_args),
+            step_timeout_seconds=o.step_timeout_seconds, retries=o.retries)
         orchestrator = RayOrchestrator(self, "ray_orchestrator", RayOrchestratorProps(
             name=cfg.name, names=orchestrator_names(cfg.name),
             region=cfg.region, account_id=DataAwsCallerIdentity(self, "current").account_id,
-            partition=DataAwsPartition(self, "current_partition").partition,
-            pipeline=PipelineProps(
-                cluster_name=infra.get_string("cluster_name"), cluster_endpoint=infra.get_string("cluster_endpoint"),
-                cluster_ca=infra.get_string("cluster_certificate_authority_data"), namespace=namespace,
-                head_service=cfg.ray.head_service, ray_cluster=cfg.ray.cluster_name,
-                image=ray_pod_image(cfg, infra), pip=job_pip(cfg),
-                training_script=TRAINING_SCRIPT, inference_script=INFERENCE_SCRIPT,
-                training_args=tuple(cfg.orchestrator_training_args), inference_args=tuple(o.inference_args),
-                step_timeout_seconds=o.step_timeout_seconds, retries=o.retries),
-            package=function_package(self, "ray_orchestrator", [FUNCTION_MODULE]),
+            partition=DataAwsPartition(self, "current_partition").partition, pipeline=pipeline,
+            # The function's code and the Jobs it may create, in one package (one source_code_hash).
+            package=function_package(self, "ray_orchestrator", [FUNCTION_MODULE],
+                                     dict([function_steps_file(pipeline)])),
             # The private API endpoint is reachable from the cluster's subnets only.
             network=FunctionNetwork(vpc_id=infra.get_string("vpc_id"), subnet_ids=infra.get_list("private_subnet_ids"),
                                     cluster_security_group_id=infra.get_string("cluster_security_group_id")),

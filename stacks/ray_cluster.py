@@ -31,7 +31,8 @@ from .contract import (
     INFRA_STACK,
     KUBERAY_OPERATOR_POD_LABELS,
     RAY_CLUSTER_STACK,
-    RAY_SERVICE_ACCOUNT,
+    RAY_HEAD_SERVICE_ACCOUNT,
+    RAY_WORKER_SERVICE_ACCOUNT,
     TRAINING_SCRIPT,
     job_pip,
 )
@@ -46,7 +47,8 @@ def ray_cluster_props(cfg: AppConfig, image: str) -> RayClusterProps:
         head_env=ray_head_env(obs.monitoring_namespace, obs.grafana_iframe_host) if obs.kube_prometheus_stack else {},
         pod_annotations=scrape_annotations() if obs.metrics_scrape == "annotations" else {},
         name=cfg.ray.cluster_name, namespace=cfg.ray.namespace, ray_version=cfg.ray.ray_version,
-        image=image, service_account=RAY_SERVICE_ACCOUNT, pvc_name=FSX_CLAIM,
+        image=image, head_service_account=RAY_HEAD_SERVICE_ACCOUNT,
+        worker_service_account=RAY_WORKER_SERVICE_ACCOUNT, pvc_name=FSX_CLAIM,
         head_cpu=cfg.ray.head.cpu, head_memory=cfg.ray.head.memory, idle_timeout_seconds=cfg.ray.idle_timeout_seconds,
         worker_groups=[WorkerGroupProps(
             name=w.name, node_role=groups[w.node_group].role, min_replicas=w.min_replicas,
@@ -63,7 +65,8 @@ def head_network_policy_props(cfg: AppConfig) -> HeadNetworkPolicyProps:
     else:
         metrics_from = []  # scraped by a Prometheus this deployment does not know: the metrics port stays open
     return HeadNetworkPolicyProps(cluster_name=cfg.ray.cluster_name, namespace=cfg.ray.namespace,
-                                  operator_pod_labels=dict(KUBERAY_OPERATOR_POD_LABELS), metrics_from=metrics_from)
+                                  operator_pod_labels=dict(KUBERAY_OPERATOR_POD_LABELS), metrics_from=metrics_from,
+                                  operator_namespace=cfg.ray.operator_namespace)
 
 
 class RayClusterStack(ReadableStack):
@@ -78,7 +81,8 @@ class RayClusterStack(ReadableStack):
         if cfg.observability.metrics_scrape == "monitors":
             # Custom kinds need their CRDs at plan time: the ray stack's kube-prometheus-stack (or an
             # existing Prometheus Operator) installed them before this stack plans.
-            RayMonitors(self, "monitors", RayMonitorsProps(cluster_name=props.name, namespace=props.namespace))
+            RayMonitors(self, "monitors", RayMonitorsProps(cluster_name=props.name, namespace=props.namespace,
+                                                               operator_namespace=cfg.ray.operator_namespace))
         if after is not None:
             self.add_dependency(after)  # cdktf deploys the operator's stack first
 

@@ -12,7 +12,7 @@ import yaml
 from conventions.kubernetes import CORE_ROLE, head_service_name, node_selector, submitter_labels
 from conventions.ray import RAY_CLUSTER_LABEL, dashboard_url, runtime_env, runtime_env_args
 
-from .pods import container_security_context, submitter_resources, token_auth_env
+from .pods import container_security_context, pod_security_context, submitter_resources, token_auth_env
 
 SUBMITTER_SERVICE_ACCOUNT = "ray-operator-ray-operator"
 
@@ -80,6 +80,7 @@ def submit_job(props: JobSubmissionProps) -> dict:
                                         **submitter_labels(props.cluster_name)}},
                 "spec": {
                     "serviceAccountName": SUBMITTER_SERVICE_ACCOUNT,
+                    "securityContext": pod_security_context(),
                     "restartPolicy": "Never",
                     "nodeSelector": node_selector(CORE_ROLE),
                     "containers": [{
@@ -120,6 +121,7 @@ def ray_job(props: JobSubmissionProps) -> dict:
                 "metadata": {"labels": submitter_labels(props.cluster_name)},
                 "spec": {
                     "restartPolicy": "Never",
+                    "securityContext": pod_security_context(),
                     "nodeSelector": node_selector(CORE_ROLE),
                     "containers": [{
                         "name": "ray-job-submitter",

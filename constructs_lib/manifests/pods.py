@@ -27,6 +27,11 @@ def token_auth_env(ray_cluster_name: str) -> list[dict]:
     ]
 
 
+def pod_security_context() -> dict:
+    """Pod Security restricted wants a seccomp profile; RuntimeDefault is the container runtime's default filter."""
+    return {"seccompProfile": {"type": "RuntimeDefault"}}
+
+
 def container_security_context() -> dict:
     return {"runAsUser": RAY_UID, "runAsGroup": RAY_GID, "runAsNonRoot": True, "allowPrivilegeEscalation": False,
             "capabilities": {"drop": ["ALL"]}}

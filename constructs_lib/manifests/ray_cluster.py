@@ -17,10 +17,15 @@ from conventions.kubernetes import (
 )
 from conventions.ray import HEAD_PORTS
 
-from .pods import EXPORT_MOUNT, IMPORT_MOUNT, RAY_GID, RAY_UID, container_security_context
+from .pods import EXPORT_MOUNT, IMPORT_MOUNT, RAY_GID, RAY_UID, container_security_context, pod_security_context
 
 FSX_VOLUME = "fsx"
 SHM_VOLUME = "dshm"
+API_TOKEN_VOLUME = "kube-api-access"
+# Where clients (the Ray autoscaler's KubeRay node provider) read the pod's ServiceAccount token and the CA.
+API_TOKEN_PATH = "/var/run/secrets/kubernetes.io/serviceaccount"
+# The lifetime kubelet's own automounted token asks for (the API server may extend it); kubelet renews the file.
+API_TOKEN_SECONDS = 3607
 
 
 @dataclass(frozen=True)
@@ -40,7 +45,8 @@ class RayClusterProps:
     namespace: str
     ray_version: str
     image: str
-    service_account: str
+    head_service_account: str  # KubeRay binds the autoscaler's Role to the head template's ServiceAccount
+    worker_service_account: str
     pvc_name: str
     head_cpu: str
     head_memory: str
@@ -101,6 +107,21 @@ def _fsx_permissions_init(image: str) -> dict:
     }
 
 
+def api_token_volume() -> dict:
+    """What kubelet's automount projects (token, CA, namespace), as a volume that only the container mounting it sees.
+
+    The head pod does not automount its token (automountServiceAccountToken false puts it in no container); the
+    autoscaler container mounts this at the usual path. So the autoscaler keeps the rights KubeRay binds to the
+    head's ServiceAccount, and Ray code in the ray-head container -- the job drivers -- has no API token.
+    """
+    return {"name": API_TOKEN_VOLUME, "projected": {"sources": [
+        {"serviceAccountToken": {"path": "token", "expirationSeconds": API_TOKEN_SECONDS}},
+        {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+        {"downwardAPI": {"items": [{"path": "namespace",
+                                    "fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"}}]}},
+    ]}}
+
+
 def ray_cluster(props: RayClusterProps) -> dict:
     """The RayCluster (ray.io/v1): head on core nodes with no Ray work, autoscaling worker groups."""
     labels = _labels(props)
@@ -108,7 +129,9 @@ def ray_cluster(props: RayClusterProps) -> dict:
     head_pod = {
         "metadata": _pod_metadata(props, labels),
         "spec": {
-            "serviceAccountName": props.service_account,
+            "serviceAccountName": props.head_service_account,
+            "automountServiceAccountToken": False,
+            "securityContext": pod_security_context(),
             "nodeSelector": node_selector(CORE_ROLE),
             "initContainers": [_fsx_permissions_init(props.image)],
             "containers": [{
@@ -120,7 +143,7 @@ def ray_cluster(props: RayClusterProps) -> dict:
                 "volumeMounts": _mounts(),
             }],
             # Half the container memory for the object store's shared memory, as Ray sizes it by default.
-            "volumes": _volumes(props, half_memory(props.head_memory)),
+            "volumes": [*_volumes(props, half_memory(props.head_memory)), api_token_volume()],
         },
     }
     if props.head_env:
@@ -132,7 +155,10 @@ def ray_cluster(props: RayClusterProps) -> dict:
             # Limits are what the Ray autoscaler reads to know a worker has GPUs (the original omitted them).
             res[GPU_RESOURCE] = str(g.gpus)
         spec: dict = {
-            "serviceAccountName": props.service_account,
+            # No Kubernetes API identity at all: the workers run job code and need only the data bucket (IRSA).
+            "serviceAccountName": props.worker_service_account,
+            "automountServiceAccountToken": False,
+            "securityContext": pod_security_context(),
             "nodeSelector": node_selector(g.node_role),
             "initContainers": [_fsx_permissions_init(props.image)],
             "containers": [{
@@ -167,6 +193,10 @@ def ray_cluster(props: RayClusterProps) -> dict:
                 "upscalingMode": "Default",
                 "idleTimeoutSeconds": props.idle_timeout_seconds,
                 "resources": {"requests": dict(AUTOSCALER_RESOURCES), "limits": dict(AUTOSCALER_RESOURCES)},
+                # KubeRay v1.7.0 gives the autoscaler container no securityContext of its own (common/pod.go
+                # BuildAutoscalerContainer) and appends these mounts (mergeAutoscalerOverrides).
+                "securityContext": container_security_context(),
+                "volumeMounts": [{"name": API_TOKEN_VOLUME, "mountPath": API_TOKEN_PATH, "readOnly": True}],
             },
             # The dashboard/Jobs API, GCS and every Ray process require a token. KubeRay creates it in the Secret
             # named after the cluster (key auth_token) and injects RAY_AUTH_MODE/RAY_AUTH_TOKEN into the Ray

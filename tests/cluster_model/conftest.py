@@ -50,12 +50,15 @@ class Shape:
         return {**{g.name: g.role for g in self.cfg.cluster.node_groups}, **self.extra_roles}
 
     def copy_synth(self) -> dict:
-        return copy.deepcopy({k: v for k, v in self.synth.items() if not k.startswith("_")})
+        # The output directory comes along (not copied): the orchestrator's Jobs are read from its package there.
+        return {**copy.deepcopy({k: v for k, v in self.synth.items() if not k.startswith("_")}),
+                "_outdir": self.synth.get("_outdir")}
 
 
 def with_untainted_group(synth: dict, name: str = "cpu", like: str = "core") -> dict:
     """A copy of a synth with one more node group: ``like``'s instance types, labelled usage=<name>, no taint."""
     out = copy.deepcopy({k: v for k, v in synth.items() if not k.startswith("_")})
+    out["_outdir"] = synth.get("_outdir")
     groups = out["infra"]["resource"]["aws_eks_node_group"]
     group = copy.deepcopy(groups[like])
     group["labels"] = {"usage": name}

@@ -76,8 +76,8 @@ INTENDED: dict[str, tuple[Where, Callable[[AppConfig], bool]]] = {
     "helm/kube-prometheus-stack/kube-state-metrics": (CORE, KUBE_PROMETHEUS_STACK),
     "helm/kube-prometheus-stack/grafana": (CORE, KUBE_PROMETHEUS_STACK),
     "helm/kube-prometheus-stack/node-exporter": (EVERY_NODE, KUBE_PROMETHEUS_STACK),
-    # The orchestrator's Step Functions Jobs (ray stack)
-    "sfn/ray_orchestrator/*": (CORE, ORCHESTRATOR),
+    # The orchestrator's Jobs, built by its function from its packaged steps (ray stack)
+    "lambda/ray_orchestrator/*": (CORE, ORCHESTRATOR),
     # The RayCluster (ray-cluster stack): KubeRay's head and worker pods
     "RayCluster/*/head": (CORE, ALWAYS),
     "RayCluster/*/worker/*": (WORKER_GROUP, ALWAYS),

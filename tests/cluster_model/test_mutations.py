@@ -11,6 +11,7 @@ import pytest
 
 from config.versions import SUPPORTED_KUBERNETES_VERSIONS
 from conventions.kubernetes import GPU_PRESENT_LABEL
+from tests.orchestrator_objects import packaged_steps, with_packaged_steps
 
 from .intended import INTENDED, placement_mismatch
 from .model import ClusterModel
@@ -218,16 +219,14 @@ def test_a_subchart_value_moves_its_workload(shapes):
     assert _mismatches(shape, model, "helm/kube-prometheus-stack/grafana")
 
 
-def test_orchestrator_job_without_selector_leaves_core(shapes):
+def test_orchestrator_job_without_selector_leaves_core(shapes, tmp_path):
     shape = shapes("prod-with-cpu-group")
     synth = shape.copy_synth()
-    machine = synth["ray"]["resource"]["aws_sfn_state_machine"]["ray_orchestrator"]
-    definition = json.loads(machine["definition"])
-    del definition["States"]["TrainSubmit"]["Parameters"]["Payload"]["job"]["spec"]["template"]["spec"]["nodeSelector"]
-    machine["definition"] = json.dumps(definition)
-    model = shape.build(synth)
-    assert model.placements["sfn/ray_orchestrator/TrainSubmit"].groups == {"core", "cpu"}
-    assert _mismatches(shape, model, "sfn/ray_orchestrator/*")
+    steps = packaged_steps(synth)
+    del steps["train"]["spec"]["template"]["spec"]["nodeSelector"]
+    model = shape.build(with_packaged_steps(synth, steps, tmp_path))
+    assert model.placements["lambda/ray_orchestrator/train"].groups == {"core", "cpu"}
+    assert _mismatches(shape, model, "lambda/ray_orchestrator/*")
 
 
 def test_rendered_jobs_without_selector_leave_core(shapes):

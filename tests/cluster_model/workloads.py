@@ -2,7 +2,8 @@
 releases, Kubernetes manifests, the orchestrator's Step Functions Jobs) and from scripts/render_jobs.py.
 
 Keys name where a pod spec comes from: ``addon/<add-on>/<workload>``, ``helm/<release>/<workload>``,
-``sfn/<state machine>/<state>``, ``<Kind>/<name>[/<part>]`` for manifests (``RayCluster/kuberay/worker/gpu-group``),
+``sfn/<state machine>/<state>`` (a Job in a state's parameters), ``lambda/<function>/<step>`` (the orchestrator
+function's packaged step Jobs), ``<Kind>/<name>[/<part>]`` for manifests (``RayCluster/kuberay/worker/gpu-group``),
 ``render_jobs/<file>/<Kind>/<name>[/<part>]`` for the rendered documents. Anything that could make pods and is
 not understood here is refused (``NotModelled``), so no pod producer goes unchecked.
 """
@@ -12,8 +13,10 @@ from __future__ import annotations
 import copy
 import json
 import re
+import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 import yaml
 
@@ -131,25 +134,44 @@ def manifest_workloads(obj: dict, source: str, kuberay: Facts | None, prefix: st
     raise NotModelled(f"{base}: kind {kind} (list it in workloads.TEMPLATE_PATHS or NO_POD_KINDS)")
 
 
+def _at(obj: dict, path: str):
+    for part in path.split("."):
+        obj = (obj or {}).get(part)
+    return obj
+
+
 def raycluster_pods(spec: dict, op: dict) -> list[tuple[str, dict]]:
-    """Head and worker pod specs as KubeRay builds them (autoscaler sidecar; wait-gcs-ready init container)."""
+    """Head and worker pod specs as KubeRay builds them (autoscaler sidecar; wait-gcs-ready init container), with
+    what of them Pod Security and the escalation model read (securityContext, mounts)."""
     for name in op.get("unrecorded_when") or []:
         if spec.get(name):
             raise NotModelled(f"RayCluster spec.{name}: what KubeRay adds to the pods for it is not recorded")
     head = copy.deepcopy(spec["headGroupSpec"]["template"]["spec"])
     if spec.get("enableInTreeAutoscaling"):
         c = op["head_autoscaler_container"]
-        override = (spec.get("autoscalerOptions") or {}).get("resources")
-        head["containers"] = [*head.get("containers", []),
-                              {"name": c["name"], "resources": copy.deepcopy(override or c["resources"])}]
+        override = _at({"spec": spec}, c["resources_override"])
+        sidecar = {"name": c["name"], "resources": copy.deepcopy(override or c["resources"])}
+        security = _at({"spec": spec}, c["security_context_override"])
+        mounts = _at({"spec": spec}, c["volume_mounts_from"])
+        if security:
+            sidecar["securityContext"] = copy.deepcopy(security)
+        if mounts:
+            sidecar["volumeMounts"] = copy.deepcopy(mounts)
+        head["containers"] = [*head.get("containers", []), sidecar]
     pods = [("head", head)]
     for group in spec.get("workerGroupSpecs") or []:
         w = copy.deepcopy(group["template"]["spec"])
         c = op["worker_init_container"]
         injected = {"name": c["name"], "resources": copy.deepcopy(c["resources"])}
+        if c.get("security_context_from") == "ray_container" and _sc_of_first(w):
+            injected["securityContext"] = copy.deepcopy(_sc_of_first(w))
         w["initContainers"] = [*w.get("initContainers", []), injected]
         pods.append((f"worker/{group['groupName']}", w))
     return pods
+
+
+def _sc_of_first(pod: dict) -> dict | None:
+    return ((pod.get("containers") or [{}])[0]).get("securityContext")
 
 
 def rayjob_pods(spec: dict, ops: dict) -> list[tuple[str, str, dict]]:
@@ -179,11 +201,11 @@ def state_machine_jobs(key: str, machine: dict) -> list[Workload]:
         if resource.startswith(RUN_JOB):
             return params["Job"]
         payload = params.get("Payload") or {}
-        if resource.startswith(LAMBDA_INVOKE) and payload.get("action") == "submit":
-            return payload["job"]  # the orchestrator's function creates it through the Kubernetes API
         if resource.startswith(LAMBDA_INVOKE) and "job" in payload:
+            if payload.get("action") == "submit":
+                return payload["job"]  # a function that creates the Job it is handed
             raise NotModelled(f"aws_sfn_state_machine.{key}: a function call with a Job whose action is not submit")
-        return None
+        return None  # the orchestrator's function builds its Jobs itself: function_jobs
 
     def walk(states: dict, path: str) -> None:
         for name, state in states.items():
@@ -200,6 +222,24 @@ def state_machine_jobs(key: str, machine: dict) -> list[Workload]:
 
     walk(asl.get("States") or {}, "")
     return out
+
+
+def function_jobs(key: str, function: dict, stack_dir: Path | None) -> list[Workload]:
+    """The Jobs a Lambda function creates from the step templates packaged with it (the orchestrator's
+    STEPS_FILE), as its code builds them; a function without that file makes none."""
+    from lambdas import ray_orchestrator as fn
+
+    if stack_dir is None:
+        raise NotModelled(f"aws_lambda_function.{key}: its package is not at hand (no synth output directory)")
+    with zipfile.ZipFile(stack_dir / function["filename"]) as zf:
+        if fn.STEPS_FILE not in zf.namelist():
+            return []
+        steps = json.loads(zf.read(fn.STEPS_FILE))
+    env = (function.get("environment") or {}).get("variables") or {}
+    pipeline = fn.Pipeline(namespace=env.get("NAMESPACE", "?"), image=env.get("IMAGE", "?"), steps=steps)
+    return [Workload(key=f"lambda/{key}/{step}", kind="Job",
+                     spec=fn.step_job(pipeline, step, "model", f"model-{step}")["spec"]["template"]["spec"],
+                     source=f"aws_lambda_function.{key} ({fn.STEPS_FILE})") for step in sorted(steps)]
 
 
 # ------------------------------------------------------------------------------------------ whole synth
@@ -225,6 +265,9 @@ def synth_workloads(synth: dict) -> list[Workload]:
             out += release_workloads(key, rel)
         for key, machine in (res.get("aws_sfn_state_machine") or {}).items():
             out += state_machine_jobs(key, machine)
+        outdir = synth.get("_outdir")
+        for key, function in (res.get("aws_lambda_function") or {}).items():
+            out += function_jobs(key, function, Path(outdir) / "stacks" / stack_name if outdir else None)
         for key, m in (res.get("kubernetes_manifest") or {}).items():
             out += manifest_workloads(m["manifest"], f"kubernetes_manifest.{key}", kuberay)
     return out

@@ -115,7 +115,8 @@ def test_validation_counts_what_the_ray_cluster_asks_for():
     v1.7.0 adds: the autoscaler sidecar on the head (spec.autoscalerOptions.resources), the wait-gcs-ready init
     container on workers."""
     rc = ray_cluster(RayClusterProps(
-        name="kuberay", namespace="ray", ray_version="2.58.0", image="img", service_account="ray", pvc_name="fsx",
+        name="kuberay", namespace="ray", ray_version="2.58.0", image="img", head_service_account="ray-head",
+        worker_service_account="ray-worker", pvc_name="fsx",
         head_cpu="2", head_memory="8Gi", idle_timeout_seconds=60,
         worker_groups=[WorkerGroupProps("g", "gpu", 0, 2, "3", "12Gi", 1),
                        WorkerGroupProps("c", "cpu", 0, 2, "150m", "200Mi", 0)]))

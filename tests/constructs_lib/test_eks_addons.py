@@ -121,7 +121,8 @@ def test_addon_deployments_select_the_core_group(shape):
 ALONE = EksAddonsProps(cluster_name="unit-cluster", kubernetes_version="1.34",
                        oidc_provider_arn="arn:aws:iam::111122223333:oidc-provider/oidc.example/id/ABC",
                        oidc_issuer_host="oidc.example/id/ABC", fsx_csi_role_name_prefix="unit-fsx-csi-",
-                       versions={"vpc-cni": "v1.20.4-eksbuild.2", "coredns": "v1.12.4-eksbuild.1"})
+                       versions={"vpc-cni": "v1.20.4-eksbuild.2", "coredns": "v1.12.4-eksbuild.1"},
+                       vpc_cni_role_name_prefix="unit-vpc-cni-", partition="aws-cn")
 
 
 @pytest.fixture(scope="module")
@@ -158,7 +159,8 @@ def test_alone_pinned_versions_as_given_the_others_the_newest_for_the_kubernetes
 
 def test_alone_networking_first_deployments_after_the_nodes(alone):
     by_name = {a["addon_name"]: a for a in alone.resources("aws_eks_addon").values()}
-    assert {n for n, a in by_name.items() if "depends_on" not in a} == BEFORE_NODES
+    assert {n for n, a in by_name.items() if "depends_on" not in a} == BEFORE_NODES - {"vpc-cni"}
+    assert by_name["vpc-cni"]["depends_on"] == ["aws_iam_role_policy_attachment.vpc_cni"]
     for name in AFTER_NODES:
         assert by_name[name]["depends_on"] == ["aws_cloudwatch_log_group.nodes"], name
     assert len(alone.construct.before_compute) == len(BEFORE_NODES)  # what the node groups are to wait for
@@ -177,6 +179,22 @@ def test_alone_fsx_csi_driver_runs_as_its_controllers_irsa_role(alone):
         "oidc.example/id/ABC:aud": "sts.amazonaws.com"}}
     (policy,) = json.loads(alone.one("aws_iam_role_policy", "fsx_csi_driver_policy")["policy"])["Statement"]
     assert (policy["Action"], policy["Resource"]) == (["fsx:DescribeFileSystems"], "*")
+
+
+def test_alone_vpc_cni_runs_as_its_irsa_role_with_the_cni_policy(alone):
+    """AmazonEKS_CNI_Policy on aws-node's IRSA role (AWS's recommendation), not on the node roles."""
+    assert alone.has_resource(EksAddon, {"addon_name": "vpc-cni",
+                                         "service_account_role_arn": ref("aws_iam_role", "vpc_cni", "arn")})
+    role = alone.one("aws_iam_role", "vpc_cni")
+    assert role["name_prefix"] == "unit-vpc-cni-"
+    (trust,) = json.loads(role["assume_role_policy"])["Statement"]
+    assert trust["Principal"] == {"Federated": ALONE.oidc_provider_arn}
+    assert trust["Condition"] == {"StringEquals": {
+        "oidc.example/id/ABC:sub": "system:serviceaccount:kube-system:aws-node",
+        "oidc.example/id/ABC:aud": "sts.amazonaws.com"}}
+    (attachment,) = alone.resources("aws_iam_role_policy_attachment").values()
+    assert attachment == {**attachment, "role": ref("aws_iam_role", "vpc_cni", "name"),
+                          "policy_arn": "arn:aws-cn:iam::aws:policy/AmazonEKS_CNI_Policy"}
 
 
 def test_alone_after_compute_once(alone):

@@ -242,7 +242,8 @@ def _props(**kw) -> EksClusterProps:
                 secrets_kms_key_arn="arn:aws:kms:us-west-2:111122223333:key/secrets",
                 logs_kms_key_arn="arn:aws:kms:us-west-2:111122223333:key/logs", partition="aws-us-gov",
                 public_access_cidrs=["198.51.100.0/24"], admin_principal_arns=ADMINS, creator_is_admin=True,
-                caller_arn=CALLER, log_types=["api", "audit"], log_retention_days=90)
+                caller_arn=CALLER, log_types=["api", "audit"], log_retention_days=90, account_id="111122223333",
+                region="us-gov-west-1")
     return EksClusterProps(**{**base, **kw})
 
 
@@ -285,7 +286,12 @@ def test_alone_the_log_group_exists_first_with_the_props_retention_and_key(publi
 def test_alone_the_cluster_role_trusts_eks_in_the_props_partition(public_with_admins):
     role = public_with_admins.one("aws_iam_role", "cluster")
     assert role["name_prefix"] == "unit-cluster-"
-    assert json.loads(role["assume_role_policy"])["Statement"][0]["Principal"] == {"Service": "eks.amazonaws.com"}
+    (trust,) = json.loads(role["assume_role_policy"])["Statement"]
+    assert trust["Principal"] == {"Service": "eks.amazonaws.com"}
+    # For this cluster of this account only (confused deputy).
+    assert trust["Condition"] == {
+        "StringEquals": {"aws:SourceAccount": "111122223333"},
+        "ArnLike": {"aws:SourceArn": "arn:aws-us-gov:eks:us-gov-west-1:111122223333:cluster/unit-cluster"}}
     assert public_with_admins.has_resource("aws_iam_role_policy_attachment", {
         "role": ref("aws_iam_role", "cluster", "name"),
         "policy_arn": "arn:aws-us-gov:iam::aws:policy/AmazonEKSClusterPolicy"})

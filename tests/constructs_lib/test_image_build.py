@@ -142,7 +142,8 @@ def test_context_asset_is_the_training_build_context(infra, infra_dir):
     assert set(obj["depends_on"]) == {"aws_s3_bucket_versioning.data", "aws_s3_bucket_policy.data"}
     with zipfile.ZipFile(infra_dir / obj["source"]) as z:
         assert {i.filename: z.read(i) for i in z.infolist()} == files
-    assert set(files) == {"Dockerfile", "requirements.txt"} | {p.name for p in TRAINING_DIR.glob("*.py")}
+    assert set(files) == {"Dockerfile", "requirements.txt", "requirements.lock"} | {
+        p.name for p in TRAINING_DIR.glob("*.py")}
     assert not any("__pycache__" in n or n.endswith(".pyc") for n in files)
 
 

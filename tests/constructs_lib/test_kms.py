@@ -63,7 +63,8 @@ def test_secrets_key_used_only_for_eks_secrets(shape):
 
 # ---- alone: the construct in an empty stack, from its props ------------------------------------------------------
 ALONE = KmsKeysProps(name="unit", eks_alias="alias/unit-eks", data_alias="alias/unit-data", region="eu-central-1",
-                     account_id="111122223333", partition="aws-cn", deletion_window_days=7)
+                     account_id="111122223333", partition="aws-cn", deletion_window_days=7,
+                     log_group_names=("/unit/a", "/aws/fsx/unit"))
 
 
 @pytest.fixture(scope="module")
@@ -97,5 +98,7 @@ def test_alone_only_the_data_key_lets_the_regions_logs_service_in_for_this_accou
     assert [s["Sid"] for s in eks] == ["AccountAdministers"]
     (_, logs) = json.loads(alone.one("aws_kms_key", "data")["policy"])["Statement"]
     assert logs["Principal"] == {"Service": "logs.eu-central-1.amazonaws.com"}
-    assert logs["Condition"] == {"ArnLike": {"kms:EncryptionContext:aws:logs:arn":
-                                             "arn:aws-cn:logs:eu-central-1:111122223333:*"}}
+    # The deployment's log groups only, not every log group of the account.
+    assert logs["Condition"] == {"ArnEquals": {"kms:EncryptionContext:aws:logs:arn": [
+        "arn:aws-cn:logs:eu-central-1:111122223333:log-group:/unit/a",
+        "arn:aws-cn:logs:eu-central-1:111122223333:log-group:/aws/fsx/unit"]}}

@@ -225,7 +225,8 @@ def _props(**kw) -> NetworkProps:
                 availability_zones=["eu-central-1a", "eu-central-1b"], single_nat_gateway=True,
                 flow_log_retention_days=400, flow_log_group_name="/unit/flow-logs",
                 flow_log_role_name_prefix="unit-flow-",
-                logs_kms_key_arn="arn:aws:kms:eu-central-1:111122223333:key/logs")
+                logs_kms_key_arn="arn:aws:kms:eu-central-1:111122223333:key/logs", account_id="111122223333",
+                partition="aws")
     return NetworkProps(**{**base, **kw})
 
 
@@ -309,6 +310,9 @@ def test_alone_flow_logs_to_the_props_log_group_and_key(two_zones_one_nat):
     assert role["name_prefix"] == "unit-flow-"
     (trust,) = json.loads(role["assume_role_policy"])["Statement"]
     assert trust["Principal"] == {"Service": "vpc-flow-logs.amazonaws.com"}
+    assert trust["Condition"] == {  # this account's flow logs only (confused deputy)
+        "StringEquals": {"aws:SourceAccount": "111122223333"},
+        "ArnLike": {"aws:SourceArn": "arn:aws:ec2:eu-central-1:111122223333:vpc-flow-log/*"}}
 
 
 def test_alone_the_default_security_group_allows_nothing(two_zones_one_nat):

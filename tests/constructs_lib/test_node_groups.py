@@ -170,7 +170,7 @@ def test_groups_in_private_subnets(created_network_shape):
         assert attrs(g)["subnet_ids"] == [ref("aws_subnet", f"private_{i}", "id") for i in range(n)], name
 
 
-@pytest.mark.parametrize("policies", [("AmazonEKSWorkerNodePolicy",), ("AmazonEKS_CNI_Policy",),
+@pytest.mark.parametrize("policies", [("AmazonEKSWorkerNodePolicy",),
                                       ("AmazonEC2ContainerRegistryPullOnly", "AmazonEC2ContainerRegistryReadOnly")])
 def test_node_roles_have_required_policies(shape, policies):
     attachments = [attrs(a) for a in resources(shape.infra, "aws_iam_role_policy_attachment").values()]
@@ -314,7 +314,21 @@ def test_alone_node_role_trusts_ec2_with_the_node_policies_before_the_group(tain
     attached = {a["policy_arn"] for a in tainted.resources("aws_iam_role_policy_attachment").values()
                 if a["role"] == ref("aws_iam_role", "node_gpu", "name")}
     assert attached == {f"arn:aws-cn:iam::aws:policy/{p}" for p in (
-        "AmazonEKSWorkerNodePolicy", "AmazonEKS_CNI_Policy", "AmazonEC2ContainerRegistryPullOnly",
-        "AmazonSSMManagedInstanceCore")}
+        "AmazonEKSWorkerNodePolicy", "AmazonEC2ContainerRegistryPullOnly")}
     assert set(tainted.one("aws_eks_node_group", "gpu")["depends_on"]) == {
         f"aws_iam_role_policy_attachment.{n}" for n in tainted.resources("aws_iam_role_policy_attachment")}
+
+
+def test_node_roles_carry_neither_the_cni_policy_nor_ssm_by_default(shape):
+    """The CNI's ENI rights live on the vpc-cni add-on's IRSA role; Session Manager is cluster.node_ssm_access."""
+    attached = [attrs(a)["policy_arn"] for n, a in resources(shape.infra, "aws_iam_role_policy_attachment").items()
+                if n.startswith("node_")]
+    assert attached
+    assert not [a for a in attached if a.endswith(("AmazonEKS_CNI_Policy", "AmazonSSMManagedInstanceCore"))]
+
+
+def test_ssm_access_is_a_choice(construct_synth):
+    ssm = construct_synth(lambda stack: NodeGroup(stack, "node_group_gpu", _props(ssm_access=True)))
+    attached = {a["policy_arn"] for a in ssm.resources("aws_iam_role_policy_attachment").values()}
+    assert "arn:aws-cn:iam::aws:policy/AmazonSSMManagedInstanceCore" in attached
+    assert "node_gpu_ssm" in ssm.resources("aws_iam_role_policy_attachment")

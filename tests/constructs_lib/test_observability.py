@@ -53,7 +53,8 @@ def test_default_ray_pods_carry_scrape_annotations_only(default_synth):
 
 def test_observability_off_leaves_the_ray_cluster_unchanged():
     base = dict(name="kuberay", namespace="ray", ray_version="2.58.0", image="rayproject/ray:2.58.0-py311",
-                service_account="ray", pvc_name="fsx", head_cpu="2", head_memory="8Gi", idle_timeout_seconds=60,
+                head_service_account="ray-head", worker_service_account="ray-worker", pvc_name="fsx", head_cpu="2",
+                head_memory="8Gi", idle_timeout_seconds=60,
                 worker_groups=[WorkerGroupProps("cpu", "cpu", 0, 2, "2", "8Gi", 0)])
     off = ray_cluster(RayClusterProps(**base))
     assert "annotations" not in off["spec"]["headGroupSpec"]["template"]["metadata"]

@@ -102,11 +102,13 @@ def test_the_state_machine_may_invoke_the_function_and_logs_at_the_props_level(a
     tasks = [st for st in definition["States"].values() if st["Type"] == "Task"]
     assert tasks and {t["Parameters"]["FunctionName"] for t in tasks} == {
         ref("aws_lambda_function", "ray_orchestrator", "arn")}
-    jobs = [t["Parameters"]["Payload"]["job"] for t in tasks if "job" in t["Parameters"]["Payload"]]
-    assert len(jobs) == 2  # train, infer
-    for job in jobs:
-        assert job["metadata"]["namespace"] == "ray-unit" and job["spec"]["activeDeadlineSeconds"] == 3600
-        assert job["spec"]["template"]["spec"]["containers"][0]["image"] == "registry.example/ray:1"
+    submits = [t["Parameters"]["Payload"] for t in tasks if t["Parameters"]["Payload"]["action"] == "submit"]
+    assert [p["step"] for p in submits] == ["train", "infer"] and not [p for p in submits if "job" in p]
+    fn = aws_side.one("aws_lambda_function", "ray_orchestrator")
+    assert fn["environment"]["variables"]["NAMESPACE"] == "ray-unit"
+    assert fn["environment"]["variables"]["IMAGE"] == "registry.example/ray:1"
+    assert aws_side.has_resource("aws_lambda_permission", {
+        "principal": ref("aws_iam_role", "ray_orchestrator", "arn"), "action": "lambda:InvokeFunction"})
 
 
 def test_log_groups_take_the_props_names_and_retention_under_the_own_key(aws_side):

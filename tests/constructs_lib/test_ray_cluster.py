@@ -14,7 +14,8 @@ from constructs_lib.ray_cluster import RayClusterManifest, RayHeadNetworkPolicy
 from tests.helpers import admits, network_policy_object
 
 CLUSTER = RayClusterProps(name="unit", namespace="ray-unit", ray_version="2.58.0", image="registry.example/ray:1",
-                          service_account="ray-sa", pvc_name="fsx-unit", head_cpu="2", head_memory="8Gi",
+                          head_service_account="head-sa", worker_service_account="worker-sa", pvc_name="fsx-unit",
+                          head_cpu="2", head_memory="8Gi",
                           idle_timeout_seconds=90,
                           worker_groups=[WorkerGroupProps("gpu-group", "gpu", 1, 4, "7", "28Gi", 1),
                                          WorkerGroupProps("cpu-group", "cpu", 0, 2, "3", "12Gi", 0)])
@@ -30,7 +31,8 @@ def cluster(construct_synth):
 
 def _policy(construct_synth, metrics_from):
     return construct_synth(lambda stack: RayHeadNetworkPolicy(stack, "ray_head", HeadNetworkPolicyProps(
-        cluster_name="unit", namespace="ray-unit", operator_pod_labels=OPERATOR, metrics_from=metrics_from)),
+        cluster_name="unit", namespace="ray-unit", operator_pod_labels=OPERATOR, metrics_from=metrics_from,
+        operator_namespace="operator-unit")),
         providers=("kubernetes",))
 
 
@@ -51,6 +53,25 @@ def test_the_manifest_is_the_props_raycluster_with_token_auth(cluster):
     assert manifest == cluster.construct.object  # the construct's attribute is what Terraform applies
 
 
+def test_only_the_autoscaler_container_holds_the_heads_api_token(cluster):
+    """KubeRay binds the autoscaler's Role to the head template's ServiceAccount; the token reaches the autoscaler
+    container alone (KubeRay appends autoscalerOptions.volumeMounts to it), never the Ray containers."""
+    spec = cluster.one("kubernetes_manifest", "ray_cluster")["manifest"]["spec"]
+    head = spec["headGroupSpec"]["template"]["spec"]
+    assert head["serviceAccountName"] == "head-sa" and head["automountServiceAccountToken"] is False
+    (volume,) = [v for v in head["volumes"] if "projected" in v]
+    assert [s.get("serviceAccountToken") for s in volume["projected"]["sources"]][0] == {
+        "path": "token", "expirationSeconds": 3607}
+    mounts = [m for c in head["containers"] + head["initContainers"] for m in c["volumeMounts"]]
+    assert volume["name"] not in {m["name"] for m in mounts}
+    assert spec["autoscalerOptions"]["volumeMounts"] == [{
+        "name": volume["name"], "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount", "readOnly": True}]
+    for group in spec["workerGroupSpecs"]:
+        pod = group["template"]["spec"]
+        assert pod["serviceAccountName"] == "worker-sa" and pod["automountServiceAccountToken"] is False
+        assert not [v for v in pod["volumes"] if "projected" in v]
+
+
 def test_no_worker_replicas_the_autoscaler_owns_them(cluster):
     groups = cluster.one("kubernetes_manifest", "ray_cluster")["manifest"]["spec"]["workerGroupSpecs"]
     assert [(g["groupName"], g["minReplicas"], g["maxReplicas"]) for g in groups] == [
@@ -68,7 +89,9 @@ def test_policy_admits_own_pods_operator_submitters_and_the_props_scraper(constr
     assert policy == scraped.construct.object  # the typed form says what the API object says
     prometheus = {"app.kubernetes.io/name": "prometheus"}
     assert admits(policy, {"ray.io/cluster": "unit", "ray.io/node-type": "worker"}, 6379)
-    assert admits(policy, OPERATOR, 8265) and not admits(policy, OPERATOR, 6379)
+    # The operator, in its own namespace: from there, and only from there.
+    assert admits(policy, OPERATOR, 8265, namespace="operator-unit") and not admits(policy, OPERATOR, 8265)
+    assert not admits(policy, OPERATOR, 6379, namespace="operator-unit")
     assert admits(policy, {"ray-eks/submits-to": "unit"}, 8265)
     assert admits(policy, prometheus, 8080, namespace="monitoring") and not admits(policy, prometheus, 8080)
     assert not admits(policy, {"app": "stranger"}, 8265)

@@ -1,6 +1,6 @@
 """What Ray pods use in their namespace, alone from its props (``construct_synth``): the namespace under Pod
-Security, a service account with IRSA limited to the data bucket, and the FSx file system as a static volume bound
-to one ReadWriteMany claim."""
+Security, the head's and the workers' service accounts (no token automounted) sharing an IRSA role limited to the
+data bucket, and the FSx file system as a static volume bound to one ReadWriteMany claim."""
 
 from __future__ import annotations
 
@@ -20,8 +20,9 @@ BUCKET = "arn:aws:s3:::unit-data"
 FSX = FsxVolumeProps(name="fsx-unit", namespace="ray-unit", file_system_id="fs-0123",
                      dns_name="fs-0123.fsx.us-west-2.amazonaws.com", mount_name="abcd", capacity_gib=1200)
 ALONE = RayPlatformProps(cluster_name="unit-cluster", workload_role_name_prefix="unit-ray-", namespace="ray-unit",
-                         service_account="ray-sa", oidc_provider_arn="arn:aws:iam::111122223333:oidc-provider/o/id/A",
-                         oidc_issuer_host="o/id/A", data_bucket_arn=BUCKET, fsx=FSX)
+                         head_service_account="head-sa", worker_service_account="worker-sa",
+                         oidc_provider_arn="arn:aws:iam::111122223333:oidc-provider/o/id/A",
+                         oidc_issuer_host="o/id/A", data_bucket_arn=BUCKET, fsx=FSX, read_only_prefixes=("build/",))
 NAMESPACE = "${kubernetes_namespace_v1.ray.metadata[0].name}"
 
 
@@ -30,22 +31,34 @@ def alone(construct_synth):
     return construct_synth(lambda stack: RayPlatform(stack, "platform", ALONE), providers=("aws", "kubernetes"))
 
 
-def test_namespace_enforces_the_baseline_pod_security_level(alone):
+def test_namespace_enforces_the_baseline_pod_security_level_and_warns_at_restricted(alone):
     assert alone.has_resource(NamespaceV1, {"metadata": {"name": "ray-unit", "labels": {
-        "pod-security.kubernetes.io/enforce": "baseline", "pod-security.kubernetes.io/warn": "restricted"}}})
+        "pod-security.kubernetes.io/enforce": "baseline", "pod-security.kubernetes.io/audit": "restricted",
+        "pod-security.kubernetes.io/warn": "restricted"}}})
 
 
-def test_service_account_assumes_a_role_for_the_data_bucket_only(alone):
+@pytest.mark.parametrize("key, name", [("ray_head", "head-sa"), ("ray_worker", "worker-sa")])
+def test_service_accounts_share_a_role_for_the_data_bucket_and_mount_no_token(alone, key, name):
     assert alone.has_resource(ServiceAccountV1, {"metadata": {
-        "name": "ray-sa", "namespace": NAMESPACE,
-        "annotations": {"eks.amazonaws.com/role-arn": ref("aws_iam_role", "ray_workload", "arn")}}})
+        "name": name, "namespace": NAMESPACE,
+        "annotations": {"eks.amazonaws.com/role-arn": ref("aws_iam_role", "ray_workload", "arn")}},
+        "automount_service_account_token": False})
+    assert set(alone.resources("kubernetes_service_account_v1")) == {"ray_head", "ray_worker"}
+
+
+def test_the_role_reads_and_writes_the_data_bucket_but_not_the_image_build_source(alone):
     trust = json.loads(alone.one("aws_iam_role", "ray_workload")["assume_role_policy"])["Statement"][0]
-    assert trust["Condition"]["StringEquals"]["o/id/A:sub"] == "system:serviceaccount:ray-unit:ray-sa"
+    assert trust["Condition"]["StringEquals"]["o/id/A:sub"] == [
+        "system:serviceaccount:ray-unit:head-sa", "system:serviceaccount:ray-unit:worker-sa"]
     statements = json.loads(alone.one("aws_iam_role_policy", "ray_workload")["policy"])["Statement"]
-    assert {s["Resource"] for s in statements} == {BUCKET, f"{BUCKET}/*"}
-    assert {a for s in statements for a in s["Action"]} == {
+    allow = [s for s in statements if s["Effect"] == "Allow"]
+    assert {s["Resource"] for s in allow} == {BUCKET, f"{BUCKET}/*"}
+    assert {a for s in allow for a in s["Action"]} == {
         "s3:ListBucket", "s3:GetBucketLocation", "s3:GetObject", "s3:PutObject", "s3:DeleteObject",
         "s3:AbortMultipartUpload"}
+    (deny,) = [s for s in statements if s["Effect"] == "Deny"]
+    assert deny["Resource"] == f"{BUCKET}/build/*"
+    assert set(deny["Action"]) == {"s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"}
 
 
 def test_the_file_system_is_a_retained_volume_reserved_for_its_claim(alone):

@@ -18,6 +18,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
+import zipfile
 
 import pytest
 
@@ -26,7 +27,7 @@ from lambdas import ray_orchestrator as fn
 from tests.helpers import one
 from tests.k8s_authz import request_info, role_allows, role_rules
 from tests.k8s_schemas import validate_core_object
-from tests.orchestrator_objects import COMPLETE, FAILED, condition, submitted_job
+from tests.orchestrator_objects import COMPLETE, FAILED, condition, function_pipeline, package_path, submitted_job
 
 CLUSTER = "ray-eks"
 NS = "ray"
@@ -121,10 +122,8 @@ def rules(default_synth) -> list[dict]:
 
 
 @pytest.fixture(scope="module")
-def definition(default_synth) -> dict:
-    import json
-
-    return json.loads(one(default_synth["ray"], "aws_sfn_state_machine", "ray_orchestrator")["definition"])
+def pipeline(default_synth) -> fn.Pipeline:
+    return function_pipeline(default_synth)
 
 
 class ApiServer:
@@ -133,6 +132,7 @@ class ApiServer:
 
     def __init__(self, rules: list[dict], responses: list) -> None:
         self.rules, self.responses, self.requests = rules, list(responses), []
+        self.seen: list[fn.ApiRequest] = []
 
     def __call__(self, req: fn.ApiRequest):
         info = request_info(req.method, req.path, req.query)
@@ -140,6 +140,7 @@ class ApiServer:
         if req.body is not None:
             validate_core_object(req.body)
         self.requests.append((req.method, req.target))
+        self.seen.append(req)
         answer = self.responses.pop(0)
         if isinstance(answer, Exception):
             raise answer
@@ -161,24 +162,53 @@ def pod(name: str, created_at: str) -> dict:
             "spec": {"restartPolicy": "Never", "containers": [{"name": "submit", "image": "rayproject/ray:2.54.0"}]}}
 
 
+def submit_event(job: dict) -> dict:
+    labels = job["metadata"]["labels"]
+    return {"action": "submit", "step": labels["app.kubernetes.io/component"],
+            "run_id": labels["ray-orchestrator/run-id"], "job_name": job["metadata"]["name"]}
+
+
+class Recorder(ApiServer):
+    """An ApiServer that answers every create with the created object."""
+
+    def __call__(self, req: fn.ApiRequest):
+        self.responses.append(created(req.body))
+        return super().__call__(req)
+
+
 @pytest.mark.parametrize("step", ["train", "infer"])
-def test_submit_creates_the_state_machines_job_as_the_role_allows(rules, definition, step):
-    job = submitted_job(definition, step)
-    api = ApiServer(rules, [created(job)])
-    out = fn.run({"action": "submit", "job": job}, NS, api)
+def test_submit_creates_the_steps_job_as_the_role_allows(rules, default_synth, pipeline, step):
+    job = submitted_job(default_synth, step)
+    api = Recorder(rules, [])
+    out = fn.run(submit_event(job), pipeline, api)
     assert api.requests == [("POST", "/apis/batch/v1/namespaces/ray/jobs")]
     assert out["name"] == job["metadata"]["name"] and out["uid"]
 
 
-def test_a_retried_submit_adopts_its_own_job_and_nothing_else(rules, definition):
-    job = submitted_job(definition, "train")
+def test_an_events_pod_spec_never_reaches_the_cluster(rules, pipeline):
+    """Whatever else an invoker puts in the event -- a Job of its own, an image, a ServiceAccount, a namespace --
+    the function creates the step's packaged Job, with the deployment's image, in its namespace."""
+    evil = {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "x", "namespace": "kube-system"},
+            "spec": {"template": {"spec": {"serviceAccountName": "kuberay-operator", "hostNetwork": True,
+                                           "containers": [{"name": "x", "image": "attacker.example/evil"}]}}}}
+    api = Recorder(rules, [])
+    fn.run({"action": "submit", "step": "train", "run_id": "r1", "job_name": "ray-train-1", "job": evil,
+            "image": "attacker.example/evil", "namespace": "kube-system", "serviceAccountName": "kuberay-operator"},
+           pipeline, api)
+    (body,) = [r.body for r in api.seen]
+    assert body == fn.step_job(pipeline, "train", "r1", "ray-train-1")
+    assert "attacker" not in repr(body) and "kube-system" not in repr(body)
+
+
+def test_a_retried_submit_adopts_its_own_job_and_nothing_else(rules, default_synth, pipeline):
+    job = submitted_job(default_synth, "train")
     conflict = fn.KubernetesApiError("POST /apis/batch/v1/namespaces/ray/jobs: HTTP 409: already exists", status=409)
     api = ApiServer(rules, [conflict, created(job)])
-    assert fn.run({"action": "submit", "job": job}, NS, api)["name"] == job["metadata"]["name"]
+    assert fn.run(submit_event(job), pipeline, api)["name"] == job["metadata"]["name"]
     assert [m for m, _ in api.requests] == ["POST", "GET"]
     other_run = {**job["metadata"]["labels"], "ray-orchestrator/run-id": "another-run"}
     with pytest.raises(fn.KubernetesApiError, match="409"):
-        fn.run({"action": "submit", "job": job}, NS, ApiServer(rules, [conflict, created(job, other_run)]))
+        fn.run(submit_event(job), pipeline, ApiServer(rules, [conflict, created(job, other_run)]))
 
 
 @pytest.mark.parametrize("conditions, phase, reason", [
@@ -189,41 +219,52 @@ def test_a_retried_submit_adopts_its_own_job_and_nothing_else(rules, definition)
       condition("Failed", "DeadlineExceeded", "Job was active longer than specified deadline")], "Failed",
      "DeadlineExceeded"),
 ])
-def test_status_reads_the_jobs_terminal_conditions(rules, definition, conditions, phase, reason):
-    job = created(submitted_job(definition, "train"))
+def test_status_reads_the_jobs_terminal_conditions(rules, default_synth, pipeline, conditions, phase, reason):
+    job = created(submitted_job(default_synth, "train"))
     job["status"] = {"conditions": conditions, "startTime": "2026-01-01T00:00:00Z"}
     api = ApiServer(rules, [job])
     now = datetime.datetime(2026, 1, 1, 1, tzinfo=datetime.UTC)
-    out = fn.run({"action": "status", "name": job["metadata"]["name"]}, NS, api, now=now)
+    out = fn.run({"action": "status", "name": job["metadata"]["name"]}, pipeline, api, now=now)
     assert api.requests == [("GET", f"/apis/batch/v1/namespaces/ray/jobs/{job['metadata']['name']}")]
     assert (out["phase"], out["reason"]) == (phase, reason)
     assert all(isinstance(out[k], str) for k in ("phase", "reason", "message")), "the Fail state formats them"
 
 
-def test_a_job_never_ended_by_its_deadline_is_reported_failed(rules, definition):
-    job = created(submitted_job(definition, "train"))
+def test_a_job_never_ended_by_its_deadline_is_reported_failed(rules, default_synth, pipeline):
+    job = created(submitted_job(default_synth, "train"))
     deadline = job["spec"]["activeDeadlineSeconds"]
     start = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
     for late, phase in ((deadline + fn.DEADLINE_GRACE_SECONDS, "Running"),
                         (deadline + fn.DEADLINE_GRACE_SECONDS + 1, "Failed")):
         now = start + datetime.timedelta(seconds=late)
-        out = fn.run({"action": "status", "name": job["metadata"]["name"]}, NS, ApiServer(rules, [job]), now=now)
+        out = fn.run({"action": "status", "name": job["metadata"]["name"]}, pipeline, ApiServer(rules, [job]),
+                     now=now)
         assert out["phase"] == phase, late
     assert out["reason"] == "NotFinishedInTime"
 
 
-def test_logs_come_from_the_newest_pod_of_the_job(rules):
+def test_status_is_for_the_orchestrators_own_jobs(rules, pipeline):
+    other = {"apiVersion": "batch/v1", "kind": "Job",
+             "metadata": {"name": "someone-elses", "namespace": NS, "uid": "u", "labels": {"app": "x"},
+                          "creationTimestamp": "2026-01-01T00:00:00Z"},
+             "spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "i"}]}}}}
+    with pytest.raises(fn.KubernetesApiError, match="not created by the orchestrator"):
+        fn.run({"action": "status", "name": "someone-elses"}, pipeline, ApiServer(rules, [other]))
+
+
+def test_logs_come_from_the_newest_pod_of_the_job(rules, pipeline):
     pods = {"apiVersion": "v1", "kind": "PodList", "metadata": {},
             "items": [pod("ray-train-x-aaaaa", "2026-01-01T00:00:00Z"),
                       pod("ray-train-x-bbbbb", "2026-01-01T00:05:00Z")]}
     api = ApiServer(rules, [pods, "Job 'raysubmit_1' succeeded\n"])
-    out = fn.run({"action": "logs", "name": "ray-train-x"}, NS, api)
+    out = fn.run({"action": "logs", "name": "ray-train-x"}, pipeline, api)
     assert out == {"pod": "ray-train-x-bbbbb", "log": "Job 'raysubmit_1' succeeded\n"}
     (m1, list_pods), (m2, read_log) = api.requests
-    assert list_pods == "/api/v1/namespaces/ray/pods?labelSelector=job-name%3Dray-train-x"
+    # Only pods of the orchestrator's Jobs (they carry the run-id label) are listed.
+    assert list_pods == "/api/v1/namespaces/ray/pods?labelSelector=job-name%3Dray-train-x%2Cray-orchestrator%2Frun-id"
     assert read_log.startswith("/api/v1/namespaces/ray/pods/ray-train-x-bbbbb/log?tailLines=200&limitBytes=")
     empty = ApiServer(rules, [{"apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": []}])
-    assert fn.run({"action": "logs", "name": "ray-train-x"}, NS, empty) == {"pod": "", "log": ""}
+    assert fn.run({"action": "logs", "name": "ray-train-x"}, pipeline, empty) == {"pod": "", "log": ""}
 
 
 @pytest.mark.parametrize("method, path, query", [
@@ -253,15 +294,17 @@ def test_the_role_allows_exactly_what_the_function_asks_for(rules):
 @pytest.mark.parametrize("event, message", [
     ({"action": "status", "name": "../../../api/v1/namespaces/ray/secrets/aws"}, "job name must be a DNS name"),
     ({"action": "logs", "name": None}, "job name must be a DNS name"),
-    ({"action": "submit", "job": {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}}}, "batch/v1 Job"),
-    ({"action": "submit", "job": {"apiVersion": "batch/v1", "kind": "Job",
-                                  "metadata": {"name": "j", "namespace": "kube-system"}}}, "is not 'ray'"),
+    ({"action": "submit", "step": "evil", "run_id": "r", "job_name": "j"}, "unknown step 'evil' \\(infer, train\\)"),
+    ({"action": "submit", "run_id": "r", "job_name": "j"}, "unknown step None"),
+    ({"action": "submit", "step": "train", "run_id": "../..", "job_name": "j"}, "run id must be a DNS label"),
+    ({"action": "submit", "step": "train", "run_id": "a b", "job_name": "j"}, "run id must be a DNS label"),
+    ({"action": "submit", "step": "train", "run_id": "r", "job_name": "x" * 64}, "job name must be a DNS label"),
     ({"action": "delete", "name": "j"}, "unknown action"),
 ])
-def test_events_cannot_reach_outside_the_namespace_or_the_job_kind(rules, event, message):
+def test_events_name_a_step_and_ids_and_nothing_else(rules, pipeline, event, message):
     api = ApiServer(rules, [])
     with pytest.raises(fn.KubernetesApiError, match=message):
-        fn.run(event, NS, api)
+        fn.run(event, pipeline, api)
     assert api.requests == []
 
 
@@ -285,13 +328,23 @@ def test_tls_trusts_the_cluster_ca_alone(tmp_path):
     assert [dict(x[0] for x in c["subject"]) for c in ctx.get_ca_certs()] == [{"commonName": "kubernetes"}]
 
 
-def test_configuration_comes_from_the_environment_only():
+def test_configuration_comes_from_the_environment_and_the_package_only(default_synth, tmp_path):
     env = {"CLUSTER_NAME": CLUSTER, "CLUSTER_ENDPOINT": "https://ABC.gr7.us-west-2.eks.amazonaws.com/",
-           "CLUSTER_CA_DATA": "Y2E=", "NAMESPACE": NS, "AWS_REGION": "us-west-2"}
+           "CLUSTER_CA_DATA": "Y2E=", "NAMESPACE": NS, "AWS_REGION": "us-west-2", "IMAGE": "repo/ray:1"}
     cfg = fn.Config.from_environ(env)
     assert cfg.endpoint == "https://ABC.gr7.us-west-2.eks.amazonaws.com" and cfg.namespace == NS
-    with pytest.raises(fn.KubernetesApiError, match="CLUSTER_CA_DATA"):
-        fn.Config.from_environ({k: v for k, v in env.items() if k != "CLUSTER_CA_DATA"})
+    for missing in ("CLUSTER_CA_DATA", "IMAGE"):
+        with pytest.raises(fn.KubernetesApiError, match=missing):
+            fn.Config.from_environ({k: v for k, v in env.items() if k != missing})
+    # The steps come from the file packaged beside the module, as Lambda unpacks the zip.
+    with zipfile.ZipFile(package_path(default_synth["_outdir"], default_synth["ray"])) as zf:
+        zf.extractall(tmp_path)
+    pipeline = fn.Pipeline.packaged(cfg, tmp_path / fn.STEPS_FILE)
+    assert set(pipeline.steps) == {"train", "infer"} and pipeline.image == "repo/ray:1"
+    (container,) = fn.step_job(pipeline, "infer", "r", "j")["spec"]["template"]["spec"]["containers"]
+    assert container["image"] == "repo/ray:1"
+    with pytest.raises(fn.KubernetesApiError, match="cannot be read"):
+        fn.Pipeline.packaged(cfg, tmp_path / "missing.json")
 
 
 def test_handler_needs_only_what_the_lambda_runtime_has():

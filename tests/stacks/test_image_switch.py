@@ -8,7 +8,6 @@ Ray's own parsers (the code `ray job submit` and KubeRay's submitter run), not b
 
 from __future__ import annotations
 
-import json
 import shlex
 import subprocess
 import sys
@@ -20,6 +19,7 @@ from ray.runtime_env import RuntimeEnv
 
 from stacks.contract import job_requirements
 from tests.helpers import IMAGE_CUSTOM_URI, ROOT, app_env, one, outputs, resources, session_configs
+from tests.orchestrator_objects import packaged_steps, submitted_job
 
 # The session synths (tests/conftest.py) of each switch, and the image it runs.
 IMAGES = {"stock": "rayproject/ray:2.58.0-py311-cu130", "custom": IMAGE_CUSTOM_URI}
@@ -50,17 +50,15 @@ def validate(env: dict) -> None:
     RuntimeEnv(**{k: v for k, v in env.items() if k != "working_dir"})
 
 
-def orchestrator_jobs(ray_stack: dict) -> list[dict]:
-    """The Jobs the state machine hands its function to create (one per step)."""
-    asl = json.loads(one(ray_stack, "aws_sfn_state_machine", "ray_orchestrator")["definition"])
-    jobs = [s["Parameters"]["Payload"]["job"] for s in asl["States"].values()
-            if s["Type"] == "Task" and s["Parameters"].get("Payload", {}).get("action") == "submit"]
+def orchestrator_jobs(synth: dict) -> list[dict]:
+    """The Jobs the orchestrator's function creates (one per step)."""
+    jobs = [submitted_job(synth, step) for step in packaged_steps(synth)]
     assert len(jobs) == 2, "a Job per step: training and inference"
     return jobs
 
 
-def submitted_commands(ray_stack: dict) -> list[str]:
-    jobs = orchestrator_jobs(ray_stack)
+def submitted_commands(synth: dict) -> list[str]:
+    jobs = orchestrator_jobs(synth)
     commands = [j["spec"]["template"]["spec"]["containers"][0]["command"][-1] for j in jobs]
     # "cp /config/*.py /tmp/job/ && exec ray job submit ..." -> the submit command
     return [c.split("&& exec ", 1)[1] for c in commands]
@@ -73,7 +71,7 @@ def test_build_creates_the_build_and_no_job_installs_anything(default_synth):
         assert resources(infra, rtype), f"no {rtype} with the default ray.image.source build"
     env = submit_runtime_env(outputs(default_synth["ray-cluster"])["ray_job_submit_command"]["value"])
     assert env == {"working_dir": "training"}
-    for command in submitted_commands(default_synth["ray"]):
+    for command in submitted_commands(default_synth):
         assert submit_runtime_env(command) == {"working_dir": "/tmp/job"}
 
 
@@ -89,7 +87,7 @@ def test_no_build_resources_and_the_configured_image(switched):
     pods = [rc["spec"]["headGroupSpec"]["template"]["spec"]]
     pods += [g["template"]["spec"] for g in rc["spec"]["workerGroupSpecs"]]
     assert {c["image"] for p in pods for c in p["containers"] + p["initContainers"]} == {image}
-    steps = [j["spec"]["template"]["spec"]["containers"][0] for j in orchestrator_jobs(stacks["ray"])]
+    steps = [j["spec"]["template"]["spec"]["containers"][0] for j in orchestrator_jobs(stacks)]
     assert {c["image"] for c in steps} == {image}
 
 
@@ -99,7 +97,7 @@ def test_every_submission_installs_the_requirements(switched):
     assert pip and all("==" in r for r in pip)
     env = submit_runtime_env(outputs(stacks["ray-cluster"])["ray_job_submit_command"]["value"])
     assert env == {"working_dir": "training", "pip": pip}
-    for command in submitted_commands(stacks["ray"]):
+    for command in submitted_commands(stacks):
         assert submit_runtime_env(command) == {"working_dir": "/tmp/job", "pip": pip}
 
 

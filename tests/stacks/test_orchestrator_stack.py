@@ -21,12 +21,23 @@ from constructs_lib.orchestrator import (
     RETRY_BACKOFF_SECONDS,
     poll_interval_seconds,
 )
-from lambdas.ray_orchestrator import DEADLINE_GRACE_SECONDS, job_phase
+from lambdas import ray_orchestrator as fn
+from lambdas.ray_orchestrator import DEADLINE_GRACE_SECONDS, STEPS_FILE, job_phase
 from stacks.contract import ORCHESTRATOR_FILES
 from tests import asl
 from tests.helpers import ROOT, admits, network_policy_object, one, outputs, resources, tf_json
 from tests.k8s_schemas import validate_core_object
-from tests.orchestrator_objects import COMPLETE, FAILED, NOW, RAY_NS, RUNNING, job_object, submitted_job
+from tests.orchestrator_objects import (
+    COMPLETE,
+    FAILED,
+    NOW,
+    RAY_NS,
+    RUNNING,
+    function_pipeline,
+    job_object,
+    packaged_steps,
+    submitted_job,
+)
 
 INFRA = "data.terraform_remote_state.infra.outputs"
 FUNCTION = "${aws_lambda_function.ray_orchestrator.arn}"
@@ -42,6 +53,11 @@ def ray(default_synth) -> dict:
 @pytest.fixture(scope="module")
 def definition(ray) -> dict:
     return json.loads(one(ray, "aws_sfn_state_machine", "ray_orchestrator")["definition"])
+
+
+@pytest.fixture(scope="module")
+def pipeline(default_synth):
+    return function_pipeline(default_synth)
 
 
 # --------------------------------------------------------------------------------------------- ASL structure
@@ -107,10 +123,10 @@ def test_every_task_invokes_the_function_with_retry_and_catch(definition):
         assert t["ResultPath"].startswith("$.steps.")
 
 
-def test_the_loop_is_bounded_by_the_jobs_deadline_and_the_executions_timeout(definition):
+def test_the_loop_is_bounded_by_the_jobs_deadline_and_the_executions_timeout(definition, default_synth):
     step_timeout = parse_config({}).orchestrator.step_timeout_seconds
     for step in ("train", "infer"):
-        job = submitted_job(definition, step)
+        job = submitted_job(default_synth, step)
         assert job["spec"]["activeDeadlineSeconds"] == step_timeout
     interval = definition["States"]["TrainWait"]["Seconds"]
     # 4 h and the function's 10 min grace in at most 200 polls: every 75 s (never under 30 s).
@@ -143,10 +159,11 @@ def test_the_longest_execution_stays_under_the_history_event_limit(step_timeout,
 # --------------------------------------------------------------------------------------------- ASL, executed
 class Cluster:
     """Answers the function's calls with what the handler returns for real Job objects, in the order scripted per
-    step: each attempt's statuses (conditions lists: [] is still running)."""
+    step: each attempt's statuses (conditions lists: [] is still running). A submit builds the Job as the function
+    does, from its packaged steps."""
 
-    def __init__(self, attempts: dict[str, list[list[list[dict]]]], failing: tuple[str, ...] = ()) -> None:
-        self.attempts, self.failing = attempts, failing
+    def __init__(self, pipeline, attempts: dict[str, list[list[list[dict]]]], failing: tuple[str, ...] = ()) -> None:
+        self.pipeline, self.attempts, self.failing = pipeline, attempts, failing
         self.submitted: list[dict] = []
         self.polls: dict[str, list[list[dict]]] = {}
 
@@ -155,7 +172,8 @@ class Cluster:
         if state in self.failing:
             raise asl.TaskError("KubernetesApiError", f"{state}: HTTP 403: forbidden")
         if payload["action"] == "submit":
-            job = payload["job"]
+            assert set(payload) == {"action", "step", "run_id", "job_name"}, "the state machine passes no pod spec"
+            job = fn.step_job(self.pipeline, payload["step"], payload["run_id"], payload["job_name"])
             self.submitted.append(job)
             step = job["metadata"]["labels"]["app.kubernetes.io/component"]
             self.polls[job["metadata"]["name"]] = list(self.attempts[step].pop(0))
@@ -167,8 +185,8 @@ class Cluster:
         return {"Payload": {"pod": f"{name}-abcde", "log": "Job 'raysubmit_1' succeeded"}}
 
 
-def test_a_run_trains_then_infers_in_one_run_directory(definition):
-    cluster = Cluster({"train": [[RUNNING, RUNNING, COMPLETE]], "infer": [[RUNNING, COMPLETE]]})
+def test_a_run_trains_then_infers_in_one_run_directory(definition, pipeline):
+    cluster = Cluster(pipeline, {"train": [[RUNNING, RUNNING, COMPLETE]], "infer": [[RUNNING, COMPLETE]]})
     ex = asl.run(definition, {"note": "from the user"}, cluster)
     assert ex.status == "SUCCEEDED", (ex.error, ex.cause)
     train, infer = cluster.submitted
@@ -180,8 +198,8 @@ def test_a_run_trains_then_infers_in_one_run_directory(definition):
     assert ex.output["steps"]["infer"]["status"]["phase"] == "Succeeded"
 
 
-def test_a_failed_attempt_is_retried_with_a_new_job(definition):
-    cluster = Cluster({"train": [[RUNNING, FAILED], [COMPLETE]], "infer": [[COMPLETE]]})
+def test_a_failed_attempt_is_retried_with_a_new_job(definition, pipeline):
+    cluster = Cluster(pipeline, {"train": [[RUNNING, FAILED], [COMPLETE]], "infer": [[COMPLETE]]})
     ex = asl.run(definition, {}, cluster)
     assert ex.status == "SUCCEEDED", (ex.error, ex.cause)
     first, second, _ = cluster.submitted
@@ -190,43 +208,62 @@ def test_a_failed_attempt_is_retried_with_a_new_job(definition):
     assert "TrainBackoff" in ex.states and ex.output["attempts"]["train"]["count"] == 2
 
 
-def test_a_step_out_of_retries_fails_the_execution_with_the_jobs_reason(definition):
-    cluster = Cluster({"train": [[FAILED], [RUNNING, FAILED]], "infer": []})
+def test_a_step_out_of_retries_fails_the_execution_with_the_jobs_reason(definition, pipeline):
+    cluster = Cluster(pipeline, {"train": [[FAILED], [RUNNING, FAILED]], "infer": []})
     ex = asl.run(definition, {}, cluster)
     assert ex.status == "FAILED" and ex.error == "JobFailed"
     assert cluster.submitted[-1]["metadata"]["name"] in ex.cause and "BackoffLimitExceeded" in ex.cause
     assert "InferAttempt" not in ex.states
 
 
-def test_a_refused_call_fails_the_execution_with_its_error(definition):
-    ex = asl.run(definition, {}, Cluster({"train": [[COMPLETE]], "infer": []}, failing=("TrainSubmit",)))
+def test_a_refused_call_fails_the_execution_with_its_error(definition, pipeline):
+    ex = asl.run(definition, {}, Cluster(pipeline, {"train": [[COMPLETE]], "infer": []}, failing=("TrainSubmit",)))
     assert ex.status == "FAILED" and ex.error == "KubernetesApiError" and "403" in ex.cause
 
 
-def test_an_unreadable_log_does_not_fail_a_step(definition):
-    ex = asl.run(definition, {}, Cluster({"train": [[COMPLETE]], "infer": [[COMPLETE]]}, failing=("TrainLogs",)))
+def test_an_unreadable_log_does_not_fail_a_step(definition, pipeline):
+    ex = asl.run(definition, {}, Cluster(pipeline, {"train": [[COMPLETE]], "infer": [[COMPLETE]]},
+                                         failing=("TrainLogs",)))
     assert ex.status == "SUCCEEDED"
     assert ex.output["steps"]["train"]["log_error"]["Error"] == "KubernetesApiError"
 
 
 # --------------------------------------------------------------------------------------------- the Jobs
 @pytest.mark.parametrize("step", ["train", "infer"])
-def test_jobs_in_the_definition_are_valid_kubernetes_jobs(definition, step):
-    job = submitted_job(definition, step)
+def test_the_state_machine_passes_the_step_and_ids_only(definition, step):
+    payload = definition["States"][f"{step.title()}Submit"]["Parameters"]["Payload"]
+    assert payload == {"action": "submit", "step": step, "run_id.$": "$.run_id",
+                       "job_name.$": f"$.attempts.{step}.job_name"}
+
+
+def test_the_package_carries_a_job_template_per_step(default_synth):
+    steps = packaged_steps(default_synth)
+    assert set(steps) == {"train", "infer"}
+    for template in steps.values():
+        # What varies per attempt is the function's to fill in: no name, namespace, run id or image here.
+        assert set(template["metadata"]) == {"labels"}
+        assert "ray-orchestrator/run-id" not in template["metadata"]["labels"]
+        assert all("image" not in c for c in template["spec"]["template"]["spec"]["containers"])
+
+
+@pytest.mark.parametrize("step", ["train", "infer"])
+def test_jobs_the_function_builds_are_valid_kubernetes_jobs(default_synth, step):
+    job = submitted_job(default_synth, step)
     validate_core_object(job)
     assert job["metadata"]["name"].startswith(f"ray-{step}-") and len(job["metadata"]["name"]) <= 63
     assert job["metadata"]["namespace"] == "ray"
     assert job["spec"]["backoffLimit"] == 0
     pod = job["spec"]["template"]["spec"]
     assert pod["automountServiceAccountToken"] is False and pod["restartPolicy"] == "Never"
+    assert "serviceAccountName" not in pod, "the namespace's default ServiceAccount, without its token"
     (c,) = pod["containers"]
     assert c["securityContext"]["runAsNonRoot"] is True
-    assert c["env"][0]["name"] == "RUN_ID"
+    assert c["env"][0] == {"name": "RUN_ID", "value": job["metadata"]["labels"]["ray-orchestrator/run-id"]}
 
 
 @pytest.mark.parametrize("step", ["train", "infer"])
-def test_jobs_carry_the_token_and_pass_the_heads_network_policy(definition, default_synth, step):
-    pod = submitted_job(definition, step)["spec"]["template"]
+def test_jobs_carry_the_token_and_pass_the_heads_network_policy(default_synth, step):
+    pod = submitted_job(default_synth, step)["spec"]["template"]
     (c,) = pod["spec"]["containers"]
     env = {e["name"]: e for e in c["env"]}
     assert env["RAY_AUTH_MODE"]["value"] == "token"
@@ -235,28 +272,28 @@ def test_jobs_carry_the_token_and_pass_the_heads_network_policy(definition, defa
     assert admits(policy, pod["metadata"]["labels"], 8265) and not admits(policy, pod["metadata"]["labels"], 6379)
 
 
-def test_jobs_submit_to_the_head_service_with_the_clusters_image(definition, default_synth):
+def test_jobs_submit_to_the_head_service_with_the_clusters_image(default_synth):
     rc = one(default_synth["ray-cluster"], "kubernetes_manifest", "ray_cluster")["manifest"]
     image = rc["spec"]["headGroupSpec"]["template"]["spec"]["containers"][0]["image"]
     for step in ("train", "infer"):
-        (c,) = submitted_job(definition, step)["spec"]["template"]["spec"]["containers"]
+        (c,) = submitted_job(default_synth, step)["spec"]["template"]["spec"]["containers"]
         assert c["image"] == image
         assert "ray job submit --address http://kuberay-head-svc:8265 " in c["command"][2]
 
 
-def _entrypoint_args(definition, step: str, script: str) -> list[str]:
-    (c,) = submitted_job(definition, step)["spec"]["template"]["spec"]["containers"]
+def _entrypoint_args(synth, step: str, script: str) -> list[str]:
+    (c,) = submitted_job(synth, step)["spec"]["template"]["spec"]["containers"]
     assert c["command"][:2] == ["bash", "-c"]
     argv = shlex.split(c["command"][2].split(" -- ", 1)[1].replace("$RUN_ID", "RUN"))
     assert argv[:2] == ["python", script]
     return argv[2:]
 
 
-def test_inference_reads_the_checkpoints_training_writes(definition):
+def test_inference_reads_the_checkpoints_training_writes(default_synth):
     from training import batch_inference, pytorch_training_e2e
 
-    train = pytorch_training_e2e.parse_args(_entrypoint_args(definition, "train", "pytorch_training_e2e.py"))
-    infer = batch_inference.parse_args(_entrypoint_args(definition, "infer", "batch_inference.py"))
+    train = pytorch_training_e2e.parse_args(_entrypoint_args(default_synth, "train", "pytorch_training_e2e.py"))
+    infer = batch_inference.parse_args(_entrypoint_args(default_synth, "infer", "batch_inference.py"))
     assert train.storage_path == infer.checkpoint == "/ray/export/orchestrator/RUN"
     assert infer.output_path.startswith(infer.checkpoint + "/")
     assert (train.data_size_gb, train.num_epochs, train.num_workers) == (1, 2, 1)
@@ -279,7 +316,8 @@ def test_function_runs_the_packaged_handler_in_the_private_subnets(ray, default_
                                 "security_group_ids": ["${aws_security_group.ray_orchestrator_lambda.id}"]}
     assert fn["environment"]["variables"] == {
         "CLUSTER_NAME": f"${{{INFRA}.cluster_name}}", "CLUSTER_ENDPOINT": f"${{{INFRA}.cluster_endpoint}}",
-        "CLUSTER_CA_DATA": f"${{{INFRA}.cluster_certificate_authority_data}}", "NAMESPACE": RAY_NS}
+        "CLUSTER_CA_DATA": f"${{{INFRA}.cluster_certificate_authority_data}}", "NAMESPACE": RAY_NS,
+        "IMAGE": f"${{{INFRA}.ray_image}}"}
     assert fn["kms_key_arn"] == "${aws_kms_key.ray_orchestrator.arn}" and fn["tracing_config"] == {"mode": "Active"}
     assert fn["logging_config"]["log_group"] == "${aws_cloudwatch_log_group.ray_orchestrator_lambda.name}"
     assert "aws_iam_role_policy.ray_orchestrator_lambda" in fn["depends_on"]
@@ -288,7 +326,7 @@ def test_function_runs_the_packaged_handler_in_the_private_subnets(ray, default_
     data = package.read_bytes()
     assert fn["source_code_hash"] == base64.b64encode(hashlib.sha256(data).digest()).decode()
     with zipfile.ZipFile(package) as zf:
-        assert zf.namelist() == ["ray_orchestrator.py"]
+        assert zf.namelist() == ["ray_orchestrator.py", STEPS_FILE]
         assert zf.read("ray_orchestrator.py") == FUNCTION_MODULE.read_bytes()
         assert {i.date_time for i in zf.infolist()} == {(1980, 1, 1, 0, 0, 0)}
 
@@ -311,8 +349,8 @@ def test_function_reaches_the_cluster_api_and_nothing_else(ray):
 
 def test_dev_example_has_no_orchestrator(dev_synth):
     ray = dev_synth["ray"]
-    for rtype in ("aws_sfn_state_machine", "aws_lambda_function", "aws_security_group", "aws_eks_access_entry",
-                  "kubernetes_role_v1", "kubernetes_config_map_v1"):
+    for rtype in ("aws_sfn_state_machine", "aws_lambda_function", "aws_lambda_permission", "aws_security_group",
+                  "aws_eks_access_entry", "kubernetes_role_v1", "kubernetes_config_map_v1"):
         assert not resources(ray, rtype), rtype
     assert "state_machine_arn" not in outputs(ray) and "start_execution_command" not in outputs(ray)
     assert not (dev_synth["_outdir"] / "stacks" / "ray" / "assets").exists()
@@ -329,8 +367,10 @@ def _actions(s: dict) -> list[str]:
 
 def test_state_machine_may_only_invoke_the_function(ray):
     trust = json.loads(one(ray, "aws_iam_role", "ray_orchestrator")["assume_role_policy"])
-    assert trust["Statement"] == [{"Effect": "Allow", "Principal": {"Service": "states.amazonaws.com"},
-                                   "Action": "sts:AssumeRole"}]
+    assert trust["Statement"] == [{
+        "Effect": "Allow", "Principal": {"Service": "states.amazonaws.com"}, "Action": "sts:AssumeRole",
+        "Condition": {"StringEquals": {"aws:SourceAccount": ACCOUNT}, "ArnLike": {
+            "aws:SourceArn": f"{ARN_PREFIX}:states:us-west-2:{ACCOUNT}:stateMachine:ray-eks-ray-orchestrator"}}}]
     raw = one(ray, "aws_iam_role_policy", "ray_orchestrator")["policy"]
     statements = tf_json(raw)["Statement"]
     (invoke,) = [s for s in statements if any(a.startswith("lambda:") for a in _actions(s))]
@@ -352,7 +392,8 @@ def test_state_machine_may_only_invoke_the_function(ray):
 def test_function_role_has_no_kubernetes_admin_and_logs_only_to_its_group(ray):
     trust = json.loads(one(ray, "aws_iam_role", "ray_orchestrator_lambda")["assume_role_policy"])
     assert trust["Statement"] == [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"},
-                                   "Action": "sts:AssumeRole"}]
+                                   "Action": "sts:AssumeRole",
+                                   "Condition": {"StringEquals": {"aws:SourceAccount": ACCOUNT}}}]
     statements = tf_json(one(ray, "aws_iam_role_policy", "ray_orchestrator_lambda")["policy"])["Statement"]
     by_sid = {s["Sid"]: s for s in statements}
     allowed = [a for s in statements if s["Effect"] == "Allow" for a in _actions(s)]
@@ -373,6 +414,14 @@ def test_function_role_has_no_kubernetes_admin_and_logs_only_to_its_group(ray):
     assert by_sid["CreateInterface"]["Resource"] == f"{ARN_PREFIX}:ec2:us-west-2:{ACCOUNT}:network-interface/*"
     deny = by_sid["NoNetworkChangesFromTheCode"]
     assert deny["Effect"] == "Deny" and deny["Condition"] == {"Null": {"lambda:SourceFunctionArn": "false"}}
+
+
+def test_only_the_state_machines_role_is_granted_invocation(ray):
+    (permission,) = resources(ray, "aws_lambda_permission").values()
+    assert permission == {**permission, "action": "lambda:InvokeFunction", "statement_id": "StateMachineInvokes",
+                          "function_name": "${aws_lambda_function.ray_orchestrator.function_name}",
+                          "principal": "${aws_iam_role.ray_orchestrator.arn}"}
+    assert "source_arn" not in permission and "source_account" not in permission
 
 
 def test_access_entry_maps_the_function_role_to_a_kubernetes_group_only(ray):

@@ -74,12 +74,16 @@ def test_kuberay_operator_release(default_synth):
     rel = one(default_synth["ray"], "helm_release", "kuberay_operator")
     assert rel["chart"] == "kuberay-operator" and rel["version"] == "1.7.0"
     assert rel["repository"] == "https://ray-project.github.io/kuberay-helm/"
-    assert rel["namespace"] == "${kubernetes_namespace_v1.ray.metadata[0].name}" and rel["wait"] is True
-    # Every value we pass is a key the chart knows (a typo would be ignored by Helm).
+    assert rel["namespace"] == "${kubernetes_namespace_v1.kuberay_operator.metadata[0].name}" and rel["wait"] is True
+    ns = one(default_synth["ray"], "kubernetes_namespace_v1", "kuberay_operator")["metadata"]
+    assert ns["name"] == "kuberay-system" and ns["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+    assert json.loads(rel["values"][0])["watchNamespace"] == ["${kubernetes_namespace_v1.ray.metadata[0].name}"]
+    # Every value we pass is a key the chart knows (a typo would be ignored by Helm). watchNamespace has no default
+    # (values.yaml shows it commented out); templates/deployment.yaml and multiple_namespaces_role.yaml read it.
     chart_defaults = json.loads((REFERENCE / "kuberay-operator.values.json").read_text())
     assert json.loads(rel["values"][0])
     for key in json.loads(rel["values"][0]):
-        assert key in chart_defaults, f"kuberay-operator chart has no value {key!r}"
+        assert key in chart_defaults or key == "watchNamespace", f"kuberay-operator chart has no value {key!r}"
 
 
 def test_device_plugin_lands_on_every_gpu_node_and_only_there(default_synth):
@@ -131,9 +135,11 @@ def test_ray_workload_role_is_limited_to_the_data_bucket(default_synth):
     assert policy["Statement"]
     for s in policy["Statement"]:
         res = s["Resource"] if isinstance(s["Resource"], list) else [s["Resource"]]
-        assert all(r in (bucket, f"{bucket}/*") for r in res), s
-    sa = one(ray, "kubernetes_service_account_v1", "ray")
-    assert sa["metadata"]["annotations"]["eks.amazonaws.com/role-arn"] == "${aws_iam_role.ray_workload.arn}"
+        allowed = (bucket, f"{bucket}/*") if s["Effect"] == "Allow" else (f"{bucket}/image-build/*",)
+        assert all(r in allowed for r in res), s
+    for name in ("ray_head", "ray_worker"):
+        sa = one(ray, "kubernetes_service_account_v1", name)
+        assert sa["metadata"]["annotations"]["eks.amazonaws.com/role-arn"] == "${aws_iam_role.ray_workload.arn}"
 
 
 def test_fsx_volume_is_a_static_rwx_pv(default_synth):
@@ -212,7 +218,7 @@ def test_ray_cluster_mounts_fsx_read_write_and_shm(default_synth):
         # Writable by uid 1000 without a manual chmod: the init container sets the owner.
         init = pod["initContainers"][0]
         assert "chown 1000:100 /ray/export" in init["command"][-1]
-        assert pod["serviceAccountName"] == "ray"
+        assert pod["serviceAccountName"] in ("ray-head", "ray-worker") and pod["automountServiceAccountToken"] is False
 
 
 def test_dev_example_has_cpu_workers_and_no_gpu_addons(dev_synth):

@@ -108,7 +108,11 @@ def test_operator_and_submitters_reach_the_dashboard_only(policy, jobs, default_
     # KubeRay adds its own labels to the RayJob's submitter pods and keeps the template's.
     rayjob_pod = {**rj["spec"]["submitterPodTemplate"]["metadata"]["labels"],
                   "ray.io/originated-from-crd": "RayJob", "ray.io/originated-from-cr-name": rj["metadata"]["name"]}
-    for labels in (operator, job["spec"]["template"]["metadata"]["labels"], rayjob_pod):
+    operator_ns = default_synth["_cfg"].ray.operator_namespace
+    assert admits(policy, operator, DASHBOARD, namespace=operator_ns)
+    assert not admits(policy, operator, GCS, namespace=operator_ns)
+    assert not admits(policy, operator, DASHBOARD), "the operator's labels on a pod in the Ray namespace"
+    for labels in (job["spec"]["template"]["metadata"]["labels"], rayjob_pod):
         assert admits(policy, labels, DASHBOARD), labels
         assert not admits(policy, labels, GCS) and not admits(policy, labels, 10001), labels
 

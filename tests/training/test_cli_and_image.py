@@ -137,7 +137,7 @@ def test_dockerfile_base_is_the_configured_ray_image():
     assert arg and arg.group(1) == AppConfig().stock_ray_image == f"rayproject/ray:{RAY_VERSION}-py311-cu130"
     assert re.findall(r"^FROM\s+(\S+)", dockerfile, re.M) == ["${BASE_IMAGE}"], "the build passes BASE_IMAGE"
     assert "ray-ml" not in dockerfile
-    assert "pip install --no-cache-dir -r /home/ray/training/requirements.txt" in dockerfile
+    assert "pip install --no-cache-dir --require-hashes -r /home/ray/training/requirements.lock" in dockerfile
     assert re.search(r"^COPY --chown=ray:users \*\.py /home/ray/training/$", dockerfile, re.M)
 
 
