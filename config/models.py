@@ -699,6 +699,21 @@ class OrchestratorConfig(_Model):
         return self
 
 
+class AlertsConfig(_Model):
+    """Thresholds of the PrometheusRules installed with kube_prometheus_stack (runbooks: docs/observability.md)."""
+
+    # RayHeadMemoryHigh: the head container's memory above this percentage of its limit ...
+    head_memory_percent: int = Field(85, ge=50, le=99)
+    # ... for this many minutes.
+    head_memory_minutes: int = Field(5, ge=1, le=120)
+    # RayWorkersPending: a Ray worker pod Pending (no node has room, or none can be added) for this many minutes.
+    worker_pending_minutes: int = Field(15, ge=1, le=1440)
+    # RayGpusIdle: a GPU held by a Ray pod under this utilisation (percent) ...
+    gpu_idle_percent: int = Field(10, ge=1, le=100)
+    # ... for this many minutes (GPUs paid for and not used).
+    gpu_idle_minutes: int = Field(30, ge=5, le=1440)
+
+
 class ObservabilityConfig(_Model):
     """Metrics of Ray and KubeRay; optional Prometheus + Grafana; optional CloudWatch Container Insights."""
 
@@ -717,6 +732,13 @@ class ObservabilityConfig(_Model):
     container_insights: bool = False
     # None: the add-on's default version for the cluster's Kubernetes version.
     container_insights_addon_version: AddonVersion | None = None
+    # NVIDIA's DCGM exporter on every GPU node: GPU utilisation, memory, temperature, power (needs a gpu group).
+    # Scraped through a ServiceMonitor with kube_prometheus_stack, through prometheus.io/* annotations otherwise.
+    dcgm_exporter: bool = False
+    # NVIDIA dcgm-exporter chart version.
+    dcgm_exporter_chart_version: ChartVersion = versions.DCGM_EXPORTER_CHART
+    # Alert thresholds (the PrometheusRules come with kube_prometheus_stack).
+    alerts: AlertsConfig = AlertsConfig()
 
 
 class AppConfig(_Model):
@@ -753,6 +775,13 @@ class AppConfig(_Model):
             raise FieldError(("observability", "monitoring_namespace"),
                              f"{obs.monitoring_namespace!r} is also ray.namespace; kube_prometheus_stack creates its "
                              f"own namespace, so give it another name")
+        if obs.kube_prometheus_stack and obs.metrics_scrape == "annotations":
+            raise FieldError(("observability", "metrics_scrape"),
+                             "kube_prometheus_stack's Prometheus reads PodMonitors, not prometheus.io/* annotations: "
+                             "set monitors (or none)")
+        if obs.dcgm_exporter and not self.cluster.has_gpu:
+            raise FieldError(("observability", "dcgm_exporter"),
+                             "the cluster has no gpu node group, so there is no GPU to export metrics of")
         groups = {g.name: g for g in self.cluster.node_groups}
         # A node group's tags: the provider's default tags plus cluster-autoscaler's (enabled, owner, and one per
         # label and taint key). EKS allows 50 (botocore eks TagMap).
@@ -810,7 +839,7 @@ class AppConfig(_Model):
         obs = self.observability
         for t in group.instance_type_specs:
             room = pod_room(t, group.role, kube_prometheus_stack=obs.kube_prometheus_stack,
-                            container_insights=obs.container_insights)
+                            container_insights=obs.container_insights, dcgm_exporter=obs.dcgm_exporter)
             problem = misfit(room, group.name, requests, asked, sidecars)
             if problem:
                 raise FieldError((*loc, problem[0]), problem[1])

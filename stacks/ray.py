@@ -14,9 +14,10 @@ from constructs import Construct
 from config import AppConfig
 from config.versions import CLUSTER_AUTOSCALER_IMAGE_TAGS
 from constructs_lib.cluster_addons import ClusterAddons, ClusterAddonsProps
+from constructs_lib.dcgm_exporter import DcgmExporter, DcgmExporterProps
 from constructs_lib.kuberay_operator import KubeRayOperator, KubeRayOperatorProps
 from constructs_lib.manifests.storage import FsxVolumeProps
-from constructs_lib.observability import ObservabilityAddons, ObservabilityAddonsProps
+from constructs_lib.observability import MONITOR_LABELS, ObservabilityAddons, ObservabilityAddonsProps
 from constructs_lib.orchestrator import (
     FUNCTION_MODULE,
     FunctionNetwork,
@@ -97,13 +98,18 @@ class RayStack(ReadableStack):
             chart_version=cfg.ray.kuberay_operator_chart_version))
 
         obs = cfg.observability
-        ObservabilityAddons(self, "observability", ObservabilityAddonsProps(
+        addons = ObservabilityAddons(self, "observability", ObservabilityAddonsProps(
             cluster_name=infra.get_string("cluster_name"), oidc_provider_arn=oidc_arn, oidc_issuer_host=oidc_host,
             kube_prometheus_stack=obs.kube_prometheus_stack,
             kube_prometheus_stack_chart_version=obs.kube_prometheus_stack_chart_version,
             monitoring_namespace=obs.monitoring_namespace, container_insights=obs.container_insights,
             container_insights_addon_version=obs.container_insights_addon_version,
             container_insights_role_name_prefix=naming.iam_role_name_prefix(cfg.name, naming.CONTAINER_INSIGHTS_ROLE)))
+        if obs.dcgm_exporter:
+            kps = addons.kube_prometheus_stack
+            DcgmExporter(self, "gpu_metrics", DcgmExporterProps(
+                chart_version=obs.dcgm_exporter_chart_version, service_monitor=kps is not None,
+                monitor_labels=dict(MONITOR_LABELS), depends_on=[kps] if kps is not None else ()))
         if cfg.orchestrator_enabled:
             self._orchestrator(cfg, infra, platform.namespace.metadata.name)
 
