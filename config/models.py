@@ -708,6 +708,8 @@ class AlertsConfig(_Model):
     head_memory_minutes: int = Field(5, ge=1, le=120)
     # RayWorkersPending: a Ray worker pod Pending (no node has room, or none can be added) for this many minutes.
     worker_pending_minutes: int = Field(15, ge=1, le=1440)
+    # RayPodNotStarting: a Ray pod's containers waiting to be created (volume mount, often FSx; image pull) this long.
+    pod_start_minutes: int = Field(15, ge=5, le=1440)
     # RayGpusIdle: a GPU held by a Ray pod under this utilisation (percent) ...
     gpu_idle_percent: int = Field(10, ge=1, le=100)
     # ... for this many minutes (GPUs paid for and not used).
@@ -853,6 +855,10 @@ class AppConfig(_Model):
         if not self.fsx.has_durable_copy:
             out.append("fsx.data_repository is false and fsx has no backups (backup_retention_days, final_backup): "
                        "the file system holds the only copy of what Ray writes to it.")
+        if self.observability.kube_prometheus_stack and self.ray.ray_version != versions.RAY_VERSION:
+            out.append(f"observability: Grafana gets Ray {versions.RAY_VERSION}'s dashboards (observability/"
+                       f"ray_dashboards/), and ray.ray_version is {self.ray.ray_version}: their panels may miss "
+                       f"metrics; regenerate them with that Ray (python -m scripts.generate_dashboards).")
         if not self.protection.prevent_destroy:
             out.append("protection.prevent_destroy is false: FSx, the data bucket and the ECR repository can be "
                        "destroyed with their data. Use this only for throwaway environments.")
