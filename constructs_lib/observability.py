@@ -39,6 +39,7 @@ from constructs import Construct
 
 from conventions.eks import CONTAINER_INSIGHTS_ADDON
 from conventions.kubernetes import CORE_ROLE, node_selector
+from conventions.monitoring import GRAFANA_NAME, GRAFANA_SERVICE_PORT, KPS_RELEASE
 from conventions.ray import HEAD_PORTS, RAY_CLUSTER_LABEL, RAY_NODE_TYPE_LABEL
 
 from .eks_addons import addon_configuration_values
@@ -46,7 +47,6 @@ from .iam import policy_document, statement
 from .irsa_role import IrsaRole, IrsaRoleProps
 
 PROMETHEUS_COMMUNITY_REPO = "https://prometheus-community.github.io/helm-charts"
-KPS_RELEASE = "kube-prometheus-stack"
 # Ray exports Prometheus metrics on this port on every node (KubeRay sets --metrics-export-port and adds
 # the container port named "metrics"); the KubeRay operator serves its own on its Service's port 8080.
 RAY_METRICS_PORT = HEAD_PORTS["metrics"]
@@ -64,7 +64,7 @@ def scrape_annotations() -> dict[str, str]:
 
 
 def grafana_service_url(monitoring_namespace: str) -> str:
-    return f"http://{KPS_RELEASE}-grafana.{monitoring_namespace}.svc:80"
+    return f"http://{GRAFANA_NAME}.{monitoring_namespace}.svc:{GRAFANA_SERVICE_PORT}"
 
 
 def prometheus_service_url(monitoring_namespace: str) -> str:

@@ -110,7 +110,8 @@ def gpu_dashboard() -> dict:
 
 
 def platform_dashboard(props: PlatformDashboardProps) -> dict:
-    """Per worker group: workers wanted (Ray autoscaler: active + pending nodes of that type), pods running and
+    """Per worker group: workers wanted (the Ray autoscaler's active + pending nodes of that type: it sets both for
+    every node type, v1 and v2, ray/autoscaler/_private/monitor.py and v2/metrics_reporter.py), pods running and
     Pending (kube-state-metrics), GPU utilisation and memory of the group's pods (DCGM, by the pod that holds the
     GPU: exported_pod, as kube-prometheus-stack's ServiceMonitor renames the exporter's pod label); and the head's
     memory against its limit (Ray's cgroup gauges on the head: what the OOM killer compares)."""
@@ -128,10 +129,10 @@ def platform_dashboard(props: PlatformDashboardProps) -> dict:
         panels.append(_row(pid, f"Worker group {g.name}", y))
         pid, y = pid + 1, y + 1
         pods = f'namespace="{ns}", pod=~"{worker_pod_regex(c, g.name)}"'
-        ray_sel = f'ray_io_cluster="{c}", node_type="{g.name}"'
+        ray_sel = f'ray_io_cluster="{c}", NodeType="{g.name}"'
         panels.append(_panel(pid, f"{g.name}: workers wanted / running / pending", [
-            (f"sum(ray_cluster_active_nodes{{{ray_sel}}}) + (sum(ray_cluster_pending_nodes{{{ray_sel}}}) or "
-             f"vector(0))", "wanted (Ray autoscaler)"),
+            (f"sum(autoscaler_active_nodes{{{ray_sel}}}) + sum(autoscaler_pending_nodes{{{ray_sel}}})",
+             "wanted (Ray autoscaler)"),
             (f'count(kube_pod_status_phase{{{pods}, phase="Running"}} == 1) or vector(0)', "running pods"),
             (f'count(kube_pod_status_phase{{{pods}, phase="Pending"}} == 1) or vector(0)', "pending pods"),
         ], 0, y, "short", "Pending for long: no node has room and none can be added (capacity, EC2 quota); see the "

@@ -83,19 +83,37 @@ def metric_names(text: str) -> set[str]:
     return {line.split("{", 1)[0].split(" ", 1)[0] for line in text.splitlines() if line and line[0] != "#"}
 
 
+def _stop(temp_dir: str) -> None:
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in _pids_under(temp_dir):
+            with suppress(OSError):
+                os.kill(pid, sig)
+        deadline = time.time() + 20
+        while _pids_under(temp_dir) and time.time() < deadline:
+            time.sleep(0.5)
+
+
 @contextmanager
-def local_ray_head(num_cpus: int = 2, ready_timeout: float = 90) -> Iterator[LocalHead]:
+def local_ray_head(num_cpus: int = 2, ready_timeout: float = 90, attempts: int = 3) -> Iterator[LocalHead]:
+    """Ray's raylet must register within a fixed 30 s (ray/_private/node.py): on a loaded machine `ray start` can
+    time out, so it is tried ``attempts`` times, each in a fresh temp dir on fresh ports."""
     ray = str(Path(sys.executable).parent / "ray")
-    temp_dir = tempfile.mkdtemp(prefix="rm-", dir="/tmp")  # short: Ray's socket paths stay under ~107 characters
-    gcs, dashboard, metrics = free_port(), free_port(), free_port()
+    temp_dir = ""
     try:
-        r = subprocess.run([ray, "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(gcs),
-                            "--dashboard-host", "127.0.0.1", "--dashboard-port", str(dashboard),
-                            "--metrics-export-port", str(metrics), "--temp-dir", temp_dir,
-                            "--num-cpus", str(num_cpus), "--num-gpus", "0", "--disable-usage-stats"],
-                           env=ray_env(), capture_output=True, text=True, timeout=180)
-        if r.returncode != 0:
-            raise RuntimeError(f"ray start failed:\n{r.stdout[-2000:]}\n{r.stderr[-2000:]}")
+        for attempt in range(1, attempts + 1):
+            temp_dir = tempfile.mkdtemp(prefix="rm-", dir="/tmp")  # short: Ray's socket paths stay < ~107 chars
+            gcs, dashboard, metrics = free_port(), free_port(), free_port()
+            r = subprocess.run([ray, "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(gcs),
+                                "--dashboard-host", "127.0.0.1", "--dashboard-port", str(dashboard),
+                                "--metrics-export-port", str(metrics), "--temp-dir", temp_dir,
+                                "--num-cpus", str(num_cpus), "--num-gpus", "0", "--disable-usage-stats"],
+                               env=ray_env(), capture_output=True, text=True, timeout=180)
+            if r.returncode == 0:
+                break
+            _stop(temp_dir)
+            shutil.rmtree(temp_dir, ignore_errors=True)
+            if attempt == attempts:
+                raise RuntimeError(f"ray start failed {attempts} times:\n{r.stdout[-2000:]}\n{r.stderr[-2000:]}")
         head = LocalHead(f"127.0.0.1:{gcs}", f"http://127.0.0.1:{dashboard}", metrics, temp_dir)
         deadline = time.time() + ready_timeout
         while True:
@@ -109,14 +127,9 @@ def local_ray_head(num_cpus: int = 2, ready_timeout: float = 90) -> Iterator[Loc
             time.sleep(1)
         yield head
     finally:
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            for pid in _pids_under(temp_dir):
-                with suppress(OSError):
-                    os.kill(pid, sig)
-            deadline = time.time() + 20
-            while _pids_under(temp_dir) and time.time() < deadline:
-                time.sleep(0.5)
-        shutil.rmtree(temp_dir, ignore_errors=True)
+        if temp_dir:
+            _stop(temp_dir)
+            shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 def service_discovery(head: LocalHead) -> list[dict]:
