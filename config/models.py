@@ -541,6 +541,19 @@ class WorkerGroupConfig(_Model):
         return self
 
 
+# The head's memory for the number of Ray workers it may have to serve (GCS tables, the dashboard's caches and
+# event history, the autoscaler grow with the nodes: ray-project/ray#48723, kuberay#4287): our rule of thumb,
+# topped by Ray's large-cluster guidance ("a good starting hardware specification for the head node is 8 CPUs and
+# 32 GB memory", Ray 2.58 docs, cluster/vms/user-guides/large-cluster-best-practices, "Configuring the head node").
+# (up to this many workers, at least this much memory, MiB); docs/observability.md "Head sizing".
+HEAD_MEMORY_FOR_WORKERS = ((16, 4096), (64, 8192), (256, 16384), (None, 32768))
+
+
+def head_memory_needed(workers: int) -> int:
+    """MiB the head needs for up to ``workers`` Ray workers (HEAD_MEMORY_FOR_WORKERS)."""
+    return next(mib for most, mib in HEAD_MEMORY_FOR_WORKERS if most is None or workers <= most)
+
+
 class HeadConfig(_Model):
     """The Ray head pod (on the core group; it runs no Ray work)."""
 
@@ -649,6 +662,13 @@ class RayConfig(_Model):
         names = [g.name for g in self.worker_groups]
         if len(set(names)) != len(names):
             raise FieldError("worker_groups", "names must be unique")
+        workers = sum(g.max_replicas for g in self.worker_groups)
+        need = head_memory_needed(workers)
+        if memory_mebibytes(self.head.memory) < need:
+            raise FieldError(("head", "memory"), f"{self.head.memory} is too small a Ray head for up to {workers} "
+                                                 f"workers (the sum of worker_groups[].max_replicas): give it at "
+                                                 f"least {need // 1024}Gi (GCS and the dashboard grow with the "
+                                                 f"cluster; docs/observability.md#head-sizing)")
         return self
 
     @property
