@@ -148,3 +148,13 @@ def test_platform_dashboard_has_a_row_per_worker_group(prod_synth):
                       "gpu-group: workers wanted / running / pending", "gpu-group: GPU utilisation and memory"]
     exprs = " ".join(t["expr"] for p in all_panels(d) for t in p.get("targets") or [])
     assert 'pod=~"kuberay-gpu-group-worker-.+"' in exprs and 'NodeType="gpu-group"' in exprs
+
+
+def test_the_heads_memory_request_equals_its_limit(prod_synth, default_synth):
+    """No eviction surprise: a head using more than its request is the first the kubelet evicts under memory
+    pressure; request = limit makes the limit (what RayHeadMemoryHigh watches) the only bound."""
+    for synth in (prod_synth, default_synth):
+        rc = one(synth["ray-cluster"], "kubernetes_manifest", "ray_cluster")["manifest"]
+        head = rc["spec"]["headGroupSpec"]["template"]["spec"]["containers"][0]
+        assert head["resources"]["requests"] == head["resources"]["limits"]
+        assert head["resources"]["limits"]["memory"] == synth["_cfg"].ray.head.memory
