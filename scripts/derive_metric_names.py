@@ -26,9 +26,11 @@ from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
 import re
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -93,13 +95,18 @@ pg = placement_group([{"CPU": 1}])
 ray.get(pg.ready())
 remove_placement_group(pg)
 import ray.data
-assert ray.data.range(2000).map_batches(lambda b: {"id": b["id"] * 2}).count() == 2000
+def slow(batch):
+    time.sleep(0.5)
+    return {"id": batch["id"] * 2}
+assert ray.data.range(4000, override_num_blocks=20).map_batches(slow, batch_size=200).count() == 4000
 if TRAIN:
     from ray.train import RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
     def loop(config):
+        import time
         import ray.train
-        for epoch in range(2):
+        for epoch in range(3):
+            time.sleep(3)
             ray.train.report({"epoch": epoch})
     TorchTrainer(loop, scaling_config=ScalingConfig(num_workers=1),
                  run_config=RunConfig(storage_path=STORAGE)).fit()
@@ -149,11 +156,28 @@ def derive_ray(train: bool, export_wait: int) -> set[str]:
     if ray.__version__ != versions.RAY_VERSION:
         raise SystemExit(f"error: Ray {ray.__version__} is installed, config/versions.py pins {versions.RAY_VERSION}")
     names = declared_ray_metrics(Path(ray.__file__).parent)
+    seen: set[str] = set()
+    done = threading.Event()
+
+    def poll(ports: list[int]) -> None:
+        # Metrics of short-lived processes (Train's controller, Data's operators) leave /metrics with them: scrape
+        # throughout the workload, not only after it.
+        while not done.is_set():
+            for port in ports:
+                with contextlib.suppress(OSError):
+                    seen.update(metric_names(scrape(port, timeout=2)))
+            done.wait(1)
+
     with local_ray_head(num_cpus=4) as head, tempfile.TemporaryDirectory() as storage:
+        poller = threading.Thread(target=poll, args=(head.metrics_ports,), daemon=True)
+        poller.start()
         code = f"TRAIN = {train!r}\nSTORAGE = {storage!r}\nEXPORT_WAIT = {export_wait}\n{WORKLOAD}"
         r = head.run(code, timeout=900)
+        done.set()
+        poller.join()
         if r.returncode != 0:
             raise SystemExit(f"error: the workload failed:\n{r.stderr[-3000:]}")
+        names |= seen
         time.sleep(2)
         for port in head.metrics_ports:
             try:
