@@ -51,3 +51,14 @@ def test_only_the_ray_head_and_prometheus_reach_grafana(prod_synth):
     assert not admits(policy, HEAD, 3000, namespace="default")
     assert not admits(policy, {"app": "anything"}, 3000, namespace="monitoring")
     assert not admits(policy, HEAD, 22, namespace="ray")
+
+
+def test_the_ray_head_names_grafanas_datasource_and_reaches_it(prod_synth):
+    """The Ray dashboard's panels ask for var-datasource=<RAY_PROMETHEUS_NAME>: it must be the datasource
+    kube-prometheus-stack provisions (recorded chart values); the head's health check goes to Grafana's Service."""
+    g = grafana_values(prod_synth)
+    rc = one(prod_synth["ray-cluster"], "kubernetes_manifest", "ray_cluster")["manifest"]
+    env = {e["name"]: e["value"] for e in rc["spec"]["headGroupSpec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["RAY_PROMETHEUS_NAME"] == g["sidecar"]["datasources"]["name"]
+    assert env["RAY_GRAFANA_HOST"] == "http://kube-prometheus-stack-grafana.monitoring.svc:80"
+    assert env["RAY_GRAFANA_IFRAME_HOST"] == "http://localhost:3000"  # where `make grafana` forwards
