@@ -183,8 +183,8 @@ def derive_ray(train: bool, export_wait: int) -> set[str]:
             try:
                 names |= metric_names(scrape(port))
             except OSError as e:
-                raise SystemExit(f"error: the head's metrics port {port} did not answer ({e}); another Ray head "
-                                 f"holds Ray's fixed ports 44217/44227, or stopped ours: retry alone") from e
+                raise SystemExit(f"error: the head's metrics port {port} did not answer ({e}): something stopped "
+                                 f"the head (`ray stop` stops every Ray process of the user); run it again") from e
     return names
 
 

@@ -22,10 +22,10 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
-# Ray's fixed metrics ports on a head (ray/_private/ray_constants.py AUTOSCALER_METRIC_PORT, DASHBOARD_METRIC_PORT):
-# the autoscaler's and the dashboard's own metrics. KubeRay's head pod exposes them beside --metrics-export-port.
-AUTOSCALER_METRIC_PORT = 44217
-DASHBOARD_METRIC_PORT = 44227
+# The autoscaler's and the dashboard's own metrics ports of a head: 44217 and 44227 unless these variables say
+# otherwise (ray 2.58.0 autoscaler/_private/constants.py, dashboard/consts.py). KubeRay's head uses the defaults;
+# a local head gets free ports, so that it never collides with another head on the machine.
+METRIC_PORT_ENV = ("AUTOSCALER_METRIC_PORT", "DASHBOARD_METRIC_PORT")
 
 
 def free_port() -> int:
@@ -61,11 +61,13 @@ class LocalHead:
     dashboard_url: str
     metrics_port: int  # --metrics-export-port: the node's own metrics (tasks, memory, object store, ...)
     temp_dir: str
+    autoscaler_metrics_port: int
+    dashboard_metrics_port: int
 
     @property
     def metrics_ports(self) -> list[int]:
         """Every port the head serves Prometheus metrics on, as KubeRay's head pod exposes them."""
-        return [self.metrics_port, AUTOSCALER_METRIC_PORT, DASHBOARD_METRIC_PORT]
+        return [self.metrics_port, self.autoscaler_metrics_port, self.dashboard_metrics_port]
 
     def run(self, code: str, timeout: int = 600) -> subprocess.CompletedProcess:
         """Python ``code`` as a driver of this head (``ADDRESS`` holds the GCS address)."""
@@ -102,19 +104,21 @@ def local_ray_head(num_cpus: int = 2, ready_timeout: float = 90, attempts: int =
     try:
         for attempt in range(1, attempts + 1):
             temp_dir = tempfile.mkdtemp(prefix="rm-", dir="/tmp")  # short: Ray's socket paths stay < ~107 chars
-            gcs, dashboard, metrics = free_port(), free_port(), free_port()
+            gcs, dashboard, metrics, autoscaler_m, dashboard_m = (free_port() for _ in range(5))
+            env = {**ray_env(), METRIC_PORT_ENV[0]: str(autoscaler_m), METRIC_PORT_ENV[1]: str(dashboard_m)}
             r = subprocess.run([ray, "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(gcs),
                                 "--dashboard-host", "127.0.0.1", "--dashboard-port", str(dashboard),
                                 "--metrics-export-port", str(metrics), "--temp-dir", temp_dir,
                                 "--num-cpus", str(num_cpus), "--num-gpus", "0", "--disable-usage-stats"],
-                               env=ray_env(), capture_output=True, text=True, timeout=180)
+                               env=env, capture_output=True, text=True, timeout=180)
             if r.returncode == 0:
                 break
             _stop(temp_dir)
             shutil.rmtree(temp_dir, ignore_errors=True)
             if attempt == attempts:
                 raise RuntimeError(f"ray start failed {attempts} times:\n{r.stdout[-2000:]}\n{r.stderr[-2000:]}")
-        head = LocalHead(f"127.0.0.1:{gcs}", f"http://127.0.0.1:{dashboard}", metrics, temp_dir)
+        head = LocalHead(f"127.0.0.1:{gcs}", f"http://127.0.0.1:{dashboard}", metrics, temp_dir, autoscaler_m,
+                         dashboard_m)
         deadline = time.time() + ready_timeout
         while True:
             try:
