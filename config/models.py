@@ -726,7 +726,7 @@ class AlertsConfig(_Model):
     head_memory_percent: int = Field(85, ge=50, le=99)
     # ... for this many minutes.
     head_memory_minutes: int = Field(5, ge=1, le=120)
-    # RayWorkersPending: a Ray worker pod Pending (no node has room, or none can be added) for this many minutes.
+    # RayWorkerPodsPending: a Ray worker pod Pending (no node has room, or none can be added) for this many minutes.
     worker_pending_minutes: int = Field(15, ge=1, le=1440)
     # RayPodNotStarting: a Ray pod's containers waiting to be created (volume mount, often FSx; image pull) this long.
     pod_start_minutes: int = Field(15, ge=5, le=1440)
