@@ -29,6 +29,7 @@ class AlertProps:
     gpu_idle_minutes: int
     # DaemonSets every GPU node needs, (namespace, name): the device plugin, the DCGM exporter (when installed).
     gpu_daemonsets: tuple[tuple[str, str], ...]
+    gpu_metrics: bool  # the DCGM exporter is installed (RayGpusIdle reads it)
 
 
 def _alert(name: str, expr: str, minutes: int, severity: str, summary: str, anchor: str) -> dict:
@@ -68,12 +69,14 @@ def rule_groups(p: AlertProps) -> list[dict]:
                p.pod_start_minutes, "warning",
                f"A Ray pod of {c} has not started for {p.pod_start_minutes} minutes (volume mount, often FSx, or "
                f"image pull)", "raypodnotstarting"),
-        _alert("RayGpusIdle",
-               f'DCGM_FI_DEV_GPU_UTIL{{exported_namespace="{ns}", exported_pod=~"{c}-.+"}} < {p.gpu_idle_percent}',
-               p.gpu_idle_minutes, "info",
-               f"A GPU held by a Ray pod of {c} has been under {p.gpu_idle_percent}% busy for {p.gpu_idle_minutes} "
-               f"minutes: paid for, not used", "raygpusidle"),
     ]
+    if p.gpu_metrics:
+        rules.append(_alert(
+            "RayGpusIdle",
+            f'DCGM_FI_DEV_GPU_UTIL{{exported_namespace="{ns}", exported_pod=~"{c}-.+"}} < {p.gpu_idle_percent}',
+            p.gpu_idle_minutes, "info",
+            f"A GPU held by a Ray pod of {c} has been under {p.gpu_idle_percent}% busy for {p.gpu_idle_minutes} "
+            f"minutes: paid for, not used", "raygpusidle"))
     if p.gpu_daemonsets:
         names = "|".join(sorted(n for _, n in p.gpu_daemonsets))
         namespaces = "|".join(sorted({n for n, _ in p.gpu_daemonsets}))

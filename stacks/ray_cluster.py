@@ -88,7 +88,7 @@ def alert_props(cfg: AppConfig) -> AlertProps:
                       head_memory_percent=a.head_memory_percent, head_memory_minutes=a.head_memory_minutes,
                       worker_pending_minutes=a.worker_pending_minutes, pod_start_minutes=a.pod_start_minutes,
                       gpu_idle_percent=a.gpu_idle_percent, gpu_idle_minutes=a.gpu_idle_minutes,
-                      gpu_daemonsets=tuple(gpu_daemonsets))
+                      gpu_daemonsets=tuple(gpu_daemonsets), gpu_metrics=cfg.observability.dcgm_exporter)
 
 
 class RayClusterStack(ReadableStack):

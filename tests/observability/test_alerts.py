@@ -134,8 +134,20 @@ def test_a_threshold_change_moves_when_it_fires(promtool, tmp_path):
     assert r.returncode != 0 and "RayHeadMemoryHigh" in r.stdout + r.stderr
 
 
+def test_gpu_alerts_only_where_there_is_what_they_read():
+    cpu_only = parse_config({"cluster": {"node_groups": [
+        {"name": "core", "role": "core", "instance_types": ["m6i.2xlarge"], "min_size": 2, "desired_size": 2}]},
+        "ray": {"worker_groups": [{"name": "cpu", "node_group": "core", "gpus": 0, "cpu": "1", "memory": "4Gi"}]}})
+    assert set(rules_by_name(alert_props(cpu_only))) == {
+        "RayHeadMemoryHigh", "RayHeadRestarted", "RayWorkerPodsPending", "RayPodNotStarting"}
+    no_dcgm = alert_props(parse_config({}))  # GPUs, no DCGM exporter: the device plugin is still watched
+    assert "RayGpusIdle" not in rules_by_name(no_dcgm)
+    assert rules_by_name(no_dcgm)["GpuNodeAgentMissing"]["expr"].count('daemonset=~"nvidia-device-plugin"') == 2
+
+
 def test_thresholds_come_from_config():
-    cfg = parse_config({"cluster": {}, "observability": {"alerts": {"gpu_idle_percent": 25, "gpu_idle_minutes": 60}}})
+    cfg = parse_config({"observability": {"dcgm_exporter": True,
+                                          "alerts": {"gpu_idle_percent": 25, "gpu_idle_minutes": 60}}})
     idle = rules_by_name(alert_props(cfg))["RayGpusIdle"]
     assert idle["expr"].endswith("< 25") and idle["for"] == "60m"
 
