@@ -24,7 +24,7 @@ STACKS = $(shell $(VENV)/bin/python -c 'from stacks.contract import STACK_ORDER;
 .PHONY: lint
 .PHONY: help synth test deps deps-test tools node bench-synth bench-pipeline deploy destroy diff \
         dashboard token submit job-yaml image clean checkov-env security-scan diagram graphviz pipeline preflight \
-        lock-requirements update-base-digests
+        lock-requirements update-base-digests prometheus grafana
 
 help:
 	@echo "make synth    synthesize all stacks into cdktf.out/ (default config, local backend)"
@@ -41,6 +41,7 @@ help:
 	@echo "make lock-requirements   regenerate training/requirements.lock (hashes) after editing training/requirements.txt"
 	@echo "make update-base-digests record the digests of the rayproject/ray base images in config/image_digests.json"
 	@echo "make pipeline start the Step Functions training -> inference pipeline (after deploy)"
+	@echo "make grafana  port-forward Grafana (observability.kube_prometheus_stack) and print how to log in"
 
 tools:
 	@command -v pipenv >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet "pipenv==$(PIPENV_VERSION)"
@@ -76,6 +77,19 @@ graphviz:
 	  fi; \
 	  command -v dot >/dev/null 2>&1 || { echo "error: installing Graphviz did not provide dot" >&2; exit 1; }; }
 
+# Prometheus and promtool (Debian's package): the test suite runs a real Prometheus against a local Ray head and
+# checks the alert rules with promtool (tests/observability); installed when missing, like Graphviz.
+prometheus:
+	@command -v promtool >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1 || { \
+	  if command -v apt-get >/dev/null 2>&1; then \
+	    echo "Prometheus (prometheus, promtool) is missing: apt-get install prometheus"; \
+	    $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null; \
+	  else \
+	    echo "error: prometheus and promtool are missing and there is no apt-get here: install Prometheus (https://prometheus.io/download/)" >&2; \
+	    exit 1; \
+	  fi; \
+	  command -v promtool >/dev/null 2>&1 || { echo "error: installing prometheus did not provide promtool" >&2; exit 1; }; }
+
 CHECKOV_VENV := tools/checkov/.venv
 
 # checkov lives in its own environment (its pins clash with the app's); tests/security runs it.
@@ -106,7 +120,7 @@ deps-test: $(VENV)/.synced-all node_modules/.installed
 synth: deps
 	$(CDKTF) synth --output cdktf.out
 
-test: deps-test checkov-env graphviz lint
+test: deps-test checkov-env graphviz prometheus lint
 	$(VENV)/bin/python -m pytest tests
 
 # checkov over every synthesized stack, with our inline (//) skips applied (see docs/security.md)
@@ -146,6 +160,11 @@ token: deps
 
 submit: $(VENV)/.synced-all
 	export PATH="$(CURDIR)/$(VENV)/bin:$$PATH"; eval "$$($(VENV)/bin/python -m scripts.ray_commands submit $(JOB_ARGS))"
+
+# Grafana of kube-prometheus-stack on http://localhost:3000 (the Ray dashboard embeds its panels from there): the
+# login comes from Grafana's Secret at run time (scripts/grafana.py), never from Terraform state or outputs.
+grafana: deps
+	$(VENV)/bin/python -m scripts.grafana
 
 job-yaml: deps
 	$(VENV)/bin/python -m scripts.render_jobs --out rendered

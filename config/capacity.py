@@ -70,7 +70,7 @@ class DaemonSet:
     name: str  # the DaemonSet's name in the cluster
     source: str  # the chart or EKS add-on, and where its requests were read
     nodes: Literal["all", "gpu"]  # every node, or GPU nodes only (what its placement selects)
-    installed_with: Literal["always", "kube_prometheus_stack", "container_insights"]
+    installed_with: Literal["always", "kube_prometheus_stack", "container_insights", "dcgm_exporter"]
     containers: tuple[dict[str, str], ...] = ()
     init_containers: tuple[dict[str, str], ...] = ()
     verified: bool = True  # False: no public manifest; a conservative value
@@ -106,13 +106,17 @@ DAEMONSETS: tuple[DaemonSet, ...] = (
               "container_insights", containers=({"cpu": "50m", "memory": "25Mi"},)),
     DaemonSet("dcgm-exporter", "EKS add-on amazon-cloudwatch-observability (6.4.0: 250m/128Mi; its affinity lists "
               "NVIDIA instance types)", "gpu", "container_insights", containers=({"cpu": "250m", "memory": "128Mi"},)),
+    DaemonSet("nvidia-dcgm-exporter", "Helm chart dcgm-exporter 4.8.2 (NVIDIA/dcgm-exporter 4.5.3-4.8.2 "
+              "deployment/values.yaml: 100m/128Mi); only on GPU nodes", "gpu", "dcgm_exporter",
+              containers=({"cpu": "100m", "memory": "128Mi"},)),
 )
 
 
-def daemonsets_on(role: str, *, kube_prometheus_stack: bool, container_insights: bool) -> list[DaemonSet]:
+def daemonsets_on(role: str, *, kube_prometheus_stack: bool, container_insights: bool,
+                  dcgm_exporter: bool = False) -> list[DaemonSet]:
     """The DaemonSets that put a pod on every node of a group with ``role``, given what the config installs."""
     installed = {"always": True, "kube_prometheus_stack": kube_prometheus_stack,
-                 "container_insights": container_insights}
+                 "container_insights": container_insights, "dcgm_exporter": dcgm_exporter}
     return [d for d in DAEMONSETS if installed[d.installed_with] and (d.nodes == "all" or role == GPU_ROLE)]
 
 
@@ -131,10 +135,12 @@ class PodRoom:
         return {r: requests.get(r, Decimal(0)) <= room[r] for r in room}
 
 
-def pod_room(t: InstanceType, role: str, *, kube_prometheus_stack: bool, container_insights: bool) -> PodRoom:
+def pod_room(t: InstanceType, role: str, *, kube_prometheus_stack: bool, container_insights: bool,
+             dcgm_exporter: bool = False) -> PodRoom:
     cpu = t.vcpu * 1000 - kube_reserved_cpu_millicores(t.vcpu)
     memory = memory_capacity_mebibytes(t) - kube_reserved_memory_mebibytes(t.max_pods) - EVICTION_MEMORY_MIB
-    for d in daemonsets_on(role, kube_prometheus_stack=kube_prometheus_stack, container_insights=container_insights):
+    for d in daemonsets_on(role, kube_prometheus_stack=kube_prometheus_stack, container_insights=container_insights,
+                           dcgm_exporter=dcgm_exporter):
         r = d.requests
         cpu -= int(r.get("cpu", Decimal(0)).to_integral_value(ROUND_CEILING))
         memory -= int(r.get("memory", Decimal(0)).to_integral_value(ROUND_CEILING))

@@ -544,6 +544,19 @@ class WorkerGroupConfig(_Model):
         return self
 
 
+# The head's memory for the number of Ray workers it may have to serve (GCS tables, the dashboard's caches and
+# event history, the autoscaler grow with the nodes: ray-project/ray#48723, kuberay#4287): our rule of thumb,
+# topped by Ray's large-cluster guidance ("a good starting hardware specification for the head node is 8 CPUs and
+# 32 GB memory", Ray 2.58 docs, cluster/vms/user-guides/large-cluster-best-practices, "Configuring the head node").
+# (up to this many workers, at least this much memory, MiB); docs/observability.md "Head sizing".
+HEAD_MEMORY_FOR_WORKERS = ((16, 4096), (64, 8192), (256, 16384), (None, 32768))
+
+
+def head_memory_needed(workers: int) -> int:
+    """MiB the head needs for up to ``workers`` Ray workers (HEAD_MEMORY_FOR_WORKERS)."""
+    return next(mib for most, mib in HEAD_MEMORY_FOR_WORKERS if most is None or workers <= most)
+
+
 class HeadConfig(_Model):
     """The Ray head pod (on the core group; it runs no Ray work)."""
 
@@ -655,6 +668,13 @@ class RayConfig(_Model):
         names = [g.name for g in self.worker_groups]
         if len(set(names)) != len(names):
             raise FieldError("worker_groups", "names must be unique")
+        workers = sum(g.max_replicas for g in self.worker_groups)
+        need = head_memory_needed(workers)
+        if memory_mebibytes(self.head.memory) < need:
+            raise FieldError(("head", "memory"), f"{self.head.memory} is too small a Ray head for up to {workers} "
+                                                 f"workers (the sum of worker_groups[].max_replicas): give it at "
+                                                 f"least {need // 1024}Gi (GCS and the dashboard grow with the "
+                                                 f"cluster; docs/observability.md#head-sizing)")
         return self
 
     @property
@@ -705,6 +725,23 @@ class OrchestratorConfig(_Model):
         return self
 
 
+class AlertsConfig(_Model):
+    """Thresholds of the PrometheusRules installed with kube_prometheus_stack (runbooks: docs/observability.md)."""
+
+    # RayHeadMemoryHigh: the head container's memory above this percentage of its limit ...
+    head_memory_percent: int = Field(85, ge=50, le=99)
+    # ... for this many minutes.
+    head_memory_minutes: int = Field(5, ge=1, le=120)
+    # RayWorkerPodsPending: a Ray worker pod Pending (no node has room, or none can be added) for this many minutes.
+    worker_pending_minutes: int = Field(15, ge=1, le=1440)
+    # RayPodNotStarting: a Ray pod's containers waiting to be created (volume mount, often FSx; image pull) this long.
+    pod_start_minutes: int = Field(15, ge=5, le=1440)
+    # RayGpusIdle: a GPU held by a Ray pod under this utilisation (percent) ...
+    gpu_idle_percent: int = Field(10, ge=1, le=100)
+    # ... for this many minutes (GPUs paid for and not used).
+    gpu_idle_minutes: int = Field(30, ge=5, le=1440)
+
+
 class ObservabilityConfig(_Model):
     """Metrics of Ray and KubeRay; optional Prometheus + Grafana; optional CloudWatch Container Insights."""
 
@@ -723,6 +760,13 @@ class ObservabilityConfig(_Model):
     container_insights: bool = False
     # None: the add-on's default version for the cluster's Kubernetes version.
     container_insights_addon_version: AddonVersion | None = None
+    # NVIDIA's DCGM exporter on every GPU node: GPU utilisation, memory, temperature, power (needs a gpu group).
+    # Scraped through a ServiceMonitor with kube_prometheus_stack, through prometheus.io/* annotations otherwise.
+    dcgm_exporter: bool = False
+    # NVIDIA dcgm-exporter chart version.
+    dcgm_exporter_chart_version: ChartVersion = versions.DCGM_EXPORTER_CHART
+    # Alert thresholds (the PrometheusRules come with kube_prometheus_stack).
+    alerts: AlertsConfig = AlertsConfig()
 
 
 class AppConfig(_Model):
@@ -766,6 +810,13 @@ class AppConfig(_Model):
         if obs.kube_prometheus_stack and obs.monitoring_namespace == self.ray.operator_namespace:
             raise FieldError(("observability", "monitoring_namespace"),
                              f"{obs.monitoring_namespace!r} is also ray.operator_namespace; give it another name")
+        if obs.kube_prometheus_stack and obs.metrics_scrape == "annotations":
+            raise FieldError(("observability", "metrics_scrape"),
+                             "kube_prometheus_stack's Prometheus reads PodMonitors, not prometheus.io/* annotations: "
+                             "set monitors (or none)")
+        if obs.dcgm_exporter and not self.cluster.has_gpu:
+            raise FieldError(("observability", "dcgm_exporter"),
+                             "the cluster has no gpu node group, so there is no GPU to export metrics of")
         groups = {g.name: g for g in self.cluster.node_groups}
         # A node group's tags: the provider's default tags plus cluster-autoscaler's (enabled, owner, and one per
         # label and taint key). EKS allows 50 (botocore eks TagMap).
@@ -823,7 +874,7 @@ class AppConfig(_Model):
         obs = self.observability
         for t in group.instance_type_specs:
             room = pod_room(t, group.role, kube_prometheus_stack=obs.kube_prometheus_stack,
-                            container_insights=obs.container_insights)
+                            container_insights=obs.container_insights, dcgm_exporter=obs.dcgm_exporter)
             problem = misfit(room, group.name, requests, asked, sidecars)
             if problem:
                 raise FieldError((*loc, problem[0]), problem[1])
@@ -837,6 +888,10 @@ class AppConfig(_Model):
         if not self.fsx.has_durable_copy:
             out.append("fsx.data_repository is false and fsx has no backups (backup_retention_days, final_backup): "
                        "the file system holds the only copy of what Ray writes to it.")
+        if self.observability.kube_prometheus_stack and self.ray.ray_version != versions.RAY_VERSION:
+            out.append(f"observability: Grafana gets Ray {versions.RAY_VERSION}'s dashboards (observability/"
+                       f"ray_dashboards/), and ray.ray_version is {self.ray.ray_version}: their panels may miss "
+                       f"metrics; regenerate them with that Ray (python -m scripts.generate_dashboards).")
         if not self.protection.prevent_destroy:
             out.append("protection.prevent_destroy is false: FSx, the data bucket and the ECR repository can be "
                        "destroyed with their data. Use this only for throwaway environments.")

@@ -35,6 +35,9 @@ KUBERAY_OPERATOR_CHART = "1.7.0"
 CLUSTER_AUTOSCALER_CHART = "9.59.0"
 NVIDIA_DEVICE_PLUGIN_CHART = "0.18.0"
 KUBE_PROMETHEUS_STACK_CHART = "79.7.1"
+# NVIDIA's DCGM exporter chart (NVIDIA/dcgm-exporter tag 4.5.3-4.8.2, deployment/Chart.yaml; image
+# 4.5.3-4.8.2-distroless): GPU metrics on every GPU node (observability.dcgm_exporter).
+DCGM_EXPORTER_CHART = "4.8.2"
 
 # EKS on 2026-11-27: 1.35 and 1.34 in standard support (1.34 until 2026-12-02), 1.33 in extended support
 # (extra cost). 1.36 waits for a cluster-autoscaler chart made for it.

@@ -15,25 +15,38 @@ Where each part lives, and why:
 
 from __future__ import annotations
 
+import copy
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from cdktf_cdktf_provider_aws.eks_addon import EksAddon
 from cdktf_cdktf_provider_helm.release import Release
+from cdktf_cdktf_provider_kubernetes.config_map_v1 import ConfigMapV1, ConfigMapV1Metadata
 from cdktf_cdktf_provider_kubernetes.manifest import Manifest, ManifestFieldManager
 from cdktf_cdktf_provider_kubernetes.namespace_v1 import NamespaceV1, NamespaceV1Metadata
+from cdktf_cdktf_provider_kubernetes.network_policy_v1 import (
+    NetworkPolicyV1,
+    NetworkPolicyV1Metadata,
+    NetworkPolicyV1Spec,
+    NetworkPolicyV1SpecIngress,
+    NetworkPolicyV1SpecIngressFrom,
+    NetworkPolicyV1SpecIngressFromNamespaceSelector,
+    NetworkPolicyV1SpecIngressFromPodSelector,
+    NetworkPolicyV1SpecIngressPorts,
+    NetworkPolicyV1SpecPodSelector,
+)
 from constructs import Construct
 
 from conventions.eks import CONTAINER_INSIGHTS_ADDON
 from conventions.kubernetes import CORE_ROLE, node_selector, pod_security_labels
-from conventions.ray import HEAD_PORTS, RAY_CLUSTER_LABEL
+from conventions.monitoring import GRAFANA_NAME, GRAFANA_SERVICE_PORT, KPS_RELEASE
+from conventions.ray import HEAD_PORTS, RAY_CLUSTER_LABEL, RAY_NODE_TYPE_LABEL
 
 from .eks_addons import addon_configuration_values
 from .iam import policy_document, statement
 from .irsa_role import IrsaRole, IrsaRoleProps
 
 PROMETHEUS_COMMUNITY_REPO = "https://prometheus-community.github.io/helm-charts"
-KPS_RELEASE = "kube-prometheus-stack"
 # Ray exports Prometheus metrics on this port on every node (KubeRay sets --metrics-export-port and adds
 # the container port named "metrics"); the KubeRay operator serves its own on its Service's port 8080.
 RAY_METRICS_PORT = HEAD_PORTS["metrics"]
@@ -55,22 +68,50 @@ def scrape_annotations() -> dict[str, str]:
 
 
 def grafana_service_url(monitoring_namespace: str) -> str:
-    return f"http://{KPS_RELEASE}-grafana.{monitoring_namespace}.svc:80"
+    return f"http://{GRAFANA_NAME}.{monitoring_namespace}.svc:{GRAFANA_SERVICE_PORT}"
 
 
 def prometheus_service_url(monitoring_namespace: str) -> str:
     return f"http://{KPS_RELEASE}-prometheus.{monitoring_namespace}.svc:9090"
 
 
-def ray_head_env(monitoring_namespace: str, grafana_iframe_host: str) -> dict[str, str]:
-    """The Ray dashboard's metrics settings: it queries Prometheus and Grafana in-cluster, and the browser
-    loads the embedded Grafana panels from ``grafana_iframe_host`` (a port-forward by default)."""
+# kube-prometheus-stack 79.7.1 values.yaml grafana.sidecar.datasources: the Prometheus datasource's name and uid.
+GRAFANA_DATASOURCE_NAME = "Prometheus"
+# The Grafana sidecar picks up ConfigMaps labelled so (kube-prometheus-stack 79.7.1 values.yaml
+# grafana.sidecar.dashboards label and labelValue), in the namespaces its searchNamespace names: ours sets none,
+# so only Grafana's own namespace (grafana chart 10.2.0 templates/_pod.tpl: no NAMESPACE env).
+GRAFANA_DASHBOARD_LABEL = ("grafana_dashboard", "1")
+# Grafana's pods (grafana chart 10.2.0 _helpers.tpl grafana.selectorLabels) and its container port (values
+# service.targetPort 3000).
+GRAFANA_POD_LABELS = {"app.kubernetes.io/name": "grafana", "app.kubernetes.io/instance": KPS_RELEASE}
+GRAFANA_PORT = 3000
+# Ray's fixed metrics ports on the head (ray 2.58.0 ray/_private/ray_constants.py AUTOSCALER_METRIC_PORT,
+# DASHBOARD_METRIC_PORT), named as KubeRay's Prometheus guide names them on the head container.
+HEAD_METRICS_PORTS = {"as-metrics": 44217, "dash-metrics": 44227}
+
+
+def ray_head_env(monitoring_namespace: str, grafana_iframe_host: str, cluster_name: str) -> dict[str, str]:
+    """The Ray dashboard's metrics settings (Ray 2.58 docs, "Embedding Grafana visualizations into Ray
+    Dashboard"): the head queries Prometheus and Grafana in-cluster; the browser loads the embedded Grafana panels
+    from ``grafana_iframe_host`` (a port-forward by default), with the datasource by name and the cluster filter
+    (the ``Cluster`` variable of Ray's dashboards, the ray_io_cluster label our PodMonitor sets)."""
     return {
         "RAY_GRAFANA_HOST": grafana_service_url(monitoring_namespace),
         "RAY_PROMETHEUS_HOST": prometheus_service_url(monitoring_namespace),
-        "RAY_PROMETHEUS_NAME": "Prometheus",  # kube-prometheus-stack's default datasource name
+        "RAY_PROMETHEUS_NAME": GRAFANA_DATASOURCE_NAME,
         "RAY_GRAFANA_IFRAME_HOST": grafana_iframe_host,
+        "RAY_GRAFANA_CLUSTER_FILTER": cluster_name,
     }
+
+
+def grafana_cookie_settings(grafana_iframe_host: str) -> dict:
+    """Grafana's session cookie for the Ray dashboard's iframes. Behind an https URL the dashboard and Grafana may be
+    different sites: the cookie must then be SameSite=None and Secure (Ray 2.58 docs, "User authentication for
+    Grafana"). Through the port-forwards both are http://localhost, one site (the port is not part of it), and
+    Grafana's default SameSite=Lax cookie goes with the iframe's requests."""
+    if grafana_iframe_host.startswith("https://"):
+        return {"cookie_samesite": "none", "cookie_secure": True}
+    return {}
 
 
 def _on_core() -> dict:
@@ -80,9 +121,13 @@ def _on_core() -> dict:
     return {"nodeSelector": node_selector(CORE_ROLE), "tolerations": [], "affinity": {}}
 
 
-def kube_prometheus_stack_values() -> dict:
+def kube_prometheus_stack_values(grafana_iframe_host: str = "http://localhost:3000") -> dict:
     """Every workload's placement is stated: the operator, its admission-webhook patch Jobs (pre/post-install
-    hooks), Prometheus, Alertmanager, Grafana and kube-state-metrics on core; node-exporter on every node."""
+    hooks), Prometheus, Alertmanager, Grafana and kube-state-metrics on core; node-exporter on every node.
+
+    Grafana: no anonymous access (the chart generates the admin password into its Secret; `make grafana` reads it);
+    embedding allowed, so the Ray dashboard's iframes show panels to a browser logged in to Grafana; dashboards
+    from ConfigMaps in its own namespace only, with a Role instead of a ClusterRole that reads every Secret."""
     return {
         "prometheus": {"prometheusSpec": {
             # Select every PodMonitor/ServiceMonitor, not only those labelled with this release.
@@ -101,14 +146,45 @@ def kube_prometheus_stack_values() -> dict:
                                      "tolerations": [{"operator": "Exists"}]},
         "grafana": {
             **_on_core(),
-            # The Ray dashboard embeds Grafana panels in iframes; Grafana is ClusterIP-only (port-forward),
-            # so anonymous read-only access stays inside the cluster network.
-            "grafana.ini": {"security": {"allow_embedding": True},
-                            "auth.anonymous": {"enabled": True, "org_role": "Viewer"}},
-            # Dashboards from ConfigMaps labelled grafana_dashboard=1 in any namespace (Ray's, for one).
-            "sidecar": {"dashboards": {"enabled": True, "label": "grafana_dashboard", "searchNamespace": "ALL"}},
+            "grafana.ini": {"security": {"allow_embedding": True, **grafana_cookie_settings(grafana_iframe_host)},
+                            "auth.anonymous": {"enabled": False}},
+            "rbac": {"namespaced": True},
+            # null deletes the chart's ALL: the sidecar then watches Grafana's namespace, where ours are.
+            "sidecar": {"dashboards": {"enabled": True, "label": GRAFANA_DASHBOARD_LABEL[0],
+                                       "labelValue": GRAFANA_DASHBOARD_LABEL[1], "searchNamespace": None}},
         },
     }
+
+
+def ray_head_peer(cluster_name: str, namespace: str) -> dict:
+    """The Ray head pod of a RayCluster, as a NetworkPolicy peer from another namespace."""
+    return {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}},
+            "podSelector": {"matchLabels": {RAY_CLUSTER_LABEL: cluster_name, RAY_NODE_TYPE_LABEL: "head"}}}
+
+
+def grafana_network_policy(monitoring_namespace: str, clients: list[dict]) -> dict:
+    """Ingress to Grafana: its port only, from ``clients`` (the Ray head, whose dashboard checks Grafana's health;
+    Prometheus, which scrapes Grafana's /metrics through the chart's ServiceMonitor). Your browser reaches it
+    through `kubectl port-forward`, which the policy does not see (the kubelet connects inside the pod's network
+    namespace); the sidecars talk to Grafana on localhost."""
+    return {
+        "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+        "metadata": {"name": "grafana-ingress", "namespace": monitoring_namespace},
+        "spec": {
+            "podSelector": {"matchLabels": dict(GRAFANA_POD_LABELS)},
+            "policyTypes": ["Ingress"],
+            "ingress": [{"from": [copy.deepcopy(c) for c in clients],
+                         "ports": [{"protocol": "TCP", "port": GRAFANA_PORT}]}],
+        },
+    }
+
+
+def dashboard_config_map(name: str, namespace: str, dashboard_json: str) -> dict:
+    """A dashboard as the Grafana sidecar picks it up: labelled GRAFANA_DASHBOARD_LABEL, in Grafana's namespace."""
+    label, value = GRAFANA_DASHBOARD_LABEL
+    return {"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": f"dashboard-{name}", "namespace": namespace, "labels": {label: value}},
+            "data": {f"{name}.json": dashboard_json}}
 
 
 def prometheus_peer(monitoring_namespace: str) -> dict:
@@ -119,7 +195,8 @@ def prometheus_peer(monitoring_namespace: str) -> dict:
 
 
 def ray_pod_monitor(cluster_name: str, namespace: str) -> dict:
-    """Every Ray pod (head and workers) of the cluster, on the container port named ``metrics``."""
+    """Every Ray pod (head and workers) of the cluster, on the container port named ``metrics``; the head also on
+    the autoscaler's and the dashboard's metrics ports (only the head container has those names)."""
     return {
         "apiVersion": "monitoring.coreos.com/v1", "kind": "PodMonitor",
         "metadata": {"name": f"{cluster_name}-ray", "namespace": namespace, "labels": dict(MONITOR_LABELS)},
@@ -127,13 +204,13 @@ def ray_pod_monitor(cluster_name: str, namespace: str) -> dict:
             "jobLabel": "ray",
             "selector": {"matchLabels": {RAY_CLUSTER_LABEL: cluster_name}},
             "podMetricsEndpoints": [{
-                "port": "metrics",
+                "port": port,
                 "path": "/metrics",
                 "interval": "30s",
                 # Ray's Grafana dashboards filter on ray_io_cluster.
                 "relabelings": [{"action": "replace", "sourceLabels": ["__meta_kubernetes_pod_label_ray_io_cluster"],
                                  "targetLabel": "ray_io_cluster"}],
-            }],
+            } for port in ("metrics", *HEAD_METRICS_PORTS)],
         },
     }
 
@@ -162,6 +239,7 @@ class ObservabilityAddonsProps:
     container_insights: bool
     container_insights_addon_version: str | None
     container_insights_role_name_prefix: str
+    grafana_iframe_host: str = "http://localhost:3000"
 
 
 class ObservabilityAddons(Construct):
@@ -169,17 +247,19 @@ class ObservabilityAddons(Construct):
     ``aws_eks_addon.container_insights`` (+ ``aws_iam_role.container_insights``)."""
 
     kube_prometheus_stack: Release | None = None
+    namespace: NamespaceV1 | None = None
 
     def __init__(self, scope: Construct, id: str, props: ObservabilityAddonsProps) -> None:
         super().__init__(scope, id)
         if props.kube_prometheus_stack:
             ns = NamespaceV1(self, "monitoring", metadata=NamespaceV1Metadata(
                 name=props.monitoring_namespace, labels=pod_security_labels(*MONITORING_POD_SECURITY)))
+            self.namespace = ns
             self.kube_prometheus_stack = Release(
                 self, "kube_prometheus_stack", name=KPS_RELEASE, namespace=ns.metadata.name,
                 repository=PROMETHEUS_COMMUNITY_REPO, chart="kube-prometheus-stack",
                 version=props.kube_prometheus_stack_chart_version,
-                values=[json.dumps(kube_prometheus_stack_values())],
+                values=[json.dumps(kube_prometheus_stack_values(props.grafana_iframe_host))],
                 # The ray-cluster stack plans monitors against these CRDs: they must exist when this apply ends.
                 wait=True, atomic=True, timeout=900)
         if props.container_insights:
@@ -202,6 +282,65 @@ class ObservabilityAddons(Construct):
                      service_account_role_arn=role.role_arn,
                      configuration_values=addon_configuration_values(CONTAINER_INSIGHTS_ADDON),
                      resolve_conflicts_on_create="OVERWRITE", resolve_conflicts_on_update="OVERWRITE")
+
+
+def _typed_peer(peer: dict) -> NetworkPolicyV1SpecIngressFrom:
+    pod, ns = peer.get("podSelector"), peer.get("namespaceSelector")
+    return NetworkPolicyV1SpecIngressFrom(
+        pod_selector=NetworkPolicyV1SpecIngressFromPodSelector(match_labels=pod["matchLabels"]) if pod else None,
+        namespace_selector=(NetworkPolicyV1SpecIngressFromNamespaceSelector(match_labels=ns["matchLabels"])
+                            if ns else None))
+
+
+@dataclass(frozen=True)
+class GrafanaProvisioningProps:
+    namespace: str  # Grafana's (kube-prometheus-stack's) namespace; a reference orders us after it
+    dashboards: dict[str, str]  # ConfigMap name suffix -> dashboard JSON
+    clients: list[dict] = field(default_factory=list)  # NetworkPolicy peers that may reach Grafana
+
+
+class GrafanaProvisioning(Construct):
+    """The dashboards Grafana loads (``kubernetes_config_map_v1.dashboard_<name>``) and who may reach Grafana
+    (``kubernetes_network_policy_v1.grafana``). Plain Kubernetes kinds: no CRD at plan time."""
+
+    objects: list[dict]
+
+    def __init__(self, scope: Construct, id: str, props: GrafanaProvisioningProps) -> None:
+        super().__init__(scope, id)
+        self.objects = []
+        for name, content in sorted(props.dashboards.items()):
+            obj = dashboard_config_map(name, props.namespace, content)
+            self.objects.append(obj)
+            meta = obj["metadata"]
+            ConfigMapV1(self, f"dashboard_{name.replace('-', '_')}", data=obj["data"], metadata=ConfigMapV1Metadata(
+                name=meta["name"], namespace=meta["namespace"], labels=meta["labels"]))
+        policy = grafana_network_policy(props.namespace, props.clients)
+        self.objects.append(policy)
+        spec = policy["spec"]
+        NetworkPolicyV1(
+            self, "grafana",
+            metadata=NetworkPolicyV1Metadata(name=policy["metadata"]["name"], namespace=props.namespace),
+            spec=NetworkPolicyV1Spec(
+                pod_selector=NetworkPolicyV1SpecPodSelector(match_labels=spec["podSelector"]["matchLabels"]),
+                policy_types=spec["policyTypes"],
+                ingress=[NetworkPolicyV1SpecIngress(
+                    from_=[_typed_peer(p) for p in rule["from"]],
+                    ports=[NetworkPolicyV1SpecIngressPorts(port=str(p["port"]), protocol=p["protocol"])
+                           for p in rule["ports"]]) for rule in spec["ingress"]]))
+
+
+@dataclass(frozen=True)
+class RayAlertsProps:
+    rule: dict  # the PrometheusRule (observability.alerts.prometheus_rule)
+
+
+class RayAlerts(Construct):
+    """``kubernetes_manifest.ray_alerts``: a custom kind, so in the ray-cluster stack like the monitors."""
+
+    def __init__(self, scope: Construct, id: str, props: RayAlertsProps) -> None:
+        super().__init__(scope, id)
+        Manifest(self, "ray_alerts", manifest=props.rule,
+                 field_manager=ManifestFieldManager(name="terraform", force_conflicts=True))
 
 
 @dataclass(frozen=True)

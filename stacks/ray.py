@@ -6,6 +6,8 @@ infra stack's outputs through terraform_remote_state.
 
 from __future__ import annotations
 
+import json
+
 from cdktf import Fn, TerraformOutput
 from cdktf_cdktf_provider_aws.data_aws_caller_identity import DataAwsCallerIdentity
 from cdktf_cdktf_provider_aws.data_aws_partition import DataAwsPartition
@@ -14,9 +16,18 @@ from constructs import Construct
 from config import AppConfig
 from config.versions import CLUSTER_AUTOSCALER_IMAGE_TAGS
 from constructs_lib.cluster_addons import ClusterAddons, ClusterAddonsProps
+from constructs_lib.dcgm_exporter import DcgmExporter, DcgmExporterProps
 from constructs_lib.kuberay_operator import KubeRayOperator, KubeRayOperatorProps
 from constructs_lib.manifests.storage import FsxVolumeProps
-from constructs_lib.observability import ObservabilityAddons, ObservabilityAddonsProps
+from constructs_lib.observability import (
+    MONITOR_LABELS,
+    GrafanaProvisioning,
+    GrafanaProvisioningProps,
+    ObservabilityAddons,
+    ObservabilityAddonsProps,
+    prometheus_peer,
+    ray_head_peer,
+)
 from constructs_lib.orchestrator import (
     FUNCTION_MODULE,
     FunctionNetwork,
@@ -31,6 +42,14 @@ from constructs_lib.orchestrator import (
 )
 from constructs_lib.ray_platform import RayPlatform, RayPlatformProps
 from conventions import naming
+from observability.dashboards import (
+    RAY_DASHBOARDS,
+    PlatformDashboardProps,
+    WorkerGroup,
+    gpu_dashboard,
+    platform_dashboard,
+    ray_dashboard,
+)
 
 from .addresses import ReadableStack
 from .common import aws_provider, configure_backend, ray_pod_image, remote_state
@@ -57,6 +76,20 @@ def fsx_volume_props(cfg: AppConfig, infra) -> FsxVolumeProps:
         name=FSX_CLAIM, namespace=cfg.ray.namespace, file_system_id=infra.get_string("fsx_file_system_id"),
         dns_name=infra.get_string("fsx_dns_name"), mount_name=infra.get_string("fsx_mount_name"),
         capacity_gib=cfg.fsx.storage_capacity_gib)
+
+
+def grafana_dashboards(cfg: AppConfig) -> dict[str, str]:
+    """ConfigMap name suffix -> dashboard JSON: Ray's for the pinned Ray, the GPU one with the DCGM exporter, ours."""
+    def dump(d: dict) -> str:
+        return json.dumps(d, sort_keys=True, separators=(",", ":"))
+
+    out = {f"ray-{name.replace('_', '-')}": dump(ray_dashboard(name)) for name in RAY_DASHBOARDS}
+    if cfg.observability.dcgm_exporter:
+        out["gpus"] = dump(gpu_dashboard())
+    out["platform"] = dump(platform_dashboard(PlatformDashboardProps(
+        cluster_name=cfg.ray.cluster_name, namespace=cfg.ray.namespace,
+        worker_groups=tuple(WorkerGroup(w.name, w.gpus) for w in cfg.ray.worker_groups))))
+    return out
 
 
 def orchestrator_names(name: str) -> OrchestratorNames:
@@ -101,13 +134,24 @@ class RayStack(ReadableStack):
             release_name=KUBERAY_OPERATOR_RELEASE, chart_version=cfg.ray.kuberay_operator_chart_version))
 
         obs = cfg.observability
-        ObservabilityAddons(self, "observability", ObservabilityAddonsProps(
+        addons = ObservabilityAddons(self, "observability", ObservabilityAddonsProps(
             cluster_name=infra.get_string("cluster_name"), oidc_provider_arn=oidc_arn, oidc_issuer_host=oidc_host,
             kube_prometheus_stack=obs.kube_prometheus_stack,
             kube_prometheus_stack_chart_version=obs.kube_prometheus_stack_chart_version,
             monitoring_namespace=obs.monitoring_namespace, container_insights=obs.container_insights,
             container_insights_addon_version=obs.container_insights_addon_version,
-            container_insights_role_name_prefix=naming.iam_role_name_prefix(cfg.name, naming.CONTAINER_INSIGHTS_ROLE)))
+            container_insights_role_name_prefix=naming.iam_role_name_prefix(cfg.name, naming.CONTAINER_INSIGHTS_ROLE),
+            grafana_iframe_host=obs.grafana_iframe_host))
+        if addons.namespace is not None:
+            GrafanaProvisioning(self, "grafana", GrafanaProvisioningProps(
+                namespace=addons.namespace.metadata.name, dashboards=grafana_dashboards(cfg),
+                clients=[ray_head_peer(cfg.ray.cluster_name, cfg.ray.namespace),
+                         prometheus_peer(obs.monitoring_namespace)]))
+        if obs.dcgm_exporter:
+            kps = addons.kube_prometheus_stack
+            DcgmExporter(self, "gpu_metrics", DcgmExporterProps(
+                chart_version=obs.dcgm_exporter_chart_version, service_monitor=kps is not None,
+                monitor_labels=dict(MONITOR_LABELS), depends_on=[kps] if kps is not None else ()))
         if cfg.orchestrator_enabled:
             self._orchestrator(cfg, infra, platform.namespace.metadata.name)
 

@@ -11,9 +11,14 @@ from cdktf import TerraformOutput, TerraformStack
 from constructs import Construct
 
 from config import AppConfig
+from constructs_lib.dcgm_exporter import DCGM_NAMESPACE, DCGM_RELEASE
 from constructs_lib.manifests.network_policy import HeadNetworkPolicyProps
-from constructs_lib.manifests.ray_cluster import RayClusterProps, WorkerGroupProps
+from constructs_lib.manifests.ray_cluster import HEAD_CONTAINER, RayClusterProps, WorkerGroupProps
 from constructs_lib.observability import (
+    HEAD_METRICS_PORTS,
+    MONITOR_LABELS,
+    RayAlerts,
+    RayAlertsProps,
     RayMonitors,
     RayMonitorsProps,
     prometheus_peer,
@@ -23,6 +28,7 @@ from constructs_lib.observability import (
 from constructs_lib.ray_cluster import RayClusterManifest, RayHeadNetworkPolicy
 from conventions.commands import job_submit_command, port_forward_command, token_command, token_export_command
 from conventions.ray import HEAD_PORTS, LOCAL_DASHBOARD_URL
+from observability.alerts import AlertProps, prometheus_rule
 
 from .addresses import ReadableStack
 from .common import configure_backend, ray_pod_image, remote_state
@@ -44,8 +50,11 @@ def ray_cluster_props(cfg: AppConfig, image: str) -> RayClusterProps:
     groups = {g.name: g for g in cfg.cluster.node_groups}
     obs = cfg.observability
     return RayClusterProps(
-        head_env=ray_head_env(obs.monitoring_namespace, obs.grafana_iframe_host) if obs.kube_prometheus_stack else {},
+        head_env=(ray_head_env(obs.monitoring_namespace, obs.grafana_iframe_host, cfg.ray.cluster_name)
+                  if obs.kube_prometheus_stack else {}),
         pod_annotations=scrape_annotations() if obs.metrics_scrape == "annotations" else {},
+        # A PodMonitor also scrapes the head's autoscaler and dashboard metrics, by these port names.
+        head_extra_ports=dict(HEAD_METRICS_PORTS) if obs.metrics_scrape == "monitors" else {},
         name=cfg.ray.cluster_name, namespace=cfg.ray.namespace, ray_version=cfg.ray.ray_version,
         image=image, head_service_account=RAY_HEAD_SERVICE_ACCOUNT,
         worker_service_account=RAY_WORKER_SERVICE_ACCOUNT, pvc_name=FSX_CLAIM,
@@ -64,9 +73,25 @@ def head_network_policy_props(cfg: AppConfig) -> HeadNetworkPolicyProps:
         metrics_from = [prometheus_peer(obs.monitoring_namespace)]
     else:
         metrics_from = []  # scraped by a Prometheus this deployment does not know: the metrics port stays open
+    ports = (HEAD_PORTS["metrics"], *(HEAD_METRICS_PORTS.values() if obs.metrics_scrape == "monitors" else ()))
     return HeadNetworkPolicyProps(cluster_name=cfg.ray.cluster_name, namespace=cfg.ray.namespace,
                                   operator_pod_labels=dict(KUBERAY_OPERATOR_POD_LABELS), metrics_from=metrics_from,
-                                  operator_namespace=cfg.ray.operator_namespace)
+                                  operator_namespace=cfg.ray.operator_namespace,
+                                  metrics_ports=ports)
+
+
+def alert_props(cfg: AppConfig) -> AlertProps:
+    a = cfg.observability.alerts
+    gpu_daemonsets = []
+    if cfg.cluster.has_gpu:
+        gpu_daemonsets.append(("kube-system", "nvidia-device-plugin"))
+    if cfg.observability.dcgm_exporter:
+        gpu_daemonsets.append((DCGM_NAMESPACE, DCGM_RELEASE))
+    return AlertProps(cluster_name=cfg.ray.cluster_name, namespace=cfg.ray.namespace, head_container=HEAD_CONTAINER,
+                      head_memory_percent=a.head_memory_percent, head_memory_minutes=a.head_memory_minutes,
+                      worker_pending_minutes=a.worker_pending_minutes, pod_start_minutes=a.pod_start_minutes,
+                      gpu_idle_percent=a.gpu_idle_percent, gpu_idle_minutes=a.gpu_idle_minutes,
+                      gpu_daemonsets=tuple(gpu_daemonsets), gpu_metrics=cfg.observability.dcgm_exporter)
 
 
 class RayClusterStack(ReadableStack):
@@ -83,6 +108,9 @@ class RayClusterStack(ReadableStack):
             # existing Prometheus Operator) installed them before this stack plans.
             RayMonitors(self, "monitors", RayMonitorsProps(cluster_name=props.name, namespace=props.namespace,
                                                                operator_namespace=cfg.ray.operator_namespace))
+        if cfg.observability.kube_prometheus_stack:
+            # A PrometheusRule is a custom kind too: its CRD comes with kube-prometheus-stack (ray stack).
+            RayAlerts(self, "alerts", RayAlertsProps(rule=prometheus_rule(alert_props(cfg), MONITOR_LABELS)))
         if after is not None:
             self.add_dependency(after)  # cdktf deploys the operator's stack first
 

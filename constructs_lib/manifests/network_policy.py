@@ -18,6 +18,9 @@ class HeadNetworkPolicyProps:
     # else these NetworkPolicy peers (kube-prometheus-stack's Prometheus).
     metrics_from: list[dict] | None
     operator_namespace: str | None = None  # where the operator's pods run (None: the Ray namespace)
+    # The head's metrics ports: Ray's (HEAD_PORTS metrics) and, scraped by PodMonitor, the autoscaler's and the
+    # dashboard's.
+    metrics_ports: tuple[int, ...] = (HEAD_PORTS["metrics"],)
 
 
 def head_network_policy(props: HeadNetworkPolicyProps) -> dict:
@@ -42,7 +45,7 @@ def head_network_policy(props: HeadNetworkPolicyProps) -> dict:
          "ports": [{"protocol": "TCP", "port": HEAD_PORTS["dashboard"]}]},
     ]
     if props.metrics_from is not None:
-        rule: dict = {"ports": [{"protocol": "TCP", "port": HEAD_PORTS["metrics"]}]}
+        rule: dict = {"ports": [{"protocol": "TCP", "port": port} for port in props.metrics_ports]}
         if props.metrics_from:
             rule["from"] = [copy.deepcopy(p) for p in props.metrics_from]
         ingress.append(rule)

@@ -20,6 +20,7 @@ from conventions.ray import HEAD_PORTS
 from .pods import EXPORT_MOUNT, IMPORT_MOUNT, RAY_GID, RAY_UID, container_security_context, pod_security_context
 
 FSX_VOLUME = "fsx"
+HEAD_CONTAINER = "ray-head"
 SHM_VOLUME = "dshm"
 API_TOKEN_VOLUME = "kube-api-access"
 # Where clients (the Ray autoscaler's KubeRay node provider) read the pod's ServiceAccount token and the CA.
@@ -57,6 +58,8 @@ class RayClusterProps:
     # (RAY_GRAFANA_HOST, RAY_PROMETHEUS_HOST, ...) and annotations on every Ray pod (prometheus.io/*).
     head_env: dict[str, str] = field(default_factory=dict)
     pod_annotations: dict[str, str] = field(default_factory=dict)
+    # More named ports on the head container, beside HEAD_PORTS: the autoscaler's and the dashboard's metrics.
+    head_extra_ports: dict[str, int] = field(default_factory=dict)
 
     @property
     def head_service(self) -> str:
@@ -135,9 +138,10 @@ def ray_cluster(props: RayClusterProps) -> dict:
             "nodeSelector": node_selector(CORE_ROLE),
             "initContainers": [_fsx_permissions_init(props.image)],
             "containers": [{
-                "name": "ray-head",
+                "name": HEAD_CONTAINER,
                 "image": props.image,
-                "ports": [{"name": n, "containerPort": p, "protocol": "TCP"} for n, p in HEAD_PORTS.items()],
+                "ports": [{"name": n, "containerPort": p, "protocol": "TCP"}
+                          for n, p in {**HEAD_PORTS, **props.head_extra_ports}.items()],
                 "resources": {"requests": dict(resources), "limits": dict(resources)},
                 "securityContext": container_security_context(),
                 "volumeMounts": _mounts(),

@@ -45,6 +45,7 @@ ALWAYS: Callable[[AppConfig], bool] = lambda cfg: True  # noqa: E731
 HAS_GPU: Callable[[AppConfig], bool] = lambda cfg: cfg.cluster.has_gpu  # noqa: E731
 KUBE_PROMETHEUS_STACK: Callable[[AppConfig], bool] = lambda cfg: cfg.observability.kube_prometheus_stack  # noqa: E731
 CONTAINER_INSIGHTS: Callable[[AppConfig], bool] = lambda cfg: cfg.observability.container_insights  # noqa: E731
+DCGM_EXPORTER: Callable[[AppConfig], bool] = lambda cfg: cfg.observability.dcgm_exporter  # noqa: E731
 ORCHESTRATOR: Callable[[AppConfig], bool] = lambda cfg: cfg.orchestrator_enabled  # noqa: E731
 
 # pattern: (where it must land, in which deployments it exists)
@@ -76,6 +77,8 @@ INTENDED: dict[str, tuple[Where, Callable[[AppConfig], bool]]] = {
     "helm/kube-prometheus-stack/kube-state-metrics": (CORE, KUBE_PROMETHEUS_STACK),
     "helm/kube-prometheus-stack/grafana": (CORE, KUBE_PROMETHEUS_STACK),
     "helm/kube-prometheus-stack/node-exporter": (EVERY_NODE, KUBE_PROMETHEUS_STACK),
+    # GPU metrics (ray stack, observability.dcgm_exporter): every GPU node, Karpenter's included, by its GPU label
+    "helm/nvidia-dcgm-exporter/dcgm-exporter": (GPU_NODES, DCGM_EXPORTER),
     # The orchestrator's Jobs, built by its function from its packaged steps (ray stack)
     "lambda/ray_orchestrator/*": (CORE, ORCHESTRATOR),
     # The RayCluster (ray-cluster stack): KubeRay's head and worker pods

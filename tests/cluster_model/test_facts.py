@@ -25,6 +25,7 @@ PINNED_CHARTS = {
     "cluster-autoscaler": versions.CLUSTER_AUTOSCALER_CHART,
     "nvidia-device-plugin": versions.NVIDIA_DEVICE_PLUGIN_CHART,
     "kube-prometheus-stack": versions.KUBE_PROMETHEUS_STACK_CHART,
+    "dcgm-exporter": versions.DCGM_EXPORTER_CHART,
 }
 # owner/repo@tag-or-commit(:path): where a fact file's values were read.
 SOURCE_RE = re.compile(r"^[\w.-]+/[\w.-]+@[\w.-]+")

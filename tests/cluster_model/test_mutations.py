@@ -189,9 +189,9 @@ def test_kube_prometheus_stack_admission_jobs_without_our_selector_leave_core(sh
 
 
 def test_daemonset_overhead_decides_whether_a_worker_fits(shapes):
-    """prod's 7 CPU / 28Gi GPU worker fits a g5.2xlarge by 260Mi once the DaemonSets (Container Insights among
-    them) have their share; 512Mi more, and it fits no node of the group; without Container Insights' DaemonSets
-    (281Mi) it fits again."""
+    """prod's 7 CPU / 28Gi GPU worker fits a g5.2xlarge by 132Mi once the DaemonSets (Container Insights and the
+    DCGM exporter among them) have their share; 512Mi more, and it fits no node of the group; without Container
+    Insights' and the DCGM exporter's DaemonSets (281Mi + 128Mi) it fits again."""
     shape = shapes("prod")
     synth = shape.copy_synth()
     res = _worker(synth)["containers"][0]["resources"]
@@ -201,9 +201,10 @@ def test_daemonset_overhead_decides_whether_a_worker_fits(shapes):
     model = shape.build(synth)
     assert model.placements[_worker_key(shape)].nodes == frozenset()
     assert model.placements[_worker_key(shape)].problems["gpu/g5.2xlarge"] == (
-        "insufficient memory: needs 29184Mi, 28932Mi free")
+        "insufficient memory: needs 29184Mi, 28804Mi free")
     assert _mismatches(shape, model, "RayCluster/*/worker/*")
-    del synth["ray"]["resource"]["aws_eks_addon"]  # without Container Insights' DaemonSets it fits again
+    del synth["ray"]["resource"]["aws_eks_addon"]  # without Container Insights' DaemonSets
+    del synth["ray"]["resource"]["helm_release"]["dcgm_exporter"]  # and the DCGM exporter, it fits again
     assert _mismatches(shape, shape.build(synth), "RayCluster/*/worker/*") == []
 
 
@@ -290,8 +291,9 @@ def test_daemonset_overhead_per_group(shapes):
     """The per-group DaemonSet requests besides kube-proxy's (unverified; config/capacity.py holds its one value),
     cross-checked against that table in test_overhead.py:
     default: aws-node 50m + fsx-csi-node 30m/104Mi on both groups;
-    prod adds cloudwatch-agent 250m/128Mi + fluent-bit 50m/25Mi everywhere and dcgm-exporter 250m/128Mi on GPU nodes
-    (node-exporter, pod-identity agent and device plugin request nothing)."""
+    prod adds cloudwatch-agent 250m/128Mi + fluent-bit 50m/25Mi everywhere, Container Insights' dcgm-exporter
+    250m/128Mi and ours (nvidia-dcgm-exporter) 100m/128Mi on GPU nodes (node-exporter, pod-identity agent and
+    device plugin request nothing)."""
     mib = 2 ** 20
     kube_proxy = pod_requests(shapes("default").model.workloads["addon/kube-proxy/kube-proxy"].spec)
 
@@ -300,6 +302,6 @@ def test_daemonset_overhead_per_group(shapes):
                 for g, r in overhead.items()}
 
     assert verified(shapes("default").model.daemonset_overhead()) == {"core": (80, 104, 4), "gpu": (80, 104, 5)}
-    assert verified(shapes("prod").model.daemonset_overhead()) == {"core": (380, 257, 7), "gpu": (630, 385, 9)}
+    assert verified(shapes("prod").model.daemonset_overhead()) == {"core": (380, 257, 7), "gpu": (730, 513, 10)}
     assert shapes("prod").model.unverified_daemonsets() == {
         "core": ["addon/kube-proxy/kube-proxy"], "gpu": ["addon/kube-proxy/kube-proxy"]}

@@ -29,6 +29,7 @@ MODEL_KEYS = {
     "cloudwatch-agent": "addon/amazon-cloudwatch-observability/cloudwatch-agent",
     "fluent-bit": "addon/amazon-cloudwatch-observability/fluent-bit",
     "dcgm-exporter": "addon/amazon-cloudwatch-observability/dcgm-exporter",
+    "nvidia-dcgm-exporter": "helm/nvidia-dcgm-exporter/dcgm-exporter",
 }
 MIB = 2 ** 20
 
@@ -55,7 +56,7 @@ def overhead_drift(shape: Shape, model: ClusterModel) -> list[str]:
     for group, nodes in sorted(model.groups().items()):
         role = shape.roles[group]
         table = capacity.daemonsets_on(role, kube_prometheus_stack=obs.kube_prometheus_stack,
-                                       container_insights=obs.container_insights)
+                                       container_insights=obs.container_insights, dcgm_exporter=obs.dcgm_exporter)
         expected = {MODEL_KEYS.get(d.name, d.name): d for d in table}
         total = Resources({PODS: len(table)})
         for d in table:

@@ -47,6 +47,10 @@ CASES = [
     Bad("range-disk", {"cluster": {"node_groups": [{**CORE, "disk_size_gib": 5}]}},
         expect="cluster.node_groups[0].disk_size_gib: must be greater than or equal to 20"),
     Bad("range-head-memory", {"ray": {"head": {"memory": "2Gi"}}}, expect="ray.head.memory: must be at least 4Gi"),
+    Bad("head-memory-for-workers", {"ray": {"head": {"memory": "8Gi"}, "worker_groups": [
+        {"name": "gpu-group", "node_group": "gpu", "max_replicas": 100}]}, "cluster": {"node_groups": [
+            {**CORE, "instance_types": ["m6i.4xlarge"]}, {**GPU, "max_size": 100}]}},
+        expect="ray.head.memory: 8Gi is too small a Ray head for up to 100 workers"),
     # enums
     Bad("enum-fsx-type", {"fsx": {"deployment_type": "SCRATCH_1"}}, expect="fsx.deployment_type: must be 'SCRATCH_2'"),
     Bad("enum-k8s-version", {"cluster": {"kubernetes_version": "1.20"}},
@@ -239,6 +243,14 @@ CASES = [
         expect="observability.monitoring_namespace: 'monitoring' is also ray.operator_namespace"),
     Bad("node-ssm-access-not-bool", {"cluster": {"node_ssm_access": "sometimes"}},
         expect="cluster.node_ssm_access:"),
+    Bad("dcgm-exporter-without-gpus", {"cluster": {"node_groups": [CORE]}, "ray": {"worker_groups": [
+        {"name": "cpu", "node_group": "core", "gpus": 0, "cpu": "1", "memory": "4Gi"}]},
+        "observability": {"dcgm_exporter": True}},
+        expect="observability.dcgm_exporter: the cluster has no gpu node group"),
+    Bad("kube-prometheus-stack-with-annotations", {"observability": {"kube_prometheus_stack": True}},
+        expect="observability.metrics_scrape: kube_prometheus_stack's Prometheus reads PodMonitors"),
+    Bad("alert-threshold-range", {"observability": {"alerts": {"gpu_idle_percent": 0}}},
+        expect="observability.alerts.gpu_idle_percent: must be greater than or equal to 1"),
     Bad("node-group-over-50-tags", {"tags": {f"t{i}": "x" for i in range(40)}, "cluster": {"node_groups": [
         {**CORE, "labels": {f"l{i}": "x" for i in range(9)}}]}},
         expect="cluster.node_groups[0].labels: node group 'core' would carry 53 tags (41 of the deployment, 12 for"),

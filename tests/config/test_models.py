@@ -198,3 +198,13 @@ def test_file_source_prefixes_the_message(tmp_path):
     f.write_text("region: mars-1\n")
     with pytest.raises(ConfigError, match=rf"^{f}: region: must be an AWS region"):
         load_config(str(f))
+
+
+def test_head_memory_rule_of_thumb_grows_with_the_workers():
+    from config.models import head_memory_needed
+
+    assert [head_memory_needed(n) for n in (1, 16, 17, 64, 65, 256, 257, 2000)] == [
+        4096, 4096, 8192, 8192, 16384, 16384, 32768, 32768]
+    # the defaults (4 workers, 8Gi) and prod (8 workers, 16Gi) pass; 17 workers need 8Gi
+    assert parse_config({"ray": {"head": {"memory": "8Gi"}, "worker_groups": [
+        {"name": "g", "node_group": "gpu", "max_replicas": 17}]}}).ray.head.memory == "8Gi"

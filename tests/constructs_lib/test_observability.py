@@ -104,6 +104,7 @@ def test_prod_ray_head_points_the_dashboard_at_prometheus_and_grafana(prod_synth
         "RAY_PROMETHEUS_HOST": "http://kube-prometheus-stack-prometheus.monitoring.svc:9090",
         "RAY_PROMETHEUS_NAME": "Prometheus",
         "RAY_GRAFANA_IFRAME_HOST": "http://localhost:3000",
+        "RAY_GRAFANA_CLUSTER_FILTER": "kuberay",  # the Cluster variable of Ray's dashboards (ray_io_cluster)
     }
     for pod in pods(manifest):  # monitors mode: no annotations
         assert "annotations" not in pod["metadata"]
@@ -117,9 +118,13 @@ def test_prod_monitors_live_in_the_ray_cluster_stack(prod_synth):
     pm = manifests["ray_pod_monitor"]["manifest"]
     assert pm["kind"] == "PodMonitor" and pm["metadata"]["namespace"] == "ray"
     assert pm["spec"]["selector"]["matchLabels"] == {"ray.io/cluster": "kuberay"}
-    (ep,) = pm["spec"]["podMetricsEndpoints"]
-    assert ep["port"] == "metrics"
-    assert ep["relabelings"][0]["targetLabel"] == "ray_io_cluster"
+    endpoints = pm["spec"]["podMetricsEndpoints"]
+    # Ray's node metrics on every pod; the head's autoscaler and dashboard metrics by their port names.
+    assert [ep["port"] for ep in endpoints] == ["metrics", "as-metrics", "dash-metrics"]
+    assert all(ep["relabelings"][0]["targetLabel"] == "ray_io_cluster" for ep in endpoints)
+    head = rc(prod_synth)["spec"]["headGroupSpec"]["template"]["spec"]["containers"][0]
+    assert {p["name"]: p["containerPort"] for p in head["ports"]}.items() >= {
+        "metrics": 8080, "as-metrics": 44217, "dash-metrics": 44227}.items()
     sm = manifests["kuberay_service_monitor"]["manifest"]
     assert sm["kind"] == "ServiceMonitor"
     assert sm["spec"]["selector"]["matchLabels"] == {"app.kubernetes.io/name": "kuberay-operator"}
