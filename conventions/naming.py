@@ -107,6 +107,7 @@ CONTAINER_INSIGHTS_ROLE = "container-insights"
 ORCHESTRATOR_ROLE = "ray-orchestrator"
 ORCHESTRATOR_FUNCTION_ROLE = "ray-orch-fn"
 IMAGE_BUILD_ROLE = "image-build"
+API_TUNNEL_ROLE = "api-tunnel"
 
 
 def node_role_purpose(group: str) -> str:

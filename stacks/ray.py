@@ -32,7 +32,7 @@ from constructs_lib.ray_platform import RayPlatform, RayPlatformProps
 from conventions import naming
 
 from .addresses import ReadableStack
-from .common import aws_provider, configure_backend, ray_pod_image, remote_state
+from .common import aws_provider, configure_backend, deployment_output, ray_pod_image, remote_state
 from .contract import (
     FSX_CLAIM,
     INFERENCE_SCRIPT,
@@ -107,6 +107,7 @@ class RayStack(ReadableStack):
         if cfg.orchestrator_enabled:
             self._orchestrator(cfg, infra, platform.namespace.metadata.name)
 
+        deployment_output(self, cfg)
         TerraformOutput(self, "namespace", value=platform.namespace.metadata.name,
                         description="Namespace of the Ray cluster and jobs")
         TerraformOutput(self, "ray_service_account", value=platform.service_account.metadata.name,

@@ -461,5 +461,5 @@ def test_a_private_endpoint_needs_no_warning_and_no_open_endpoint():
     """The function reaches the private endpoint: no advice to open the API to 0.0.0.0/0 (the gate rejects that)."""
     assert parse_config({}).orchestrator_enabled and parse_config({}).cluster.public_access_cidrs == []
     assert parse_config({}).warnings() == []
-    open_api = parse_config({"cluster": {"public_access_cidrs": ["0.0.0.0/0"]}}).warnings()
+    open_api = parse_config({"cluster": {"endpoint_access": "public", "public_access_cidrs": ["0.0.0.0/0"]}}).warnings()
     assert not any("Step Functions" in w or "orchestrator" in w for w in open_api)

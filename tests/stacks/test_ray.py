@@ -62,7 +62,9 @@ def test_every_infra_output_read_is_one_the_infra_stack_writes(synth, request):
 def test_kubernetes_and_helm_providers_use_remote_state_and_exec_tokens(default_synth):
     providers = default_synth["ray"]["provider"]
     k8s = providers["kubernetes"][0]
-    assert k8s["host"] == "${data.terraform_remote_state.infra.outputs.cluster_endpoint}"
+    # endpoint_access tunnel (the default): the local end of `make tunnel`, checked against the endpoint's host.
+    assert k8s["host"] == "https://127.0.0.1:8443"
+    assert "data.terraform_remote_state.infra.outputs.cluster_endpoint" in k8s["tls_server_name"]
     ca_data = "data.terraform_remote_state.infra.outputs.cluster_certificate_authority_data"
     assert f"base64decode({ca_data})" in k8s["cluster_ca_certificate"]
     assert k8s["exec"][0]["command"] == "aws" and k8s["exec"][0]["args"][:2] == ["eks", "get-token"]
