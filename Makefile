@@ -108,7 +108,7 @@ deps-test: $(VENV)/.synced-all node_modules/.installed
 
 # main.py directly (what `cdktf synth` runs): its one-line errors and warnings reach you as they are.
 synth: deps
-	JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION=1 $(VENV)/bin/python main.py
+	$(VENV)/bin/python main.py
 
 test: deps-test checkov-env graphviz lint
 	$(VENV)/bin/python -m pytest tests

@@ -88,7 +88,8 @@ class Terraform:
     def run(self, stack: str, *args: str, capture: bool = True, timeout: int | None = None) -> Result:
         """``terraform <args>`` in the stack; output captured, or straight to the terminal (capture=False)."""
         if not (self.stack_dir(stack) / "cdk.tf.json").is_file():
-            raise TerraformError(f"{self.stack_dir(stack)} holds no synthesized stack: run `make synth`")
+            raise TerraformError(f"{self.stack_dir(stack)} holds no synthesized stack: nothing was deployed from here "
+                                 f"yet (run `make deploy`), or run `make synth` for a deployment that exists")
         r = subprocess.run(["terraform", *args], cwd=self.stack_dir(stack), env=self.env(stack),
                            capture_output=capture, text=True, timeout=timeout)
         return Result(r.returncode, r.stdout or "", r.stderr or "")

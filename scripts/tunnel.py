@@ -258,11 +258,11 @@ def main(argv: list[str] | None = None) -> int:
         elif ns.command == "close":
             print("tunnel closed" if close_tunnel(cfg) else "tunnel: none open")
         else:
-            info = read_session(cfg)
-            if info is None:
+            running = read_session(cfg)
+            if running is None:
                 print("tunnel: none open (`make tunnel` opens it)", file=sys.stderr)
                 return 1
-            print(f"tunnel open: {tunnel_url(info['port'])} -> {info['host']}:443 (pid {info['pid']})")
+            print(f"tunnel open: {tunnel_url(running['port'])} -> {running['host']}:443 (pid {running['pid']})")
     except (TunnelError, TerraformError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

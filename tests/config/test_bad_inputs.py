@@ -348,3 +348,30 @@ def test_bad_input_fails_before_cdktf_is_imported(tmp_path, previous_out):
                 for line in r.stderr.splitlines() if line.startswith("import time:")}
     assert "config" in imported  # the measurement works
     assert not imported & {"cdktf", "jsii", "constructs", "cdktf_cdktf_provider_aws", "stacks"}, sorted(imported)
+
+
+# ------------------------------------------------------------------------------------------- through make (issue 17)
+def test_main_help_prints_usage_and_synthesizes_nothing(tmp_path):
+    out = tmp_path / "cdktf.out"
+    r = subprocess.run([sys.executable, str(ROOT / "main.py"), "--help"], cwd=ROOT, env=app_env(outdir=out),
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and r.stdout.startswith("usage: main.py"), r.stderr
+    assert "RAY_EKS_CONFIG" in r.stdout and not out.exists()
+
+
+def test_make_synth_says_bad_input_in_one_line_and_warnings_as_warnings(tmp_path):
+    """`make synth` runs main.py itself: no wrapper repeating the error or printing warnings as [ERROR]."""
+    from tests.helpers import OPEN_UNPROTECTED, run_make
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({"network": {"az_count": 9}}))
+    r = run_make("synth", env=app_env(config=bad, outdir=tmp_path / "out"))
+    ours = [ln for ln in r.stderr.splitlines() if not ln.startswith("make:")]
+    assert r.returncode != 0 and ours == [f"error: {bad}: network.az_count: must be less than or equal to 6 (got 9)"], r.stderr
+    risky = tmp_path / "open.yaml"
+    risky.write_text(yaml.safe_dump(OPEN_UNPROTECTED))
+    r = run_make("synth", env=app_env(config=risky, outdir=tmp_path / "out"))
+    assert r.returncode == 0, r.stderr
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert lines and all(ln.startswith("warning: ") for ln in lines), lines
+    assert "[ERROR]" not in r.stdout + r.stderr

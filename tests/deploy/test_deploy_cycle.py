@@ -8,9 +8,9 @@ with native locking -> `make deploy STACKS=infra` (the image build's local-exec 
 another terraform holds -> a stripped ray stack reads the infra outputs through stacks/common.remote_state -> day 2:
 a routine change (bigger node groups, a new node group, a new tag) plans without replacing or deleting anything
 stateful, applies in place, does not rebuild the image, and a re-plan is empty -> a second deployment (another name)
-from the same checkout applies beside the first without touching its state, and is destroyed -> a plan against
-another deployment's state is refused in one line -> `make destroy`. The emulator crashed on no request, and it and
-every terraform process are gone afterwards.
+from the same checkout applies beside the first without touching its state -> a plan against another deployment's
+state is refused in one line -> `make destroy` of the first leaves the second alone. The emulator crashed on no
+request, and it and every terraform process are gone afterwards (the emulator, with the second deployment in it).
 """
 
 from __future__ import annotations
@@ -40,6 +40,8 @@ REGION = "us-east-1"
 # The second deployment from the same checkout: another name, another VPC.
 OTHER_NAME = "ray-e2e-two"
 OTHER_VPC = "10.30.0.0/16"
+# A third config, for the refusal of another deployment's state (never applied).
+THIRD_NAME = "ray-e2e-three"
 # A terraform command that runs this long is stuck (a provider waiter the emulator never ends): it is killed with
 # its plugins, and the failure shows what it waited on. Generous: this is a hang detector, not a time budget.
 TF_TIMEOUT_S = 600
@@ -373,25 +375,29 @@ def _deploy_cycle(emulator: Emulator, tmp_path: Path) -> None:
     after = s3.head_object(Bucket=STATE_BUCKET, Key=_state_key())
     assert (after["ETag"], after["VersionId"]) == (before["ETag"], before["VersionId"]), "the second deploy wrote " \
         "the first one's state"
-    _make(tmp_path, other, "destroy", "STACKS=infra")
-    assert eks.list_clusters()["clusters"] == [NAME]
 
-    # A plan against another deployment's state is refused before it runs: the first deployment's state at the
-    # second one's key (a copied state, a mistyped key) is named as such, in one line.
-    s3.copy_object(Bucket=STATE_BUCKET, Key=_state_key(OTHER_NAME), ServerSideEncryption="AES256",
+    # A plan against another deployment's state is refused before it runs: the first deployment's state at a third
+    # one's key (a copied state, a mistyped key) is named as such, in one line.
+    third = _write_config({**data, "name": THIRD_NAME}, tmp_path, "e2e-third")
+    s3.copy_object(Bucket=STATE_BUCKET, Key=_state_key(THIRD_NAME), ServerSideEncryption="AES256",
                    CopySource={"Bucket": STATE_BUCKET, "Key": _state_key()})
-    refused = _make(tmp_path, other, "diff", "STACKS=infra", ok=(2,))  # make's status for a failed recipe
+    refused = _make(tmp_path, third, "diff", "STACKS=infra", ok=(2,))  # make's status for a failed recipe
     (line,) = [ln for ln in refused.stderr.splitlines() if ln.startswith("error:")]
-    assert f"belongs to deployment {NAME} ({REGION}), not to this config's {OTHER_NAME} ({REGION})" in line, \
+    assert f"belongs to deployment {NAME} ({REGION}), not to this config's {THIRD_NAME} ({REGION})" in line, \
         refused.stderr
-    s3.delete_object(Bucket=STATE_BUCKET, Key=_state_key(OTHER_NAME))
+    s3.delete_object(Bucket=STATE_BUCKET, Key=_state_key(THIRD_NAME))
 
+    # The first deployment's destroy leaves the second one alone (its state and its resources).
+    other_before = s3.head_object(Bucket=STATE_BUCKET, Key=_state_key(OTHER_NAME))
     _make(tmp_path, day2_config, "destroy", "STACKS=infra")
     state = _state(s3)
     assert state["resources"] == [], [r["type"] + "." + r["name"] for r in state["resources"]]
-    assert emulator.client("eks").list_clusters()["clusters"] == []
-    assert emulator.client("fsx").describe_file_systems()["FileSystems"] == []
-    assert emulator.client("codebuild").list_projects()["projects"] == []
+    assert eks.list_clusters()["clusters"] == [OTHER_NAME]
+    assert s3.head_object(Bucket=STATE_BUCKET, Key=_state_key(OTHER_NAME))["VersionId"] == other_before["VersionId"]
+    others = _state(s3, OTHER_NAME)["outputs"]
+    fsx = emulator.client("fsx").describe_file_systems()["FileSystems"]
+    assert [f["FileSystemId"] for f in fsx] == [others["fsx_file_system_id"]["value"]]
+    assert emulator.client("codebuild").list_projects()["projects"] == [f"{OTHER_NAME}-ray-image"]
 
 
 def test_emulator_errors_names_the_exception(tmp_path: Path) -> None:
