@@ -367,7 +367,8 @@ def test_make_synth_says_bad_input_in_one_line_and_warnings_as_warnings(tmp_path
     bad.write_text(yaml.safe_dump({"network": {"az_count": 9}}))
     r = run_make("synth", env=app_env(config=bad, outdir=tmp_path / "out"))
     ours = [ln for ln in r.stderr.splitlines() if not ln.startswith("make:")]
-    assert r.returncode != 0 and ours == [f"error: {bad}: network.az_count: must be less than or equal to 6 (got 9)"], r.stderr
+    assert r.returncode != 0, r.stderr
+    assert ours == [f"error: {bad}: network.az_count: must be less than or equal to 6 (got 9)"], r.stderr
     risky = tmp_path / "open.yaml"
     risky.write_text(yaml.safe_dump(OPEN_UNPROTECTED))
     r = run_make("synth", env=app_env(config=risky, outdir=tmp_path / "out"))
