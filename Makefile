@@ -19,18 +19,26 @@ PIPENV_VERSION := 2026.10.3
 VENV := .venv
 CDKTF := node_modules/.bin/cdktf
 # Deploy order, from stacks/contract.py (expanded when a recipe runs, after the venv exists).
-STACKS = $(shell $(VENV)/bin/python -c 'from stacks.contract import STACK_ORDER; print(*STACK_ORDER)' 2>/dev/null)
+STACK_ORDER = $(shell $(VENV)/bin/python -c 'from stacks.contract import STACK_ORDER; print(*STACK_ORDER)' 2>/dev/null)
+# `make deploy|diff|destroy STACKS=infra` runs those stacks only (comma-separated); all of them by default.
+STACKS ?=
+# The Ray client of `make submit` (scripts/client_env.py): ray[default] at the cluster's Ray version, nothing else.
+CLIENT_VENV := build/ray-client
 
 .PHONY: lint
 .PHONY: help synth test deps deps-test tools node bench-synth bench-pipeline deploy destroy diff \
         dashboard token submit job-yaml image clean checkov-env security-scan diagram graphviz pipeline preflight \
-        lock-requirements update-base-digests prometheus grafana
+        lock-requirements update-base-digests prometheus grafana tunnel tunnel-close kubeconfig client state-move
 
 help:
 	@echo "make synth    synthesize all stacks into cdktf.out/ (default config, local backend)"
 	@echo "make test     run the whole test suite (installs everything it needs)"
-	@echo "make preflight  before the first deploy: AWS reachable, EC2 vCPU and Elastic IP quotas, add-on configuration (AWS CLI)"
-	@echo "make deploy | diff | destroy   cdktf CLI, stacks in order: $(STACKS)"
+	@echo "make preflight  before the first deploy: credentials, API access, quotas, instance types, add-on configuration"
+	@echo "make deploy | diff | destroy   terraform, stacks in order: $(STACK_ORDER) (STACKS=infra: only those)"
+	@echo "make state-move   move this deployment's state from the paths of older releases (docs/deploy.md)"
+	@echo "make tunnel | tunnel-close   open/close the port-forward to the private Kubernetes API (endpoint_access tunnel)"
+	@echo "make kubeconfig   point kubectl at the cluster (through the tunnel when there is one)"
+	@echo "make client   install the Ray client (ray[default] at the cluster's Ray version) that make submit uses"
 	@echo "make dashboard | token | submit   port-forward the Ray dashboard / print its token / submit the training job"
 	@echo "make job-yaml  render the in-cluster submitter Job and the RayJob to rendered/*.yaml"
 	@echo "make image    build training/Dockerfile with local Docker and push it to the stack's ECR repository"
@@ -117,8 +125,9 @@ node_modules/.installed: package.json package-lock.json
 deps: $(VENV)/.synced-default node_modules/.installed
 deps-test: $(VENV)/.synced-all node_modules/.installed
 
+# main.py directly (what `cdktf synth` runs): its one-line errors and warnings reach you as they are.
 synth: deps
-	$(CDKTF) synth --output cdktf.out
+	$(VENV)/bin/python main.py
 
 test: deps-test checkov-env graphviz prometheus lint
 	$(VENV)/bin/python -m pytest tests
@@ -133,33 +142,54 @@ bench-synth: deps
 bench-pipeline: deps-test
 	$(VENV)/bin/python benchmarks/input_pipeline.py
 
-# --- deploy (see docs/deploy.md). The stacks declare their order (add_dependency): deploy runs
-# infra -> ray -> ray-cluster, destroy the reverse. `cdktf diff` takes one stack per call. With a
-# provider mirror (offline) `terraform providers lock` cannot reach the registry: skip it.
-# Asks AWS (the CLI, your credentials) whether the account's quotas hold the config's node groups and NAT
-# gateways; prints the quota increase requests when they do not (scripts/preflight.py).
+# --- deploy (see docs/deploy.md): plain terraform on the synthesized stacks (scripts/deploy.py): credentials first,
+# then a synth, then infra -> ray -> ray-cluster (destroy: the reverse), each stack's Terraform data kept per deployment
+# in build/terraform/<name>/<region>/, and with cluster.endpoint_access tunnel the ray stacks through `make tunnel`.
+# Asks AWS (the CLI, your credentials) whether the account takes the deployment: quotas, instance types, API access,
+# add-on configuration; prints what to request when it does not (scripts/preflight.py).
 preflight: $(VENV)/.synced-preflight
 	$(VENV)/bin/python -m scripts.preflight
 
 deploy: deps
-	$(CDKTF) deploy --auto-approve $(if $(TF_RC),--skip-provider-lock) $(STACKS)
+	@$(VENV)/bin/python -m scripts.deploy deploy $(if $(STACKS),--stacks $(STACKS))
 
 diff: deps
-	@for s in $(STACKS); do $(CDKTF) diff $(if $(TF_RC),--skip-provider-lock) $$s || exit $$?; done
+	@$(VENV)/bin/python -m scripts.deploy diff $(if $(STACKS),--stacks $(STACKS))
 
 destroy: deps
-	$(CDKTF) destroy --auto-approve $(if $(TF_RC),--skip-provider-lock) $(STACKS)
+	@$(VENV)/bin/python -m scripts.deploy destroy $(if $(STACKS),--stacks $(STACKS))
 
-# --- using the cluster (after deploy): reach the dashboard, print its token, submit the training job. The commands
-# come from scripts/ray_commands.py (the config's names and training.args); JOB_ARGS="..." replaces the arguments.
+state-move: deps
+	@$(VENV)/bin/python -m scripts.state move
+
+# --- using the cluster (after deploy). Each target checks what it needs first and says what to do in one line
+# (scripts/ray_commands.py, scripts/tunnel.py); the commands come from the config's names and training.args;
+# JOB_ARGS="..." replaces the job's arguments. A failure is the target's exit status.
+tunnel: deps
+	@$(VENV)/bin/python -m scripts.tunnel open
+
+tunnel-close: deps
+	@$(VENV)/bin/python -m scripts.tunnel close
+
+kubeconfig: deps
+	@$(VENV)/bin/python -m scripts.tunnel kubeconfig
+
+client: deps
+	@$(VENV)/bin/python -m scripts.client_env $(CLIENT_VENV)
+
 dashboard: deps
-	eval "$$($(VENV)/bin/python -m scripts.ray_commands dashboard)"
+	@c="$$($(VENV)/bin/python -m scripts.ray_commands dashboard)" || exit $$?; eval "$$c"
 
 token: deps
-	@eval "$$($(VENV)/bin/python -m scripts.ray_commands token)"; echo
+	@c="$$($(VENV)/bin/python -m scripts.ray_commands token)" || exit $$?; eval "$$c" && echo
 
-submit: $(VENV)/.synced-all
-	export PATH="$(CURDIR)/$(VENV)/bin:$$PATH"; eval "$$($(VENV)/bin/python -m scripts.ray_commands submit $(JOB_ARGS))"
+# The Ray client is build/ray-client's (installed on first use, after the cluster checks pass).
+submit: deps
+	@export PATH="$(CURDIR)/$(CLIENT_VENV)/bin:$$PATH"; \
+	  c="$$($(VENV)/bin/python -m scripts.ray_commands submit $(JOB_ARGS))" || exit $$?; set -e; eval "$$c"
+
+pipeline: deps
+	@c="$$($(VENV)/bin/python -m scripts.ray_commands pipeline)" || exit $$?; eval "$$c"
 
 # Grafana of kube-prometheus-stack on http://localhost:3000 (the Ray dashboard embeds its panels from there): the
 # login comes from Grafana's Secret at run time (scripts/grafana.py), never from Terraform state or outputs.
@@ -167,7 +197,7 @@ grafana: deps
 	$(VENV)/bin/python -m scripts.grafana
 
 job-yaml: deps
-	$(VENV)/bin/python -m scripts.render_jobs --out rendered
+	@$(VENV)/bin/python -m scripts.render_jobs --out rendered
 
 image:
 	training/build_and_push_image.sh
@@ -183,9 +213,6 @@ DIAGRAM_SYNTH ?= cdktf.out
 DIAGRAM_OUT ?= docs/architecture.png
 diagram: synth $(VENV)/.synced-diagram graphviz
 	$(VENV)/bin/python -m scripts.diagram --synth-dir $(DIAGRAM_SYNTH) --out $(DIAGRAM_OUT)
-
-pipeline:
-	eval "$$(terraform -chdir=cdktf.out/stacks/ray output -raw start_execution_command)"
 
 clean:
 	rm -rf cdktf.out build rendered .pytest_cache

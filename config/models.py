@@ -103,12 +103,14 @@ class BackendConfig(_Model):
     type: Literal["local", "s3"] = "local"
     # s3 only: the state bucket (yours, created beforehand).
     bucket: BucketName | None = None
-    # s3 only: the prefix of the state objects' keys.
+    # s3 only: the prefix of the state objects' keys (<key_prefix>/<name>/<region>/<stack>.tfstate).
     key_prefix: str = "ray-eks"
     region: Region | None = None  # defaults to the deployment's region
     # s3 only: a KMS key for the state objects (default: the bucket's encryption).
     kms_key_id: str | None = None
-    local_dir: str = "state"  # relative to the project root
+    # local only: the directory of the state files, relative to the project root (or absolute); each deployment's
+    # are in <local_dir>/<name>/<region>/.
+    local_dir: str = "state"
 
     @model_validator(mode="after")
     def _s3_needs_bucket(self) -> BackendConfig:
@@ -385,12 +387,46 @@ def _default_node_groups() -> list[NodeGroupConfig]:
     ]
 
 
+# Networks that are never a deployer's address on the internet: RFC 1918 private, RFC 6598 shared (carrier NAT),
+# RFC 5737 documentation, loopback and link-local. A public endpoint limited to one of them admits nobody.
+NOT_INTERNET_RANGES = {
+    "private (RFC 1918)": ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"),
+    "shared carrier-NAT (RFC 6598)": ("100.64.0.0/10",),
+    "documentation (RFC 5737)": ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24"),
+    "loopback": ("127.0.0.0/8",),
+    "link-local": ("169.254.0.0/16",),
+}
+
+
+def _not_internet(cidr: str) -> str | None:
+    """The kind of non-internet range ``cidr`` lies in, if it does."""
+    net = ipaddress.IPv4Network(cidr)
+    for kind, ranges in NOT_INTERNET_RANGES.items():
+        if any(net.subnet_of(ipaddress.IPv4Network(r)) for r in ranges):
+            return kind
+    return None
+
+
+ENDPOINT_ACCESS_MODES = ("tunnel", "public", "private")
+
+
 class ClusterConfig(_Model):
     """The EKS cluster: version, API access, admins, add-ons, control-plane logs, node groups."""
 
     kubernetes_version: Literal[versions.SUPPORTED_KUBERNETES_VERSIONS] = versions.DEFAULT_KUBERNETES_VERSION  # type: ignore[valid-type]
-    # Empty: no public endpoint (reach the API over VPN/peering). Set your office/VPN CIDRs to enable it.
+    # How the deployer (the ray stacks' providers, kubectl, the make targets) reaches the Kubernetes API.
+    # tunnel: the endpoint stays private; the infra stack adds a small SSM-managed instance and `make tunnel`
+    # forwards https://127.0.0.1:<tunnel_local_port> to the endpoint (needs only the AWS CLI and its Session
+    # Manager plugin). public: a public endpoint limited to public_access_cidrs. private: the endpoint stays
+    # private and private_access_cidrs (your VPN, peering or Direct Connect networks) may reach it on 443.
+    endpoint_access: Literal[ENDPOINT_ACCESS_MODES] = "tunnel"  # type: ignore[valid-type]
+    # endpoint_access public only: the internet CIDRs allowed to reach the public endpoint (your egress addresses).
     public_access_cidrs: list[Cidr] = []
+    # endpoint_access private only: the networks that reach the VPC (VPN, peering, Direct Connect) and may call
+    # the private endpoint on 443.
+    private_access_cidrs: list[Cidr] = []
+    # endpoint_access tunnel only: the local port `make tunnel` listens on (127.0.0.1).
+    tunnel_local_port: int = Field(8443, ge=1024, le=65535)
     # IAM roles/users granted cluster admin through EKS access entries (API authentication mode).
     admin_principal_arns: PrincipalArns = []
     # The identity running the infra apply gets an admin access entry too (the role behind an assumed-role
@@ -409,6 +445,35 @@ class ClusterConfig(_Model):
     # AmazonSSMManagedInstanceCore on the node roles: Session Manager shells on the nodes. Off by default: whoever
     # may ssm:StartSession on an instance is root on that node, outside the cluster's access entries.
     node_ssm_access: bool = False
+
+    @model_validator(mode="after")
+    def _endpoint_access(self) -> ClusterConfig:
+        mode = self.endpoint_access
+        for field, used_by in (("public_access_cidrs", "public"), ("private_access_cidrs", "private")):
+            if getattr(self, field) and mode != used_by:
+                raise FieldError(field, f"only used with endpoint_access: {used_by} (endpoint_access is {mode}); "
+                                        f"remove it or set endpoint_access: {used_by}")
+        if mode == "public":
+            if not self.public_access_cidrs:
+                raise FieldError("public_access_cidrs", "endpoint_access public needs the internet CIDRs allowed to "
+                                                        "reach the API (your egress address, e.g. its /32)")
+            for c in self.public_access_cidrs:
+                kind = _not_internet(c)
+                if kind:
+                    raise FieldError("public_access_cidrs",
+                                     f"{c} is a {kind} range, never an address on the internet: the public endpoint "
+                                     f"would admit nobody; give your egress address (or use endpoint_access: private "
+                                     f"with private_access_cidrs for VPN networks)")
+        if mode == "private":
+            if not self.private_access_cidrs:
+                raise FieldError("private_access_cidrs", "endpoint_access private needs the networks that reach the "
+                                                         "VPC (VPN, peering, Direct Connect); without them only the "
+                                                         "cluster itself reaches the API (use endpoint_access: tunnel)")
+            opened = [c for c in self.private_access_cidrs if _is_open(c)]
+            if opened:
+                raise FieldError("private_access_cidrs", "0.0.0.0/0 is not a private network (use endpoint_access: "
+                                                         "public with your egress CIDRs)")
+        return self
 
     @model_validator(mode="after")
     def _groups(self) -> ClusterConfig:
@@ -713,8 +778,9 @@ class OrchestratorConfig(_Model):
     # Days the pipeline's logs are kept.
     log_retention_days: RetentionDays = 365
     # Concurrent executions reserved for the orchestrator's Lambda function (one per running step is enough).
-    # null: none reserved -- for accounts still at the new-account concurrency quota of 10, which cannot reserve any.
-    reserved_concurrency: int | None = Field(2, ge=1, le=100)
+    # null (the default): none reserved. AWS refuses a reservation that leaves less than 100 unreserved, so an
+    # account still at the new-account concurrency quota of 10 cannot reserve any (`make preflight` checks it).
+    reserved_concurrency: int | None = Field(None, ge=1, le=100)
 
     @model_validator(mode="after")
     def _managed(self) -> OrchestratorConfig:

@@ -1,6 +1,6 @@
 """EKS control plane: access entries (API mode, no aws-auth), KMS envelope encryption of secrets,
-control-plane logging, private endpoint + CIDR-restricted public endpoint, and the IAM OIDC provider
-for IRSA.
+control-plane logging, private endpoint + CIDR-restricted public endpoint (or 443 from private networks), and the
+IAM OIDC provider for IRSA.
 
 Cluster admins as terraform-aws-eks v21 grants them: EKS's one-time creator bootstrap is off, and every admin
 is an explicit access entry in state -- the listed principals (``admin_<i>``) and, with ``creator_is_admin``,
@@ -31,6 +31,7 @@ from cdktf_cdktf_provider_aws.eks_cluster import (
 from cdktf_cdktf_provider_aws.iam_openid_connect_provider import IamOpenidConnectProvider
 from cdktf_cdktf_provider_aws.iam_role import IamRole
 from cdktf_cdktf_provider_aws.iam_role_policy_attachment import IamRolePolicyAttachment
+from cdktf_cdktf_provider_aws.vpc_security_group_ingress_rule import VpcSecurityGroupIngressRule
 from constructs import Construct
 
 from .checkov import skip
@@ -48,6 +49,8 @@ class EksClusterProps:
     logs_kms_key_arn: str
     partition: str
     public_access_cidrs: list[str]
+    # Networks outside the cluster (VPN, peering, Direct Connect) that may call the private endpoint on 443.
+    private_access_cidrs: list[str]
     admin_principal_arns: list[str]  # unique (config checks)
     creator_is_admin: bool
     caller_arn: str  # data.aws_caller_identity's arn: who runs the apply
@@ -116,6 +119,13 @@ class RayEksCluster(Construct):
             skip(cluster, "CKV_AWS_39",
                  "The public endpoint is on only because cluster.public_access_cidrs names the CIDRs allowed to "
                  "reach it (" + ", ".join(props.public_access_cidrs) + "); leave the list empty for private only")
+        # EKS user guide, "Cluster API server endpoint": a private endpoint admits what its cluster security group
+        # admits, which is the cluster itself; a network that reaches the VPC needs 443 from its CIDR.
+        for i, cidr in enumerate(props.private_access_cidrs):
+            VpcSecurityGroupIngressRule(
+                self, f"cluster_api_from_private_{i}", ip_protocol="tcp", from_port=443, to_port=443,
+                security_group_id=cluster.vpc_config.cluster_security_group_id, cidr_ipv4=cidr,
+                description=f"HTTPS to the private EKS API from {cidr} (cluster.private_access_cidrs)")
         admin_policy = f"arn:{p}:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
         for i, principal in enumerate(props.admin_principal_arns):
             entry = EksAccessEntry(self, f"admin_{i}", cluster_name=cluster.name, principal_arn=principal,

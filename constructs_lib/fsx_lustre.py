@@ -86,6 +86,12 @@ class FsxLustre(Construct):
                 self, f"fsx_lustre_{ports}_to_cluster", security_group_id=sg.id, ip_protocol="tcp",
                 from_port=low, to_port=high, referenced_security_group_id=props.client_security_group_id,
                 description=f"Lustre {low}-{high} replies to the EKS cluster")
+            # The FSx for Lustre user guide, "File system access control with Amazon VPC": the clients' security
+            # group admits Lustre traffic from the file system's too (the servers open connections back to them).
+            VpcSecurityGroupIngressRule(
+                self, f"cluster_lustre_{ports}_from_fsx", security_group_id=props.client_security_group_id,
+                ip_protocol="tcp", from_port=low, to_port=high, referenced_security_group_id=sg.id,
+                description=f"Lustre {low}-{high} from the FSx for Lustre file system of {props.name}")
             VpcSecurityGroupEgressRule(
                 self, f"fsx_lustre_{ports}_to_self", security_group_id=sg.id, ip_protocol="tcp",
                 from_port=low, to_port=high, referenced_security_group_id=sg.id,

@@ -57,6 +57,10 @@ ECR_PULL_THROUGH_ACTIONS = ["ecr:BatchImportUpstreamImage", "ecr:CreateRepositor
 
 # Static text: the project's environment variables say what to build; no Terraform interpolation inside.
 # An existing tag is not rebuilt (a re-run, or content that went back to an earlier version): tags are immutable.
+# The base image is pulled first, with retries: Docker Hub answers anonymous pulls beyond its limit (10 per hour per
+# address, and CodeBuild's addresses are shared) with "toomanyrequests" for a while. The waits double from
+# PULL_BACKOFF_SECONDS (default 60: 1, 2, 4, 8 minutes, 15 in all); the build then uses the pulled image as it is.
+# (No ${...} in it: Terraform would read that as an interpolation.)
 BUILDSPEC = """\
 version: 0.2
 env:
@@ -73,7 +77,19 @@ phases:
             > /dev/null 2>&1; then
           echo "$REPOSITORY_URL:$IMAGE_TAG exists already (tags are immutable): nothing to build"
         else
-          docker build --pull --build-arg "BASE_IMAGE=$BASE_IMAGE" --tag "$REPOSITORY_URL:$IMAGE_TAG" .
+          wait_s="$PULL_BACKOFF_SECONDS"; [ -n "$wait_s" ] || wait_s=60
+          for attempt in 1 2 3 4 5; do
+            docker pull "$BASE_IMAGE" && break
+            if [ "$attempt" = 5 ]; then
+              echo "error: could not pull $BASE_IMAGE after $attempt attempts (Docker Hub limits anonymous pulls:" \
+                "set ray.image.docker_hub_secret_arn)" >&2
+              exit 1
+            fi
+            echo "pull of $BASE_IMAGE failed (attempt $attempt of 5): retrying in $wait_s seconds"
+            sleep "$wait_s"
+            wait_s=$((wait_s * 2))
+          done
+          docker build --build-arg "BASE_IMAGE=$BASE_IMAGE" --tag "$REPOSITORY_URL:$IMAGE_TAG" .
           docker push "$REPOSITORY_URL:$IMAGE_TAG"
         fi
 """

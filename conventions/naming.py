@@ -108,6 +108,7 @@ ORCHESTRATOR_ROLE = "ray-orchestrator"
 ORCHESTRATOR_FUNCTION_ROLE = "ray-orch-fn"
 IMAGE_BUILD_ROLE = "image-build"
 VPC_CNI_ROLE = "vpc-cni"
+API_TUNNEL_ROLE = "api-tunnel"
 
 
 def node_role_purpose(group: str) -> str:

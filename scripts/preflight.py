@@ -9,6 +9,14 @@ With the AWS CLI and your usual credentials (profile, SSO, environment), in the 
   groups can scale to: ``max_size`` x the vCPUs of the group's largest instance type
   (``ec2 describe-instance-types``), plus what already runs in the region outside this deployment;
 - the Elastic IP quota against the NAT gateways the network needs, plus the addresses already allocated;
+- Lambda's concurrency (``lambda get-account-settings``) against what orchestrator.reserved_concurrency reserves:
+  AWS refuses a reservation that leaves less than 100 unreserved (a new account has 10 in all);
+- CodeBuild's concurrent builds for the image build's compute type (Service Quotas; new accounts may have 0);
+- every node group's instance types (and the API tunnel's) offered in the deployment's AZs
+  (``ec2 describe-instance-type-offerings``: a type missing in one AZ fails the node group);
+- the API access mode can work from this machine: the Session Manager plugin for the tunnel, this machine's
+  egress address inside public_access_cidrs, the API's port reachable once the cluster exists;
+- a warning when the image build pulls its base image from Docker Hub anonymously;
 - the ``configuration_values`` the stacks give EKS add-ons (conventions/eks.py ``ADDON_CONFIGURATION``)
   against the configuration schema EKS publishes for the version that will be installed
   (``eks describe-addon-configuration``): the pinned version, else the one the stack resolves
@@ -17,10 +25,11 @@ With the AWS CLI and your usual credentials (profile, SSO, environment), in the 
   minutes into the deploy, after the cluster exists.
 
 New accounts often have 0 vCPUs for G instances and 5 Elastic IPs per region: the GPU group would then fail
-to scale, silently, long after the deploy. Every quota that is short is printed as the
-``aws service-quotas request-service-quota-increase`` command that asks for enough; the exit status is 1
-then (and when an add-on's schema rejects its configuration, or AWS cannot be reached), 2 for a config problem
-or a missing AWS CLI, 0 when all is well.
+to scale, silently, long after the deploy. Each check is one line; a quota that is short ends with the
+``aws service-quotas request-service-quota-increase`` command that asks for enough. The exit status is 1 when
+anything would fail the deploy (a short quota, a type not offered, an access mode that cannot work from here, an
+add-on's schema rejecting its configuration, AWS unreachable), 2 for a config problem or a missing AWS CLI, 0 when
+all is well.
 Instances and addresses tagged ``ray-eks/deployment=<name>`` are this deployment's own and are not counted
 twice on a re-run. With ``endpoints.url`` set (an emulator), the CLI is pointed there, as the provider is.
 """
@@ -28,19 +37,25 @@ twice on a re-run. With ``endpoints.url`` set (an emulator), the CLI is pointed 
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import json
 import math
 import os
 import re
 import shutil
-import subprocess
+import socket
 import sys
+import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 from config import AppConfig, ConfigError, load_config
+from conventions.api_access import TUNNEL_HOST, TUNNEL_INSTANCE_TYPE
 from conventions.eks import ADDON_CONFIGURATION, CONTAINER_INSIGHTS_ADDON, EKS_ADDONS
 from conventions.naming import DEPLOYMENT_TAG
+
+from .aws_cli import INSTALL_AWS_CLI, Aws, AwsError
 
 # Service Quotas codes of service ec2 (research notes aws_eks.md section 8; `aws service-quotas
 # list-service-quotas --service-code ec2` lists them). The instance quotas count vCPUs.
@@ -53,9 +68,25 @@ INSTANCE_QUOTAS = {
     ("SPOT", "p"): "L-7212CCBC",  # All P Spot Instance Requests
 }
 ELASTIC_IP_QUOTA = "L-0263D0A3"  # EC2-VPC Elastic IPs (addresses, not vCPUs)
+# Lambda "Concurrent executions" (per region); AWS keeps at least this many unreserved.
+LAMBDA_CONCURRENCY_QUOTA = "L-B99A9384"
+LAMBDA_MIN_UNRESERVED = 100
+# CodeBuild "Concurrently running builds for Linux/<size> environment", per compute type (Service Quotas, service
+# codebuild).
+CODEBUILD_QUOTAS = {
+    "BUILD_GENERAL1_SMALL": "L-9D07B6EF",
+    "BUILD_GENERAL1_MEDIUM": "L-2DC20C30",
+    "BUILD_GENERAL1_LARGE": "L-4DDC4A99",
+    "BUILD_GENERAL1_XLARGE": "L-04E5CA62",
+    "BUILD_GENERAL1_2XLARGE": "L-0397D009",
+}
+# Where preflight learns this machine's address on the internet (AWS's own service; plain text). Tests point it at
+# a local server.
+CHECKIP_URL = os.environ.get("RAY_EKS_CHECKIP_URL", "https://checkip.amazonaws.com")
+# Docker Hub's limit for anonymous pulls, per IPv4 address (or IPv6 /64): what CodeBuild's shared addresses share.
+DOCKER_HUB_ANONYMOUS_PULLS = "10 pulls per hour per address"
 # Families with quotas of their own (Inf, Trn, DL, F, X, HPC, high memory, Mac): not checked here.
 UNCHECKED_PREFIXES = ("inf", "trn", "dl", "hpc", "mac", "u-", "u7", "f", "x")
-AWS_TIMEOUT_S = 120
 
 
 def instance_class(instance_type: str) -> str | None:
@@ -91,6 +122,7 @@ class Check:
     in_use: int
     quota: float
     detail: str
+    service: str = "ec2"
 
     @property
     def ok(self) -> bool:
@@ -132,42 +164,17 @@ def nat_gateways(cfg: AppConfig) -> int:
     return 1 if cfg.network.single_nat_gateway else cfg.network.zone_count
 
 
-class AwsError(Exception):
-    pass
+class PreflightAws(Aws):
+    """The CLI plus Service Quotas' answer for a quota."""
 
-
-class Aws:
-    """The AWS CLI, in one region, JSON out. Endpoint and keys from config.endpoints when it names an emulator."""
-
-    def __init__(self, cfg: AppConfig) -> None:
-        self.region = cfg.region
-        self.env = dict(os.environ)
-        self.extra: list[str] = []
-        if cfg.endpoints.url:
-            self.extra = ["--endpoint-url", cfg.endpoints.url]
-            self.env.update(AWS_ACCESS_KEY_ID=cfg.endpoints.access_key, AWS_SECRET_ACCESS_KEY=cfg.endpoints.secret_key)
-            self.env.pop("AWS_PROFILE", None)
-            self.env.pop("AWS_SESSION_TOKEN", None)
-
-    def __call__(self, service: str, operation: str, *args: str) -> dict:
-        cmd = ["aws", service, operation, *args, "--region", self.region, "--output", "json", *self.extra]
-        try:
-            r = subprocess.run(cmd, env=self.env, capture_output=True, text=True, timeout=AWS_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            raise AwsError(f"aws {service} {operation}: no answer within {AWS_TIMEOUT_S}s") from None
-        if r.returncode != 0:
-            lines = [ln for ln in r.stderr.strip().splitlines() if ln.strip()]
-            raise AwsError(f"aws {service} {operation}: {lines[-1] if lines else f'exit {r.returncode}'}")
-        return json.loads(r.stdout) if r.stdout.strip() else {}
-
-    def quota(self, code: str) -> tuple[float, str]:
+    def quota(self, code: str, service: str = "ec2") -> tuple[float, str]:
         """A quota's applied value, else AWS's default (GetServiceQuota has no applied value for some quotas)."""
         try:
-            q = self("service-quotas", "get-service-quota", "--service-code", "ec2", "--quota-code", code)["Quota"]
+            q = self("service-quotas", "get-service-quota", "--service-code", service, "--quota-code", code)["Quota"]
         except AwsError as e:
             if "NoSuchResource" not in str(e):
                 raise
-            q = self("service-quotas", "get-aws-default-service-quota", "--service-code", "ec2",
+            q = self("service-quotas", "get-aws-default-service-quota", "--service-code", service,
                      "--quota-code", code)["Quota"]
         return float(q["Value"]), str(q.get("QuotaName") or code)
 
@@ -186,7 +193,7 @@ def _ours(resource: dict, name: str) -> bool:
     return any(t.get("Key") == DEPLOYMENT_TAG and t.get("Value") == name for t in resource.get("Tags") or [])
 
 
-def vcpus_in_use(aws: Aws, name: str) -> dict[str, int]:
+def vcpus_in_use(aws: PreflightAws, name: str) -> dict[str, int]:
     """vCPUs of the pending and running instances per quota code, this deployment's own left out."""
     out = aws("ec2", "describe-instances", "--filters", "Name=instance-state-name,Values=pending,running")
     instances = [i for r in out.get("Reservations", []) for i in r.get("Instances", []) if not _ours(i, name)]
@@ -202,7 +209,7 @@ def vcpus_in_use(aws: Aws, name: str) -> dict[str, int]:
     return used
 
 
-def run_checks(cfg: AppConfig, aws: Aws) -> tuple[list[Check], list[str]]:
+def run_checks(cfg: AppConfig, aws: PreflightAws) -> tuple[list[Check], list[str]]:
     vcpus = aws.vcpus({t for g in cfg.cluster.node_groups for t in g.instance_types if instance_class(t)})
     needs, unchecked = vcpu_needs(cfg, vcpus)
     nats = nat_gateways(cfg)
@@ -284,7 +291,7 @@ class AddonCheck:
         return "newest for the cluster's Kubernetes version" if self.addon.most_recent else "EKS default"
 
 
-def addon_version(aws: Aws, addon: AddonToCheck, kubernetes_version: str) -> str:
+def addon_version(aws: PreflightAws, addon: AddonToCheck, kubernetes_version: str) -> str:
     """The version EKS installs: the pinned one; else what the provider's aws_eks_addon_version resolves with
     most_recent (the first version EKS lists for the Kubernetes version); else what CreateAddon installs without a
     version: the one marked default for this Kubernetes version (each version lists its compatibilities with
@@ -306,7 +313,7 @@ def addon_version(aws: Aws, addon: AddonToCheck, kubernetes_version: str) -> str
 NO_SCHEMA = "EKS publishes no configuration schema for this version: it takes no configuration_values"
 
 
-def check_addon(aws: Aws, addon: AddonToCheck, kubernetes_version: str) -> AddonCheck:
+def check_addon(aws: PreflightAws, addon: AddonToCheck, kubernetes_version: str) -> AddonCheck:
     import jsonschema
 
     version = addon_version(aws, addon, kubernetes_version)
@@ -338,8 +345,178 @@ def _flat_keys(values: dict, prefix: str = "") -> list[str]:
 
 
 def request_command(check: Check, region: str) -> str:
-    return (f"aws service-quotas request-service-quota-increase --region {region} --service-code ec2 "
+    return (f"aws service-quotas request-service-quota-increase --region {region} --service-code {check.service} "
             f"--quota-code {check.code} --desired-value {check.desired}")
+
+
+# ------------------------------------------------------------------------------------------- a new account's limits
+@dataclass(frozen=True)
+class Finding:
+    """One line of the report: ``ok``, ``note`` and ``warn`` pass; anything else fails the preflight."""
+
+    status: str
+    text: str
+
+    @property
+    def fails(self) -> bool:
+        return self.status not in ("ok", "note", "warn")
+
+    def __str__(self) -> str:
+        return f"{self.status:<5} {self.text}"
+
+
+def lambda_concurrency(cfg: AppConfig, aws: PreflightAws) -> Finding | None:
+    """The orchestrator's reservation against the account's concurrency: AWS keeps 100 unreserved."""
+    if not cfg.orchestrator_enabled:
+        return None
+    limit = aws("lambda", "get-account-settings").get("AccountLimit") or {}
+    total, unreserved = int(limit.get("ConcurrentExecutions", 0)), int(limit.get("UnreservedConcurrentExecutions", 0))
+    reserve = cfg.orchestrator.reserved_concurrency
+    name = f"Lambda Concurrent executions ({LAMBDA_CONCURRENCY_QUOTA})"
+    if reserve is None:
+        return Finding("ok", f"{name}: the orchestrator reserves none (orchestrator.reserved_concurrency: null) and "
+                             f"draws on the {unreserved} unreserved of {total}")
+    need = (total - unreserved) + reserve + LAMBDA_MIN_UNRESERVED
+    check = Check(LAMBDA_CONCURRENCY_QUOTA, "Concurrent executions", "executions", need, 0, total, "",
+                  service="lambda")
+    if unreserved - reserve >= LAMBDA_MIN_UNRESERVED:
+        return Finding("ok", f"{name}: orchestrator.reserved_concurrency {reserve} leaves {unreserved - reserve} of "
+                             f"{total} unreserved (AWS keeps {LAMBDA_MIN_UNRESERVED})")
+    return Finding("SHORT", f"{name}: orchestrator.reserved_concurrency {reserve} needs {need} (AWS keeps "
+                            f"{LAMBDA_MIN_UNRESERVED} unreserved; {total - unreserved} reserved already), quota "
+                            f"{total}; request: {request_command(check, cfg.region)} (or set "
+                            f"orchestrator.reserved_concurrency: null)")
+
+
+def codebuild_builds(cfg: AppConfig, aws: PreflightAws) -> Finding | None:
+    """The image build needs one concurrent build of its compute type."""
+    if cfg.ray.image.source != "build":
+        return None
+    compute = cfg.ray.image.build_compute_type
+    code = CODEBUILD_QUOTAS[compute]
+    value, qname = aws.quota(code, service="codebuild")
+    check = Check(code, qname, "builds", 1, 0, value, "", service="codebuild")
+    text = (f"{qname} ({code}): the image build (ray.image.build_compute_type {compute}) needs 1, quota "
+            f"{math.floor(value)}")
+    if check.ok:
+        return Finding("ok", text)
+    return Finding("SHORT", f"{text}; request: {request_command(check, cfg.region)}")
+
+
+def deployment_azs(cfg: AppConfig, aws: PreflightAws) -> list[str]:
+    """The AZs the node groups span, as the stacks choose them: the configured ones, the existing VPC's private
+    subnets', or the first az_count of the region's (opt-in not required, by name)."""
+    net = cfg.network
+    if net.existing:
+        out = aws("ec2", "describe-subnets", "--subnet-ids", *net.existing.private_subnet_ids)
+        return sorted({s["AvailabilityZone"] for s in out.get("Subnets", [])})
+    if net.availability_zones:
+        return list(net.availability_zones)
+    out = aws("ec2", "describe-availability-zones", "--filters", "Name=opt-in-status,Values=opt-in-not-required")
+    return sorted(z["ZoneName"] for z in out.get("AvailabilityZones", []))[: net.az_count]
+
+
+def instance_offerings(cfg: AppConfig, aws: PreflightAws) -> list[Finding]:
+    """Each node group's types in every AZ of the deployment; the tunnel's type in the first (its subnet's)."""
+    azs = deployment_azs(cfg, aws)
+    wanted: dict[str, list[tuple[str, list[str]]]] = {}  # type -> [(who, azs)]
+    for g in cfg.cluster.node_groups:
+        for t in g.instance_types:
+            wanted.setdefault(t, []).append((f"node group {g.name}", azs))
+    if cfg.cluster.endpoint_access == "tunnel" and azs:
+        wanted.setdefault(TUNNEL_INSTANCE_TYPE, []).append(("the API tunnel", azs[:1]))
+    out = aws("ec2", "describe-instance-type-offerings", "--location-type", "availability-zone",
+              "--filters", f"Name=instance-type,Values={','.join(sorted(wanted))}")
+    offered: dict[str, set[str]] = {}
+    for o in out.get("InstanceTypeOfferings", []):
+        offered.setdefault(o["InstanceType"], set()).add(o["Location"])
+    findings = []
+    for t, users in wanted.items():
+        for who, zones in users:
+            missing = [z for z in zones if z not in offered.get(t, set())]
+            if missing:
+                where = ", ".join(sorted(offered.get(t, set()))) or f"no AZ of {cfg.region}"
+                findings.append(Finding("NOT OFFERED", f"{t} ({who}) in {', '.join(missing)}: AWS offers it in "
+                                                       f"{where}; choose network.availability_zones among those "
+                                                       f"(or another instance type)"))
+    if not findings:
+        findings.append(Finding("ok", f"instance types offered in the deployment's AZs ({', '.join(azs)}): "
+                                      f"{', '.join(sorted(wanted))}"))
+    return findings
+
+
+def docker_hub(cfg: AppConfig) -> Finding | None:
+    if cfg.ray.image.source != "build" or cfg.ray.image.docker_hub_secret_arn:
+        return None
+    return Finding("warn", f"the image build pulls {cfg.stock_ray_image} from Docker Hub anonymously, from "
+                           f"CodeBuild's shared addresses ({DOCKER_HUB_ANONYMOUS_PULLS}; the build retries with "
+                           f"backoff): set ray.image.docker_hub_secret_arn to pull with your credentials "
+                           f"(docs/deploy.md, \"Docker Hub\")")
+
+
+# ------------------------------------------------------------------------------------------- the API from here
+def egress_address(url: str = CHECKIP_URL, timeout: float = 10) -> str:
+    with urllib.request.urlopen(url, timeout=timeout) as r:
+        return str(ipaddress.ip_address(r.read().decode().strip()))
+
+
+def _reachable(host: str, port: int, timeout: float = 5) -> str | None:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return None
+    except OSError as e:
+        return f"{type(e).__name__}: {e}"
+
+
+def endpoint_access(cfg: AppConfig, aws: PreflightAws) -> list[Finding]:
+    """Can this machine reach the API the way the config says it will?"""
+    c = cfg.cluster
+    findings = []
+    if c.endpoint_access == "tunnel":
+        from .tunnel import INSTALL_PLUGIN, PLUGIN, read_session
+
+        plugin = shutil.which(PLUGIN)
+        findings.append(Finding("ok", f"{PLUGIN} is installed ({plugin}): `make tunnel` can forward the API") if plugin
+                        else Finding("FAIL", f"{PLUGIN} is not on PATH, so `make tunnel` cannot reach the private "
+                                             f"API: {INSTALL_PLUGIN}"))
+        port = c.tunnel_local_port
+        if read_session(cfg) is None and _reachable(TUNNEL_HOST, port, timeout=1) is None:
+            findings.append(Finding("FAIL", f"{TUNNEL_HOST}:{port} (cluster.tunnel_local_port) is in use by another "
+                                            f"program: stop it or choose another port"))
+    if c.endpoint_access == "public" and c.public_access_cidrs:
+        try:
+            me = egress_address()
+        except (OSError, ValueError) as e:
+            findings.append(Finding("warn", f"cannot learn this machine's address on the internet from {CHECKIP_URL} "
+                                            f"({e}): check that it is inside cluster.public_access_cidrs"))
+        else:
+            cidrs = ", ".join(c.public_access_cidrs)
+            if any(ipaddress.ip_address(me) in ipaddress.ip_network(n) for n in c.public_access_cidrs):
+                findings.append(Finding("ok", f"this machine's egress address {me} is inside "
+                                              f"cluster.public_access_cidrs ({cidrs})"))
+            else:
+                findings.append(Finding("FAIL", f"this machine's egress address {me} is outside "
+                                                f"cluster.public_access_cidrs ({cidrs}): add {me}/32 to it"))
+    try:
+        cluster = aws("eks", "describe-cluster", "--name", cfg.name)["cluster"]
+    except AwsError as e:
+        if "ResourceNotFound" not in str(e):
+            raise
+        findings.append(Finding("note", "the cluster does not exist yet: the API's port is checked from here once it "
+                                        "does (`make tunnel` checks the tunnel)"))
+        return findings
+    host = urlsplit(str(cluster.get("endpoint", ""))).hostname or ""
+    if c.endpoint_access == "tunnel":
+        return findings  # only the tunnel's port-forward reaches it: `make tunnel` proves it
+    problem = _reachable(host, 443)
+    if problem is None:
+        findings.append(Finding("ok", f"the Kubernetes API {host}:443 answers from this machine"))
+    else:
+        fix = ("connect to a network of cluster.private_access_cidrs (VPN, peering)" if c.endpoint_access == "private"
+               else "check cluster.public_access_cidrs and your network's egress")
+        findings.append(Finding("FAIL", f"the Kubernetes API {host}:443 is not reachable from this machine "
+                                        f"({problem}): {fix}"))
+    return findings
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -355,55 +532,62 @@ def main(argv: list[str] | None = None) -> int:
         print("error: preflight needs jsonschema (the Pipfile's preflight category): run `make preflight`",
               file=sys.stderr)
         return 2
-    if not shutil.which("aws"):
-        print("error: the AWS CLI (aws) is not on PATH; install it: https://docs.aws.amazon.com/cli/", file=sys.stderr)
+    if not Aws.installed():
+        print(f"error: the AWS CLI (aws) is not on PATH: {INSTALL_AWS_CLI}", file=sys.stderr)
         return 2
-    aws = Aws(cfg)
+    aws = PreflightAws(cfg)
     try:
-        me = aws("sts", "get-caller-identity")
+        me = aws.caller()
     except AwsError as e:
-        print(f"error: cannot reach AWS with the current credentials ({e}); check `aws configure list`, "
-              "AWS_PROFILE or `aws sso login`", file=sys.stderr)
+        print(f"error: {e}", file=sys.stderr)
         return 1
     print(f"preflight: deployment {cfg.name} in {cfg.region}, account {me.get('Account')}, as {me.get('Arn')}")
     if cfg.cluster.creator_is_admin:
         print("  this principal gets cluster admin (cluster.creator_is_admin: true)")
     try:
+        # Independent calls, each a CLI process that takes a second or two to start: run them side by side.
         with ThreadPoolExecutor(max_workers=4) as pool:
             addons = [pool.submit(check_addon, aws, a, cfg.cluster.kubernetes_version) for a in addons_to_check(cfg)]
+            account = [pool.submit(f, cfg, aws) for f in (lambda_concurrency, codebuild_builds)]
+            offerings = pool.submit(instance_offerings, cfg, aws)
+            access = pool.submit(endpoint_access, cfg, aws)
             checks, unchecked = run_checks(cfg, aws)
             addon_checks = [f.result() for f in addons]
+            findings = [f for f in (x.result() for x in account) if f] + offerings.result() + access.result()
     except AwsError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
+    quotas = []
     for c in checks:
-        status = "ok   " if c.ok else "SHORT"
-        print(f"{status} {c.name} ({c.code}): {c.need} {c.unit} needed [{c.detail}], {c.in_use} in use outside "
-              f"this deployment, quota {math.floor(c.quota)}")
+        line = (f"{c.name} ({c.code}): {c.need} {c.unit} needed [{c.detail}], {c.in_use} in use outside this "
+                f"deployment, quota {math.floor(c.quota)}")
+        quotas.append(Finding("ok", line) if c.ok else
+                      Finding("SHORT", f"{line}; request: {request_command(c, cfg.region)}"))
+    findings = quotas + findings
     for t in unchecked:
-        print(f"note  {t} has an instance quota of its own that preflight does not check: see "
-              f"`aws service-quotas list-service-quotas --service-code ec2 --region {cfg.region}`")
+        findings.append(Finding("note", f"{t} has an instance quota of its own that preflight does not check: see "
+                                        f"`aws service-quotas list-service-quotas --service-code ec2 --region "
+                                        f"{cfg.region}`"))
+    hub = docker_hub(cfg)
+    if hub:
+        findings.append(hub)
     for a in addon_checks:
         if a.problems:
-            print(f"REJECTED add-on {a.addon.name} {a.version} ({a.how}): {'; '.join(a.problems)}")
+            findings.append(Finding("REJECTED", f"add-on {a.addon.name} {a.version} ({a.how}): "
+                                                f"{'; '.join(a.problems)}; pin a version whose schema has the keys: "
+                                                f"{a.addon.pin_field}"))
         else:
-            print(f"ok    add-on {a.addon.name} {a.version} ({a.how}): its configuration schema accepts "
-                  f"{', '.join(_flat_keys(a.addon.values))}")
-    rejected = [a for a in addon_checks if a.problems]
-    if rejected:
-        print("\nEKS would refuse these add-ons' configuration when the deploy creates them. Pin a version whose "
-              "schema has the keys (`aws eks describe-addon-configuration --addon-name <add-on> --addon-version "
-              "<version>` prints it):")
-        for a in rejected:
-            print(f"  {a.addon.pin_field}")
-    short = [c for c in checks if not c.ok]
-    if not short:
-        print("preflight: all quotas hold the deployment at its node groups' max_size")
-        return 1 if rejected else 0
-    print("\nRequest these increases before deploying (granted per region; GPU requests can take a day or more):")
-    for c in short:
-        print(f"  {request_command(c, cfg.region)}")
-    return 1
+            findings.append(Finding("ok", f"add-on {a.addon.name} {a.version} ({a.how}): its configuration schema "
+                                          f"accepts {', '.join(_flat_keys(a.addon.values))}"))
+    for f in findings:
+        print(f)
+    failed = [f for f in findings if f.fails]
+    if failed:
+        print(f"preflight: {len(failed)} problem(s) would fail the deploy; quota increases are granted per region "
+              f"(GPU requests can take a day or more)")
+        return 1
+    print("preflight: the account takes the deployment")
+    return 0
 
 
 if __name__ == "__main__":

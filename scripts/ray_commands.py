@@ -1,25 +1,171 @@
-"""Print the user guide's commands for this deployment, from the same config and functions the stacks use
-for their outputs: `make dashboard`, `make token` and `make submit` run what this prints.
+"""The user guide's commands for this deployment, from the same config and functions the stacks use for their outputs,
+after checking that they can work: `make dashboard`, `make token`, `make submit` and `make pipeline` run what this
+prints.
 
     python -m scripts.ray_commands dashboard    # kubectl port-forward to the Ray head's dashboard (8265)
     python -m scripts.ray_commands token        # kubectl command printing the cluster's Ray token (the dashboard asks)
     python -m scripts.ray_commands submit [ARG ...]   # export the token, then ray job submit of the training job
                                                       # (ARGs replace training.args)
+    python -m scripts.ray_commands pipeline     # start the Step Functions pipeline (the ray stack's output)
+
+Before printing, it checks what the command needs -- kubectl and a kubeconfig context for this cluster, the API
+reachable (through `make tunnel` with cluster.endpoint_access tunnel), the Ray stacks deployed, and for submit the
+dashboard's port-forward and a Ray client at the cluster's version -- and otherwise prints one line on stderr saying
+what to do (`make kubeconfig`, `make tunnel`, `make deploy`, `make dashboard`, `make client`) and exits 1, printing
+nothing to run. ``--no-check`` prints the command only.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import shutil
+import socket
+import subprocess
 import sys
+from pathlib import Path
 
-from config import ConfigError, load_config
-from conventions.commands import job_submit_command, port_forward_command, token_command, token_export_command
-from stacks.contract import TRAINING_SCRIPT, job_pip
+from config import AppConfig, ConfigError, load_config
+from conventions.api_access import TUNNEL_HOST
+from conventions.commands import job_submit_command, port_forward_command, token_command
+from conventions.kubernetes import RAY_AUTH_ENV, auth_secret_name
+from conventions.ray import DASHBOARD_PORT
+from stacks.contract import INFRA_STACK, RAY_STACK, TRAINING_SCRIPT, job_pip
+
+KUBECTL_TIMEOUT_S = 30
+INSTALL_KUBECTL = "install kubectl: https://kubernetes.io/docs/tasks/tools/"
+
+
+class NotReady(Exception):
+    """One line: what is missing and the command that provides it."""
+
+
+def _kubectl(*args: str) -> subprocess.CompletedProcess:
+    try:
+        return subprocess.run(["kubectl", *args], capture_output=True, text=True, timeout=KUBECTL_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        return subprocess.CompletedProcess(args, 1, "", f"kubectl {' '.join(args)}: no answer within "
+                                                        f"{KUBECTL_TIMEOUT_S}s (i/o timeout)")
+
+
+def _first_error(text: str) -> str:
+    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
+    return lines[-1] if lines else "no output"
+
+
+def kubeconfig_hint(cfg: AppConfig) -> str:
+    return f"run `make kubeconfig` (aws eks update-kubeconfig --region {cfg.region} --name {cfg.name})"
+
+
+def check_cluster(cfg: AppConfig) -> None:
+    """kubectl reaches this deployment's cluster; NotReady says what to do otherwise."""
+    if not shutil.which("kubectl"):
+        raise NotReady(f"kubectl is not on PATH: {INSTALL_KUBECTL}")
+    r = _kubectl("config", "view", "--minify", "-o", "json")
+    view = json.loads(r.stdout) if r.returncode == 0 and r.stdout.strip() else {}
+    clusters = view.get("clusters") or []
+    if not clusters:
+        raise NotReady(f"kubectl has no current context (no kubeconfig): {kubeconfig_hint(cfg)}")
+    cluster_name = str(clusters[0].get("name", ""))
+    if not cluster_name.endswith(f":cluster/{cfg.name}") or f":{cfg.region}:" not in cluster_name:
+        raise NotReady(f"kubectl's current context is {cluster_name or 'another cluster'}, not the EKS cluster "
+                       f"{cfg.name} in {cfg.region}: {kubeconfig_hint(cfg)}")
+    server = str((clusters[0].get("cluster") or {}).get("server", ""))
+    r = _kubectl("get", "--raw", "/livez", f"--request-timeout={KUBECTL_TIMEOUT_S}s")
+    if r.returncode == 0:
+        return
+    err = _first_error(r.stderr)
+    tunnel = cfg.cluster.endpoint_access == "tunnel"
+    if tunnel and f"{TUNNEL_HOST}:{cfg.cluster.tunnel_local_port}" in server and "refused" in err:
+        raise NotReady(f"no tunnel to the Kubernetes API ({server} refused the connection): run `make tunnel`")
+    if tunnel and TUNNEL_HOST not in server:
+        raise NotReady(f"kubectl calls {server}, but the API is private and reached through the tunnel: "
+                       f"{kubeconfig_hint(cfg)}, then `make tunnel`")
+    if "no such host" in err:
+        raise NotReady(f"the API endpoint {server} does not resolve (the cluster is gone?): run `make deploy`, then "
+                       f"`make kubeconfig`")
+    if any(w in err for w in ("Unauthorized", "Forbidden", "must be logged in")):
+        raise NotReady(f"the API refused your credentials ({err}): use a principal of cluster.admin_principal_arns "
+                       f"(or the one that deployed: cluster.creator_is_admin)")
+    if cfg.cluster.endpoint_access == "private":
+        raise NotReady(f"cannot reach the private API at {server} ({err}): connect to a network of "
+                       f"cluster.private_access_cidrs (VPN)")
+    raise NotReady(f"cannot reach the Kubernetes API at {server} ({err})")
+
+
+def check_ray_deployed(cfg: AppConfig, token: bool) -> None:
+    ns = cfg.ray.namespace
+    r = _kubectl("get", "namespace", ns, "-o", "name")
+    if r.returncode != 0:
+        raise NotReady(f"namespace {ns} does not exist: the ray stacks are not deployed (run `make deploy`)")
+    if token:
+        secret = auth_secret_name(cfg.ray.cluster_name)
+        r = _kubectl("get", "secret", "-n", ns, secret, "-o", "name")
+        if r.returncode != 0:
+            raise NotReady(f"the RayCluster's token (Secret {ns}/{secret}) does not exist: the ray-cluster stack is "
+                           f"not deployed (run `make deploy`) or KubeRay has not created it yet "
+                           f"({_first_error(r.stderr)})")
+
+
+def check_dashboard_forwarded() -> None:
+    with socket.socket() as s:
+        s.settimeout(2)
+        if s.connect_ex(("127.0.0.1", DASHBOARD_PORT)) != 0:
+            raise NotReady(f"nothing listens on localhost:{DASHBOARD_PORT}: run `make dashboard` in another terminal "
+                           f"first (the job API is reached through its port-forward)")
+
+
+def check_ray_client(cfg: AppConfig) -> None:
+    """The `ray` that `make submit` runs (build/ray-client first on its PATH) is the cluster's version: installed
+    there (`make client`) when it is not."""
+    from .client_env import DEFAULT_DIR, ensure
+
+    want = cfg.ray.ray_version
+    problem = ensure(DEFAULT_DIR, want)
+    if problem:
+        raise NotReady(problem)
+    ray = shutil.which("ray")
+    if ray is None or Path(ray).resolve() != (DEFAULT_DIR / "bin" / "ray").resolve():
+        raise NotReady(f"`ray` on PATH is {ray or 'missing'}, not the client of {DEFAULT_DIR}: run `make submit` "
+                       f"(it puts {DEFAULT_DIR / 'bin'} first on PATH)")
+
+
+def submit_script(cfg: AppConfig, args: tuple[str, ...]) -> str:
+    """Export the token (a failed kubectl stops the script: no empty token reaches ray), then submit."""
+    token = token_command(cfg.ray.namespace, cfg.ray.cluster_name)
+    mode, var = RAY_AUTH_ENV["mode"], RAY_AUTH_ENV["token"]
+    return "\n".join([
+        f"{var}=\"$({token})\" || {{ echo 'error: could not read the Ray token (above): run `make token` to see "
+        f"why' >&2; exit 1; }}",
+        f"export {mode}=token {var}",
+        job_submit_command(TRAINING_SCRIPT, args, job_pip(cfg)),
+    ])
+
+
+def pipeline_command(cfg: AppConfig) -> str:
+    if not cfg.orchestrator_enabled:
+        raise NotReady("the orchestrator is off (orchestrator.enabled: false): there is no pipeline to start")
+    from .tf import Terraform, TerraformError
+
+    tf = Terraform(cfg)
+    try:
+        # The infra stack first: it needs only the AWS provider, the ray stack the Kubernetes ones too.
+        if not tf.outputs(INFRA_STACK):
+            raise NotReady(f"deployment {cfg.name} ({cfg.region}) is not deployed (its infra stack has no state): run "
+                           f"`make deploy`")
+        command = tf.outputs(RAY_STACK).get("start_execution_command")
+    except TerraformError as e:
+        raise NotReady(str(e)) from None
+    if not command:
+        raise NotReady(f"the ray stack of {cfg.name} ({cfg.region}) is not deployed (no start_execution_command "
+                       f"output): run `make deploy`")
+    return str(command)
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("command", choices=("dashboard", "token", "submit"))
+    ap.add_argument("--no-check", action="store_true", help="print the command without checking it can work")
+    ap.add_argument("command", choices=("dashboard", "token", "submit", "pipeline"))
     ap.add_argument("args", nargs=argparse.REMAINDER, help="submit: the training job's arguments")
     ns = ap.parse_args(argv)
     try:
@@ -28,6 +174,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     namespace, cluster = cfg.ray.namespace, cfg.ray.cluster_name
+    try:
+        if ns.command == "pipeline":
+            print(pipeline_command(cfg))
+            return 0
+        if not ns.no_check:
+            check_cluster(cfg)
+            check_ray_deployed(cfg, token=ns.command != "dashboard")
+            if ns.command == "submit":
+                check_dashboard_forwarded()
+                check_ray_client(cfg)
+    except NotReady as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     if ns.command == "dashboard":
         # stdout is run by `make dashboard`; the hint goes to the terminal.
         print(f"The dashboard asks for the cluster's token: `make token` prints it "
@@ -36,11 +195,9 @@ def main(argv: list[str] | None = None) -> int:
     elif ns.command == "token":
         print(token_command(namespace, cluster))
     else:
-        # The job API requires the token: `ray job submit` sends it when RAY_AUTH_MODE=token and RAY_AUTH_TOKEN are set.
-        print(token_export_command(namespace, cluster))
-        print(job_submit_command(TRAINING_SCRIPT, tuple(ns.args or cfg.training.args), job_pip(cfg)))
+        print(submit_script(cfg, tuple(ns.args or cfg.training.args)))
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

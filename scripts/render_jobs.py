@@ -12,8 +12,6 @@ infra stack's ray_image output).
 from __future__ import annotations
 
 import argparse
-import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -29,8 +27,6 @@ from constructs_lib.manifests.jobs import (
 )
 from stacks.contract import INFRA_STACK, TRAINING_SCRIPT, job_files, job_pip
 
-ROOT = Path(__file__).resolve().parent.parent
-
 
 class _LiteralDumper(yaml.SafeDumper):
     """Multi-line strings (the scripts) as readable | blocks."""
@@ -40,23 +36,28 @@ _LiteralDumper.add_representer(str, lambda d, s: d.represent_scalar(
     "tag:yaml.org,2002:str", s, style="|" if "\n" in s else None))
 
 
-def _infra_output(name: str) -> str | None:
-    """An output of the deployed infra stack, if there is one (plain terraform, no cdktf needed)."""
-    stack = ROOT / "cdktf.out" / "stacks" / INFRA_STACK
-    if not stack.is_dir():
-        return None
-    r = subprocess.run(["terraform", f"-chdir={stack}", "output", "-json"], capture_output=True, text=True)
-    if r.returncode != 0:
-        return None
-    return json.loads(r.stdout or "{}").get(name, {}).get("value")
+class NotDeployed(Exception):
+    pass
+
+
+def _infra_output(cfg: AppConfig, name: str) -> str | None:
+    """An output of this deployment's infra stack, if it is deployed (plain terraform, no cdktf needed)."""
+    from .tf import Terraform, TerraformError
+
+    try:
+        value = Terraform(cfg).outputs(INFRA_STACK).get(name)
+    except TerraformError as e:
+        raise NotDeployed(str(e)) from None
+    return str(value) if value else None
 
 
 def job_props(cfg: AppConfig, image: str | None = None, files: dict[str, str] | None = None) -> JobSubmissionProps:
     if image is None:
-        built = _infra_output("ray_image") if cfg.ray.image.source == "build" else None
+        built = _infra_output(cfg, "ray_image") if cfg.ray.image.source == "build" else None
         if cfg.ray.image.source == "build" and not built:
-            raise ConfigError("ray.image.source is build: the image is the deployed infra stack's ray_image output "
-                              "(cdktf.out/stacks/infra); deploy it first or pass --image")
+            raise NotDeployed(f"deployment {cfg.name} ({cfg.region}) is not deployed (ray.image.source build: the "
+                              f"image is its infra stack's ray_image output): run `make deploy` first, or pass "
+                              f"--image")
         image = cfg.ray_image(built)
     return JobSubmissionProps(namespace=cfg.ray.namespace, cluster_name=cfg.ray.cluster_name, image=image,
                               files=files if files is not None else job_files(), script=TRAINING_SCRIPT,
@@ -81,6 +82,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except NotDeployed as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     for name, docs in documents(props).items():

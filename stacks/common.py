@@ -1,29 +1,28 @@
-"""What every stack shares: the AWS provider (region, tags, optional emulator endpoint) and the
-state backend (local or S3 with native locking). The remote-state reader uses the same settings."""
+"""What every stack shares: the AWS provider (region, tags, optional emulator endpoint), the state backend (local or
+S3 with native locking; one state per deployment: its name and region are in every path and key), the Terraform
+version it needs, and the deployment it belongs to (an output, so that a state says whose it is). The remote-state
+reader uses the same settings."""
 
 from __future__ import annotations
 
-from cdktf import DataTerraformRemoteStateLocal, DataTerraformRemoteStateS3, LocalBackend, S3Backend, TerraformStack
+from cdktf import (
+    DataTerraformRemoteStateLocal,
+    DataTerraformRemoteStateS3,
+    LocalBackend,
+    S3Backend,
+    TerraformOutput,
+    TerraformStack,
+)
 from cdktf_cdktf_provider_aws.provider import AwsProvider, AwsProviderDefaultTags, AwsProviderEndpoints
 from constructs import Construct
 
 from config import AppConfig
 
+from .state import DEPLOYMENT_OUTPUT, REQUIRED_TERRAFORM, deployment_identity, local_state_path, state_key
+
 # The services our stacks call; an emulator endpoint is set for each of them.
 EMULATED_SERVICES = ("autoscaling", "codebuild", "ec2", "ecr", "eks", "fsx", "iam", "kms", "logs", "s3", "sfn", "ssm",
                      "sts")
-# The local backend's state files live in <project>/state/; stacks run from cdktf.out/stacks/<name>/.
-STACK_DIR_TO_PROJECT = "../../.."
-
-
-def state_key(cfg: AppConfig, stack_name: str) -> str:
-    return f"{cfg.backend.key_prefix}/{stack_name}.tfstate"
-
-
-def local_state_path(cfg: AppConfig, stack_name: str) -> str:
-    return f"{STACK_DIR_TO_PROJECT}/{cfg.backend.local_dir}/{stack_name}.tfstate"
-
-
 def _s3_emulator_settings(cfg: AppConfig) -> dict:
     url = cfg.endpoints.url
     if not url:
@@ -41,6 +40,8 @@ def _s3_emulator_settings(cfg: AppConfig) -> dict:
 
 
 def configure_backend(stack: TerraformStack, cfg: AppConfig, stack_name: str) -> None:
+    """The stack's state (its own path or key, this deployment's) and the Terraform version it needs."""
+    stack.add_override("terraform.required_version", REQUIRED_TERRAFORM)
     b = cfg.backend
     if b.type == "local":
         LocalBackend(stack, path=local_state_path(cfg, stack_name))
@@ -52,6 +53,13 @@ def configure_backend(stack: TerraformStack, cfg: AppConfig, stack_name: str) ->
     stack.add_override("terraform.backend.s3.use_lockfile", True)
     for k, v in _s3_emulator_settings(cfg).items():
         stack.add_override(f"terraform.backend.s3.{k}", v)
+
+
+def deployment_output(stack: TerraformStack, cfg: AppConfig) -> TerraformOutput:
+    """The stack's state names its deployment: a plan against another deployment's state is refused before it runs
+    (scripts/tf.py)."""
+    return TerraformOutput(stack, DEPLOYMENT_OUTPUT, value=deployment_identity(cfg),
+                           description="The deployment this state belongs to (name and region)")
 
 
 def remote_state(scope: Construct, id: str, cfg: AppConfig, stack_name: str):

@@ -18,11 +18,12 @@ STACK_ORDER = (INFRA_STACK, RAY_STACK, RAY_CLUSTER_STACK)
 
 # Output names of the infra stack: the contract with the ray stacks, the image build and operators.
 INFRA_OUTPUTS = (
-    "region", "cluster_name", "cluster_endpoint", "cluster_certificate_authority_data", "cluster_version",
+    "deployment", "region", "cluster_name", "cluster_endpoint", "cluster_certificate_authority_data", "cluster_version",
     "cluster_oidc_issuer_url", "oidc_provider_arn", "cluster_security_group_id", "node_role_arns",
     "node_group_names", "fsx_file_system_id", "fsx_dns_name", "fsx_mount_name", "ecr_repository_url",
     "ecr_repository_arn", "data_bucket_name", "data_bucket_arn", "access_logs_bucket_name", "vpc_id",
-    "private_subnet_ids", "public_subnet_ids", "update_kubeconfig_command", "ray_image",
+    "private_subnet_ids", "public_subnet_ids", "update_kubeconfig_command", "ray_image", "endpoint_access",
+    "api_tunnel_instance_id",
 )
 
 # Kubernetes names the ray stack creates and the ray-cluster stack's pods use: the head's ServiceAccount (the Ray

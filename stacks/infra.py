@@ -16,6 +16,7 @@ from constructs import Construct
 
 from config import AppConfig
 from config.versions import CODEBUILD_IMAGE
+from constructs_lib.api_tunnel import ApiTunnel, ApiTunnelProps
 from constructs_lib.ecr import EcrRepositoryProps, RayImageRepository
 from constructs_lib.eks_addons import EksAddons, EksAddonsProps
 from constructs_lib.eks_cluster import EksClusterProps, RayEksCluster
@@ -35,7 +36,7 @@ from constructs_lib.s3_bucket import SecureBucket, SecureBucketProps
 from conventions import naming
 
 from .addresses import ReadableStack
-from .common import aws_provider, configure_backend, emulator_environment
+from .common import aws_provider, configure_backend, deployment_identity, emulator_environment
 from .contract import INFRA_OUTPUTS, INFRA_STACK, image_context_files
 from .migrations import add_moved_blocks
 
@@ -76,7 +77,8 @@ class InfraStack(ReadableStack):
             log_group_name=naming.cluster_log_group(name),
             kubernetes_version=c.kubernetes_version, subnet_ids=network.private_subnet_ids,
             secrets_kms_key_arn=keys.eks_key_arn, logs_kms_key_arn=keys.data_key_arn, partition=partition,
-            public_access_cidrs=list(c.public_access_cidrs), admin_principal_arns=list(c.admin_principal_arns),
+            public_access_cidrs=list(c.public_access_cidrs), private_access_cidrs=list(c.private_access_cidrs),
+            admin_principal_arns=list(c.admin_principal_arns),
             creator_is_admin=c.creator_is_admin, caller_arn=account.arn,
             log_types=list(c.log_types), log_retention_days=c.log_retention_days,
             account_id=account.account_id, region=cfg.region,
@@ -106,6 +108,16 @@ class InfraStack(ReadableStack):
                 partition=partition, tags=tags, depends_on=addons.before_compute, ssm_access=c.node_ssm_access,
             ))
         addons.after_compute([g.node_group for g in groups.values()])
+        tunnel_id = ""
+        if c.endpoint_access == "tunnel":
+            tunnel_id = ApiTunnel(self, "api_tunnel", ApiTunnelProps(
+                name=name, region=cfg.region, partition=partition, vpc_id=network.vpc_id,
+                vpc_cidr=None if existing else net_cfg.vpc_cidr, subnet_id=network.private_subnet_ids[0],
+                cluster_security_group_id=eks.cluster_security_group_id,
+                role_name_prefix=naming.iam_role_name_prefix(name, naming.API_TUNNEL_ROLE),
+                security_group_name_prefix=naming.security_group_name_prefix(name, naming.API_TUNNEL_ROLE),
+                endpoints_security_group_name_prefix=naming.security_group_name_prefix(name, "ssm-endpoints"),
+            )).instance_id
 
         protect = cfg.protection.prevent_destroy
         logs_bucket = SecureBucket(self, "access_logs", SecureBucketProps(
@@ -136,6 +148,7 @@ class InfraStack(ReadableStack):
             ray_image = cfg.ray_image()
 
         outputs = {
+            "deployment": (deployment_identity(cfg), "The deployment this state belongs to (name and region)"),
             "region": (cfg.region, "AWS region of the deployment"),
             "cluster_name": (eks.name, "EKS cluster name"),
             "cluster_endpoint": (eks.endpoint, "Kubernetes API endpoint"),
@@ -163,6 +176,10 @@ class InfraStack(ReadableStack):
                 "Configure kubectl for the cluster"),
             "ray_image": (ray_image, "Image of the Ray head and workers (ray.image.source build: the image the deploy "
                                      "built and pushed, set once the build succeeded)"),
+            "endpoint_access": (c.endpoint_access,
+                                "How the deployer reaches the Kubernetes API (cluster.endpoint_access)"),
+            "api_tunnel_instance_id": (tunnel_id, "The SSM target of `make tunnel` (endpoint_access tunnel; empty "
+                                                  "otherwise)"),
         }
         assert tuple(outputs) == INFRA_OUTPUTS, "keep INFRA_OUTPUTS in step with the outputs"
         for name, (value, description) in outputs.items():

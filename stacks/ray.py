@@ -52,7 +52,7 @@ from observability.dashboards import (
 )
 
 from .addresses import ReadableStack
-from .common import aws_provider, configure_backend, ray_pod_image, remote_state
+from .common import aws_provider, configure_backend, deployment_output, ray_pod_image, remote_state
 from .contract import (
     FSX_CLAIM,
     INFERENCE_SCRIPT,
@@ -155,6 +155,7 @@ class RayStack(ReadableStack):
         if cfg.orchestrator_enabled:
             self._orchestrator(cfg, infra, platform.namespace.metadata.name)
 
+        deployment_output(self, cfg)
         TerraformOutput(self, "namespace", value=platform.namespace.metadata.name,
                         description="Namespace of the Ray cluster and jobs")
         TerraformOutput(self, "ray_head_service_account", value=platform.head_service_account.metadata.name,

@@ -31,7 +31,7 @@ from conventions.ray import HEAD_PORTS, LOCAL_DASHBOARD_URL
 from observability.alerts import AlertProps, prometheus_rule
 
 from .addresses import ReadableStack
-from .common import configure_backend, ray_pod_image, remote_state
+from .common import configure_backend, deployment_output, ray_pod_image, remote_state
 from .contract import (
     FSX_CLAIM,
     INFRA_STACK,
@@ -114,6 +114,7 @@ class RayClusterStack(ReadableStack):
         if after is not None:
             self.add_dependency(after)  # cdktf deploys the operator's stack first
 
+        deployment_output(self, cfg)
         TerraformOutput(self, "ray_cluster_name", value=props.name, description="RayCluster name")
         TerraformOutput(self, "head_service", value=props.head_service,
                         description=f"ClusterIP service of the Ray head (dashboard {HEAD_PORTS['dashboard']}, client "

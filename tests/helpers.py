@@ -46,6 +46,15 @@ def run_app(config: Path | None = None, outdir: Path | None = None, timeout: int
                           capture_output=True, text=True, timeout=timeout)
 
 
+# `make` as a user runs it, in the environment `make test` installed already: the install targets are taken as done
+# (make must not sync the shared environments again in the middle of the suite).
+MAKE = ["make", "--no-print-directory", "-o", ".venv/.synced-default", "-o", "node_modules/.installed"]
+
+
+def run_make(*args: str, env: dict, timeout: int = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([*MAKE, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+
+
 def load_stacks(outdir: Path) -> dict[str, dict]:
     return {p.parent.name: json.loads(p.read_text()) for p in sorted(outdir.glob("stacks/*/cdk.tf.json"))}
 
@@ -129,7 +138,7 @@ def edge_config() -> dict:
 # persistent file system (so the final-backup switch shows). The security gate must catch the first.
 OPEN_UNPROTECTED = {
     "name": "ray-open",
-    "cluster": {"public_access_cidrs": ["0.0.0.0/0"]},
+    "cluster": {"endpoint_access": "public", "public_access_cidrs": ["0.0.0.0/0"]},
     "fsx": {"deployment_type": "PERSISTENT_2", "storage_capacity_gib": 1200},
     "protection": {"prevent_destroy": False},
 }

@@ -255,6 +255,28 @@ CASES = [
         {**CORE, "labels": {f"l{i}": "x" for i in range(9)}}]}},
         expect="cluster.node_groups[0].labels: node group 'core' would carry 53 tags (41 of the deployment, 12 for"),
     Bad("ecr-name-one-char", {"ecr": {"repository_name": "a"}}, expect="ecr.repository_name: must be a lowercase ECR"),
+    # issue 17: how the deployer reaches the API
+    Bad("access-unknown-mode", {"cluster": {"endpoint_access": "vpn"}},
+        expect="cluster.endpoint_access: must be 'tunnel', 'public' or 'private'"),
+    Bad("access-public-without-cidrs", {"cluster": {"endpoint_access": "public"}},
+        expect="cluster.public_access_cidrs: endpoint_access public needs the internet CIDRs"),
+    Bad("access-public-rfc1918", {"cluster": {"endpoint_access": "public", "public_access_cidrs": ["10.1.0.0/16"]}},
+        expect="cluster.public_access_cidrs: 10.1.0.0/16 is a private (RFC 1918) range"),
+    Bad("access-public-documentation", {"cluster": {"endpoint_access": "public",
+                                                    "public_access_cidrs": ["1.2.3.4/32", "198.51.100.0/24"]}},
+        expect="cluster.public_access_cidrs: 198.51.100.0/24 is a documentation (RFC 5737) range"),
+    Bad("access-public-cidrs-with-tunnel", {"cluster": {"public_access_cidrs": ["1.2.3.4/32"]}},
+        expect="cluster.public_access_cidrs: only used with endpoint_access: public (endpoint_access is tunnel)"),
+    Bad("access-private-without-cidrs", {"cluster": {"endpoint_access": "private"}},
+        expect="cluster.private_access_cidrs: endpoint_access private needs the networks"),
+    Bad("access-private-open", {"cluster": {"endpoint_access": "private", "private_access_cidrs": ["0.0.0.0/0"]}},
+        expect="cluster.private_access_cidrs: 0.0.0.0/0 is not a private network"),
+    Bad("access-private-cidrs-with-public", {"cluster": {"endpoint_access": "public",
+                                                         "public_access_cidrs": ["1.2.3.4/32"],
+                                                         "private_access_cidrs": ["10.100.0.0/16"]}},
+        expect="cluster.private_access_cidrs: only used with endpoint_access: private (endpoint_access is public)"),
+    Bad("access-tunnel-port-privileged", {"cluster": {"tunnel_local_port": 443}},
+        expect="cluster.tunnel_local_port: must be greater than or equal to 1024"),
     # the file itself
     Bad("list-as-key", text="? [a, b]\n: x\n", expect="not valid YAML at line 1, column 3: a key must be a plain"),
     Bad("nested-too-deeply", text="tags: " + "[" * 5000 + "]" * 5000 + "\n", expect="nested too deeply"),
@@ -347,3 +369,31 @@ def test_bad_input_fails_before_cdktf_is_imported(tmp_path, previous_out):
                 for line in r.stderr.splitlines() if line.startswith("import time:")}
     assert "config" in imported  # the measurement works
     assert not imported & {"cdktf", "jsii", "constructs", "cdktf_cdktf_provider_aws", "stacks"}, sorted(imported)
+
+
+# ------------------------------------------------------------------------------------------- through make (issue 17)
+def test_main_help_prints_usage_and_synthesizes_nothing(tmp_path):
+    out = tmp_path / "cdktf.out"
+    r = subprocess.run([sys.executable, str(ROOT / "main.py"), "--help"], cwd=ROOT, env=app_env(outdir=out),
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and r.stdout.startswith("usage: main.py"), r.stderr
+    assert "RAY_EKS_CONFIG" in r.stdout and not out.exists()
+
+
+def test_make_synth_says_bad_input_in_one_line_and_warnings_as_warnings(tmp_path):
+    """`make synth` runs main.py itself: no wrapper repeating the error or printing warnings as [ERROR]."""
+    from tests.helpers import OPEN_UNPROTECTED, run_make
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({"network": {"az_count": 9}}))
+    r = run_make("synth", env=app_env(config=bad, outdir=tmp_path / "out"))
+    ours = [ln for ln in r.stderr.splitlines() if not ln.startswith("make:")]
+    assert r.returncode != 0, r.stderr
+    assert ours == [f"error: {bad}: network.az_count: must be less than or equal to 6 (got 9)"], r.stderr
+    risky = tmp_path / "open.yaml"
+    risky.write_text(yaml.safe_dump(OPEN_UNPROTECTED))
+    r = run_make("synth", env=app_env(config=risky, outdir=tmp_path / "out"))
+    assert r.returncode == 0, r.stderr
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert lines and all(ln.startswith("warning: ") for ln in lines), lines
+    assert "[ERROR]" not in r.stdout + r.stderr

@@ -124,8 +124,9 @@ def test_explicit_cidrs_and_azs_win():
 
 def test_cidrs_are_normalised():
     assert NetworkConfig(vpc_cidr="10.0.0.0/16").vpc_cidr == "10.0.0.0/16"
-    cluster = AppConfig.model_validate({"cluster": {"public_access_cidrs": ["203.0.113.7/32"]}}).cluster
-    assert cluster.public_access_cidrs == ["203.0.113.7/32"]
+    cluster = AppConfig.model_validate({"cluster": {"endpoint_access": "public",
+                                                    "public_access_cidrs": ["1.2.3.4/32"]}}).cluster
+    assert cluster.public_access_cidrs == ["1.2.3.4/32"]
 
 
 # ---------------------------------------------------------------- ray_image
@@ -163,9 +164,10 @@ def test_frozen_ray_ml_image_is_refused():
 
 # ---------------------------------------------------------------- warnings and messages
 def test_dangerous_settings_warn():
-    open_api = parse_config({"cluster": {"public_access_cidrs": ["10.0.0.0/8", "0.0.0.0/0"]}})
+    open_api = parse_config({"cluster": {"endpoint_access": "public", "public_access_cidrs": ["1.2.3.0/24",
+                                                                                              "0.0.0.0/0"]}})
     assert any("0.0.0.0/0" in w and "whole internet" in w for w in open_api.warnings())
-    restricted = parse_config({"cluster": {"public_access_cidrs": ["203.0.113.0/24"]}})
+    restricted = parse_config({"cluster": {"endpoint_access": "public", "public_access_cidrs": ["1.2.3.0/24"]}})
     assert not any("contains 0.0.0.0/0" in w for w in restricted.warnings())
     unprotected = parse_config({"protection": {"prevent_destroy": False}})
     assert any(w.startswith("protection.prevent_destroy is false") for w in unprotected.warnings())

@@ -181,9 +181,10 @@ def test_public_endpoint_off_by_default(infra):
     assert _cluster(infra)["vpc_config"]["endpoint_public_access"] is False
 
 
-def test_dev_public_endpoint_restricted_to_its_cidr(dev_infra):
+def test_dev_endpoint_is_private_and_reached_through_the_tunnel(dev_infra):
     vpc = _cluster(dev_infra)["vpc_config"]
-    assert vpc["endpoint_public_access"] is True and vpc["public_access_cidrs"] == ["203.0.113.0/24"]
+    assert vpc["endpoint_public_access"] is False and not vpc.get("public_access_cidrs")
+    assert "api_tunnel" in dev_infra["resource"]["aws_instance"]
 
 
 def test_control_plane_in_private_subnets(created_network_shape):
@@ -241,9 +242,9 @@ def _props(**kw) -> EksClusterProps:
                 kubernetes_version="1.34", subnet_ids=["subnet-a", "subnet-b"],
                 secrets_kms_key_arn="arn:aws:kms:us-west-2:111122223333:key/secrets",
                 logs_kms_key_arn="arn:aws:kms:us-west-2:111122223333:key/logs", partition="aws-us-gov",
-                public_access_cidrs=["198.51.100.0/24"], admin_principal_arns=ADMINS, creator_is_admin=True,
-                caller_arn=CALLER, log_types=["api", "audit"], log_retention_days=90, account_id="111122223333",
-                region="us-gov-west-1")
+                public_access_cidrs=["198.51.100.0/24"], private_access_cidrs=[], admin_principal_arns=ADMINS,
+                creator_is_admin=True, caller_arn=CALLER, log_types=["api", "audit"], log_retention_days=90,
+                account_id="111122223333", region="us-gov-west-1")
     return EksClusterProps(**{**base, **kw})
 
 
@@ -256,9 +257,10 @@ def public_with_admins(construct_synth):
 
 @pytest.fixture(scope="module")
 def private_alone(construct_synth):
-    """Private endpoint only, no admins listed, the creator not an admin."""
+    """Private endpoint only (a VPN network may call it), no admins listed, the creator not an admin."""
     return construct_synth(lambda stack: RayEksCluster(stack, "eks", _props(
-        public_access_cidrs=[], admin_principal_arns=[], creator_is_admin=False)))
+        public_access_cidrs=[], private_access_cidrs=["10.100.0.0/16", "192.168.8.0/24"], admin_principal_arns=[],
+        creator_is_admin=False)))
 
 
 def test_alone_cluster_from_the_props(public_with_admins):
@@ -329,3 +331,13 @@ def test_alone_private_without_admins_has_no_public_endpoint_and_no_entries(priv
     assert not private_alone.resources("aws_eks_access_entry")
     assert not private_alone.resources("aws_eks_access_policy_association")
     assert not private_alone.data("aws_iam_session_context")
+
+
+def test_alone_private_networks_reach_the_api_on_443_only(private_alone, public_with_admins):
+    rules = private_alone.resources("aws_vpc_security_group_ingress_rule")
+    assert {n: (r["cidr_ipv4"], r["ip_protocol"], r["from_port"], r["to_port"], r["security_group_id"])
+            for n, r in rules.items()} == {
+        f"cluster_api_from_private_{i}": (cidr, "tcp", 443, 443,
+                                          "${aws_eks_cluster.ray.vpc_config[0].cluster_security_group_id}")
+        for i, cidr in enumerate(["10.100.0.0/16", "192.168.8.0/24"])}
+    assert not public_with_admins.resources("aws_vpc_security_group_ingress_rule")

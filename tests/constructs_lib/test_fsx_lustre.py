@@ -207,9 +207,13 @@ def test_alone_lustre_ports_between_the_clients_and_the_file_servers_only(linked
                   "referenced_security_group_id": peer}
         assert linked.has_resource(VpcSecurityGroupIngressRule, common)
         assert linked.has_resource(VpcSecurityGroupEgressRule, common)
+    # The clients' group admits the file servers back (the FSx for Lustre user guide's client rules).
+    assert linked.has_resource(VpcSecurityGroupIngressRule, {
+        "security_group_id": CLIENTS, "ip_protocol": "tcp", "from_port": low, "to_port": high,
+        "referenced_security_group_id": sg})
     rules = [*linked.resources("aws_vpc_security_group_ingress_rule").values(),
              *linked.resources("aws_vpc_security_group_egress_rule").values()]
-    assert len(rules) == 8 and not [r for r in rules if "cidr_ipv4" in r or "cidr_ipv6" in r]
+    assert len(rules) == 10 and not [r for r in rules if "cidr_ipv4" in r or "cidr_ipv6" in r]
 
 
 def test_alone_persistent_without_data_repository_takes_the_props_backups(construct_synth):

@@ -8,11 +8,14 @@ from __future__ import annotations
 import filecmp
 import io
 import json
+import os
 import re
 import shutil
+import subprocess
 import zipfile
 
 import pytest
+import yaml
 
 from config import AppConfig
 from config.versions import CODEBUILD_IMAGE, RAY_VERSION
@@ -79,10 +82,52 @@ def test_buildspec_pushes_the_immutable_tag_once():
     # Plain text in Terraform JSON: ${ or %{ would be a Terraform interpolation or directive.
     assert "${" not in BUILDSPEC and "%{" not in BUILDSPEC
     assert BUILDSPEC.startswith("version: 0.2\n")
-    assert 'docker build --pull --build-arg "BASE_IMAGE=$BASE_IMAGE" --tag "$REPOSITORY_URL:$IMAGE_TAG" .' in BUILDSPEC
+    assert 'docker build --build-arg "BASE_IMAGE=$BASE_IMAGE" --tag "$REPOSITORY_URL:$IMAGE_TAG" .' in BUILDSPEC
     assert 'docker push "$REPOSITORY_URL:$IMAGE_TAG"' in BUILDSPEC
     assert "describe-images" in BUILDSPEC  # an existing (immutable) tag is not built again
     assert "docker login --username AWS --password-stdin" in BUILDSPEC
+
+
+def _run_build_phase(tmp_path, pull_failures: int) -> tuple[subprocess.CompletedProcess, list[str]]:
+    """The buildspec's build phase in bash, as CodeBuild runs it, with aws, docker and sleep standing in: the tag
+    does not exist yet, and Docker Hub refuses the first ``pull_failures`` pulls (rate limit)."""
+    (command,) = yaml.safe_load(BUILDSPEC)["phases"]["build"]["commands"]
+    calls = tmp_path / "calls"
+    stand_ins = f"""
+aws() {{ echo "aws $*" >> {calls}; return 254; }}
+docker() {{
+  echo "docker $*" >> {calls}
+  if [ "$1" = pull ]; then
+    n=$(grep -c '^docker pull' {calls})
+    if [ "$n" -le {pull_failures} ]; then echo "toomanyrequests: pull rate limit" >&2; return 1; fi
+  fi
+}}
+sleep() {{ echo "sleep $*" >> {calls}; }}
+"""
+    env = {"PATH": os.environ["PATH"], "REPOSITORY_URL": "123456789012.dkr.ecr.us-west-2.amazonaws.com/ray",
+           "REPOSITORY_NAME": "ray", "IMAGE_TAG": "2.58.0-0123456789ab", "BASE_IMAGE": "rayproject/ray:2.58.0-py311"}
+    r = subprocess.run(["bash", "-c", stand_ins + command], env=env, capture_output=True, text=True, timeout=60)
+    return r, calls.read_text().splitlines()
+
+
+def test_build_retries_docker_hub_pulls_with_backoff(tmp_path):
+    r, calls = _run_build_phase(tmp_path, pull_failures=3)
+    assert r.returncode == 0, r.stderr
+    assert [c for c in calls if c.startswith(("docker pull", "sleep"))] == [
+        "docker pull rayproject/ray:2.58.0-py311", "sleep 60", "docker pull rayproject/ray:2.58.0-py311",
+        "sleep 120", "docker pull rayproject/ray:2.58.0-py311", "sleep 240", "docker pull rayproject/ray:2.58.0-py311"]
+    # The build uses the image just pulled: no second pull of its own (--pull would count against the limit again).
+    build = next(c for c in calls if c.startswith("docker build"))
+    assert "--pull" not in build and "BASE_IMAGE=rayproject/ray:2.58.0-py311" in build
+    assert calls[-1].startswith("docker push ")
+
+
+def test_build_gives_up_after_five_pulls_naming_the_fix(tmp_path):
+    r, calls = _run_build_phase(tmp_path, pull_failures=5)
+    assert r.returncode == 1
+    assert len([c for c in calls if c.startswith("docker pull")]) == 5
+    assert not any(c.startswith(("docker build", "docker push")) for c in calls)
+    assert "set ray.image.docker_hub_secret_arn" in r.stderr
 
 
 def test_tag_is_the_ray_version_and_the_content_hash(infra):

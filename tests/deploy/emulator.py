@@ -52,6 +52,9 @@ EKS
       research notes aws_eks.md section 9): node groups (``nodegroup/<cluster>/<name>/<uuid>``), add-ons
       (``addon/<cluster>/<name>/<uuid>``, the ``addonArn`` CreateAddon returns) and access entries are
       tagged here; describing them returns the tags. An ARN of nothing answers 404 ``NotFoundException``.
+  29. Every cluster gets the same OIDC issuer and API endpoint (moto draws them once, when it is imported): a
+      second deployment's IAM OIDC provider then fails with 409 ``EntityAlreadyExists``. Each cluster gets its
+      own, shaped as EKS's (``oidc.eks.<region>.amazonaws.com/id/<32 hex>``, ``<32 hex>.<3>.<region>.eks...``).
   13. ``UpdateNodegroupVersion`` is not implemented (a new launch template version: a changed tag on the
       instances rolls the group), and ``DescribeUpdate`` knows no update, so the provider cannot wait for
       an ``UpdateNodegroupConfig`` (a new max size) either. The version update sets the node group's
@@ -84,6 +87,12 @@ EC2
   19. ``DescribeLaunchTemplates`` returns the tags a template was created with: ``CreateTags`` on it (a new
       provider default tag) is kept but never shown, so every plan wants to add the tag again. The template's
       current tags are returned.
+  27. ``DescribeInstances`` gives a network interface without a public address an empty ``Association``; AWS
+      gives none, and the provider reads its presence as ``associate_public_ip_address = true``, so every plan
+      replaces an instance launched without one (the API tunnel). Omitted when there is no public address.
+  28. ``RunInstances`` with the security groups on the primary network interface (how the provider launches an
+      instance whose ``associate_public_ip_address`` is set) leaves the instance's own ``SecurityGroups`` empty;
+      AWS shows the primary interface's, and every plan wants to add them again. They are the instance's.
 CodeBuild
   20. ``DeleteProject`` takes a project name or ARN; moto matches names only, so the provider's delete
       (by ARN, its resource id) left the project behind. An ARN is resolved to its project's name.
@@ -94,9 +103,11 @@ IAM
   22. AWS managed policies (``AmazonEKSClusterPolicy``...) exist only with
       ``MOTO_IAM_LOAD_MANAGED_POLICIES=true``, which this launcher sets.
 Service Quotas
-  23. Only VPC quotas are known. EC2's instance vCPU and Elastic IP quotas (``EC2_QUOTAS``) are served
-      with the defaults AWS gives a new account, or with the applied values ``--quota CODE=VALUE``
-      names (an account whose increases were granted).
+  23. Only VPC quotas are known. EC2's instance vCPU and Elastic IP quotas, Lambda's concurrent executions and
+      CodeBuild's concurrent builds per Linux compute type (``QUOTAS``) are served with the values AWS gives a
+      new account (5 standard and 0 G/P vCPUs, 5 Elastic IPs, 10 concurrent executions, 0 concurrent builds: a
+      new account's CodeBuild refuses builds with AccountLimitExceededException), or with the applied values
+      ``--quota CODE=VALUE`` names (an account whose increases were granted).
 STS
   24. A presigned GetCallerIdentity URL (query-string SigV4, how ``aws eks get-token`` tokens carry the
       caller's identity to EKS) is routed by moto to S3 (it routes by the ``Authorization`` header, which a
@@ -106,6 +117,10 @@ STS
       ``X-Amz-Date``, and the answer is the caller identity, in JSON when the request accepts it (EKS asks
       for JSON). A wrong signature, an unsigned header value that differs, an unknown key or an expired URL
       gets STS's 403.
+Lambda
+  26. ``GetAccountSettings`` is not implemented. It is served as Lambda answers it: ``AccountLimit`` with the
+      concurrency quota (23's ``L-B99A9384``) and what functions leave unreserved of it (their reserved
+      concurrency subtracted), and ``AccountUsage`` with the functions' count.
 Server
   25. moto's backends are not thread-safe (getmoto/moto#372), and its threaded server runs requests at
       once: one request can iterate a dict (IAM's roles) while another adds to it and answer 500, and
@@ -145,16 +160,23 @@ _updates: dict[tuple[str, str, str], dict[str, Any]] = {}  # 13. (region, cluste
 # 14. --addon-schema: (add-on, version) -> the schema served for that version instead of the recorded one
 _addon_schemas: dict[tuple[str, str], dict[str, Any]] = {}
 ADDON_FACTS = Path(__file__).resolve().parent.parent / "reference" / "eks-addons"
-# 23. EC2 quota code -> (name, default value for a new account); --quota overrides the value.
-EC2_QUOTAS: dict[str, tuple[str, float]] = {
-    "L-1216C47A": ("Running On-Demand Standard (A, C, D, H, I, M, R, T, Z) instances", 5.0),
-    "L-DB2E81BA": ("Running On-Demand G and VT instances", 0.0),
-    "L-417A185B": ("Running On-Demand P instances", 0.0),
-    "L-34B43A08": ("All Standard (A, C, D, H, I, M, R, T, Z) Spot Instance Requests", 5.0),
-    "L-3819A6DF": ("All G and VT Spot Instance Requests", 0.0),
-    "L-7212CCBC": ("All P Spot Instance Requests", 0.0),
-    "L-0263D0A3": ("EC2-VPC Elastic IPs", 5.0),
+# 23. Quota code -> (service code, name, value for a new account); --quota overrides the value.
+QUOTAS: dict[str, tuple[str, str, float]] = {
+    "L-1216C47A": ("ec2", "Running On-Demand Standard (A, C, D, H, I, M, R, T, Z) instances", 5.0),
+    "L-DB2E81BA": ("ec2", "Running On-Demand G and VT instances", 0.0),
+    "L-417A185B": ("ec2", "Running On-Demand P instances", 0.0),
+    "L-34B43A08": ("ec2", "All Standard (A, C, D, H, I, M, R, T, Z) Spot Instance Requests", 5.0),
+    "L-3819A6DF": ("ec2", "All G and VT Spot Instance Requests", 0.0),
+    "L-7212CCBC": ("ec2", "All P Spot Instance Requests", 0.0),
+    "L-0263D0A3": ("ec2", "EC2-VPC Elastic IPs", 5.0),
+    "L-B99A9384": ("lambda", "Concurrent executions", 10.0),
+    "L-9D07B6EF": ("codebuild", "Concurrently running builds for Linux/Small environment", 0.0),
+    "L-2DC20C30": ("codebuild", "Concurrently running builds for Linux/Medium environment", 0.0),
+    "L-4DDC4A99": ("codebuild", "Concurrently running builds for Linux/Large environment", 0.0),
+    "L-04E5CA62": ("codebuild", "Concurrently running builds for Linux/XLarge environment", 0.0),
+    "L-0397D009": ("codebuild", "Concurrently running builds for Linux/2XLarge environment", 0.0),
 }
+LAMBDA_CONCURRENCY_QUOTA = "L-B99A9384"
 _applied_quotas: dict[str, float] = {}
 _dras: dict[str, dict[str, Any]] = {}  # association id -> association
 
@@ -228,6 +250,9 @@ def _patch_models() -> None:
 
     def create_cluster(self, *args, **kwargs):
         cluster = orig_create_cluster(self, *args, **kwargs)
+        unique = uuid.uuid4().hex.upper()  # 29. its own issuer and endpoint
+        cluster.identity = {"oidc": {"issuer": f"https://oidc.eks.{self.region_name}.amazonaws.com/id/{unique}"}}
+        cluster.endpoint = f"https://{unique}.{unique[:3].lower()}.{self.region_name}.eks.amazonaws.com"
         vpc_cfg = cluster.resources_vpc_config = dict(cluster.resources_vpc_config or {})
         subnets = vpc_cfg.get("subnetIds") or []
         if subnets and not vpc_cfg.get("clusterSecurityGroupId"):
@@ -404,16 +429,39 @@ def _patch_models() -> None:
     # 19. A launch template's tags are its current ones, not those it was created with.
     lt_models.LaunchTemplate.tags = property(lambda self: self.get_tags(), lambda self, value: None)
 
-    # 23. EC2 quotas in Service Quotas.
+    # 27. No Association on a network interface without a public address.
+    from moto.ec2.models import elastic_network_interfaces as eni_models
+
+    orig_association = eni_models.NetworkInterface.association
+
+    eni_models.NetworkInterface.association = property(
+        lambda self: orig_association.fget(self) if self.public_ip else None)
+
+    # 28. An instance's security groups are its primary network interface's.
+    from moto.ec2.models import instances as instance_models
+
+    orig_prep_nics = instance_models.Instance.prep_nics
+
+    def prep_nics(self, *args, **kwargs):
+        result = orig_prep_nics(self, *args, **kwargs)
+        primary = self.nics.get(0)
+        if not self.security_groups and primary is not None and primary._group_set:
+            self.security_groups = list(primary._group_set)
+        return result
+
+    instance_models.Instance.prep_nics = prep_nics
+
+    # 23. EC2, Lambda and CodeBuild quotas in Service Quotas.
     from moto.servicequotas import models as sq_models
 
     orig_get_quota = sq_models.ServiceQuotasBackend.get_service_quota
 
     def get_service_quota(self, service_code: str, quota_code: str) -> dict[str, Any]:
-        if service_code == "ec2" and quota_code in EC2_QUOTAS:
-            name, default = EC2_QUOTAS[quota_code]
-            return {"ServiceCode": "ec2", "ServiceName": "Amazon Elastic Compute Cloud (Amazon EC2)",
-                    "QuotaArn": f"arn:aws:servicequotas:{self.region_name}:{self.account_id}:ec2/{quota_code}",
+        if quota_code in QUOTAS and QUOTAS[quota_code][0] == service_code:
+            _, name, default = QUOTAS[quota_code]
+            return {"ServiceCode": service_code, "ServiceName": service_code,
+                    "QuotaArn": f"arn:aws:servicequotas:{self.region_name}:{self.account_id}:{service_code}/"
+                                f"{quota_code}",
                     "QuotaCode": quota_code, "QuotaName": name, "Value": _applied_quotas.get(quota_code, default),
                     "Unit": "None", "Adjustable": True, "GlobalQuota": False}
         return orig_get_quota(self, service_code, quota_code)
@@ -744,6 +792,19 @@ def _fsx(target: str, region: str, body: dict) -> tuple | None:
     return None
 
 
+def _lambda_account_settings(region: str):
+    """26. GetAccountSettings: the concurrency quota (23) and what the functions leave unreserved of it."""
+    from moto.awslambda.models import lambda_backends
+
+    functions = list(lambda_backends[ACCOUNT_ID][region].list_functions())
+    reserved = sum(int(getattr(f, "reserved_concurrency", None) or 0) for f in functions)
+    total = int(_applied_quotas.get(LAMBDA_CONCURRENCY_QUOTA, QUOTAS[LAMBDA_CONCURRENCY_QUOTA][2]))
+    return _json(200, {"AccountLimit": {"TotalCodeSize": 80530636800, "CodeSizeUnzipped": 262144000,
+                                        "CodeSizeZipped": 52428800, "ConcurrentExecutions": total,
+                                        "UnreservedConcurrentExecutions": total - reserved},
+                       "AccountUsage": {"TotalCodeSize": 0, "FunctionCount": len(functions)}})
+
+
 class PatchedApp:
     """WSGI middleware: answers what moto lacks, hands everything else to moto."""
 
@@ -773,6 +834,8 @@ class PatchedApp:
             result = None
             if service == "eks":
                 result = self._eks(environ, region)
+            elif service == "lambda" and environ.get("PATH_INFO", "").rstrip("/").endswith("/account-settings"):
+                result = _lambda_account_settings(region)  # 26.
             elif service == "fsx" and environ.get("HTTP_X_AMZ_TARGET", "").startswith(FSX_TARGET_PREFIX):
                 result = self._fsx(environ, region)
             if result is not None:
@@ -923,7 +986,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--port", type=int, default=0, help="0: any free port")
     ap.add_argument("--exit-on-stdin-eof", action="store_true", help="stop when stdin closes (the parent died)")
     ap.add_argument("--quota", action="append", default=[], metavar="CODE=VALUE",
-                    help="23. an applied EC2 quota value (Service Quotas), e.g. L-DB2E81BA=64")
+                    help="23. an applied quota value (Service Quotas: EC2, Lambda, CodeBuild), e.g. L-DB2E81BA=64")
     ap.add_argument("--addon-schema", action="append", default=[], metavar="ADDON@VERSION=FILE",
                     help="14. the configuration schema (a JSON file; empty: none) served for one add-on version")
     args = ap.parse_args(argv)
@@ -936,8 +999,8 @@ def main(argv: list[str] | None = None) -> int:
         _addon_schemas[(addon, version)] = json.loads(text) if text.strip() else {}
     for item in args.quota:
         code, _, value = item.partition("=")
-        if code not in EC2_QUOTAS:
-            ap.error(f"--quota {item}: not one of {', '.join(EC2_QUOTAS)}")
+        if code not in QUOTAS:
+            ap.error(f"--quota {item}: not one of {', '.join(QUOTAS)}")
         _applied_quotas[code] = float(value)
 
     _patch_models()

@@ -1,12 +1,16 @@
-"""The deploy path for real: the synthesized infra stack, real terraform and the real AWS provider,
-against moto's AWS emulator on 127.0.0.1 (tests/deploy/emulator.py lists what it patches).
+"""The deploy path for real: the Makefile's own `make deploy` / `diff` / `destroy` (scripts/deploy.py: credentials,
+synth, terraform in this deployment's data directory) on the infra stack, with real terraform and the real AWS
+provider, against moto's AWS emulator on 127.0.0.1 (tests/deploy/emulator.py lists what it patches).
 
-One cycle: S3 backend with native locking -> init -> apply (the image build's local-exec included) -> plan shows
-no changes -> a second terraform fails on the lock another terraform holds -> a stripped ray stack reads the infra
-outputs through stacks/common.remote_state -> day 2: a routine change (bigger node groups, a new node group, a new
-tag) plans without replacing or deleting anything stateful, applies in place, does not rebuild the image, and a
-re-plan is empty -> destroy. The emulator crashed on no request, and it and every terraform process are gone
-afterwards.
+One cycle, the default deployment's shape (a core and a GPU group, FSx, the image build, the API tunnel): S3 backend
+with native locking -> `make deploy STACKS=infra` (the image build's local-exec included) -> after another synth,
+`make diff` finds the Terraform data where it left it and shows no changes -> a second terraform fails on the lock
+another terraform holds -> a stripped ray stack reads the infra outputs through stacks/common.remote_state -> day 2:
+a routine change (bigger node groups, a new node group, a new tag) plans without replacing or deleting anything
+stateful, applies in place, does not rebuild the image, and a re-plan is empty -> a second deployment (another name)
+from the same checkout applies beside the first without touching its state -> a plan against another deployment's
+state is refused in one line -> `make destroy` of the first leaves the second alone. The emulator crashed on no
+request, and it and every terraform process are gone afterwards (the emulator, with the second deployment in it).
 """
 
 from __future__ import annotations
@@ -25,13 +29,19 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.helpers import ROOT, Emulator, app_env, emulator_server, run_app
+from tests.helpers import MAKE, ROOT, Emulator, app_env, emulator_server, run_app
 
 HERE = Path(__file__).resolve().parent
 READER_APP = HERE / "reader_app.py"
 STATE_BUCKET = "ray-eks-tfstate-e2e"
 KEY_PREFIX = "e2e"
 NAME = "ray-e2e"
+REGION = "us-east-1"
+# The second deployment from the same checkout: another name, another VPC.
+OTHER_NAME = "ray-e2e-two"
+OTHER_VPC = "10.30.0.0/16"
+# A third config, for the refusal of another deployment's state (never applied).
+THIRD_NAME = "ray-e2e-three"
 # A terraform command that runs this long is stuck (a provider waiter the emulator never ends): it is killed with
 # its plugins, and the failure shows what it waited on. Generous: this is a hang detector, not a time budget.
 TF_TIMEOUT_S = 600
@@ -46,6 +56,41 @@ DAY2_GROUP = {"name": "cpu", "role": "cpu", "instance_types": ["m6i.xlarge"], "m
 # every node of the group.
 STATEFUL_TYPES = ("aws_fsx_lustre_file_system", "aws_s3_bucket", "aws_ecr_repository", "aws_eks_cluster",
                   "aws_kms_key", "aws_eks_node_group")
+
+
+def _state_key(name: str = NAME) -> str:
+    return f"{KEY_PREFIX}/{name}/{REGION}/infra.tfstate"
+
+
+def _data_dir(tmp: Path, name: str = NAME) -> Path:
+    """Where scripts/tf.py keeps the infra stack's Terraform data for a deployment (RAY_EKS_BUILD_DIR below)."""
+    return tmp / "build" / "terraform" / name / REGION / "infra"
+
+
+def _make(tmp: Path, config: Path, *args: str, ok=(0,), timeout: int = TF_TIMEOUT_S) -> subprocess.CompletedProcess:
+    """`make <args>` in the checkout, as a user runs it: the config by RAY_EKS_CONFIG, this test's output folder and
+    build directory, no AWS or Terraform settings of the machine's."""
+    env = {k: v for k, v in app_env(config=config, outdir=tmp / "cdktf.out").items()
+           if not k.startswith(("AWS_", "TF_"))}
+    env.update(RAY_EKS_BUILD_DIR=str(tmp / "build"), AWS_EC2_METADATA_DISABLED="true")
+    started = time.monotonic()
+    proc = subprocess.Popen([*MAKE, *args], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        stdout, stderr = proc.communicate()
+        pytest.fail(f"make {' '.join(args)} ran over {timeout}s:\n{stdout[-6000:]}\n{stderr[-3000:]}")
+    print(f"make {' '.join(args)} ({config.stem}): {time.monotonic() - started:.0f}s")
+    assert proc.returncode in ok, f"make {' '.join(args)} exited {proc.returncode}:\n{stdout[-4000:]}\n{stderr[-4000:]}"
+    return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
+
+
+def _write_config(data: dict, tmp: Path, name: str) -> Path:
+    config = tmp / f"{name}.yaml"
+    config.write_text(yaml.safe_dump(data))
+    return config
 
 
 def _tf_env(tmp: Path, data_dir: Path) -> dict:
@@ -83,12 +128,13 @@ def _config_data(emulator: Emulator) -> dict:
     """The default deployment's shape (a core and a GPU group), small."""
     return {
         "name": NAME,
-        "region": "us-east-1",
+        "region": REGION,
         "endpoints": {"url": emulator.url},
         "backend": {"type": "s3", "bucket": STATE_BUCKET, "key_prefix": KEY_PREFIX},
         "network": {"vpc_cidr": "10.20.0.0/16", "availability_zones": ["us-east-1a", "us-east-1b"],
                     "single_nat_gateway": True, "flow_log_retention_days": 7},
-        "cluster": {"kubernetes_version": "1.34", "public_access_cidrs": ["203.0.113.0/24"], "log_retention_days": 7,
+        # endpoint_access: the default, tunnel (the API tunnel instance and its SSM endpoints are applied too).
+        "cluster": {"kubernetes_version": "1.34", "log_retention_days": 7,
                     "node_groups": [
                         {"name": "core", "role": "core", "instance_types": ["m6i.xlarge"],
                          "min_size": 1, "desired_size": 1, "max_size": 2, "disk_size_gib": 50},
@@ -127,7 +173,7 @@ def _holder(cwd: Path, env: dict) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
 
 
-LOCK_KEY = f"{KEY_PREFIX}/infra.tfstate.tflock"
+LOCK_KEY = f"{_state_key()}.tflock"
 
 
 def _lock_exists(s3) -> bool:
@@ -216,33 +262,49 @@ def test_deploy_cycle(emulator: Emulator, tmp_path: Path) -> None:
     assert _emulator_errors(emulator.log) == []
 
 
+def _state(s3, name: str = NAME) -> dict:
+    return json.loads(s3.get_object(Bucket=STATE_BUCKET, Key=_state_key(name))["Body"].read())
+
+
 def _deploy_cycle(emulator: Emulator, tmp_path: Path) -> None:
     s3 = emulator.client("s3")
     s3.create_bucket(Bucket=STATE_BUCKET)
     s3.put_bucket_versioning(Bucket=STATE_BUCKET, VersioningConfiguration={"Status": "Enabled"})
 
     data = _config_data(emulator)
-    config = _synth(data, tmp_path, "e2e")
+    config = _write_config(data, tmp_path, "e2e")
+    deployed = _make(tmp_path, config, "deploy", "STACKS=infra")
+    assert f"deployment {NAME} ({REGION}), account 123456789012" in deployed.stdout  # credentials checked first
     stack_dir = tmp_path / "cdktf.out" / "stacks" / "infra"
-    backend = json.loads((stack_dir / "cdk.tf.json").read_text())["terraform"]["backend"]["s3"]
+    infra_json = json.loads((stack_dir / "cdk.tf.json").read_text())
+    backend = infra_json["terraform"]["backend"]["s3"]
     assert backend["use_lockfile"] is True and backend["encrypt"] is True
-    assert backend["key"] == f"{KEY_PREFIX}/infra.tfstate"
+    assert backend["key"] == _state_key()  # the deployment's name and region are in the key
+    assert infra_json["terraform"]["required_version"] == ">= 1.10"
+    # The Terraform data is this deployment's, outside cdktf.out.
+    data_dir = _data_dir(tmp_path)
+    assert (data_dir / "terraform.tfstate").is_file() and not (stack_dir / ".terraform").exists()
 
-    env = _tf_env(tmp_path, tmp_path / "tf-infra")
-    _tf(["init", "-input=false"], stack_dir, env)
-    _tf(["apply", "-auto-approve", "-input=false"], stack_dir, env)
-
-    state_key = f"{KEY_PREFIX}/infra.tfstate"
-    head = s3.head_object(Bucket=STATE_BUCKET, Key=state_key)
+    head = s3.head_object(Bucket=STATE_BUCKET, Key=_state_key())
     assert head.get("ServerSideEncryption"), "state object is not encrypted (backend encrypt = true)"
-    state = json.loads(s3.get_object(Bucket=STATE_BUCKET, Key=state_key)["Body"].read())
+    state = _state(s3)
     assert state["outputs"]["cluster_name"]["value"] == NAME
+    assert state["outputs"]["deployment"]["value"] == {"name": NAME, "region": REGION}
+    assert state["outputs"]["endpoint_access"]["value"] == "tunnel"
+    tunnel = state["outputs"]["api_tunnel_instance_id"]["value"]
+    (instance,) = [i for r in emulator.client("ec2").describe_instances(InstanceIds=[tunnel])["Reservations"]
+                   for i in r["Instances"]]
+    assert instance["MetadataOptions"]["HttpTokens"] == "required" and "KeyName" not in instance
     assert not _lock_exists(s3), "apply left its lock file behind"
     build_id = _assert_image_built(emulator, state["outputs"])
 
-    # Re-plan: what apply made is what the config says, so nothing to do.
-    _assert_empty_plan(stack_dir, env, "after apply")
+    # Re-plan through the Makefile after the synth it runs replaced cdktf.out: the Terraform data survived (no provider
+    # installed again), and what apply made is what the config says.
+    diff = _make(tmp_path, config, "diff", "STACKS=infra")
+    assert "No changes." in diff.stdout, diff.stdout[-4000:]
+    assert "Installing hashicorp/aws" not in diff.stdout + diff.stderr
 
+    env = _tf_env(tmp_path, data_dir)
     # Locking: while one terraform holds the lock, another fails at once, naming the lock.
     holder = _holder(stack_dir, env)
     try:
@@ -271,7 +333,7 @@ def _deploy_cycle(emulator: Emulator, tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr[-3000:]
     reader_dir = reader_out / "stacks" / "reader"
     rs = json.loads((reader_dir / "cdk.tf.json").read_text())["data"]["terraform_remote_state"]["infra"]
-    assert rs["backend"] == "s3" and rs["config"]["key"] == state_key and rs["config"]["bucket"] == STATE_BUCKET
+    assert rs["backend"] == "s3" and rs["config"]["key"] == _state_key() and rs["config"]["bucket"] == STATE_BUCKET
     renv = _tf_env(tmp_path, tmp_path / "tf-reader")
     _tf(["init", "-input=false"], reader_dir, renv)
     _tf(["apply", "-auto-approve", "-input=false"], reader_dir, renv)
@@ -280,14 +342,14 @@ def _deploy_cycle(emulator: Emulator, tmp_path: Path) -> None:
         assert outputs[name]["value"] == state["outputs"][name]["value"], name
     assert outputs["cluster_name"]["value"] == NAME
 
-    # Day 2: the routine change, synthesized into the same directory as a user's next `cdktf synth`.
+    # Day 2: the routine change, synthesized into the same directory as a user's next `make synth`; planned into a
+    # file whose JSON is checked, and exactly that plan applied.
     _synth(_day2(data), tmp_path, "e2e-day2")
-    _tf(["init", "-input=false"], stack_dir, env)  # a fresh synth has no lock file: init again, as cdktf deploy does
+    _tf(["init", "-input=false"], stack_dir, env)  # a fresh synth has no lock file: init again, as make deploy does
     plan_file = _day2_plan(stack_dir, env, state)
-    _tf(["apply", "-input=false", str(plan_file)], stack_dir, env)  # exactly the plan that was checked
+    _tf(["apply", "-input=false", str(plan_file)], stack_dir, env)
     eks = emulator.client("eks")
-    names = json.loads(s3.get_object(Bucket=STATE_BUCKET, Key=state_key)["Body"].read())["outputs"][
-        "node_group_names"]["value"]
+    names = _state(s3)["outputs"]["node_group_names"]["value"]
     assert set(names) == {"core", "gpu", "cpu"}
     for group, size in [*DAY2_MAX_SIZES.items(), ("cpu", DAY2_GROUP["max_size"])]:
         ng = eks.describe_nodegroup(clusterName=NAME, nodegroupName=names[group])["nodegroup"]
@@ -297,16 +359,45 @@ def _deploy_cycle(emulator: Emulator, tmp_path: Path) -> None:
         arn = eks.describe_addon(clusterName=NAME, addonName=addon)["addon"]["addonArn"]
         assert eks.list_tags_for_resource(resourceArn=arn)["tags"].get(DAY2_TAG[0]) == DAY2_TAG[1], addon
     assert eks.describe_cluster(name=NAME)["cluster"]["tags"].get(DAY2_TAG[0]) == DAY2_TAG[1]
-    day2 = json.loads(s3.get_object(Bucket=STATE_BUCKET, Key=state_key)["Body"].read())
-    assert _assert_image_built(emulator, day2["outputs"]) == build_id, "the day-2 change rebuilt the image"
+    assert _assert_image_built(emulator, _state(s3)["outputs"]) == build_id, "the day-2 change rebuilt the image"
     _assert_empty_plan(stack_dir, env, "after the day-2 apply")
+    day2_config = tmp_path / "e2e-day2.yaml"
 
-    _tf(["destroy", "-auto-approve", "-input=false"], stack_dir, env)
-    state = json.loads(s3.get_object(Bucket=STATE_BUCKET, Key=state_key)["Body"].read())
+    # A second deployment from the same checkout (another name, another VPC): its own state key and Terraform data,
+    # applied beside the first, whose state it does not touch.
+    before = s3.head_object(Bucket=STATE_BUCKET, Key=_state_key())
+    other = _write_config({**data, "name": OTHER_NAME, "network": {**data["network"], "vpc_cidr": OTHER_VPC}},
+                          tmp_path, "e2e-other")
+    _make(tmp_path, other, "deploy", "STACKS=infra")
+    assert _state(s3, OTHER_NAME)["outputs"]["deployment"]["value"] == {"name": OTHER_NAME, "region": REGION}
+    assert _data_dir(tmp_path, OTHER_NAME).is_dir()
+    assert sorted(eks.list_clusters()["clusters"]) == sorted([NAME, OTHER_NAME])
+    after = s3.head_object(Bucket=STATE_BUCKET, Key=_state_key())
+    assert (after["ETag"], after["VersionId"]) == (before["ETag"], before["VersionId"]), "the second deploy wrote " \
+        "the first one's state"
+
+    # A plan against another deployment's state is refused before it runs: the first deployment's state at a third
+    # one's key (a copied state, a mistyped key) is named as such, in one line.
+    third = _write_config({**data, "name": THIRD_NAME}, tmp_path, "e2e-third")
+    s3.copy_object(Bucket=STATE_BUCKET, Key=_state_key(THIRD_NAME), ServerSideEncryption="AES256",
+                   CopySource={"Bucket": STATE_BUCKET, "Key": _state_key()})
+    refused = _make(tmp_path, third, "diff", "STACKS=infra", ok=(2,))  # make's status for a failed recipe
+    (line,) = [ln for ln in refused.stderr.splitlines() if ln.startswith("error:")]
+    assert f"belongs to deployment {NAME} ({REGION}), not to this config's {THIRD_NAME} ({REGION})" in line, \
+        refused.stderr
+    s3.delete_object(Bucket=STATE_BUCKET, Key=_state_key(THIRD_NAME))
+
+    # The first deployment's destroy leaves the second one alone (its state and its resources).
+    other_before = s3.head_object(Bucket=STATE_BUCKET, Key=_state_key(OTHER_NAME))
+    _make(tmp_path, day2_config, "destroy", "STACKS=infra")
+    state = _state(s3)
     assert state["resources"] == [], [r["type"] + "." + r["name"] for r in state["resources"]]
-    assert emulator.client("eks").list_clusters()["clusters"] == []
-    assert emulator.client("fsx").describe_file_systems()["FileSystems"] == []
-    assert emulator.client("codebuild").list_projects()["projects"] == []
+    assert eks.list_clusters()["clusters"] == [OTHER_NAME]
+    assert s3.head_object(Bucket=STATE_BUCKET, Key=_state_key(OTHER_NAME))["VersionId"] == other_before["VersionId"]
+    others = _state(s3, OTHER_NAME)["outputs"]
+    fsx = emulator.client("fsx").describe_file_systems()["FileSystems"]
+    assert [f["FileSystemId"] for f in fsx] == [others["fsx_file_system_id"]["value"]]
+    assert emulator.client("codebuild").list_projects()["projects"] == [f"{OTHER_NAME}-ray-image"]
 
 
 def test_emulator_errors_names_the_exception(tmp_path: Path) -> None:

@@ -30,11 +30,12 @@ def block(step: int) -> str:
     text = GUIDE[start.end(): start.end() + nxt.start()] if nxt else GUIDE[start.end():]
     m = re.search(r"```\n(.*?)```", text, re.S)
     assert m, f"step {step} has no code block"
-    return "\n".join(line[3:] if line.startswith("   ") else line for line in m.group(1).splitlines())
+    return "\n".join(line[3:] if line.startswith("   ") else line for line in m.group(1).splitlines()).rstrip()
 
 
 def make_prints(command: str) -> list[str]:
-    r = subprocess.run([sys.executable, "-m", "scripts.ray_commands", command], cwd=ROOT, env=app_env(),
+    """What `make <command>` runs (without its checks: there is no cluster here)."""
+    r = subprocess.run([sys.executable, "-m", "scripts.ray_commands", "--no-check", command], cwd=ROOT, env=app_env(),
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     return r.stdout.strip().splitlines()
@@ -45,17 +46,26 @@ def cluster(default_synth) -> dict:
     return one(default_synth["ray-cluster"], "kubernetes_manifest", "ray_cluster")["manifest"]
 
 
+def test_the_guide_starts_by_installing_the_client_at_the_clusters_version():
+    from scripts.client_env import requirement
+
+    assert block(1).strip() == f'pip install "{requirement(AppConfig().ray.ray_version)}"'
+    assert "`make client`" in GUIDE[:GUIDE.index("2. ")]
+
+
 def test_connect_is_the_infra_output_for_the_default_deployment(default_synth):
     cfg = AppConfig()
     out = outputs(default_synth["infra"])["update_kubeconfig_command"]["value"]
     assert out == ('${format("aws eks update-kubeconfig --region %s --name %s", "' + cfg.region
                    + '", aws_eks_cluster.ray.name)}')
     assert one(default_synth["infra"], "aws_eks_cluster", "ray")["name"] == cfg.name
-    assert block(1).strip() == f"aws eks update-kubeconfig --region {cfg.region} --name {cfg.name}"
+    assert block(2).strip() == f"aws eks update-kubeconfig --region {cfg.region} --name {cfg.name}"
 
 
 def test_pods_are_named_as_kuberay_and_the_chart_name_them(cluster, default_synth):
-    lines = block(2).splitlines()
+    """Right after the deploy: the head (the operator runs in its own namespace); workers scale from zero
+    (minReplicas 0), none yet."""
+    lines = block(3).splitlines()
     assert lines[0].strip() == f"kubectl get pods -n {cluster['metadata']['namespace']}"
     operator_ns = one(default_synth["ray"], "kubernetes_namespace_v1", "kuberay_operator")["metadata"]["name"]
     assert f"kubectl get pods -n {operator_ns}" in README  # the operator, in its own namespace
@@ -65,13 +75,13 @@ def test_pods_are_named_as_kuberay_and_the_chart_name_them(cluster, default_synt
     # the head runs Ray and, with in-tree autoscaling, the autoscaler sidecar KubeRay adds
     head_containers = len(cluster["spec"]["headGroupSpec"]["template"]["spec"]["containers"])
     head_containers += 1 if cluster["spec"]["enableInTreeAutoscaling"] else 0
-    worker_containers = len(group["template"]["spec"]["containers"])
-    assert rows == {f"{name}-head-...": f"{head_containers}/{head_containers}",
-                    f"{name}-{group['groupName']}-worker-...": f"{worker_containers}/{worker_containers}"}
+    assert group["minReplicas"] == 0
+    assert rows == {f"{name}-head-...": f"{head_containers}/{head_containers}"}
+    assert f"`{name}-{group['groupName']}-worker-...`" in GUIDE  # named where the guide says when they appear
 
 
 def test_services_and_their_ports(cluster):
-    lines = [line.split() for line in block(3).splitlines()[1:] if line and not line.startswith("NAME")]
+    lines = [line.split() for line in block(4).splitlines()[1:] if line and not line.startswith("NAME")]
     rows = {cols[0]: cols for cols in lines}
     head = cluster["spec"]["headGroupSpec"]
     ports = head["template"]["spec"]["containers"][0]["ports"]
@@ -85,18 +95,22 @@ def test_services_and_their_ports(cluster):
 
 def test_port_forward_token_and_submit_are_what_make_runs(default_synth):
     out = {k: v["value"] for k, v in outputs(default_synth["ray-cluster"]).items()}
-    assert block(4).strip() == make_prints("dashboard")[0] == out["dashboard_port_forward_command"]
-    export, submit = make_prints("submit")
-    assert block(5).strip() == export == out["ray_auth_export_command"]
-    assert block(7).strip() == submit == out["ray_job_submit_command"]
-    assert f"localhost:{HEAD_PORTS['dashboard']}" in block(6)
+    assert block(5).strip() == make_prints("dashboard")[0] == out["dashboard_port_forward_command"]
+    read_token, export, submit = make_prints("submit")
+    assert block(6).strip() == out["ray_auth_export_command"]
+    # make submit reads the token with the same command, and stops when it cannot.
+    token = make_prints("token")[0]
+    assert f"$({token})" in block(6) and read_token.startswith(f'RAY_AUTH_TOKEN="$({token})" || ')
+    assert export == "export RAY_AUTH_MODE=token RAY_AUTH_TOKEN"
+    assert block(8).strip() == submit == out["ray_job_submit_command"]
+    assert f"localhost:{HEAD_PORTS['dashboard']}" in block(7)
 
 
 def test_in_cluster_job_names():
     docs = documents(job_props(AppConfig(), image="registry.example/ray:test"))
     job = next(d for d in docs["submit-job.yaml"] if d["kind"] == "Job")
-    assert "rendered/submit-job.yaml" in block(9) and "rendered/rayjob.yaml" in GUIDE
-    assert block(9).splitlines()[-1].strip() == (
+    assert "rendered/submit-job.yaml" in block(10) and "rendered/rayjob.yaml" in GUIDE
+    assert block(10).splitlines()[-1].strip() == (
         f"kubectl logs -n {job['metadata']['namespace']} job/{job['metadata']['name']} -f")
 
 

@@ -5,10 +5,13 @@ as users run it."""
 
 from __future__ import annotations
 
+import http.server
 import json
 import shutil
 import subprocess
 import sys
+import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -74,8 +77,8 @@ def test_elastic_ips_per_nat_gateway():
 
 
 # ------------------------------------------------------------------------------------------- add-on configuration
-# Quotas that hold the default deployment (the add-on tests are about the add-ons).
-ENOUGH = ("--quota", "L-1216C47A=640", "--quota", "L-DB2E81BA=64")
+# Quotas that hold the default deployment (the add-on tests are about the add-ons): vCPUs and one image build.
+ENOUGH = ("--quota", "L-1216C47A=640", "--quota", "L-DB2E81BA=64", "--quota", "L-4DDC4A99=1")
 
 
 def recorded_schema(addon: str) -> dict:
@@ -117,12 +120,31 @@ def test_our_configuration_fits_the_recorded_schemas():
 
 
 # ------------------------------------------------------------------------------------------- the CLI
-def preflight(tmp: Path, url: str, **config) -> subprocess.CompletedProcess:
+def _plugin_dir(tmp: Path) -> Path:
+    """A stand-in for the AWS CLI's Session Manager plugin (a binary this machine cannot install): preflight only
+    looks for it on PATH."""
+    d = tmp / "plugin-bin"
+    d.mkdir(exist_ok=True)
+    plugin = d / "session-manager-plugin"
+    plugin.write_text("#!/bin/sh\necho 1.2.707.0\n")
+    plugin.chmod(0o755)
+    return d
+
+
+def preflight(tmp: Path, url: str, plugin: bool = True, env: dict | None = None,
+              **config) -> subprocess.CompletedProcess:
     assert shutil.which("aws"), "the AWS CLI must be on PATH (make preflight uses it)"
     path = tmp / "preflight.yaml"
     path.write_text(yaml.safe_dump({"endpoints": {"url": url}, **config}))
-    return subprocess.run([sys.executable, "-m", "scripts.preflight"], cwd=ROOT, env=app_env(config=path),
+    run_env = app_env(config=path, **(env or {}))
+    dirs = [d for d in run_env["PATH"].split(":") if not (Path(d) / "session-manager-plugin").exists()]
+    run_env["PATH"] = ":".join([str(_plugin_dir(tmp))] * plugin + dirs)
+    return subprocess.run([sys.executable, "-m", "scripts.preflight"], cwd=ROOT, env=run_env,
                           capture_output=True, text=True, timeout=300)
+
+
+def _requests(out: str) -> list[str]:
+    return [ln.split("; request: ", 1)[1].split(" (or ", 1)[0] for ln in out.splitlines() if "; request: " in ln]
 
 
 def _line(out: str, code: str) -> str:
@@ -131,24 +153,42 @@ def _line(out: str, code: str) -> str:
 
 
 def test_a_new_account_is_told_what_to_request(tmp_path):
-    """AWS's defaults for a new account: 5 standard vCPUs, 0 G vCPUs, 5 Elastic IPs."""
+    """AWS's values for a new account: 5 standard vCPUs, 0 G vCPUs, 5 Elastic IPs, Lambda concurrency 10, no
+    concurrent CodeBuild build. Each limit the config exceeds is one line: the quota, what the config needs, the
+    request that raises it."""
     with emulator_server(tmp_path / "emulator.log") as emu:
-        r = preflight(tmp_path, emu.url)
+        r = preflight(tmp_path, emu.url, orchestrator={"reserved_concurrency": 2})
     assert r.returncode == 1, r.stdout + r.stderr
     assert "account 123456789012" in r.stdout
     assert _line(r.stdout, "L-1216C47A").startswith("SHORT") and "32 vCPUs needed" in _line(r.stdout, "L-1216C47A")
     assert _line(r.stdout, "L-DB2E81BA").startswith("SHORT") and "gpu: 4 x g5.xlarge" in _line(r.stdout, "L-DB2E81BA")
     assert _line(r.stdout, "L-0263D0A3").startswith("ok") and "3 Elastic IPs needed" in _line(r.stdout, "L-0263D0A3")
-    requests = [ln.strip() for ln in r.stdout.splitlines() if "request-service-quota-increase" in ln]
-    assert requests == [
+    assert _line(r.stdout, "L-B99A9384") == (
+        "SHORT Lambda Concurrent executions (L-B99A9384): orchestrator.reserved_concurrency 2 needs 102 (AWS keeps "
+        "100 unreserved; 0 reserved already), quota 10; request: aws service-quotas request-service-quota-increase "
+        "--region us-west-2 --service-code lambda --quota-code L-B99A9384 --desired-value 102 (or set "
+        "orchestrator.reserved_concurrency: null)")
+    assert _line(r.stdout, "L-4DDC4A99") == (
+        "SHORT Concurrently running builds for Linux/Large environment (L-4DDC4A99): the image build "
+        "(ray.image.build_compute_type BUILD_GENERAL1_LARGE) needs 1, quota 0; request: aws service-quotas "
+        "request-service-quota-increase --region us-west-2 --service-code codebuild --quota-code L-4DDC4A99 "
+        "--desired-value 1")
+    assert _requests(r.stdout) == [
         "aws service-quotas request-service-quota-increase --region us-west-2 --service-code ec2 "
         "--quota-code L-1216C47A --desired-value 32",
         "aws service-quotas request-service-quota-increase --region us-west-2 --service-code ec2 "
-        "--quota-code L-DB2E81BA --desired-value 16"]
+        "--quota-code L-DB2E81BA --desired-value 16",
+        "aws service-quotas request-service-quota-increase --region us-west-2 --service-code lambda "
+        "--quota-code L-B99A9384 --desired-value 102",
+        "aws service-quotas request-service-quota-increase --region us-west-2 --service-code codebuild "
+        "--quota-code L-4DDC4A99 --desired-value 1"]
+    # Without explicit AZs the first az_count of the region, as the stack picks them (us-west-2d is the fourth).
+    assert "instance types offered in the deployment's AZs (us-west-2a, us-west-2b, us-west-2c)" in r.stdout
+
 
 
 def test_usage_outside_the_deployment_counts_and_its_own_does_not(tmp_path):
-    with emulator_server(tmp_path / "emulator.log", "--quota", "L-1216C47A=640", "--quota", "L-DB2E81BA=64") as emu:
+    with emulator_server(tmp_path / "emulator.log", *ENOUGH) as emu:
         url, ec2 = emu.url, emu.client("ec2", region="us-west-2")
         ours = [{"ResourceType": "instance", "Tags": [{"Key": "ray-eks/deployment", "Value": "ray-eks"}]}]
         ec2.run_instances(ImageId="ami-12c6146b", InstanceType="g5.4xlarge", MinCount=2, MaxCount=2)  # 32 vCPUs
@@ -164,7 +204,7 @@ def test_usage_outside_the_deployment_counts_and_its_own_does_not(tmp_path):
         assert g.startswith("ok") and "32 in use outside this deployment" in g and "quota 64" in g
         eip = _line(r.stdout, "L-0263D0A3")
         assert eip.startswith("SHORT") and "3 in use outside this deployment" in eip
-        assert [ln.strip() for ln in r.stdout.splitlines() if "request-service-quota-increase" in ln] == [
+        assert _requests(r.stdout) == [
             "aws service-quotas request-service-quota-increase --region us-west-2 --service-code ec2 "
             "--quota-code L-0263D0A3 --desired-value 6"]
 
@@ -172,7 +212,7 @@ def test_usage_outside_the_deployment_counts_and_its_own_does_not(tmp_path):
             ec2.release_address(AllocationId=allocation)
         r = preflight(tmp_path, url)
     assert r.returncode == 0, r.stdout + r.stderr
-    assert "all quotas hold the deployment" in r.stdout and "SHORT" not in r.stdout
+    assert "the account takes the deployment" in r.stdout and "SHORT" not in r.stdout
 
 
 def test_unreachable_aws_and_bad_config(tmp_path):
@@ -226,10 +266,10 @@ def test_addon_configuration_rejected_fails_preflight_naming_addon_and_key(tmp_p
     assert r.returncode == 1, r.stdout + r.stderr
     lines = _addon_lines(r.stdout)
     assert lines["coredns"] == ("REJECTED add-on coredns v1.9.3-eksbuild.1 (pinned): nodeSelector: not a key of the "
-                                "add-on's schema")
+                                "add-on's schema; pin a version whose schema has the keys: "
+                                "cluster.addon_versions.coredns")
     assert lines["vpc-cni"].startswith("ok") and lines["aws-fsx-csi-driver"].startswith("ok")
-    assert "  cluster.addon_versions.coredns" in r.stdout.splitlines()
-    assert "all quotas hold the deployment" in r.stdout  # the quotas are not what failed
+    assert not [ln for ln in r.stdout.splitlines() if ln.startswith("SHORT")]  # the quotas are not what failed
     assert latest.returncode == 0 and _addon_lines(latest.stdout)["coredns"].startswith("ok"), latest.stdout
 
 
@@ -250,7 +290,9 @@ def test_an_addon_version_without_a_schema_takes_no_configuration(tmp_path):
                          "--addon-schema", f"coredns@v1.8.0-eksbuild.1={empty}") as emu:
         r = preflight(tmp_path, emu.url, cluster={"addon_versions": {"coredns": "v1.8.0-eksbuild.1"}})
     assert r.returncode == 1, r.stdout + r.stderr
-    assert _addon_lines(r.stdout)["coredns"] == f"REJECTED add-on coredns v1.8.0-eksbuild.1 (pinned): {NO_SCHEMA}"
+    assert _addon_lines(r.stdout)["coredns"] == (
+        f"REJECTED add-on coredns v1.8.0-eksbuild.1 (pinned): {NO_SCHEMA}; pin a version whose schema has the keys: "
+        f"cluster.addon_versions.coredns")
 
 
 def test_an_unusable_schema_from_aws_is_one_error_line(tmp_path):
@@ -263,3 +305,85 @@ def test_an_unusable_schema_from_aws_is_one_error_line(tmp_path):
     assert r.stderr.startswith("error: aws eks describe-addon-configuration: the configuration schema of add-on "
                                "coredns v1.8.0-eksbuild.1 is not a usable JSON schema ("), r.stderr
     assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+# ------------------------------------------------------------------------------------------- issue 17: a new account
+def test_types_not_offered_anonymous_pulls_and_no_plugin_are_each_one_line(emulator, tmp_path):
+    """The emulator's offerings are AWS's (moto's recorded data): g5.xlarge is not offered in us-west-2d. The default
+    image build pulls from Docker Hub anonymously: a warning. No Session Manager plugin: the tunnel cannot work."""
+    r = preflight(tmp_path, emulator.url, plugin=False, network={"availability_zones": ["us-west-2c", "us-west-2d"]})
+    assert r.returncode == 1, r.stdout + r.stderr
+    lines = r.stdout.splitlines()
+    assert [ln for ln in lines if ln.startswith("NOT OFFERED")] == [
+        "NOT OFFERED g5.xlarge (node group gpu) in us-west-2d: AWS offers it in us-west-2a, us-west-2b, us-west-2c; "
+        "choose network.availability_zones among those (or another instance type)"]
+    (warn,) = [ln for ln in lines if ln.startswith("warn")]
+    assert "pulls rayproject/ray:2.58.0-py311-cu130 from Docker Hub anonymously" in warn
+    assert "set ray.image.docker_hub_secret_arn" in warn
+    (plugin,) = [ln for ln in lines if "session-manager-plugin" in ln]
+    assert plugin.startswith("FAIL  session-manager-plugin is not on PATH, so `make tunnel` cannot reach the private "
+                             "API: install the AWS CLI's Session Manager plugin: https://docs.aws.amazon.com/")
+
+    secret = "arn:aws:secretsmanager:us-west-2:123456789012:secret:ecr-pullthroughcache/hub"
+    ok = preflight(tmp_path, emulator.url, network={"availability_zones": ["us-west-2a", "us-west-2b"]},
+                   ray={"image": {"docker_hub_secret_arn": secret}}).stdout.splitlines()
+    assert "ok    instance types offered in the deployment's AZs (us-west-2a, us-west-2b): g5.xlarge, m6i.2xlarge, " \
+           "t4g.nano" in ok
+    assert not [ln for ln in ok if ln.startswith("warn")]
+    assert any(ln.startswith("ok    session-manager-plugin is installed") for ln in ok)
+
+
+@contextmanager
+def _checkip(address: str):
+    """A stand-in for checkip.amazonaws.com: answers this machine's address, as plain text."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = f"{address}\n".encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+def test_public_access_needs_this_machines_address_in_the_cidrs(emulator, tmp_path):
+    public = {"endpoint_access": "public", "public_access_cidrs": ["1.2.3.0/24"]}
+    with _checkip("1.2.3.4") as url:
+        inside = preflight(tmp_path, emulator.url, env={"RAY_EKS_CHECKIP_URL": url}, cluster=public)
+    with _checkip("5.6.7.8") as url:
+        outside = preflight(tmp_path, emulator.url, env={"RAY_EKS_CHECKIP_URL": url}, cluster=public)
+    assert "ok    this machine's egress address 1.2.3.4 is inside cluster.public_access_cidrs (1.2.3.0/24)" in \
+        inside.stdout.splitlines()
+    assert outside.returncode == 1
+    assert ("FAIL  this machine's egress address 5.6.7.8 is outside cluster.public_access_cidrs (1.2.3.0/24): add "
+            "5.6.7.8/32 to it") in outside.stdout.splitlines()
+
+
+def test_a_private_api_that_this_machine_cannot_reach_is_one_line(emulator, tmp_path):
+    """Once the cluster exists: its endpoint's port from here (the emulator's endpoint name resolves nowhere)."""
+    eks = emulator.client("eks", region="us-west-2")
+    iam = emulator.client("iam")
+    role = iam.create_role(RoleName="preflight-eks", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    eks.create_cluster(name="ray-eks", roleArn=role, resourcesVpcConfig={"subnetIds": []})
+    try:
+        r = preflight(tmp_path, emulator.url,
+                      cluster={"endpoint_access": "private", "private_access_cidrs": ["10.100.0.0/16"]})
+    finally:
+        eks.delete_cluster(name="ray-eks")
+    assert r.returncode == 1
+    (line,) = [ln for ln in r.stdout.splitlines() if "Kubernetes API" in ln]
+    assert line.startswith("FAIL  the Kubernetes API ") and line.endswith(
+        "connect to a network of cluster.private_access_cidrs (VPN, peering)")

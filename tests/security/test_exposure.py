@@ -97,15 +97,16 @@ def test_default_endpoint_is_private(infra):
     assert not vpc.get("public_access_cidrs")
 
 
-def test_public_endpoint_is_limited_to_configured_cidrs(dev_synth):
-    vpc = one(dev_synth["infra"], "aws_eks_cluster", "ray")["vpc_config"]
-    assert vpc["endpoint_public_access"] is True
-    assert vpc["endpoint_private_access"] is True  # nodes still use the private endpoint
-    assert vpc["public_access_cidrs"] == ["203.0.113.0/24"]
+def test_examples_keep_the_endpoint_private(dev_synth, prod_synth):
+    """dev: the tunnel; prod: its VPN's networks on 443 (tests/stacks/test_api_access.py has the rules)."""
+    for synth in (dev_synth, prod_synth):
+        vpc = one(synth["infra"], "aws_eks_cluster", "ray")["vpc_config"]
+        assert vpc["endpoint_public_access"] is False and vpc["endpoint_private_access"] is True
+        assert not vpc.get("public_access_cidrs")
 
 
 def test_open_endpoint_is_allowed_with_a_loud_warning(open_synth):
-    warnings = [line for line in open_synth["_stderr"].splitlines() if line.startswith("WARNING:")]
+    warnings = [line for line in open_synth["_stderr"].splitlines() if line.startswith("warning:")]
     assert any("0.0.0.0/0" in w and "public_access_cidrs" in w for w in warnings), open_synth["_stderr"]
     vpc = one(open_synth["infra"], "aws_eks_cluster", "ray")["vpc_config"]
     assert vpc["public_access_cidrs"] == ["0.0.0.0/0"]

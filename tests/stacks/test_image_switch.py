@@ -112,7 +112,7 @@ def run(module: str, config: dict, tmp_path, *args: str) -> subprocess.Completed
 def test_make_submit_and_the_rendered_jobs_install_the_requirements(source, tmp_path):
     config, image = session_configs()[f"image-{source}"], IMAGES[source]
     pip = list(job_requirements())
-    r = run("scripts.ray_commands", config, tmp_path, "submit")
+    r = run("scripts.ray_commands", config, tmp_path, "--no-check", "submit")
     assert r.returncode == 0, r.stderr
     assert submit_runtime_env(r.stdout.strip().splitlines()[-1]) == {"working_dir": "training", "pip": pip}
 
@@ -130,6 +130,6 @@ def test_make_submit_and_the_rendered_jobs_install_the_requirements(source, tmp_
 
 
 def test_make_submit_with_the_built_image_installs_nothing(tmp_path):
-    r = run("scripts.ray_commands", {}, tmp_path, "submit")
+    r = run("scripts.ray_commands", {}, tmp_path, "--no-check", "submit")
     assert r.returncode == 0, r.stderr
     assert submit_runtime_env(r.stdout.strip().splitlines()[-1]) == {"working_dir": "training"}

@@ -78,7 +78,7 @@ def test_local_backend_by_default(default_synth, dev_synth):
 def test_prod_example_s3_backend_with_native_locking(existing_synth):
     s3 = existing_synth["infra"]["terraform"]["backend"]["s3"]
     assert s3["bucket"] == "my-company-terraform-state"
-    assert s3["key"] == "ray-eks/prod/infra.tfstate"
+    assert s3["key"] == "ray-eks/prod/ray-prod/us-west-2/infra.tfstate"  # <key_prefix>/<name>/<region>/<stack>
     assert s3["region"] == "us-west-2"
     assert s3["encrypt"] is True
     assert s3["use_lockfile"] is True

@@ -311,7 +311,8 @@ def test_scripts_config_map_carries_the_job_files(ray):
 def test_function_runs_the_packaged_handler_in_the_private_subnets(ray, default_synth):
     fn = one(ray, "aws_lambda_function", "ray_orchestrator")
     assert fn["runtime"] == "python3.12" and fn["handler"] == "ray_orchestrator.handler"
-    assert 0 < fn["timeout"] <= 60 and fn["reserved_concurrent_executions"] == 2
+    # No reserved concurrency by default (orchestrator.reserved_concurrency: null): a new account cannot reserve any.
+    assert 0 < fn["timeout"] <= 60 and "reserved_concurrent_executions" not in fn
     assert fn["vpc_config"] == {"subnet_ids": f"${{{INFRA}.private_subnet_ids}}",
                                 "security_group_ids": ["${aws_security_group.ray_orchestrator_lambda.id}"]}
     assert fn["environment"]["variables"] == {
@@ -510,5 +511,5 @@ def test_a_private_endpoint_needs_no_warning_and_no_open_endpoint():
     """The function reaches the private endpoint: no advice to open the API to 0.0.0.0/0 (the gate rejects that)."""
     assert parse_config({}).orchestrator_enabled and parse_config({}).cluster.public_access_cidrs == []
     assert parse_config({}).warnings() == []
-    open_api = parse_config({"cluster": {"public_access_cidrs": ["0.0.0.0/0"]}}).warnings()
+    open_api = parse_config({"cluster": {"endpoint_access": "public", "public_access_cidrs": ["0.0.0.0/0"]}}).warnings()
     assert not any("Step Functions" in w or "orchestrator" in w for w in open_api)

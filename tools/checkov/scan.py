@@ -19,6 +19,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -130,14 +131,27 @@ def run_checkov(stack_file: Path) -> dict:
     return report
 
 
+def scannable(stack: dict) -> dict:
+    """The stack as checkov 3.3's terraform_json parser takes it: without the ``terraform`` block's plain attributes
+    (``required_version``: its ``handle_block_type`` hands every value of that block to ``hclify``, which takes
+    objects only, and the whole file fails to parse). No check reads them."""
+    terraform = {k: v for k, v in (stack.get("terraform") or {}).items() if isinstance(v, dict)}
+    return {**stack, "terraform": terraform} if "terraform" in stack else stack
+
+
 def scan_stack(stack_dir: Path) -> StackReport:
     stack_file = Path(stack_dir) / STACK_FILE
     if not stack_file.is_file():
         raise ScanError(f"no {STACK_FILE} in {stack_dir}")
-    text = stack_file.read_text()
+    stack = json.loads(stack_file.read_text())
+    skips = declared_skips(stack)
+    # cdktf's two-space layout, so that element_lines finds each element where checkov reports it.
+    text = json.dumps(scannable(stack), indent=2)
     lines = element_lines(text)
-    skips = declared_skips(json.loads(text))
-    report = run_checkov(stack_file)
+    with tempfile.TemporaryDirectory() as tmp:
+        scanned = Path(tmp) / STACK_FILE
+        scanned.write_text(text)
+        report = run_checkov(scanned)
     results = report.get("results", {})
     summary = report.get("summary", {})
 

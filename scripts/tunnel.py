@@ -1,0 +1,273 @@
+"""`make tunnel`, `make tunnel-close`, `make kubeconfig`: the deployer's way to the private Kubernetes API
+(cluster.endpoint_access tunnel, the default).
+
+    python -m scripts.tunnel open        # forward https://127.0.0.1:<tunnel_local_port> to the API, once it works
+    python -m scripts.tunnel close
+    python -m scripts.tunnel status
+    python -m scripts.tunnel kubeconfig  # aws eks update-kubeconfig, pointed through the tunnel
+
+``open`` starts ``aws ssm start-session --document-name AWS-StartPortForwardingSessionToRemoteHost`` to the infra
+stack's API tunnel instance (host: the endpoint's host, portNumber 443, localPortNumber: the config's port) in the
+background, waits until the API answers through it (TLS checked against the cluster's CA and the endpoint's host
+name, as the providers and kubectl do) and leaves it running; ``close`` ends it. The session's process and log are
+``build/tunnel/<name>-<region>.{json,log}``. The helm and kubernetes providers, kubectl (``tls-server-name`` in its
+kubeconfig) and the make targets then reach the API at https://127.0.0.1:<port>.
+
+Needs the AWS CLI with its Session Manager plugin. Every failure is one line on stderr that says what to do, and a
+non-zero exit status: 1 the tunnel cannot open (not deployed, no plugin, port taken, SSM refused), 2 a config
+problem.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from config import AppConfig, ConfigError, load_config
+from conventions.api_access import TUNNEL_HOST, tunnel_url
+from stacks.contract import INFRA_STACK
+
+from .aws_cli import INSTALL_AWS_CLI, Aws, AwsError
+from .tf import BUILD, Terraform, TerraformError, check_terraform
+
+DOCUMENT = "AWS-StartPortForwardingSessionToRemoteHost"
+PLUGIN = "session-manager-plugin"
+INSTALL_PLUGIN = ("install the AWS CLI's Session Manager plugin: https://docs.aws.amazon.com/systems-manager/latest/"
+                  "userguide/session-manager-working-with-install-plugin.html")
+TUNNEL_DIR = BUILD / "tunnel"
+OPEN_TIMEOUT_S = float(os.environ.get("RAY_EKS_TUNNEL_TIMEOUT", "90"))
+
+
+class TunnelError(Exception):
+    """One line: what failed and what to do."""
+
+
+def session_file(cfg: AppConfig) -> Path:
+    return TUNNEL_DIR / f"{cfg.name}-{cfg.region}.json"
+
+
+def start_session_argv(aws: Aws, instance_id: str, host: str, local_port: int) -> list[str]:
+    """The port-forward through the tunnel instance to the API endpoint."""
+    params = f"host={host},portNumber=443,localPortNumber={local_port}"
+    return aws.argv("ssm", "start-session", "--target", instance_id, "--document-name", DOCUMENT,
+                    "--parameters", params)
+
+
+def port_open(port: int, host: str = TUNNEL_HOST) -> bool:
+    with socket.socket() as s:
+        s.settimeout(1)
+        return s.connect_ex((host, port)) == 0
+
+
+def api_answers(port: int, server_name: str, ca_data: str, timeout: float = 10) -> str | None:
+    """None when an HTTPS request through the local port reaches the API (any HTTP answer: the TLS session with the
+    cluster's certificate is what matters); else why not."""
+    try:
+        context = ssl.create_default_context(cadata=base64.b64decode(ca_data).decode())
+    except (ValueError, ssl.SSLError) as e:
+        return f"the cluster's CA certificate is unusable ({e})"
+    try:
+        with socket.create_connection((TUNNEL_HOST, port), timeout=timeout) as raw, \
+                context.wrap_socket(raw, server_hostname=server_name) as tls:
+            tls.sendall(f"GET /livez HTTP/1.1\r\nHost: {server_name}\r\nConnection: close\r\n\r\n".encode())
+            first = tls.recv(64)
+    except ssl.SSLCertVerificationError as e:
+        return f"the API's certificate does not match {server_name} ({e.verify_message})"
+    except OSError as e:
+        return f"{type(e).__name__}: {e}"
+    return None if first.startswith(b"HTTP/") else "no HTTP answer"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def read_session(cfg: AppConfig) -> dict | None:
+    """The running tunnel of this deployment (its process, port), if there is one."""
+    try:
+        info = json.loads(session_file(cfg).read_text())
+    except (OSError, ValueError):
+        return None
+    if not _alive(int(info.get("pid", 0))):
+        session_file(cfg).unlink(missing_ok=True)
+        return None
+    return info
+
+
+def infra_endpoint(cfg: AppConfig) -> tuple[str, str, str]:
+    """The deployed infra stack's tunnel instance, the endpoint's host and the cluster CA (TunnelError when it is not
+    deployed)."""
+    outputs = Terraform(cfg).outputs(INFRA_STACK)
+    endpoint, instance = outputs.get("cluster_endpoint"), outputs.get("api_tunnel_instance_id")
+    if not endpoint:
+        raise TunnelError(f"deployment {cfg.name} ({cfg.region}) is not deployed (its infra stack has no state): "
+                          f"run `make deploy`")
+    if not instance:
+        raise TunnelError("the deployed infra stack has no API tunnel instance (it was applied with another "
+                          "cluster.endpoint_access): run `make deploy`")
+    return str(instance), str(urlsplit(str(endpoint)).hostname), str(outputs.get("cluster_certificate_authority_data"))
+
+
+def open_tunnel(cfg: AppConfig) -> tuple[dict, bool]:
+    """Open this deployment's tunnel unless it is open. Returns its session and whether this call opened it."""
+    port = cfg.cluster.tunnel_local_port
+    running = read_session(cfg)
+    if running:
+        return running, False
+    instance, host, ca = infra_endpoint(cfg)
+    if not Aws.installed():
+        raise TunnelError(f"the AWS CLI is not on PATH: {INSTALL_AWS_CLI}")
+    if not shutil.which(PLUGIN):
+        raise TunnelError(f"{PLUGIN} is not on PATH: {INSTALL_PLUGIN}")
+    if port_open(port):
+        raise TunnelError(f"{TUNNEL_HOST}:{port} is in use by another program: stop it, or set "
+                          f"cluster.tunnel_local_port to a free port")
+    aws = Aws(cfg)
+    TUNNEL_DIR.mkdir(parents=True, exist_ok=True)
+    log = session_file(cfg).with_suffix(".log")
+    with open(log, "w") as out:
+        proc = subprocess.Popen(start_session_argv(aws, instance, host, port), env=aws.env, stdin=subprocess.DEVNULL,
+                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    info = {"pid": proc.pid, "port": port, "instance": instance, "host": host, "log": str(log)}
+    deadline = time.monotonic() + OPEN_TIMEOUT_S
+    why = "the port never opened"
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise TunnelError(f"aws ssm start-session to {instance} ended ({_last_line(log)}): check that SSM Agent "
+                              f"on it is online (`aws ssm describe-instance-information`) and that you may start "
+                              f"sessions (ssm:StartSession)")
+        if port_open(port):
+            problem = api_answers(port, host, ca)
+            if problem is None:
+                session_file(cfg).write_text(json.dumps(info))
+                return info, True
+            why = problem
+        time.sleep(1)
+    _stop(proc.pid)
+    raise TunnelError(f"the tunnel to {host} did not answer within {OPEN_TIMEOUT_S:.0f}s ({why}; log: {log}): check "
+                      f"that the instance {instance} is running and its SSM Agent online")
+
+
+def _last_line(log: Path) -> str:
+    lines = [ln.strip() for ln in log.read_text(errors="replace").splitlines() if ln.strip()]
+    return lines[-1] if lines else "no output"
+
+
+def _stop(pid: int) -> None:
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and _alive(pid):
+        time.sleep(0.2)
+        with contextlib.suppress(ChildProcessError):  # our own child: reap it, or it stays a zombie that looks alive
+            os.waitpid(pid, os.WNOHANG)
+    if _alive(pid):
+        os.killpg(pid, signal.SIGKILL)
+
+
+def close_tunnel(cfg: AppConfig) -> bool:
+    """End this deployment's tunnel; False when none was open."""
+    info = read_session(cfg)
+    if info is None:
+        return False
+    _stop(int(info["pid"]))
+    session_file(cfg).unlink(missing_ok=True)
+    return True
+
+
+def write_kubeconfig(cfg: AppConfig) -> str:
+    """aws eks update-kubeconfig for the cluster, then (tunnel) its server through the tunnel with the endpoint's
+    host as TLS server name (kubeconfig tls-server-name). Returns the context's name."""
+    if not Aws.installed():
+        raise TunnelError(f"the AWS CLI is not on PATH: {INSTALL_AWS_CLI}")
+    if not shutil.which("kubectl"):
+        raise TunnelError("kubectl is not on PATH: install it (https://kubernetes.io/docs/tasks/tools/)")
+    aws = Aws(cfg)
+    try:
+        cluster = aws("eks", "describe-cluster", "--name", cfg.name)["cluster"]
+    except AwsError as e:
+        if "ResourceNotFound" in str(e):
+            raise TunnelError(f"there is no EKS cluster {cfg.name} in {cfg.region}: run `make deploy`") from None
+        raise TunnelError(str(e)) from None
+    r = subprocess.run(aws.argv("eks", "update-kubeconfig", "--name", cfg.name), env=aws.env, capture_output=True,
+                       text=True, timeout=120)
+    if r.returncode != 0:
+        raise TunnelError(f"aws eks update-kubeconfig failed: {_stderr_line(r.stderr)}")
+    if cfg.cluster.endpoint_access == "tunnel":
+        host = urlsplit(cluster["endpoint"]).hostname
+        r = subprocess.run(["kubectl", "config", "set-cluster", cluster["arn"],
+                            f"--server={tunnel_url(cfg.cluster.tunnel_local_port)}", f"--tls-server-name={host}"],
+                           capture_output=True, text=True, timeout=60)
+        if r.returncode != 0:
+            raise TunnelError(f"kubectl config set-cluster failed: {_stderr_line(r.stderr)}")
+    return str(cluster["arn"])
+
+
+def _stderr_line(text: str) -> str:
+    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
+    return lines[-1] if lines else "no output"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("command", choices=("open", "close", "status", "kubeconfig"))
+    ns = ap.parse_args(argv)
+    try:
+        cfg = load_config()
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    tunnel = cfg.cluster.endpoint_access == "tunnel"
+    try:
+        if ns.command == "kubeconfig":
+            context = write_kubeconfig(cfg)
+            how = f" through the tunnel (`make tunnel` first): {tunnel_url(cfg.cluster.tunnel_local_port)}" \
+                if tunnel else ""
+            print(f"kubeconfig: context {context}{how}")
+            return 0
+        if not tunnel:
+            print(f"tunnel: not used (cluster.endpoint_access is {cfg.cluster.endpoint_access}): the API is the "
+                  f"endpoint itself", file=sys.stderr)
+            return 0
+        if ns.command == "open":
+            check_terraform()
+            info, opened = open_tunnel(cfg)
+            state = "open" if opened else "already open"
+            print(f"tunnel {state}: {tunnel_url(info['port'])} -> {info['host']}:443 through {info['instance']} "
+                  f"(pid {info['pid']}); `make tunnel-close` ends it")
+        elif ns.command == "close":
+            print("tunnel closed" if close_tunnel(cfg) else "tunnel: none open")
+        else:
+            running = read_session(cfg)
+            if running is None:
+                print("tunnel: none open (`make tunnel` opens it)", file=sys.stderr)
+                return 1
+            print(f"tunnel open: {tunnel_url(running['port'])} -> {running['host']}:443 (pid {running['pid']})")
+    except (TunnelError, TerraformError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
