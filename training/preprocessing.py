@@ -23,15 +23,21 @@ Images are read as RGB (``mode="RGB"``), so grayscale and RGBA files become
 3-channel images (the original job crashed on those).
 
 The device path (``--input-pipeline gpu``, the default on GPU workers) moves
-the decoding to the training worker's device: Ray Data's CPU tasks only read
-the files and sort them (:func:`encode_batch_for_device`); JPEGs that nvJPEG
-decodes like PIL travel as their bytes, anything else (PNG, GIF, CMYK or
-lossless JPEG, ...) is decoded on the CPU exactly as ``read_images`` does and
-travels as 256x256 RGB pixels. On the worker :func:`preprocess_encoded`
-decodes the JPEGs with torchvision's ``decode_jpeg`` on the device (nvJPEG on
-a GPU, libjpeg-turbo on a CPU device), resizes them to 256x256 with one
-antialiased bilinear ``interpolate`` per image size, crops and normalises,
-all on the device.
+the decoding to the training worker: Ray Data's CPU tasks read the files and
+sort them (:func:`encode_batch_for_device`); JPEGs that nvJPEG decodes like
+PIL travel as their bytes, anything else (PNG, GIF, CMYK or lossless JPEG,
+...) is decoded on the CPU exactly as ``read_images`` does and travels as
+256x256 RGB pixels. On the worker :func:`preprocess_encoded` decodes the
+JPEGs with torchvision's ``decode_jpeg`` on the device, resizes them to
+256x256 with one antialiased bilinear ``interpolate`` per image size, crops
+and normalises, on the device, a bounded number of pixels at a time
+(``DEVICE_CHUNK_PIXELS``). On a GPU, torchvision's nvJPEG decoder
+(torchvision/csrc/io/image/cuda/decode_jpegs_cuda.cpp) decodes baseline
+JPEGs entirely on the GPU only where it has a hardware JPEG decoder; on other
+GPUs, and for progressive JPEGs on any, each image's Huffman decoding
+(``nvjpegDecodeJpegHost``) runs on the CPU, in the worker's thread that calls
+``decode_jpeg``, and the rest (IDCT, colour conversion) on the GPU. On a CPU
+device libjpeg-turbo decodes everything.
 
 Only numpy and torch are needed here; torchvision is imported lazily (by
 :func:`reference_transform`, for tests and the benchmark, and by the device
@@ -41,7 +47,7 @@ path's decoder).
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -62,6 +68,28 @@ CHUNK = 4
 # ~19 MiB, under glibc's 32 MiB mmap threshold, so output buffers get recycled
 # rather than freshly page-faulted for every batch (measurably faster).
 MAP_BATCH_SIZE = 32
+# The device path decodes and preprocesses at most this many pixels at once (an image counts as at least
+# READ_SIZE's pixels: it is resized to that), a larger image alone. The tensors it holds at once -- decoded uint8,
+# their float copy, the resized floats, the cropped and normalised ones -- come to under 50 bytes a pixel, so under
+# ~400 MiB of device memory whatever the batch size and the images' size. 8 Mpx is 44 images of 375x500, a batch
+# big enough for nvJPEG's batched decode.
+DEVICE_CHUNK_PIXELS = 2**23
+# torch's warnings about read-only inputs: Ray's zero-copy batches and the files' bytes are read-only, and nothing
+# here writes to them.
+READ_ONLY_WARNINGS = ("The given NumPy array is not writable", "The given buffer is not writable")
+
+
+def ignore_read_only_warnings() -> None:
+    """Install filters for READ_ONLY_WARNINGS, once per process (a no-op when they are there).
+
+    Not ``warnings.catch_warnings()`` around each call: it saves the process's filter list and restores it on exit,
+    which races with every other thread (Ray Data's prefetch thread runs the device path beside the training loop).
+    Not only at import either: Ray ships this module by value (cloudpickle), which runs none of its top level.
+    """
+    installed = {f[1].pattern for f in warnings.filters if f[0] == "ignore" and f[1] is not None}
+    for message in READ_ONLY_WARNINGS:
+        if message not in installed:
+            warnings.filterwarnings("ignore", message=message, category=UserWarning)
 
 
 def load_image(source, size: tuple[int, int] | None = READ_SIZE, mode: str | None = READ_MODE) -> np.ndarray:
@@ -141,13 +169,8 @@ def preprocess_images(
     Numerically equivalent (to float32 rounding) to applying
     :func:`reference_transform` to each image.
     """
-    if isinstance(images, torch.Tensor):
-        x = images
-    else:
-        with warnings.catch_warnings():
-            # Ray's zero-copy batches are read-only; we never write to the input.
-            warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
-            x = torch.as_tensor(np.asarray(images))
+    ignore_read_only_warnings()
+    x = images if isinstance(images, torch.Tensor) else torch.as_tensor(np.asarray(images))
     if x.dtype != torch.uint8:
         raise TypeError(f"expected a uint8 image batch, got {x.dtype}")
     if x.ndim == 3:  # a single image
@@ -229,14 +252,19 @@ def device_decodable_jpeg(data: bytes) -> bool:
     RGB-coded ones (whose colour conversion is PIL's own), lossless or arithmetic-coded JPEGs, unusual subsampling,
     truncated headers -- which the CPU decodes instead.
     """
+    return device_jpeg_size(data) is not None
+
+
+def device_jpeg_size(data: bytes) -> tuple[int, int] | None:
+    """(height, width) of a JPEG that :func:`device_decodable_jpeg` accepts, from its frame header; None otherwise."""
     if len(data) < 4 or data[:3] != b"\xff\xd8\xff":
-        return False
+        return None
     adobe_transform = None
     frame = None
     i, end = 2, len(data)
     while i + 4 <= end:
         if data[i] != 0xFF:
-            return False
+            return None
         marker = data[i + 1]
         if marker == 0xFF:  # fill byte before a marker
             i += 1
@@ -249,95 +277,117 @@ def device_decodable_jpeg(data: bytes) -> bool:
         length = int.from_bytes(data[i + 2 : i + 4], "big")
         segment = data[i + 4 : i + 2 + length]
         if length < 2 or len(segment) != length - 2:
-            return False
+            return None
         if marker == 0xEE and segment[:5] == b"Adobe" and len(segment) >= 12:
             adobe_transform = segment[11]
         elif marker in _SOF_OTHER:
-            return False
+            return None
         elif marker in _SOF_HUFFMAN:
             frame = segment
         i += 2 + length
     if frame is None or len(frame) < 6:
-        return False
+        return None
     precision, height, width, components = frame[0], frame[1:3], frame[3:5], frame[5]
     if precision != 8 or height == b"\0\0" or width == b"\0\0" or len(frame) < 6 + 3 * components:
-        return False
+        return None
+    size = int.from_bytes(height, "big"), int.from_bytes(width, "big")
     if components == 1:
-        return True
+        return size
     if components != 3 or adobe_transform == 0:
-        return False
+        return None
     ids = tuple(frame[6 + 3 * c] for c in range(3))
     sampling = [(frame[7 + 3 * c] >> 4, frame[7 + 3 * c] & 0x0F) for c in range(3)]
     if ids == _RGB_COMPONENT_IDS and adobe_transform is None:
-        return False  # libjpeg and PIL read components named R, G, B as RGB, not YCbCr
-    return sampling[0] in _LUMA_SAMPLING and sampling[1] == sampling[2] == (1, 1)
+        return None  # libjpeg and PIL read components named R, G, B as RGB, not YCbCr
+    return size if sampling[0] in _LUMA_SAMPLING and sampling[1] == sampling[2] == (1, 1) else None
 
 
 def encode_batch_for_device(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Ray Data ``map_batches`` function of the device path, the CPU side (after ``read_binary_files``).
+    """Ray Data ``map_batches`` function of the device path, the CPU side (after the binary file read).
 
-    Files that :func:`device_decodable_jpeg` accepts keep their bytes (``jpeg`` True); the others are decoded
-    here exactly as ``read_images(size=READ_SIZE, mode="RGB")`` does (:func:`load_image`) and travel as their
-    256x256x3 uint8 pixels. Adds the fake labels, like :func:`transform_batch`.
+    Files that :func:`device_decodable_jpeg` accepts keep their bytes (``jpeg`` True, ``pixels`` their decoded
+    height x width, from the header); the others are decoded here exactly as ``read_images(size=READ_SIZE,
+    mode="RGB")`` does (:func:`load_image`) and travel as their 256x256x3 uint8 pixels (``pixels`` 0). Adds the fake
+    labels, like :func:`transform_batch`.
     """
     import io
 
     files = batch["bytes"]
     data = np.empty(len(files), dtype=object)
     jpeg = np.zeros(len(files), dtype=bool)
+    pixels = np.zeros(len(files), dtype=np.int64)
     for i, item in enumerate(files):
         blob = bytes(item)
-        if device_decodable_jpeg(blob):
-            data[i], jpeg[i] = blob, True
+        size = device_jpeg_size(blob)
+        if size is not None:
+            data[i], jpeg[i], pixels[i] = blob, True, size[0] * size[1]
         else:
             data[i] = load_image(io.BytesIO(blob)).tobytes()
-    return {"bytes": data, "jpeg": jpeg, "label": np.zeros(len(files), dtype=np.int64)}
+    return {"bytes": data, "jpeg": jpeg, "pixels": pixels, "label": np.zeros(len(files), dtype=np.int64)}
 
 
-def preprocess_encoded(data: Sequence[bytes] | np.ndarray, jpeg: Sequence[bool] | np.ndarray,
-                       device: torch.device | str = "cpu") -> torch.Tensor:
+def device_chunks(pixels: Sequence[int], budget: int | None = None) -> list[range]:
+    """Consecutive runs of images whose pixels (each at least READ_SIZE's) add up to at most ``budget``
+    (``DEVICE_CHUNK_PIXELS``); an image over the budget alone."""
+    budget = DEVICE_CHUNK_PIXELS if budget is None else budget
+    floor = READ_SIZE[0] * READ_SIZE[1]
+    chunks, start, total = [], 0, 0
+    for i, count in enumerate(pixels):
+        cost = max(int(count), floor)
+        if i > start and total + cost > budget:
+            chunks.append(range(start, i))
+            start, total = i, 0
+        total += cost
+    if start < len(pixels):
+        chunks.append(range(start, len(pixels)))
+    return chunks
+
+
+def preprocess_encoded(batch: Mapping[str, Any], device: torch.device | str = "cpu") -> torch.Tensor:
     """The device path's worker side: :func:`encode_batch_for_device` output -> float32 ``(N, 3, 224, 224)``.
 
-    JPEGs are decoded by torchvision's ``decode_jpeg`` on ``device`` (batched nvJPEG on a GPU, libjpeg-turbo on a
-    CPU device), converted to float and resized to READ_SIZE with one antialiased bilinear ``interpolate`` per image
-    size: the filter of PIL's bilinear resize (a triangle widened by the downscaling factor), computed in float where
-    Pillow rounds each of its two passes to uint8, so values differ from the reference by at most one pixel level
-    (tests/training/test_device_pipeline.py). Then, like the pre-decoded images, centre-cropped and normalised.
-    Everything after the file read runs on ``device``.
+    JPEGs are decoded by torchvision's ``decode_jpeg`` on ``device`` (nvJPEG on a GPU, libjpeg-turbo on a CPU device),
+    converted to float and resized to READ_SIZE with one antialiased bilinear ``interpolate`` per image size: the
+    filter of PIL's bilinear resize (a triangle widened by the downscaling factor), computed in float where Pillow
+    rounds each of its two passes to uint8, so values differ from the reference by at most one pixel level
+    (tests/training/test_device_pipeline.py). Then, like the pre-decoded images, centre-cropped and normalised. The
+    batch goes through in chunks of at most ``DEVICE_CHUNK_PIXELS`` (:func:`device_chunks`), so the device memory it
+    takes is bounded whatever the batch and image sizes.
     """
     from torchvision.io import ImageReadMode, decode_jpeg
 
+    ignore_read_only_warnings()
     device = torch.device(device)
+    data, jpeg = batch["bytes"], batch["jpeg"]
     n = len(data)
     height, width = READ_SIZE
     top, left = _center_crop_offsets(height, width, CROP)
     scale, bias = _scale_bias(IMAGENET_MEAN, IMAGENET_STD, from_uint8=True)
     scale, bias = scale.to(device).view(1, 3, 1, 1), bias.to(device).view(1, 3, 1, 1)
     out = torch.empty((n, 3, CROP, CROP), dtype=torch.float32, device=device)
-    with warnings.catch_warnings():
-        # bytes are read-only; nothing writes to these views
-        warnings.filterwarnings("ignore", message="The given buffer is not writable")
-        buffers = [torch.frombuffer(memoryview(d), dtype=torch.uint8) for d in data]
+    buffers = [torch.frombuffer(memoryview(d), dtype=torch.uint8) for d in data]
+    expected = height * width * 3
+    for i in range(n):
+        if not jpeg[i] and buffers[i].numel() != expected:
+            raise ValueError(f"pre-decoded image {i} has {buffers[i].numel()} bytes, expected {expected}")
 
-    jpeg_index = [i for i in range(n) if jpeg[i]]
-    raw_index = [i for i in range(n) if not jpeg[i]]
-    if jpeg_index:
-        decoded = decode_jpeg([buffers[i] for i in jpeg_index], mode=ImageReadMode.RGB, device=device)
-        by_size: dict[tuple[int, int], list[int]] = {}
-        for k, image in enumerate(decoded):
-            by_size.setdefault((image.shape[1], image.shape[2]), []).append(k)
-        for size, members in by_size.items():
-            x = torch.stack([decoded[k] for k in members]).to(torch.float32)
-            if size != READ_SIZE:
-                x = F.interpolate(x, size=READ_SIZE, mode="bilinear", align_corners=False, antialias=True)
-            rows = torch.tensor([jpeg_index[k] for k in members], device=device)
-            out[rows] = x[:, :, top : top + CROP, left : left + CROP] * scale + bias
-    if raw_index:
-        expected = height * width * 3
-        for i in raw_index:
-            if buffers[i].numel() != expected:
-                raise ValueError(f"pre-decoded image {i} has {buffers[i].numel()} bytes, expected {expected}")
-        x = torch.stack([buffers[i].view(height, width, 3) for i in raw_index]).to(device)
-        x = x[:, top : top + CROP, left : left + CROP, :].permute(0, 3, 1, 2).to(torch.float32)
-        out[torch.tensor(raw_index, device=device)] = x * scale + bias
+    for chunk in device_chunks(batch["pixels"]):
+        jpeg_index = [i for i in chunk if jpeg[i]]
+        raw_index = [i for i in chunk if not jpeg[i]]
+        if jpeg_index:
+            decoded = decode_jpeg([buffers[i] for i in jpeg_index], mode=ImageReadMode.RGB, device=device)
+            by_size: dict[tuple[int, int], list[int]] = {}
+            for k, image in enumerate(decoded):
+                by_size.setdefault((image.shape[1], image.shape[2]), []).append(k)
+            for size, members in by_size.items():
+                x = torch.stack([decoded[k] for k in members]).to(torch.float32)
+                if size != READ_SIZE:
+                    x = F.interpolate(x, size=READ_SIZE, mode="bilinear", align_corners=False, antialias=True)
+                rows = torch.tensor([jpeg_index[k] for k in members], device=device)
+                out[rows] = x[:, :, top : top + CROP, left : left + CROP] * scale + bias
+            del decoded, x  # before the next chunk's decode
+        if raw_index:
+            x = torch.stack([buffers[i].view(height, width, 3) for i in raw_index]).to(device)
+            x = x[:, top : top + CROP, left : left + CROP, :].permute(0, 3, 1, 2).to(torch.float32)
+            out[torch.tensor(raw_index, device=device)] = x * scale + bias
     return out

@@ -3,12 +3,16 @@
 Based on Ray's release test ``pytorch_training_e2e.py`` (same CLI, same
 results JSON), with a configurable data/storage location, CPU/GPU switch,
 offline-friendly weights option and two input pipelines (see
-``preprocessing.py``): on GPU workers the JPEGs are decoded, resized and
-normalised on the GPU (Ray Data's CPU tasks only read the files); on CPU
-workers a vectorised CPU pipeline. GPU workers train in mixed precision with
-``channels_last``. A lost worker is replaced and training resumes from the
-last epoch's checkpoint; workers whose resources (GPUs) never come fail the
-job after a bounded wait, with one line saying so.
+``preprocessing.py``): on GPU workers Ray Data's CPU tasks read the files
+(and decode the few that are not JPEGs nvJPEG handles) and the training
+worker decodes the JPEGs with nvJPEG, resizes and normalises them on its GPU;
+where the GPU has no hardware JPEG decoder (the default worker's A10G among
+them), nvJPEG's Huffman decoding of each JPEG runs on the worker's CPU, one
+thread, the rest on the GPU. On CPU workers a vectorised CPU pipeline. GPU
+workers train in mixed precision with ``channels_last``. A lost worker is
+replaced and training resumes from the last epoch's checkpoint; workers
+whose resources (GPUs) never come fail the job after a bounded wait, with
+one line saying so.
 
 Submit it from a machine with ``kubectl port-forward`` to the head service::
 
@@ -23,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import socket
 import sys
 import tempfile
@@ -43,11 +48,22 @@ WEIGHTS_DOWNLOAD_TIMEOUT_S = 60
 # and pulling the multi-GB CUDA Ray image onto it several more.
 DEFAULT_WORKER_WAIT_S = 1200
 DEFAULT_MAX_FAILURES = 3
+# Checkpoints kept in --storage-path (FSx): the newest, which resuming needs, and the one before it. Each holds the
+# model and the optimizer's momentum, ~90 MB for ResNet18; keeping every epoch's would fill the file system.
+CHECKPOINTS_TO_KEEP = 2
+# Threads reading files in each Ray Data read task of the gpu pipeline: what read_images uses
+# (ImageDatasource._NUM_THREADS_PER_TASK, ray/data/_internal/datasource/image_datasource.py, Ray 2.58.0), whose
+# reads the binary read replaces; read_binary_files' datasource reads in the task's own thread.
+READ_THREADS_PER_TASK = 8
 MODEL_FILE = "model.pt"  # the ResNet18 state dict, loadable as is
 TRAIN_STATE_FILE = "train_state.pt"  # epoch, optimizer and grad-scaler state: what resuming needs besides the model
 # Ray Train v2 (ray/train/v2/_internal/constants.py, Ray 2.58.0): how long the controller waits for the worker
 # group's placement group before WorkerGroupStartupTimeoutError; the driver propagates it to the controller.
+# --worker-wait-s sets it; without the option a value already in the environment is kept.
 WORKER_GROUP_START_TIMEOUT_ENV = "RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S"
+# GPUs with bf16 arithmetic of their own (tensor cores): compute capability 8.0 (Ampere) and later. Older ones (T4 7.5,
+# V100 7.0) only emulate it, which torch.cuda.is_bf16_supported() counts as support by default (torch 2.14).
+NATIVE_BF16_CAPABILITY = (8, 0)
 INPUT_PIPELINES = ("auto", "gpu", "cpu")
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 
@@ -95,14 +111,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--input-pipeline", choices=INPUT_PIPELINES, default="auto",
-        help="where images are decoded and preprocessed: 'gpu' on the training worker's device (Ray Data's CPU "
-        "tasks only read the files; on a CPU-only worker the same code runs on its CPU), 'cpu' in Ray Data's CPU "
-        "tasks (default auto: gpu with --use-gpu, else cpu)",
+        help="where images are decoded and preprocessed: 'gpu' on the training worker's device: Ray Data's CPU "
+        "tasks read the files (and decode non-JPEGs), the worker decodes JPEGs with nvJPEG -- on a GPU without a "
+        "hardware JPEG decoder (e.g. A10G) their Huffman decoding runs on the worker's CPU, the rest on the GPU -- "
+        "and resizes and normalises on the GPU (on a CPU-only worker the same code runs on its CPU); 'cpu': all "
+        "in Ray Data's CPU tasks (default auto: gpu with --use-gpu, else cpu)",
     )
     parser.add_argument(
         "--precision", choices=PRECISIONS, default="auto",
         help="training arithmetic: bf16 or fp16 mixed precision (fp16 with a gradient scaler) or fp32 "
-        "(default auto: bf16 on GPUs that support it, else fp16; fp32 on CPU)",
+        "(default auto: bf16 on GPUs with native bf16, compute capability >= 8.0 such as A10G, A100, H100; fp16 "
+        "on older ones such as T4, V100; fp32 on CPU)",
     )
     parser.add_argument(
         "--channels-last", action=argparse.BooleanOptionalAction, default=None,
@@ -112,12 +131,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--max-failures", type=int, default=DEFAULT_MAX_FAILURES,
         help="worker failures (e.g. a lost node) to recover from by restarting the workers from the last "
-        f"epoch's checkpoint (default {DEFAULT_MAX_FAILURES}; 0: fail on the first)",
+        f"epoch's checkpoint, and as many failed worker starts (default {DEFAULT_MAX_FAILURES}; 0: fail on the first)",
     )
     parser.add_argument(
-        "--worker-wait-s", type=float, default=DEFAULT_WORKER_WAIT_S,
-        help="seconds to wait for the training workers' resources (GPUs) each time the workers start; the job "
-        f"fails with one line if they do not come (default {DEFAULT_WORKER_WAIT_S}: a new GPU node and its image pull)",
+        "--worker-wait-s", type=float, default=None,
+        help="seconds to wait for the training workers' resources (GPUs) each time the workers start; after "
+        "--max-failures + 1 such waits in vain the job fails with one line (default: "
+        f"${WORKER_GROUP_START_TIMEOUT_ENV} if set, else {DEFAULT_WORKER_WAIT_S}: a new GPU node and its image pull)",
     )
     args = parser.parse_args(argv)
     for name in ("data_size_gb", "num_epochs", "num_workers", "batch_size"):
@@ -125,7 +145,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             parser.error(f"--{name.replace('_', '-')} must be >= 1")
     if args.max_failures < 0:
         parser.error("--max-failures must be >= 0")
-    if not args.worker_wait_s > 0:
+    if args.worker_wait_s is None:
+        from_env = os.environ.get(WORKER_GROUP_START_TIMEOUT_ENV)
+        try:
+            args.worker_wait_s = float(from_env) if from_env else float(DEFAULT_WORKER_WAIT_S)
+        except ValueError:
+            parser.error(f"${WORKER_GROUP_START_TIMEOUT_ENV} must be a number of seconds > 0, got {from_env!r}")
+        if not args.worker_wait_s > 0:
+            parser.error(f"${WORKER_GROUP_START_TIMEOUT_ENV} must be a number of seconds > 0, got {from_env!r}")
+    elif not args.worker_wait_s > 0:
         parser.error("--worker-wait-s must be > 0")
     if args.use_gpu is None:
         args.use_gpu = not args.smoke_test
@@ -142,13 +170,24 @@ def resolve_input_pipeline(requested: str, use_gpu: bool) -> str:
     return requested
 
 
-def resolve_precision(requested: str, device_type: str, bf16_supported: bool) -> str:
-    """'auto' -> bf16 on a GPU that has it (no loss scaling needed), fp16 on an older GPU, fp32 on CPU."""
+def resolve_precision(requested: str, device_type: str, capability: tuple[int, int] | None) -> str:
+    """'auto' -> bf16 on a GPU with native bf16 (no loss scaling needed), fp16 on an older GPU, fp32 on CPU.
+
+    ``capability``: the CUDA device's compute capability (major, minor); None where unknown or not a GPU.
+    """
     if requested != "auto":
         return requested
     if device_type == "cuda":
-        return "bf16" if bf16_supported else "fp16"
+        return "bf16" if capability is not None and tuple(capability) >= NATIVE_BF16_CAPABILITY else "fp16"
     return "fp32"
+
+
+def device_precision(requested: str, device) -> str:
+    """:func:`resolve_precision` for a torch device, from its compute capability."""
+    import torch
+
+    capability = torch.cuda.get_device_capability(device) if device.type == "cuda" else None
+    return resolve_precision(requested, device.type, capability)
 
 
 def resolve_data_path(args: argparse.Namespace) -> tuple[str | list[str], bool]:
@@ -237,11 +276,38 @@ def device_collate(device):
     class DeviceCollate(NumpyBatchCollateFn):
         def __call__(self, batch):
             return {
-                "image": preprocessing.preprocess_encoded(batch["bytes"], batch["jpeg"], device),
+                "image": preprocessing.preprocess_encoded(batch, device),
                 "label": torch.tensor(batch["label"], device=device),  # a copy: Ray's arrays are read-only
             }
 
     return DeviceCollate()
+
+
+def save_checkpoint_files(directory: str, model_state: dict, epoch: int, optimizer, scaler) -> None:
+    """An epoch's checkpoint: the model's state dict (MODEL_FILE) and what resuming needs besides (TRAIN_STATE_FILE)."""
+    import torch
+
+    torch.save(model_state, os.path.join(directory, MODEL_FILE))
+    torch.save({"epoch": epoch, "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict()},
+               os.path.join(directory, TRAIN_STATE_FILE))
+
+
+def read_checkpoint_files(directory: str) -> tuple[dict, dict]:
+    """(model state dict, train state) of a checkpoint written by :func:`save_checkpoint_files`, on the CPU."""
+    import torch
+
+    return (torch.load(os.path.join(directory, MODEL_FILE), map_location="cpu"),
+            torch.load(os.path.join(directory, TRAIN_STATE_FILE), map_location="cpu"))
+
+
+def restore_train_state(train_state: dict, optimizer, scaler) -> int:
+    """Load the optimizer's and the gradient scaler's state (momentum, loss scale); returns the next epoch to run."""
+    optimizer.load_state_dict(train_state["optimizer"])
+    # A disabled scaler (bf16, fp32) saves {}, which an enabled one refuses: a restart on a GPU that resolves
+    # 'auto' to fp16 where the checkpoint's resolved to bf16 starts with a fresh loss scale.
+    if train_state["scaler"]:
+        scaler.load_state_dict(train_state["scaler"])
+    return train_state["epoch"] + 1
 
 
 def train_loop_per_worker(config):
@@ -257,7 +323,7 @@ def train_loop_per_worker(config):
 
     device = ray.train.torch.get_device()
     on_gpu = device.type == "cuda"
-    precision = resolve_precision(config["precision"], device.type, on_gpu and torch.cuda.is_bf16_supported())
+    precision = device_precision(config["precision"], device)
     channels_last = on_gpu if config["channels_last"] is None else config["channels_last"]
     if on_gpu:
         torch.backends.cudnn.benchmark = True  # every batch has the same shape: pick the fastest kernels once
@@ -266,15 +332,14 @@ def train_loop_per_worker(config):
     num_epochs = config["num_epochs"]
 
     model = resnet18(weights=None)
-    start_epoch, train_state = 0, None
+    train_state = None
     checkpoint = ray.train.get_checkpoint()
     if checkpoint:  # a restart after a failure: continue after the last completed epoch
         with checkpoint.as_directory() as directory:
-            model.load_state_dict(torch.load(os.path.join(directory, MODEL_FILE), map_location="cpu"))
-            train_state = torch.load(os.path.join(directory, TRAIN_STATE_FILE), map_location="cpu")
-        start_epoch = train_state["epoch"] + 1
+            model_state, train_state = read_checkpoint_files(directory)
+        model.load_state_dict(model_state)
         print(f"worker {rank}: resuming from checkpoint {checkpoint.path}: "
-              f"epoch {start_epoch} of {num_epochs} done")
+              f"epoch {train_state['epoch'] + 1} of {num_epochs} done")
     elif config["weights_ref"] is not None:
         model.load_state_dict(ray.get(config["weights_ref"]))
     if channels_last:
@@ -283,9 +348,7 @@ def train_loop_per_worker(config):
     criterion = nn.CrossEntropyLoss()
     optimizer = optim.SGD(model.parameters(), lr=0.001, momentum=0.9)
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
-    if train_state is not None:
-        optimizer.load_state_dict(train_state["optimizer"])
-        scaler.load_state_dict(train_state["scaler"])
+    start_epoch = restore_train_state(train_state, optimizer, scaler) if train_state is not None else 0
     autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
     shard = ray.train.get_dataset_shard("train")
     if config["input_pipeline"] == "gpu":
@@ -337,11 +400,28 @@ def train_loop_per_worker(config):
             checkpoint = None
             if rank == 0:  # the model is replicated; one copy is enough
                 state = model.module.state_dict() if hasattr(model, "module") else model.state_dict()
-                torch.save(state, os.path.join(tmpdir, MODEL_FILE))
-                torch.save({"epoch": epoch, "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict()},
-                           os.path.join(tmpdir, TRAIN_STATE_FILE))
+                save_checkpoint_files(tmpdir, state, epoch, optimizer, scaler)
                 checkpoint = ray.train.Checkpoint.from_directory(tmpdir)
             ray.train.report(metrics, checkpoint=checkpoint)
+
+
+def binary_datasource_class():
+    """The gpu pipeline's file read: ``read_binary_files``' rows (``bytes``, one per file), read by read_images'
+    READ_THREADS_PER_TASK threads in each read task (FileBasedDatasource._NUM_THREADS_PER_TASK, Ray 2.58.0) where
+    read_binary_files' BinaryDatasource reads one file after the other: with object storage (S3) each read waits."""
+    import pyarrow as pa
+    from ray.data.datasource import FileBasedDatasource
+
+    class ThreadedBinaryDatasource(FileBasedDatasource):
+        _NUM_THREADS_PER_TASK = READ_THREADS_PER_TASK
+
+        def _read_stream(self, f, path: str):
+            yield pa.table({"bytes": pa.array([f.readall()], type=pa.binary())})
+
+        def _rows_per_file(self):
+            return 1
+
+    return ThreadedBinaryDatasource
 
 
 def build_dataset(data_path, input_pipeline: str, limit: int | None = None):
@@ -350,7 +430,7 @@ def build_dataset(data_path, input_pipeline: str, limit: int | None = None):
 
     extensions = [e.lstrip(".") for e in IMAGE_EXTENSIONS]
     if input_pipeline == "gpu":
-        dataset = ray.data.read_binary_files(data_path, file_extensions=extensions)
+        dataset = ray.data.read_datasource(binary_datasource_class()(data_path, file_extensions=extensions))
         fn = preprocessing.encode_batch_for_device
     else:
         dataset = ray.data.read_images(data_path, size=preprocessing.READ_SIZE, mode=preprocessing.READ_MODE,
@@ -362,28 +442,75 @@ def build_dataset(data_path, input_pipeline: str, limit: int | None = None):
                                zero_copy_batch=True)
 
 
+# InsufficientClusterResourcesError's sentence with the numbers
+# (ray/train/v2/_internal/execution/worker_group/worker_group.py, Ray 2.58.0), wherever it is in the message.
+_INSUFFICIENT = re.compile(r"requires (\{.*?\}) but the cluster only has a maximum of (\{.*?\})")
+
+
 def worker_start_failure(exc: BaseException, args: argparse.Namespace) -> str | None:
-    """One line for a run that failed because its workers' resources never came; None for any other failure."""
+    """One line for a run that failed because its workers could not start; None for any other failure.
+
+    Ray Train (failure_handling/default.py, Ray 2.58.0) retries a worker start that timed out or failed
+    (WorkerGroupStartupTimeoutError, WorkerGroupStartupFailedError) up to controller_failure_limit times over the
+    run, which the job sets to --max-failures; an impossible request (InsufficientClusterResourcesError) is not retried.
+    """
     cause = getattr(exc, "controller_failure", None)  # ray.train.ControllerError (Ray Train v2)
     name = type(cause).__name__
     # ScalingConfig's default per worker (ray/air/config.py, Ray 2.58.0): one GPU with use_gpu, else one CPU
     per_worker = "{GPU: 1}" if args.use_gpu else "{CPU: 1}"
+    tries = f"{args.max_failures + 1} time(s) (--max-failures {args.max_failures} + 1)"
     if name == "WorkerGroupStartupTimeoutError":
         return (f"the {args.num_workers} training worker(s) did not get their resources ({per_worker} each) "
-                f"within --worker-wait-s {args.worker_wait_s:g} s: no node with a free "
+                f"within --worker-wait-s {args.worker_wait_s:g} s, {tries}: no node with a free "
                 f"{'GPU' if args.use_gpu else 'CPU'} joined the Ray cluster. Check the worker group and its nodes "
                 "(kubectl get pods,nodes; pending pods in the Ray namespace), then rerun, or raise --worker-wait-s.")
+    if name == "WorkerGroupStartupFailedError":
+        return (f"the {args.num_workers} training worker(s) failed while starting, {tries} (a node lost or a worker "
+                "killed as it started; Ray Train's log above has the cause). Check the worker group's nodes "
+                "(kubectl get pods,nodes), then rerun.")
     if name == "InsufficientClusterResourcesError":
-        first = str(cause).strip().splitlines()
-        detail = first[1] if len(first) > 1 else first[0] if first else ""
+        message = " ".join(str(cause).split())
+        found = _INSUFFICIENT.search(message)
+        detail = (f"the workers need {found.group(1)} in all, the cluster has at most {found.group(2)}."
+                  if found else message)
         return (f"the Ray cluster can never run {args.num_workers} training worker(s) with {per_worker} each: "
                 f"{detail} Lower --num-workers or add GPU capacity to the worker group.")
     return None
 
 
+def run_config(args: argparse.Namespace):
+    """Ray Train's RunConfig: where checkpoints go, how many stay, which failures are retried."""
+    from ray.train import CheckpointConfig, FailureConfig, RunConfig
+
+    return RunConfig(
+        storage_path=args.storage_path,
+        # Worker failures: restart from the last checkpoint. Failed worker starts (controller failures, retried
+        # forever by default) get as many retries, counted over the run: a restart after a lost node can itself fail
+        # to start (WorkerGroupStartupFailedError, the node dying as the workers start) and must not end the job at
+        # once. So GPUs that never come fail the job after (--max-failures + 1) x --worker-wait-s.
+        failure_config=FailureConfig(max_failures=args.max_failures, controller_failure_limit=args.max_failures),
+        checkpoint_config=CheckpointConfig(num_to_keep=CHECKPOINTS_TO_KEEP),
+    )
+
+
+def resolved_settings(args, worker_metrics: dict | None) -> tuple[str | None, bool]:
+    """(precision, channels_last) the workers trained with: as they reported them, else resolved here like they do.
+
+    Every epoch reports them with its checkpoint, so a run that trained reports them. Without a report the driver
+    knows all but 'auto' precision on a GPU, which depends on the GPU (None then: nothing was trained)."""
+    metrics = worker_metrics or {}
+    channels_last = args.use_gpu if args.channels_last is None else args.channels_last
+    if "precision" in metrics and "channels_last" in metrics:
+        return metrics["precision"], metrics["channels_last"]
+    if args.use_gpu and args.precision == "auto":
+        return None, channels_last
+    return resolve_precision(args.precision, "cuda" if args.use_gpu else "cpu", None), channels_last
+
+
 def build_results(args, total_time_s: float, data_mb: float, data_size_source: str,
                   data_path, checkpoint_path: str | None, worker_metrics: dict | None = None) -> dict:
     throughput = round(args.num_epochs * data_mb / total_time_s, 2) if total_time_s > 0 else 0.0
+    precision, channels_last = resolved_settings(args, worker_metrics)
     results = {"data_size_gb": args.data_size_gb, "num_epochs": args.num_epochs}
     results["perf_metrics"] = [
         {"perf_metric_name": "total_time_s", "perf_metric_value": total_time_s,
@@ -405,9 +532,9 @@ def build_results(args, total_time_s: float, data_mb: float, data_size_source: s
         "storage_path": args.storage_path,
         "checkpoint_path": checkpoint_path,
         "input_pipeline": args.input_pipeline,
-        # what the workers resolved 'auto' to (their last report); the request when there was none
-        "precision": (worker_metrics or {}).get("precision", args.precision),
-        "channels_last": (worker_metrics or {}).get("channels_last", args.channels_last),
+        # what the workers resolved 'auto' to (their last report; resolved_settings without one)
+        "precision": precision,
+        "channels_last": channels_last,
         "max_failures": args.max_failures,
         "worker_wait_s": args.worker_wait_s,
     })
@@ -431,7 +558,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import ray
     import ray.cloudpickle
-    from ray.train import FailureConfig, RunConfig, ScalingConfig, TrainingFailedError
+    from ray.train import ScalingConfig, TrainingFailedError
     from ray.train.torch import TorchTrainer
 
     # One bounded wait per worker start (the first, and each restart after a failure); read by the controller.
@@ -465,12 +592,7 @@ def main(argv: list[str] | None = None) -> int:
         },
         datasets={"train": dataset},
         scaling_config=ScalingConfig(num_workers=args.num_workers, use_gpu=args.use_gpu),
-        run_config=RunConfig(
-            storage_path=args.storage_path,
-            # Worker failures: restart from the last checkpoint. Start timeouts (controller failures, retried
-            # forever by default) are not retried: one wait of --worker-wait-s, then the job fails.
-            failure_config=FailureConfig(max_failures=args.max_failures, controller_failure_limit=0),
-        ),
+        run_config=run_config(args),
     )
     try:
         result = trainer.fit()

@@ -18,10 +18,14 @@ exactly.
 from __future__ import annotations
 
 import io
+import subprocess
+import sys
+import warnings
 
 import numpy as np
 import pytest
 import torch
+from conftest import REPO_ROOT
 from PIL import Image
 
 from training import preprocessing as P
@@ -53,7 +57,7 @@ def levels(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def device_path(blobs, device="cpu") -> torch.Tensor:
     encoded = P.encode_batch_for_device({"bytes": np.array(blobs, dtype=object)})
-    return P.preprocess_encoded(encoded["bytes"], encoded["jpeg"], device)
+    return P.preprocess_encoded(encoded, device)
 
 
 @pytest.fixture(scope="module")
@@ -150,7 +154,7 @@ def test_batches_of_mixed_sizes_keep_their_order():
 
 def test_predecoded_pixels_of_the_wrong_size_are_rejected():
     with pytest.raises(ValueError, match="expected 196608"):
-        P.preprocess_encoded([bytes(100)], [False])
+        P.preprocess_encoded({"bytes": [bytes(100)], "jpeg": [False], "pixels": [0]})
 
 
 def test_collate_fn_gives_device_tensors(files):
@@ -176,11 +180,32 @@ def test_gpu_pipeline_is_chosen_when_the_workers_have_a_gpu():
     assert job.parse_args(["--no-use-gpu", "--input-pipeline", "gpu"]).input_pipeline == "gpu"  # the tests' way
 
 
+@pytest.mark.parametrize("gpu,capability,expected", [
+    ("V100", (7, 0), "fp16"), ("T4", (7, 5), "fp16"),  # bf16 only emulated: fp16 with the gradient scaler
+    ("A100", (8, 0), "bf16"), ("A10G", (8, 6), "bf16"), ("L4", (8, 9), "bf16"), ("H100", (9, 0), "bf16"),
+    ("unknown", None, "fp16"),
+])
+def test_auto_precision_is_bf16_only_where_the_gpu_has_it(gpu, capability, expected):
+    assert job.resolve_precision("auto", "cuda", capability) == expected, gpu
+
+
+def test_device_precision_asks_the_device_for_native_bf16(monkeypatch):
+    """torch.cuda.is_bf16_supported() (torch 2.14) counts emulation as support: True on a T4. Stubbed at the
+    boundary, the device facts of a T4: compute capability 7.5, and is_bf16_supported() saying yes."""
+    asked = []
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: asked.append(device) or (7, 5))
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)
+    t4 = torch.device("cuda", 0)
+    assert job.device_precision("auto", t4) == "fp16" and asked == [t4]
+    assert job.device_precision("bf16", t4) == "bf16"  # asked for explicitly: the user's choice
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (8, 6))
+    assert job.device_precision("auto", t4) == "bf16"
+    assert job.device_precision("auto", torch.device("cpu")) == "fp32"
+
+
 def test_precision_and_channels_last_defaults():
-    assert job.resolve_precision("auto", "cuda", bf16_supported=True) == "bf16"
-    assert job.resolve_precision("auto", "cuda", bf16_supported=False) == "fp16"
-    assert job.resolve_precision("auto", "cpu", bf16_supported=False) == "fp32"
-    assert job.resolve_precision("fp32", "cuda", bf16_supported=True) == "fp32"
+    assert job.resolve_precision("auto", "cpu", None) == "fp32"
+    assert job.resolve_precision("fp32", "cuda", (9, 0)) == "fp32"
     args = job.parse_args([])
     assert (args.precision, args.channels_last) == ("auto", None)  # resolved on the worker, by its device
     assert job.parse_args(["--no-channels-last"]).channels_last is False
@@ -196,3 +221,111 @@ def test_invalid_new_arguments_are_rejected(argv, message, capsys):
     with pytest.raises(SystemExit) as exc:
         job.parse_args(argv)
     assert exc.value.code == 2 and message in capsys.readouterr().err
+
+
+# --- bounded device memory -----------------------------------------------------------------------------------------
+
+def test_chunks_hold_a_bounded_number_of_pixels():
+    floor = P.READ_SIZE[0] * P.READ_SIZE[1]  # an image counts as at least what it is resized to
+    assert P.device_chunks([], 10 * floor) == []
+    assert P.device_chunks([floor] * 5, 2 * floor) == [range(0, 2), range(2, 4), range(4, 5)]
+    assert P.device_chunks([100] * 5, 2 * floor) == [range(0, 2), range(2, 4), range(4, 5)]  # small ones: the floor
+    assert P.device_chunks([floor, 9 * floor, floor], 2 * floor) == [range(0, 1), range(1, 2), range(2, 3)]  # alone
+    pixels = list(np.random.default_rng(5).integers(1, 12 * floor, 200))
+    chunks = P.device_chunks(pixels, 16 * floor)
+    assert [i for c in chunks for i in c] == list(range(200))
+    for c in chunks:
+        assert len(c) == 1 or sum(max(pixels[i], floor) for i in c) <= 16 * floor
+
+
+def test_large_images_are_decoded_a_bounded_number_of_pixels_at_a_time(monkeypatch):
+    """Big photos, a batch of them: decode_jpeg (the real one, watched) never gets more than the chunk's pixels, and
+    the tensors are those of one unchunked pass."""
+    import torchvision.io
+
+    rng = np.random.default_rng(11)
+    sizes = [(1200, 900), (900, 1200), (1200, 900), (400, 300), (1600, 1200), (375, 500), (1200, 900)]
+    blobs = [encode(synthetic_image(rng, w, h), quality=85) for w, h in sizes]
+    blobs.insert(3, encode(synthetic_image(rng, 300, 300), "PNG", "L"))  # pre-decoded on the CPU side
+    encoded = P.encode_batch_for_device({"bytes": np.array(blobs, dtype=object)})
+    assert encoded["pixels"].tolist()[:4] == [900 * 1200, 1200 * 900, 900 * 1200, 0]
+    whole = P.preprocess_encoded(encoded)  # the default budget holds this batch at once
+
+    real, calls = torchvision.io.decode_jpeg, []
+
+    def watched(data, *args, **kwargs):
+        decoded = real(data, *args, **kwargs)
+        calls.append(sum(int(t.shape[1]) * int(t.shape[2]) for t in decoded))
+        return decoded
+
+    monkeypatch.setattr(torchvision.io, "decode_jpeg", watched)
+    budget = 2 * 1200 * 900
+    monkeypatch.setattr(P, "DEVICE_CHUNK_PIXELS", budget)
+    chunked = P.preprocess_encoded(encoded)
+    assert len(calls) >= 4 and max(calls) <= budget, calls
+    assert torch.equal(chunked, whole)
+
+
+# --- warnings ------------------------------------------------------------------------------------------------------
+
+def test_read_only_inputs_need_no_per_call_warning_filters(files):
+    """catch_warnings() saves and restores the process's filters: in the collate thread it races with the training
+    loop's thread. The filters are installed once instead."""
+    real, calls = warnings.catch_warnings, []
+
+    def watched(*args, **kwargs):
+        calls.append(args)
+        return real(*args, **kwargs)
+
+    read_only = np.zeros((2, 256, 256, 3), dtype=np.uint8)
+    read_only.flags.writeable = False
+    warnings.catch_warnings = watched
+    try:
+        P.preprocess_images(read_only)
+        device_path([blob for blob, _ in files.values()][:3])
+    finally:
+        warnings.catch_warnings = real
+    assert calls == [], "warnings.catch_warnings() is not thread-safe"
+    ignored = [f[1].pattern for f in warnings.filters if f[0] == "ignore" and f[1] is not None]
+    assert all(ignored.count(message) == 1 for message in P.READ_ONLY_WARNINGS), warnings.filters
+
+
+def test_read_only_warnings_are_silenced_in_a_fresh_process():
+    """A fresh interpreter where torch's two read-only warnings are errors: the functions must silence them."""
+    code = """
+import io, numpy as np
+from PIL import Image
+from training import preprocessing as P
+buf = io.BytesIO(); Image.new("RGB", (300, 200), (10, 200, 30)).save(buf, format="JPEG")
+P.preprocess_encoded(P.encode_batch_for_device({"bytes": np.array([buf.getvalue()], dtype=object)}))
+a = np.zeros((1, 256, 256, 3), dtype=np.uint8); a.flags.writeable = False
+P.preprocess_images(a)
+"""
+    result = subprocess.run(
+        [sys.executable, "-W", "error:The given buffer is not writable:UserWarning",
+         "-W", "error:The given NumPy array is not writable:UserWarning", "-c", code],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+# --- reading files -------------------------------------------------------------------------------------------------
+
+def test_binary_read_uses_read_images_threads(tmp_path):
+    """The gpu pipeline's file read: the rows of read_binary_files (Ray's BinaryDatasource), read by as many threads
+    per read task as read_images uses (Ray's ImageDatasource), where BinaryDatasource reads in the task's thread.
+    Ray runs a read task's reads in that many threads (FileBasedDatasource.get_read_tasks, Ray 2.58.0)."""
+    import pyarrow.fs as pafs
+    from ray.data._internal.datasource.binary_datasource import BinaryDatasource
+    from ray.data._internal.datasource.image_datasource import ImageDatasource
+
+    ours = job.binary_datasource_class()
+    assert ours._NUM_THREADS_PER_TASK == ImageDatasource._NUM_THREADS_PER_TASK == job.READ_THREADS_PER_TASK > 0
+    assert BinaryDatasource._NUM_THREADS_PER_TASK == 0  # why ours exists; a Ray that changes this needs it no more
+    path = tmp_path / "f.jpg"
+    path.write_bytes(bytes(range(256)) * 3)
+    fs = pafs.LocalFileSystem()
+
+    reader = object.__new__(ours)  # the read of one file, as a read task calls it (no Ray cluster needed for that)
+    with fs.open_input_stream(str(path)) as f:
+        rows = [row for table in reader._read_stream(f, str(path)) for row in table.to_pylist()]
+    assert rows == [{BinaryDatasource._COLUMN_NAME: path.read_bytes()}] and reader._rows_per_file() == 1
