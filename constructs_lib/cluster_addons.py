@@ -47,6 +47,12 @@ def autoscaler_placement() -> dict:
             "priorityClassName": "system-cluster-critical"}
 
 
+def nodegroup_arns(region: str, cluster_name: str) -> str:
+    """Every managed node group of the cluster (arn:<partition>:eks:<region>:<account>:nodegroup/<cluster>/<name>/<id>,
+    Service Authorization Reference, Amazon EKS resource type nodegroup)."""
+    return f"arn:*:eks:{region}:*:nodegroup/{cluster_name}/*"
+
+
 @dataclass(frozen=True)
 class ClusterAddonsProps:
     cluster_name: str
@@ -81,8 +87,14 @@ class ClusterAddons(Construct):
                 statement(["autoscaling:DescribeAutoScalingGroups", "autoscaling:DescribeAutoScalingInstances",
                            "autoscaling:DescribeLaunchConfigurations", "autoscaling:DescribeScalingActivities",
                            "autoscaling:DescribeTags", "ec2:DescribeImages", "ec2:DescribeInstanceTypes",
-                           "ec2:DescribeLaunchTemplateVersions", "ec2:GetInstanceTypesFromInstanceRequirements",
-                           "eks:DescribeNodegroup"], ["*"], sid="Describe"),
+                           "ec2:DescribeLaunchTemplateVersions", "ec2:GetInstanceTypesFromInstanceRequirements"],
+                          ["*"], sid="Describe"),
+                # Scale from zero: a group with no node gets its labels and taints from here. EKS tags the Auto
+                # Scaling group with eks:nodegroup-name/eks:cluster-name only; the node-template tags on the node
+                # group never reach it, so cluster-autoscaler asks EKS (kubernetes/autoscaler@00a2c93c
+                # cluster-autoscaler/cloudprovider/aws/aws_manager.go buildNodeFromTemplate: DescribeNodegroup).
+                statement(["eks:DescribeNodegroup"], [nodegroup_arns(props.region, props.cluster_name)],
+                          sid="ScaleFromZeroTemplates"),
             ]),
         ))
         Release(Construct(self, "release"), "cluster_autoscaler", name="cluster-autoscaler", namespace="kube-system",

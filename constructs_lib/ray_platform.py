@@ -30,7 +30,6 @@ from .manifests.storage import FsxVolumeProps, fsx_persistent_volume, fsx_persis
 
 @dataclass(frozen=True)
 class RayPlatformProps:
-    cluster_name: str
     workload_role_name_prefix: str
     namespace: str
     service_account: str

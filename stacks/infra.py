@@ -87,14 +87,14 @@ class InfraStack(ReadableStack):
         ))
         tags = cfg.deployment_tags
         groups = {}
-        for g in c.node_groups:
+        for g in c.managed_node_groups:
             groups[g.name] = NodeGroup(self, f"node_group_{g.name}", NodeGroupProps(
                 cluster_name=eks.name, kubernetes_version=eks.cluster.version, name=g.name,
                 role_name_prefix=naming.iam_role_name_prefix(name, naming.node_role_purpose(g.name)),
                 launch_template_name_prefix=naming.launch_template_name_prefix(name, g.name),
                 node_group_name_prefix=naming.node_group_name_prefix(g.name),
                 subnet_ids=network.private_subnet_ids,
-                instance_types=list(g.instance_types), ami_type=g.ami_type, capacity_type=g.capacity_type,
+                instance_types=list(g.instance_types), ami_type=g.eks_ami_type, capacity_type=g.capacity_type,
                 min_size=g.min_size, desired_size=g.desired_size, max_size=g.max_size, disk_size_gib=g.disk_size_gib,
                 labels=g.kubernetes_labels,
                 taints=[TaintProps(key=t.key, value=t.value, effect=t.effect) for t in g.kubernetes_taints],

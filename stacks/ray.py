@@ -76,15 +76,17 @@ class RayStack(ReadableStack):
         infra = remote_state(self, "infra", cfg, INFRA_STACK)
         kubernetes_providers(self, cfg, infra)
 
+        # The EKS cluster's name: the infra stack's output, the one source every part of this stack reads it from.
+        cluster = infra.get_string("cluster_name")
         oidc_arn = infra.get_string("oidc_provider_arn")
         oidc_host = Fn.replace(infra.get_string("cluster_oidc_issuer_url"), "https://", "")
         platform = RayPlatform(self, "platform", RayPlatformProps(
-            cluster_name=cfg.name, namespace=cfg.ray.namespace, service_account=RAY_SERVICE_ACCOUNT,
+            namespace=cfg.ray.namespace, service_account=RAY_SERVICE_ACCOUNT,
             workload_role_name_prefix=naming.iam_role_name_prefix(cfg.name, naming.RAY_WORKLOAD_ROLE),
             oidc_provider_arn=oidc_arn, oidc_issuer_host=oidc_host,
             data_bucket_arn=infra.get_string("data_bucket_arn"), fsx=fsx_volume_props(cfg, infra)))
         ClusterAddons(self, "addons", ClusterAddonsProps(
-            cluster_name=cfg.name, region=cfg.region,
+            cluster_name=cluster, region=cfg.region,
             autoscaler_role_name_prefix=naming.iam_role_name_prefix(cfg.name, naming.CLUSTER_AUTOSCALER_ROLE),
             cluster_autoscaler_image_tag=CLUSTER_AUTOSCALER_IMAGE_TAGS[cfg.cluster.kubernetes_version],
             oidc_provider_arn=oidc_arn, oidc_issuer_host=oidc_host,
@@ -98,14 +100,14 @@ class RayStack(ReadableStack):
 
         obs = cfg.observability
         ObservabilityAddons(self, "observability", ObservabilityAddonsProps(
-            cluster_name=infra.get_string("cluster_name"), oidc_provider_arn=oidc_arn, oidc_issuer_host=oidc_host,
+            cluster_name=cluster, oidc_provider_arn=oidc_arn, oidc_issuer_host=oidc_host,
             kube_prometheus_stack=obs.kube_prometheus_stack,
             kube_prometheus_stack_chart_version=obs.kube_prometheus_stack_chart_version,
             monitoring_namespace=obs.monitoring_namespace, container_insights=obs.container_insights,
             container_insights_addon_version=obs.container_insights_addon_version,
             container_insights_role_name_prefix=naming.iam_role_name_prefix(cfg.name, naming.CONTAINER_INSIGHTS_ROLE)))
         if cfg.orchestrator_enabled:
-            self._orchestrator(cfg, infra, platform.namespace.metadata.name)
+            self._orchestrator(cfg, infra, cluster, platform.namespace.metadata.name)
 
         TerraformOutput(self, "namespace", value=platform.namespace.metadata.name,
                         description="Namespace of the Ray cluster and jobs")
@@ -117,14 +119,14 @@ class RayStack(ReadableStack):
                         description="KubeRay operator chart version")
         add_moved_blocks(self, RAY_STACK)
 
-    def _orchestrator(self, cfg: AppConfig, infra, namespace: str) -> None:
+    def _orchestrator(self, cfg: AppConfig, infra, cluster: str, namespace: str) -> None:
         o = cfg.orchestrator
         orchestrator = RayOrchestrator(self, "ray_orchestrator", RayOrchestratorProps(
             name=cfg.name, names=orchestrator_names(cfg.name),
             region=cfg.region, account_id=DataAwsCallerIdentity(self, "current").account_id,
             partition=DataAwsPartition(self, "current_partition").partition,
             pipeline=PipelineProps(
-                cluster_name=infra.get_string("cluster_name"), cluster_endpoint=infra.get_string("cluster_endpoint"),
+                cluster_name=cluster, cluster_endpoint=infra.get_string("cluster_endpoint"),
                 cluster_ca=infra.get_string("cluster_certificate_authority_data"), namespace=namespace,
                 head_service=cfg.ray.head_service, ray_cluster=cfg.ray.cluster_name,
                 image=ray_pod_image(cfg, infra), pip=job_pip(cfg),

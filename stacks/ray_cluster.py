@@ -20,7 +20,7 @@ from constructs_lib.observability import (
     ray_head_env,
     scrape_annotations,
 )
-from constructs_lib.ray_cluster import RayClusterManifest, RayHeadNetworkPolicy
+from constructs_lib.ray_cluster import RayClusterManifest, RayHeadDisruptionBudget, RayHeadNetworkPolicy
 from conventions.commands import job_submit_command, port_forward_command, token_command, token_export_command
 from conventions.ray import HEAD_PORTS, LOCAL_DASHBOARD_URL
 
@@ -40,7 +40,6 @@ from .migrations import add_moved_blocks
 
 
 def ray_cluster_props(cfg: AppConfig, image: str) -> RayClusterProps:
-    groups = {g.name: g for g in cfg.cluster.node_groups}
     obs = cfg.observability
     return RayClusterProps(
         head_env=ray_head_env(obs.monitoring_namespace, obs.grafana_iframe_host) if obs.kube_prometheus_stack else {},
@@ -48,8 +47,9 @@ def ray_cluster_props(cfg: AppConfig, image: str) -> RayClusterProps:
         name=cfg.ray.cluster_name, namespace=cfg.ray.namespace, ray_version=cfg.ray.ray_version,
         image=image, service_account=RAY_SERVICE_ACCOUNT, pvc_name=FSX_CLAIM,
         head_cpu=cfg.ray.head.cpu, head_memory=cfg.ray.head.memory, idle_timeout_seconds=cfg.ray.idle_timeout_seconds,
+        worker_drain_seconds=cfg.ray.worker_drain_seconds, upgrade_strategy=cfg.ray.upgrade_strategy,
         worker_groups=[WorkerGroupProps(
-            name=w.name, node_role=groups[w.node_group].role, min_replicas=w.min_replicas,
+            name=w.name, node_group=w.node_group, min_replicas=w.min_replicas,
             max_replicas=w.max_replicas, cpu=w.cpu, memory=w.memory, gpus=w.gpus) for w in cfg.ray.worker_groups],
     )
 
@@ -75,6 +75,7 @@ class RayClusterStack(ReadableStack):
         props = ray_cluster_props(cfg, ray_pod_image(cfg, infra))
         RayClusterManifest(self, "ray_cluster", props)
         RayHeadNetworkPolicy(self, "ray_head", head_network_policy_props(cfg))
+        RayHeadDisruptionBudget(self, "head_disruption_budget", props)
         if cfg.observability.metrics_scrape == "monitors":
             # Custom kinds need their CRDs at plan time: the ray stack's kube-prometheus-stack (or an
             # existing Prometheus Operator) installed them before this stack plans.

@@ -116,7 +116,8 @@ def test_validation_counts_what_the_ray_cluster_asks_for():
     container on workers."""
     rc = ray_cluster(RayClusterProps(
         name="kuberay", namespace="ray", ray_version="2.58.0", image="img", service_account="ray", pvc_name="fsx",
-        head_cpu="2", head_memory="8Gi", idle_timeout_seconds=60,
+        head_cpu="2", head_memory="8Gi", idle_timeout_seconds=60, worker_drain_seconds=60,
+        upgrade_strategy="Recreate",
         worker_groups=[WorkerGroupProps("g", "gpu", 0, 2, "3", "12Gi", 1),
                        WorkerGroupProps("c", "cpu", 0, 2, "150m", "200Mi", 0)]))
     spec = rc["spec"]
