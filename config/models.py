@@ -373,13 +373,19 @@ class NodeGroupConfig(_Model):
                         f"same vCPUs, memory and GPUs{hint}")
         return None
 
-    def max_nodes(self, t: InstanceType, max_size: int | None = None) -> int:
-        """The most nodes of type ``t`` the group reaches: max_size nodes' worth of its largest type's vCPUs, memory
-        and GPUs (a Karpenter pool's limits; for a managed group, whose types share one shape, max_size)."""
+    def pool_limits(self, max_size: int | None = None) -> dict[str, int]:
+        """What the group may hold in all: max_size nodes of its largest type's vCPUs, memory (MiB) and NVIDIA GPUs (a
+        Karpenter pool's spec.limits; Karpenter counts its nodes' capacity against them)."""
         types, size = self.instance_type_specs, self.max_size if max_size is None else max_size
-        caps = [(max(x.vcpu for x in types), t.vcpu), (max(x.memory_mib for x in types), t.memory_mib),
-                (max(x.nvidia_gpus for x in types), t.nvidia_gpus)]
-        return min(size * most // each for most, each in caps if each)
+        return {"cpu": size * max(t.vcpu for t in types), "memory_mib": size * max(t.memory_mib for t in types),
+                "gpus": size * max(t.nvidia_gpus for t in types)}
+
+    def max_nodes(self, t: InstanceType, max_size: int | None = None) -> int:
+        """The most nodes of type ``t`` the group reaches within pool_limits (for a managed group, whose types share
+        one shape: max_size)."""
+        limits = self.pool_limits(max_size)
+        caps = [(limits["cpu"], t.vcpu), (limits["memory_mib"], t.memory_mib), (limits["gpus"], t.nvidia_gpus)]
+        return min(total // each for total, each in caps if each)
 
     @property
     def eks_ami_type(self) -> str:

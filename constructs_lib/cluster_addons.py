@@ -1,8 +1,9 @@
 """Cluster add-ons the Ray platform needs, installed with Helm:
 
-- NVIDIA device plugin, on every GPU node and only there, so pods can request nvidia.com/gpu;
+- NVIDIA device plugin, on every GPU node and only there (managed groups and Karpenter's alike), so pods can request
+  nvidia.com/gpu;
 - cluster-autoscaler with its own IRSA role, discovering node groups by their tags, so the pods the
-  Ray autoscaler creates get nodes (including GPU groups scaled to zero).
+  Ray autoscaler creates get nodes (including GPU groups scaled to zero); not with Karpenter.
 """
 
 from __future__ import annotations
@@ -64,6 +65,8 @@ class ClusterAddonsProps:
     nvidia_device_plugin_version: str
     cluster_autoscaler_version: str
     install_device_plugin: bool
+    # False with Karpenter (cluster.autoscaler: karpenter): it adds the worker nodes instead (constructs_lib/karpenter).
+    install_cluster_autoscaler: bool = True
 
 
 class ClusterAddons(Construct):
@@ -74,6 +77,10 @@ class ClusterAddons(Construct):
                     repository=NVIDIA_REPO, chart="nvidia-device-plugin", version=props.nvidia_device_plugin_version,
                     values=[json.dumps(device_plugin_values())])
 
+        if props.install_cluster_autoscaler:
+            self._cluster_autoscaler(props)
+
+    def _cluster_autoscaler(self, props: ClusterAddonsProps) -> None:
         tag = f"aws:ResourceTag/k8s.io/cluster-autoscaler/{props.cluster_name}"
         role = IrsaRole(self, "cluster_autoscaler", IrsaRoleProps(
             role_name_prefix=props.autoscaler_role_name_prefix,

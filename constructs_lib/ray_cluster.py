@@ -7,6 +7,9 @@ only after the ray stack's operator release applied.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+from cdktf import ITerraformDependable
 from cdktf_cdktf_provider_kubernetes.manifest import Manifest, ManifestFieldManager, ManifestTimeouts, ManifestWait
 from cdktf_cdktf_provider_kubernetes.network_policy_v1 import (
     NetworkPolicyV1,
@@ -35,7 +38,8 @@ class RayClusterManifest(Construct):
     manifest: Manifest
     object: dict
 
-    def __init__(self, scope: Construct, id: str, props: RayClusterProps) -> None:
+    def __init__(self, scope: Construct, id: str, props: RayClusterProps,
+                 depends_on: Sequence[ITerraformDependable] = ()) -> None:
         super().__init__(scope, id)
         self.object = ray_cluster(props)
         # Worker replicas belong to the Ray autoscaler, and the plan stays empty while it scales: the manifest
@@ -49,7 +53,8 @@ class RayClusterManifest(Construct):
         self.manifest = Manifest(self, id, manifest=self.object,
                                  field_manager=ManifestFieldManager(name="terraform", force_conflicts=True),
                                  wait=ManifestWait(fields={"status.state": "ready"}),
-                                 timeouts=ManifestTimeouts(create="20m", update="20m", delete="10m"))
+                                 timeouts=ManifestTimeouts(create="20m", update="20m", delete="10m"),
+                                 depends_on=list(depends_on) or None)
 
 
 def _peer(peer: dict) -> NetworkPolicyV1SpecIngressFrom:

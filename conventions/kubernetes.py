@@ -151,6 +151,11 @@ def memory_mebibytes(quantity: str) -> Decimal:
     return int(quantity[:-2]) * _MEMORY_UNITS_MIB[quantity[-2:]]
 
 
+def mebibytes_quantity(mib: int) -> str:
+    """A memory quantity for a number of MiB: in Gi when whole."""
+    return f"{mib // 1024}Gi" if mib % 1024 == 0 else f"{mib}Mi"
+
+
 def half_memory(quantity: str) -> str:
     """Half of a memory quantity, in its own unit (at least 1): Ray's default object-store share of /dev/shm."""
     n, unit = int(quantity[:-2]), quantity[-2:]

@@ -24,6 +24,9 @@ INFRA_OUTPUTS = (
     "ecr_repository_arn", "data_bucket_name", "data_bucket_arn", "access_logs_bucket_name", "vpc_id",
     "private_subnet_ids", "public_subnet_ids", "update_kubeconfig_command", "ray_image",
 )
+# More outputs with cluster.autoscaler: karpenter (what the ray stacks' controller and EC2NodeClasses name).
+KARPENTER_INFRA_OUTPUTS = ("karpenter_controller_role_arn", "karpenter_node_role_arn",
+                           "karpenter_node_instance_profile", "karpenter_interruption_queue")
 
 # Kubernetes names the ray stack creates and the ray-cluster stack's pods use.
 RAY_SERVICE_ACCOUNT = "ray"

@@ -12,8 +12,9 @@ from cdktf_cdktf_provider_aws.data_aws_partition import DataAwsPartition
 from constructs import Construct
 
 from config import AppConfig
-from config.versions import CLUSTER_AUTOSCALER_IMAGE_TAGS
+from config.versions import CLUSTER_AUTOSCALER_IMAGE_TAGS, KARPENTER_VERSION
 from constructs_lib.cluster_addons import ClusterAddons, ClusterAddonsProps
+from constructs_lib.karpenter import KarpenterController, KarpenterControllerProps
 from constructs_lib.kuberay_operator import KubeRayOperator, KubeRayOperatorProps
 from constructs_lib.manifests.storage import FsxVolumeProps
 from constructs_lib.observability import ObservabilityAddons, ObservabilityAddonsProps
@@ -30,6 +31,7 @@ from constructs_lib.orchestrator import (
 )
 from constructs_lib.ray_platform import RayPlatform, RayPlatformProps
 from conventions import naming
+from conventions.kubernetes import CORE_ROLE, node_selector
 
 from .addresses import ReadableStack
 from .common import aws_provider, configure_backend, ray_pod_image, remote_state
@@ -78,6 +80,7 @@ class RayStack(ReadableStack):
 
         # The EKS cluster's name: the infra stack's output, the one source every part of this stack reads it from.
         cluster = infra.get_string("cluster_name")
+        karpenter = cfg.cluster.autoscaler == "karpenter"
         oidc_arn = infra.get_string("oidc_provider_arn")
         oidc_host = Fn.replace(infra.get_string("cluster_oidc_issuer_url"), "https://", "")
         platform = RayPlatform(self, "platform", RayPlatformProps(
@@ -92,7 +95,14 @@ class RayStack(ReadableStack):
             oidc_provider_arn=oidc_arn, oidc_issuer_host=oidc_host,
             nvidia_device_plugin_version=cfg.ray.nvidia_device_plugin_chart_version,
             cluster_autoscaler_version=cfg.ray.cluster_autoscaler_chart_version,
-            install_device_plugin=cfg.cluster.has_gpu))
+            install_device_plugin=cfg.cluster.has_gpu, install_cluster_autoscaler=not karpenter))
+        if karpenter:
+            core = cfg.cluster.core_group
+            KarpenterController(self, "karpenter", KarpenterControllerProps(
+                cluster_name=cluster, version=KARPENTER_VERSION,
+                controller_role_arn=infra.get_string("karpenter_controller_role_arn"),
+                interruption_queue=infra.get_string("karpenter_interruption_queue"),
+                replicas=min(2, max(core.min_size, 1)), node_selector=node_selector(CORE_ROLE)))
         # The namespace by reference: Terraform orders the release after the namespace exists.
         operator = KubeRayOperator(self, "kuberay", KubeRayOperatorProps(
             namespace=platform.namespace.metadata.name, release_name=KUBERAY_OPERATOR_RELEASE,

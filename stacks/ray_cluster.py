@@ -11,6 +11,10 @@ from cdktf import TerraformOutput, TerraformStack
 from constructs import Construct
 
 from config import AppConfig
+from config.models import NodeGroupConfig
+from config.versions import KARPENTER_AMI_RELEASE
+from constructs_lib.karpenter import KarpenterNodePools
+from constructs_lib.manifests.karpenter import NodePoolProps
 from constructs_lib.manifests.network_policy import HeadNetworkPolicyProps
 from constructs_lib.manifests.ray_cluster import RayClusterProps, WorkerGroupProps
 from constructs_lib.observability import (
@@ -22,6 +26,8 @@ from constructs_lib.observability import (
 )
 from constructs_lib.ray_cluster import RayClusterManifest, RayHeadDisruptionBudget, RayHeadNetworkPolicy
 from conventions.commands import job_submit_command, port_forward_command, token_command, token_export_command
+from conventions.karpenter import CAPACITY_TYPES
+from conventions.kubernetes import GPU_RESOURCE, TAINT_EFFECTS, mebibytes_quantity
 from conventions.ray import HEAD_PORTS, LOCAL_DASHBOARD_URL
 
 from .addresses import ReadableStack
@@ -54,6 +60,20 @@ def ray_cluster_props(cfg: AppConfig, image: str) -> RayClusterProps:
     )
 
 
+def node_pool_props(cfg: AppConfig, group: NodeGroupConfig, cluster_name: str, instance_profile: str) -> NodePoolProps:
+    """A gpu/cpu node group as a Karpenter NodePool: the labels and taints its managed group's nodes would carry."""
+    limits = group.pool_limits()
+    return NodePoolProps(
+        name=group.name, labels=group.kubernetes_labels,
+        taints=[{"key": t.key, **({"value": t.value} if t.value else {}), "effect": TAINT_EFFECTS[t.effect]}
+                for t in group.kubernetes_taints],
+        instance_types=list(group.instance_types), capacity_types=CAPACITY_TYPES[group.capacity_type],
+        limits={"cpu": str(limits["cpu"]), "memory": mebibytes_quantity(limits["memory_mib"]),
+                **({GPU_RESOURCE: str(limits["gpus"])} if limits["gpus"] else {})},
+        disk_size_gib=group.disk_size_gib, cluster_name=cluster_name, instance_profile=instance_profile,
+        ami_release=KARPENTER_AMI_RELEASE, tags=cfg.deployment_tags)
+
+
 def head_network_policy_props(cfg: AppConfig) -> HeadNetworkPolicyProps:
     obs = cfg.observability
     if obs.metrics_scrape == "none":
@@ -73,7 +93,16 @@ class RayClusterStack(ReadableStack):
         infra = remote_state(self, "infra", cfg, INFRA_STACK)
         kubernetes_providers(self, cfg, infra, helm=False)
         props = ray_cluster_props(cfg, ray_pod_image(cfg, infra))
-        RayClusterManifest(self, "ray_cluster", props)
+        pools = None
+        if cfg.cluster.karpenter_pools:
+            # Custom kinds, like the RayCluster: their CRDs (the ray stack's karpenter-crd release) exist at plan.
+            pools = KarpenterNodePools(self, "karpenter", [
+                node_pool_props(cfg, g, infra.get_string("cluster_name"),
+                                infra.get_string("karpenter_node_instance_profile"))
+                for g in cfg.cluster.karpenter_pools])
+        # After the pools: on destroy the RayCluster (its pods) goes first, so no busy Ray pod holds up the drain
+        # of a pool's nodes.
+        RayClusterManifest(self, "ray_cluster", props, depends_on=pools.pools if pools else ())
         RayHeadNetworkPolicy(self, "ray_head", head_network_policy_props(cfg))
         RayHeadDisruptionBudget(self, "head_disruption_budget", props)
         if cfg.observability.metrics_scrape == "monitors":
