@@ -59,6 +59,12 @@ def fsx_volume_props(cfg: AppConfig, infra) -> FsxVolumeProps:
         capacity_gib=cfg.fsx.storage_capacity_gib)
 
 
+def karpenter_replicas(cfg: AppConfig) -> int:
+    """Karpenter's controller replicas: one per core node the group keeps, up to the chart's two (nothing adds a core
+    node for a Pending replica: cluster-autoscaler is not installed with Karpenter)."""
+    return min(2, max(cfg.cluster.core_group.min_size, 1))
+
+
 def orchestrator_names(name: str) -> OrchestratorNames:
     fn = naming.orchestrator_function_name(name)
     return OrchestratorNames(
@@ -97,12 +103,11 @@ class RayStack(ReadableStack):
             cluster_autoscaler_version=cfg.ray.cluster_autoscaler_chart_version,
             install_device_plugin=cfg.cluster.has_gpu, install_cluster_autoscaler=not karpenter))
         if karpenter:
-            core = cfg.cluster.core_group
             KarpenterController(self, "karpenter", KarpenterControllerProps(
                 cluster_name=cluster, version=KARPENTER_VERSION,
                 controller_role_arn=infra.get_string("karpenter_controller_role_arn"),
                 interruption_queue=infra.get_string("karpenter_interruption_queue"),
-                replicas=min(2, max(core.min_size, 1)), node_selector=node_selector(CORE_ROLE)))
+                replicas=karpenter_replicas(cfg), node_selector=node_selector(CORE_ROLE)))
         # The namespace by reference: Terraform orders the release after the namespace exists.
         operator = KubeRayOperator(self, "kuberay", KubeRayOperatorProps(
             namespace=platform.namespace.metadata.name, release_name=KUBERAY_OPERATOR_RELEASE,
