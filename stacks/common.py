@@ -10,8 +10,8 @@ from constructs import Construct
 from config import AppConfig
 
 # The services our stacks call; an emulator endpoint is set for each of them.
-EMULATED_SERVICES = ("autoscaling", "codebuild", "ec2", "ecr", "eks", "fsx", "iam", "kms", "logs", "s3", "sfn", "ssm",
-                     "sts")
+EMULATED_SERVICES = ("autoscaling", "codebuild", "ec2", "ecr", "eks", "events", "fsx", "iam", "kms", "logs", "s3",
+                     "sfn", "sqs", "ssm", "sts")
 # The local backend's state files live in <project>/state/; stacks run from cdktf.out/stacks/<name>/.
 STACK_DIR_TO_PROJECT = "../../.."
 
