@@ -259,3 +259,52 @@ def test_destroy_order_leaves_no_instance_behind(karp):
 
     assert STACK_ORDER == ("infra", "ray", "ray-cluster")
     assert "aws_iam_role" not in rc.get("resource", {})  # nothing the pools' instances need goes with them
+
+
+# ------------------------------------------------------------------------------------------------ addresses
+KARPENTER_ADDRESSES = {
+    "infra": {"aws_cloudwatch_event_rule.karpenter_" + e.replace("-", "_") for e in INTERRUPTION_EVENTS}
+    | {"aws_cloudwatch_event_target.karpenter_" + e.replace("-", "_") + "_target" for e in INTERRUPTION_EVENTS}
+    | {"aws_ec2_tag.karpenter_discovery_cluster_security_group", "aws_eks_access_entry.karpenter_node_access",
+       "aws_iam_instance_profile.karpenter_node_profile", "aws_iam_role.karpenter_controller",
+       "aws_iam_role.karpenter_node", "aws_iam_role_policy.karpenter_controller",
+       "aws_sqs_queue.karpenter_interruption", "aws_sqs_queue_policy.karpenter_interruption_policy"}
+    | {f"aws_iam_role_policy_attachment.karpenter_node_{k}" for k in ("worker", "cni", "ecr_pull", "ssm")},
+    "ray": {"helm_release.karpenter", "helm_release.karpenter_crd"},
+    "ray-cluster": {"kubernetes_manifest.karpenter_node_class_gpu", "kubernetes_manifest.karpenter_node_pool_gpu"},
+}
+# What the defaults' GPU node group and cluster-autoscaler are, and Karpenter replaces.
+REPLACED = {
+    "infra": {"aws_eks_node_group.gpu", "aws_iam_role.node_gpu", "aws_launch_template.gpu"}
+    | {f"aws_iam_role_policy_attachment.node_gpu_{k}" for k in ("worker", "cni", "ecr_pull", "ssm")},
+    "ray": {"helm_release.cluster_autoscaler", "aws_iam_role.cluster_autoscaler",
+            "aws_iam_role_policy.cluster_autoscaler"},
+    "ray-cluster": set(),
+}
+
+
+@pytest.mark.parametrize("stack", sorted(KARPENTER_ADDRESSES))
+def test_karpenter_addresses_are_pinned(app_synth, default_synth, stack):
+    """The defaults with cluster.autoscaler: karpenter, against the defaults' pinned addresses
+    (tests/stacks/test_addresses.py): the GPU group and cluster-autoscaler go, Karpenter's parts come."""
+    from tests.helpers import addresses
+
+    ours = set(addresses(app_synth("karpenter-default")[stack]))
+    theirs = set(addresses(default_synth[stack]))
+    assert REPLACED[stack] <= theirs
+    assert ours == (theirs - REPLACED[stack]) | KARPENTER_ADDRESSES[stack]
+
+
+@pytest.mark.parametrize("name", ["karpenter", "karpenter-multi"])
+def test_karpenters_aws_names_fit_and_global_ones_are_prefixes(app_synth, name):
+    from conventions.naming import LIMITS
+    from tests.stacks.test_names import GLOBAL_TYPES, aws_names
+
+    names = aws_names(app_synth(name))
+    karpenter = [n for n in names if "karpenter" in n[1]]
+    assert {addr.split(".")[0] for _, addr, _, _ in karpenter} >= {
+        "aws_sqs_queue", "aws_cloudwatch_event_rule", "aws_iam_role", "aws_iam_instance_profile"}
+    for _, addr, attr, value in karpenter:
+        key = f"{addr.split('.')[0]}.{attr}"
+        assert len(value) <= LIMITS[key], (addr, value)
+        assert addr.split(".")[0] not in GLOBAL_TYPES or attr.endswith("_prefix"), addr
