@@ -140,7 +140,8 @@ CASES = [
         {"cluster": {"node_groups": [CORE, {**GPU, "instance_types": ["g5.2xlarge", "g6.2xlarge"]}]}},
         expect="cluster.node_groups[1].instance_types: a gpu group's types have one GPU model (its nodes are "
                "labelled with it), got A10G, L4"),
-    Bad("arm-type-on-x86-ami", {"cluster": {"node_groups": [{**CORE, "instance_types": ["m7g.xlarge"]}]}},
+    Bad("arm-type-on-x86-ami", {"cluster": {"node_groups": [
+        {**CORE, "instance_types": ["m7g.xlarge"], "ami_type": "AL2023_x86_64_STANDARD"}]}},
         expect="cluster.node_groups[0].instance_types: m7g.xlarge is not x86_64, the architecture of ami_type "
                "AL2023_x86_64_STANDARD"),
     Bad("platform-label", {"cluster": {"node_groups": [{**CORE, "labels": {"k8s.amazonaws.com/accelerator": "x"}}]}},
@@ -270,6 +271,8 @@ CASES = [
         CORE, {**GPU, "labels": {"karpenter.sh/team": "a"}}]}},
         expect="cluster.node_groups[1].labels: karpenter.sh/team: Karpenter keeps the karpenter.sh and "
                "karpenter.k8s.aws label domains"),
+    Bad("architectures-mixed", {"cluster": {"node_groups": [{**CORE, "instance_types": ["m6i.xlarge", "m7g.xlarge"]}]}},
+        expect="cluster.node_groups[0].instance_types: mixes architectures (arm64, x86_64)"),
     Bad("gpu-group-explicit-cpu-ami", {"cluster": {"node_groups": [
         CORE, {**GPU, "ami_type": "AL2023_x86_64_STANDARD"}]}},
         expect="cluster.node_groups[1].ami_type: a gpu group needs an NVIDIA AMI"),

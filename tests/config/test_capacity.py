@@ -24,7 +24,8 @@ from constructs_lib.manifests.ray_cluster import RayClusterProps, WorkerGroupPro
 from conventions.kubernetes import KUBERAY_WORKER_INIT_REQUESTS, pod_requests
 
 CORE = {"name": "core", "role": "core", "instance_types": ["m6i.2xlarge"]}
-GPU = {"name": "gpu", "role": "gpu", "ami_type": "AL2023_x86_64_NVIDIA", "min_size": 0, "desired_size": 0}
+GPU = {"name": "gpu", "role": "gpu", "ami_type": "AL2023_x86_64_NVIDIA", "min_size": 0, "desired_size": 0,
+       "max_size": 4}
 # cluster-autoscaler's AWS provider knows these accelerator values (aws_cloud_provider.go availableGPUTypes); the
 # others follow its post-Tesla pattern.
 CA_ACCELERATORS = {"nvidia-tesla-k80", "nvidia-tesla-p100", "nvidia-tesla-v100", "nvidia-tesla-t4",

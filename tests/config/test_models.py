@@ -25,12 +25,12 @@ def test_defaults_are_a_complete_gpu_deployment():
     groups = {g.name: g for g in cfg.cluster.node_groups}
     assert cfg.cluster.core_group.name == "core" and groups["core"].min_size >= 1
     gpu = groups["gpu"]
-    assert gpu.role == "gpu" and gpu.ami_type in GPU_AMI_TYPES
+    assert gpu.role == "gpu" and gpu.eks_ami_type in GPU_AMI_TYPES
     assert all(t.split(".")[0] in gpu_families() for t in gpu.instance_types)
     # GPU nodes scale from zero and carry the taint that keeps CPU pods off them.
     assert gpu.min_size == 0 and gpu.max_size >= 1
     assert [(t.key, t.effect) for t in gpu.kubernetes_taints] == [("nvidia.com/gpu", "NO_SCHEDULE")]
-    assert gpu.kubernetes_labels == {"usage": "gpu", "nvidia.com/gpu.present": "true",
+    assert gpu.kubernetes_labels == {"usage": "gpu", "ray-eks/node-group": "gpu", "nvidia.com/gpu.present": "true",
                                      "k8s.amazonaws.com/accelerator": "nvidia-a10g"}
     [workers] = cfg.ray.worker_groups
     assert workers.node_group == "gpu" and workers.gpus == 1
