@@ -147,6 +147,13 @@ def pod_room(t: InstanceType, role: str, *, kube_prometheus_stack: bool, contain
     return PodRoom(instance=t, cpu_millicores=cpu, memory_mebibytes=memory, gpus=t.nvidia_gpus)
 
 
+def pods_per_node(room: PodRoom, requests: dict[str, Decimal]) -> int:
+    """How many pods with these requests one otherwise empty node holds (CPU, memory and GPUs; pod slots aside)."""
+    room_of = {"cpu": room.cpu_millicores, "memory": room.memory_mebibytes, GPU_RESOURCE: room.gpus}
+    counts = [int(Decimal(room_of[r]) // q) for r, q in requests.items() if r in room_of and q > 0]
+    return max(min(counts), 0) if counts else 0
+
+
 # ----------------------------------------------------------------------------------------------- Ray pods
 def ray_worker_pod_requests(cpu: str, memory: str, gpus: int) -> dict[str, Decimal]:
     """A Ray worker pod as the scheduler sees it: the Ray container, our FSx init container and KubeRay's

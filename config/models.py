@@ -19,6 +19,7 @@ from conventions.kubernetes import (
     GPU_ROLE,
     GPU_TAINT_KEY,
     GPU_TAINT_VALUE,
+    NODE_GROUP_LABEL,
     NODE_ROLE_LABEL,
     RESERVED_NODE_LABELS,
     TAINT_EFFECTS,
@@ -30,8 +31,8 @@ from conventions.kubernetes import (
 )
 from conventions.naming import DEPLOYMENT_TAG, IMAGE_BUILD_S3_PREFIX
 
-from . import versions
-from .capacity import misfit, pod_room, ray_head_pod_requests, ray_worker_pod_requests
+from . import regions, versions
+from .capacity import misfit, pod_room, pods_per_node, ray_head_pod_requests, ray_worker_pod_requests
 from .instances import InstanceType, catalogue, gpu_families, lookup
 from .types import (
     AWS_MAX_TAGS,
@@ -78,6 +79,8 @@ from .types import (
     VpcId,
 )
 
+# Label domains Karpenter's NodePool refuses in a template (v1.14.1 karpenter.sh_nodepools.yaml: restricted domains).
+KARPENTER_LABEL_DOMAINS = ("karpenter.sh", "karpenter.k8s.aws")
 # Per-unit storage throughput (MB/s/TiB) allowed per FSx for Lustre deployment type; None: not settable.
 FSX_THROUGHPUT = {"SCRATCH_2": None, "PERSISTENT_1": (50, 100, 200), "PERSISTENT_2": (125, 250, 500, 1000)}
 # The orchestrator adds these itself (per-execution run directory); setting them in the args is an error.
@@ -278,19 +281,21 @@ class NodeGroupConfig(_Model):
         "cpu", description="core: system + Ray head; gpu: GPU workers; cpu: CPU workers")
     # EC2 instance types of config/instance_types.yaml, all of one shape (vCPUs, memory, GPUs).
     instance_types: InstanceTypes = Field(min_length=1)
-    # The EKS AMI type; a gpu group needs an NVIDIA one.
-    ami_type: AmiType = "AL2023_x86_64_STANDARD"
-    # On-Demand or Spot instances.
-    capacity_type: Literal["ON_DEMAND", "SPOT"] = "ON_DEMAND"
-    # Nodes the group never goes below (0: scale from zero).
+    # The EKS AMI type. Empty: AL2023 for the instance types' architecture, its NVIDIA variant for a gpu group (as
+    # pulumi-eks derives it); one given is checked against the role and the architecture.
+    ami_type: AmiType | None = None
+    # On-Demand or Spot instances; SPOT_OR_ON_DEMAND (Karpenter pools only): Spot, On-Demand when Spot has none.
+    capacity_type: Literal["ON_DEMAND", "SPOT", "SPOT_OR_ON_DEMAND"] = "ON_DEMAND"
+    # Nodes the group never goes below (0: scale from zero). Managed node groups only: a Karpenter pool has no
+    # minimum (keep workers warm with ray.worker_groups[].min_replicas).
     min_size: int = Field(1, ge=0, le=1000)
-    # Nodes at creation; afterwards cluster-autoscaler owns the number.
+    # Nodes at creation; afterwards cluster-autoscaler owns the number (managed node groups only).
     desired_size: int = Field(1, ge=0, le=1000)
-    # Nodes the group never goes above.
+    # Nodes the group never goes above (a Karpenter pool: its limits hold this many nodes of its largest type).
     max_size: int = Field(3, ge=1, le=1000)
     # Root volume size of each node (images and Ray's spill space).
     disk_size_gib: int = Field(100, ge=20, le=16384)
-    # Extra Kubernetes node labels (the role and GPU labels are set by the platform).
+    # Extra Kubernetes node labels (the role, node-group and GPU labels are set by the platform).
     labels: Labels = {}
     # Extra Kubernetes node taints (gpu groups get the NVIDIA taint anyway).
     taints: list[Taint] = []
@@ -308,33 +313,29 @@ class NodeGroupConfig(_Model):
             if bad:
                 raise FieldError("instance_types", f"a gpu group needs NVIDIA GPU instance families "
                                                    f"({', '.join(gpu_families())}), got {', '.join(bad)}")
-            if self.ami_type not in GPU_AMI_TYPES:
+            if self.ami_type is not None and self.ami_type not in GPU_AMI_TYPES:
                 raise FieldError("ami_type", f"a gpu group needs an NVIDIA AMI ({', '.join(GPU_AMI_TYPES)}), "
-                                             f"got {self.ami_type}")
+                                             f"got {self.ami_type}; or leave it out (derived: {self.eks_ami_type})")
+            # The node labels name one accelerator per group (the first type's): types of one GPU model only.
+            models = sorted({t.gpu_model or "" for t in types})
+            if len(models) > 1:
+                raise FieldError("instance_types", f"a gpu group's types have one GPU model (its nodes are labelled "
+                                                   f"with it), got {', '.join(models)}: use a group per model")
         elif self.ami_type in GPU_AMI_TYPES:
             raise FieldError("ami_type", f"{self.ami_type} is for gpu groups; a {self.role} group uses one of "
                                          f"{', '.join(CPU_AMI_TYPES)}")
-        arch = _architecture(self.ami_type)
+        archs = sorted({t.architecture for t in types})
+        if len(archs) > 1:
+            raise FieldError("instance_types", f"mixes architectures ({', '.join(archs)}); one AMI runs one")
+        arch = _architecture(self.eks_ami_type)
         wrong = [t.name for t in types if t.architecture != arch]
         if wrong:
             raise FieldError("instance_types", f"{', '.join(wrong)} {'is' if len(wrong) == 1 else 'are'} not {arch}, "
-                                               f"the architecture of ami_type {self.ami_type}")
-        first = types[0]
-        for t in types[1:]:
-            if _shape(t) != _shape(first):
-                # cluster-autoscaler builds a group's scale-from-zero node from its first instance type, and its
-                # AWS README asks for the same CPUs and memory across a group's types.
-                alike = [n for n, o in catalogue().items() if _shape(o) == _shape(first)
-                         and o.architecture == first.architecture and n != first.name][:6]
-                hint = f"; types shaped like {first.name}: {', '.join(alike)}" if alike else ""
-                raise FieldError("instance_types",
-                                 f"{t.name} ({t.describe}) differs from {first.name} ({first.describe}): "
-                                 f"cluster-autoscaler sizes the group from its first type, so every type needs the "
-                                 f"same vCPUs, memory and GPUs{hint}")
+                                               f"the architecture of ami_type {self.eks_ami_type}")
         reserved = sorted(k for k in self.labels if k in RESERVED_NODE_LABELS)
         if reserved:
-            raise FieldError("labels", f"{', '.join(reserved)} is set by the platform (from role and instance "
-                                       f"types); remove it")
+            raise FieldError("labels", f"{', '.join(reserved)} is set by the platform (from name, role and "
+                                       f"instance types); remove it")
         for k, v in self.labels.items():
             if len(k) > EKS_LABEL_MAX or not v:
                 raise FieldError("labels", f"{k}={v!r}: EKS takes label keys and values of 1-{EKS_LABEL_MAX} "
@@ -358,6 +359,44 @@ class NodeGroupConfig(_Model):
                                            f"NO_SCHEDULE (what the Ray GPU workers tolerate)")
         return self
 
+    def shape_problem(self) -> str | None:
+        """Why cluster-autoscaler cannot size this group (None: it can). It builds a group's scale-from-zero node
+        from the group's first instance type, and its AWS README asks for the same CPUs and memory across a group's
+        types; Karpenter chooses among differently sized types itself."""
+        types = self.instance_type_specs
+        first = types[0]
+        for t in types[1:]:
+            if _shape(t) != _shape(first):
+                alike = [n for n, o in catalogue().items() if _shape(o) == _shape(first)
+                         and o.architecture == first.architecture and n != first.name][:6]
+                hint = f"; types shaped like {first.name}: {', '.join(alike)}" if alike else ""
+                return (f"{t.name} ({t.describe}) differs from {first.name} ({first.describe}): "
+                        f"cluster-autoscaler sizes the group from its first type, so every type needs the "
+                        f"same vCPUs, memory and GPUs{hint}")
+        return None
+
+    def pool_limits(self, max_size: int | None = None) -> dict[str, int]:
+        """What the group may hold in all: max_size nodes of its largest type's vCPUs, memory (MiB) and NVIDIA GPUs (a
+        Karpenter pool's spec.limits; Karpenter counts its nodes' capacity against them)."""
+        types, size = self.instance_type_specs, self.max_size if max_size is None else max_size
+        return {"cpu": size * max(t.vcpu for t in types), "memory_mib": size * max(t.memory_mib for t in types),
+                "gpus": size * max(t.nvidia_gpus for t in types)}
+
+    def max_nodes(self, t: InstanceType, max_size: int | None = None) -> int:
+        """The most nodes of type ``t`` the group reaches within pool_limits (for a managed group, whose types share
+        one shape: max_size)."""
+        limits = self.pool_limits(max_size)
+        caps = [(limits["cpu"], t.vcpu), (limits["memory_mib"], t.memory_mib), (limits["gpus"], t.nvidia_gpus)]
+        return min(total // each for total, each in caps if each)
+
+    @property
+    def eks_ami_type(self) -> str:
+        """ami_type, or the one derived from role and architecture: AL2023, NVIDIA for a gpu group."""
+        if self.ami_type:
+            return self.ami_type
+        arch = "ARM_64" if self.instance_type_specs[0].architecture == "arm64" else "x86_64"
+        return f"AL2023_{arch}_{'NVIDIA' if self.role == GPU_ROLE else 'STANDARD'}"
+
     @property
     def instance_type_specs(self) -> list[InstanceType]:
         """The catalogue's entries for instance_types (validated to exist)."""
@@ -365,7 +404,7 @@ class NodeGroupConfig(_Model):
 
     @property
     def kubernetes_labels(self) -> dict[str, str]:
-        labels: dict[str, str] = {NODE_ROLE_LABEL: self.role}
+        labels: dict[str, str] = {NODE_ROLE_LABEL: self.role, NODE_GROUP_LABEL: self.name}
         if self.role == GPU_ROLE:
             # One GPU model per group (validated): the first type's accelerator.
             labels.update(gpu_node_labels(self.instance_type_specs[0].accelerator_label or ""))
@@ -382,8 +421,8 @@ def _default_node_groups() -> list[NodeGroupConfig]:
     return [
         NodeGroupConfig(name="core", role="core", instance_types=["m6i.2xlarge"], min_size=2, desired_size=2,
                         max_size=4, disk_size_gib=100),
-        NodeGroupConfig(name="gpu", role="gpu", instance_types=["g5.xlarge"], ami_type="AL2023_x86_64_NVIDIA",
-                        min_size=0, desired_size=0, max_size=4, disk_size_gib=200),
+        NodeGroupConfig(name="gpu", role="gpu", instance_types=["g5.xlarge"], min_size=0, desired_size=0,
+                        max_size=4, disk_size_gib=200),
     ]
 
 
@@ -440,8 +479,14 @@ class ClusterConfig(_Model):
     log_types: ControlPlaneLogTypes = list(CONTROL_PLANE_LOG_TYPES)
     # Days the control-plane (and other) logs are kept.
     log_retention_days: RetentionDays = 365
-    # The managed node groups: exactly one core group, and gpu/cpu groups for the workers.
+    # The node groups: exactly one core group, and gpu/cpu groups for the workers.
     node_groups: list[NodeGroupConfig] = Field(default_factory=_default_node_groups)
+    # What adds worker nodes for pending pods. cluster-autoscaler: every node group is an EKS managed node group it
+    # scales. karpenter: the core group stays a managed node group (it runs Karpenter and the Ray head) and each
+    # gpu/cpu group becomes a Karpenter NodePool, which launches instances of any of the group's types, sizes and
+    # (SPOT_OR_ON_DEMAND) purchase options as pods need them (docs/ray-cluster.md "Node autoscaling").
+    autoscaler: Literal["cluster-autoscaler", "karpenter"] = "cluster-autoscaler"
+
     # AmazonSSMManagedInstanceCore on the node roles: Session Manager shells on the nodes. Off by default: whoever
     # may ssm:StartSession on an instance is root on that node, outside the cluster's access entries.
     node_ssm_access: bool = False
@@ -484,6 +529,19 @@ class ClusterConfig(_Model):
         if sum(g.role == CORE_ROLE for g in self.node_groups) != 1:
             raise FieldError("node_groups",
                              "exactly one group must have role core (system pods and the Ray head run there)")
+        for i, g in enumerate(self.node_groups):
+            if self.is_karpenter_pool(g):
+                self._karpenter_pool(i, g)
+                continue
+            problem = g.shape_problem()
+            if problem:
+                raise FieldError(("node_groups", i, "instance_types"), problem)
+            if g.capacity_type == "SPOT_OR_ON_DEMAND":
+                why = ("the core group stays a managed node group" if self.autoscaler == "karpenter"
+                       else "with cluster.autoscaler: karpenter")
+                raise FieldError(("node_groups", i, "capacity_type"),
+                                 f"SPOT_OR_ON_DEMAND (Spot, falling back to On-Demand) is for Karpenter pools "
+                                 f"({why}); EKS managed node groups take ON_DEMAND or SPOT")
         unknown = sorted(set(self.addon_versions) - set(EKS_ADDONS))
         if unknown:
             raise FieldError("addon_versions", f"{', '.join(unknown)} is not an add-on of the cluster "
@@ -494,6 +552,38 @@ class ClusterConfig(_Model):
             raise FieldError(("node_groups", i, "taints"), f"the core group runs system pods and the Ray head, which "
                                                           f"tolerate no taints; remove {', '.join(repelling)}")
         return self
+
+    def _karpenter_pool(self, i: int, g: NodeGroupConfig) -> None:
+        # A NodePool has no minimum or desired size: say so rather than ignore a number someone chose.
+        for field in ("min_size", "desired_size"):
+            if field in g.model_fields_set and getattr(g, field):
+                raise FieldError(("node_groups", i, field),
+                                 f"a Karpenter pool (cluster.autoscaler: karpenter) has no {field}: Karpenter adds "
+                                 f"nodes for pending pods and removes empty ones; keep Ray workers (and their "
+                                 f"nodes) warm with ray.worker_groups[].min_replicas, or remove {field}")
+        restricted = sorted(k for k in g.labels if k.partition("/")[0].endswith(KARPENTER_LABEL_DOMAINS))
+        if restricted:
+            raise FieldError(("node_groups", i, "labels"),
+                             f"{', '.join(restricted)}: Karpenter keeps the {' and '.join(KARPENTER_LABEL_DOMAINS)} "
+                             f"label domains to itself (its NodePool CRD refuses them); use your own prefix")
+        if not g.eks_ami_type.startswith("AL2023_"):
+            raise FieldError(("node_groups", i, "ami_type"),
+                             f"Karpenter pools run AL2023 (the EC2NodeClass alias al2023@"
+                             f"{versions.KARPENTER_AMI_RELEASE}), got {g.eks_ami_type}; leave ami_type out")
+
+    def is_karpenter_pool(self, group: NodeGroupConfig) -> bool:
+        """The group becomes a Karpenter NodePool (not an EKS managed node group)."""
+        return self.autoscaler == "karpenter" and group.role != CORE_ROLE
+
+    @property
+    def managed_node_groups(self) -> list[NodeGroupConfig]:
+        """The groups that are EKS managed node groups: all of them with cluster-autoscaler, core with Karpenter."""
+        return [g for g in self.node_groups if not self.is_karpenter_pool(g)]
+
+    @property
+    def karpenter_pools(self) -> list[NodeGroupConfig]:
+        """The groups that become Karpenter NodePools (none with cluster-autoscaler)."""
+        return [g for g in self.node_groups if self.is_karpenter_pool(g)]
 
     @property
     def core_group(self) -> NodeGroupConfig:
@@ -700,6 +790,15 @@ class RayConfig(_Model):
     image: RayImageConfig = RayImageConfig()
     # Seconds a worker is idle before the Ray autoscaler removes it.
     idle_timeout_seconds: int = Field(60, ge=0, le=86400)
+    # Seconds a worker pod, told to stop (its node drained, a Spot reclaim, scale-down), lets Ray drain before its
+    # processes are killed: Ray 2.58's `ray start --block` marks the node draining on SIGTERM for up to this long
+    # (RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S); the pod's termination grace period is this plus 30 s for Ray's own
+    # shutdown. 0: no drain. Spot gives two minutes' notice.
+    worker_drain_seconds: int = Field(60, ge=0, le=3600)
+    # What KubeRay does when the RayCluster's pod templates change (a new image, resources, env): Recreate deletes
+    # every Ray pod and starts them anew, so the change takes effect and RUNNING JOBS STOP; None keeps the running
+    # pods (new workers get the new template, the head never does). docs/ray-cluster.md weighs the two.
+    upgrade_strategy: Literal["Recreate", "None"] = "Recreate"
     # The head pod's resources.
     head: HeadConfig = HeadConfig()
     # The worker groups (each on one node group).
@@ -731,8 +830,11 @@ class RayConfig(_Model):
                                             f"needs Ray {versions.RAY_TOKEN_AUTH_MIN_VERSION} or later, got "
                                             f"{self.ray_version}")
         names = [g.name for g in self.worker_groups]
-        if len(set(names)) != len(names):
-            raise FieldError("worker_groups", "names must be unique")
+        for i, name in enumerate(names):
+            if name in names[:i]:
+                raise FieldError(("worker_groups", i, "name"),
+                                 f"{name!r} is also worker_groups[{names.index(name)}]'s name; worker group names "
+                                 f"must be unique (KubeRay names the pods and the autoscaler scales by it)")
         workers = sum(g.max_replicas for g in self.worker_groups)
         need = head_memory_needed(workers)
         if memory_mebibytes(self.head.memory) < need:
@@ -888,6 +990,8 @@ class AppConfig(_Model):
         # label and taint key). EKS allows 50 (botocore eks TagMap).
         default_tags = len(self.deployment_tags)
         for i, ng in enumerate(self.cluster.node_groups):
+            if self.cluster.is_karpenter_pool(ng):
+                continue  # no node group, no cluster-autoscaler tags
             autoscaler = len(cluster_autoscaler_tags("", ng.kubernetes_labels, ng.kubernetes_taints))
             if default_tags + autoscaler > AWS_MAX_TAGS:
                 raise FieldError(("cluster", "node_groups", i, "labels"),
@@ -910,9 +1014,10 @@ class AppConfig(_Model):
                 raise FieldError(("ray", "worker_groups", i, "node_group"),
                                  f"node group {g.name!r} is tainted {', '.join(repelling)}, which these workers do "
                                  f"not tolerate{why}; use another group")
-            self._fits(("ray", "worker_groups", i), g,
-                       ray_worker_pod_requests(w.cpu, w.memory, w.gpus), {"cpu": w.cpu, "memory": w.memory,
-                                                                          "gpus": str(w.gpus)}, {})
+            requests = ray_worker_pod_requests(w.cpu, w.memory, w.gpus)
+            self._fits(("ray", "worker_groups", i), g, requests,
+                       {"cpu": w.cpu, "memory": w.memory, "gpus": str(w.gpus)}, {})
+            self._holds(i, w, g, requests)
         head = self.ray.head
         self._fits(("ray", "head"), self.cluster.core_group, ray_head_pod_requests(head.cpu, head.memory),
                    {"cpu": head.cpu, "memory": head.memory, "gpus": "0"},
@@ -933,7 +1038,47 @@ class AppConfig(_Model):
             if not az.startswith(self.region) or len(az) != len(self.region) + 1:
                 raise FieldError(("network", "availability_zones"),
                                  f"{az} is not an AZ of region {self.region} (expected names such as {self.region}a)")
+        self._zones_exist()
         return self
+
+    def _zones_exist(self) -> None:
+        """The AZs the network spans exist in the region (config/regions.yaml; make preflight asks the account)."""
+        net, zones = self.network, regions.availability_zones(self.region)
+        if zones is None or net.existing is not None:
+            return  # a region the catalogue does not know; an existing VPC's subnets are where they are
+        unknown = [z for z in net.availability_zones if z not in zones]
+        if unknown:
+            raise FieldError(("network", "availability_zones"),
+                             f"{', '.join(unknown)} is not an Availability Zone of {self.region} (it has "
+                             f"{', '.join(zones)})")
+        if not net.availability_zones and net.az_count > len(zones):
+            raise FieldError(("network", "az_count"),
+                             f"{net.az_count} AZs, and {self.region} has {len(zones)} ({', '.join(zones)}): at most "
+                             f"{len(zones)}")
+
+    def _holds(self, i: int, w: WorkerGroupConfig, group: NodeGroupConfig, requests: dict) -> None:
+        """max_replicas workers can all run on their node group at its max_size (else the rest wait forever).
+        Each worker group alone: two groups sharing a node group are not added up (their pods may pack together)."""
+        obs = self.observability
+        per_node = {t.name: pods_per_node(pod_room(t, group.role, kube_prometheus_stack=obs.kube_prometheus_stack,
+                                                   container_insights=obs.container_insights), requests)
+                    for t in group.instance_type_specs}
+
+        def most(size: int) -> tuple[int, InstanceType]:
+            # The most workers, on the fewest nodes.
+            return max(((per_node[t.name] * group.max_nodes(t, size), t) for t in group.instance_type_specs),
+                       key=lambda x: (x[0], per_node[x[1].name]))
+
+        best, t = most(group.max_size)
+        if w.max_replicas <= best:
+            return
+        j = self.cluster.node_groups.index(group)
+        enough = next((n for n in range(group.max_size + 1, 1001) if most(n)[0] >= w.max_replicas), None)
+        raise_it = f" or raise cluster.node_groups[{j}].max_size to {enough}" if enough else ""
+        raise FieldError(("ray", "worker_groups", i, "max_replicas"),
+                         f"{w.max_replicas} workers never fit node group {group.name!r} at its max_size "
+                         f"{group.max_size}: one {t.name} node holds {per_node[t.name]}, so {best} run and the rest "
+                         f"stay Pending; lower max_replicas to {best}{raise_it}")
 
     def _fits(self, loc: tuple, group: NodeGroupConfig, requests: dict, asked: dict[str, str], sidecars: dict) -> None:
         """A Ray pod must fit one node of its group, on every instance type of the group."""

@@ -34,6 +34,15 @@ KUBERAY_OPERATOR_CHART = "1.7.0"
 # 9.55.1+ carries the resource.k8s.io RBAC that cluster-autoscaler 1.35 needs (DRA is locked on there).
 CLUSTER_AUTOSCALER_CHART = "9.59.0"
 NVIDIA_DEVICE_PLUGIN_CHART = "0.18.0"
+# Karpenter (cluster.autoscaler: karpenter): the controller's chart, its CRDs' chart and the controller image
+# share this version (aws/karpenter-provider-aws v1.14.1; its compatibility matrix supports Kubernetes 1.30-1.36).
+# The controller's IAM policy (constructs_lib/karpenter.py), the NodePool/EC2NodeClass schemas and the chart's
+# defaults (tests/reference/karpenter-v1.14.1, scripts/derive_reference.py) are read at this version.
+KARPENTER_VERSION = "1.14.1"
+# The EKS AL2023 AMI release Karpenter's nodes run (EC2NodeClass amiSelectorTerms alias al2023@<this>: the
+# standard and the NVIDIA variant, each where it fits; awslabs/amazon-eks-ami CHANGELOG "AMI Release v20260714"
+# lists them for Kubernetes 1.33-1.35). Pinned, so a new AMI is a reviewed change (it drifts every node).
+KARPENTER_AMI_RELEASE = "v20260714"
 KUBE_PROMETHEUS_STACK_CHART = "79.7.1"
 # NVIDIA's DCGM exporter chart (NVIDIA/dcgm-exporter tag 4.5.3-4.8.2, deployment/Chart.yaml; image
 # 4.5.3-4.8.2-distroless): GPU metrics on every GPU node (observability.dcgm_exporter).

@@ -1,8 +1,9 @@
 """Cluster add-ons the Ray platform needs, installed with Helm:
 
-- NVIDIA device plugin, on every GPU node and only there, so pods can request nvidia.com/gpu;
+- NVIDIA device plugin, on every GPU node and only there (managed groups and Karpenter's alike), so pods can request
+  nvidia.com/gpu;
 - cluster-autoscaler with its own IRSA role, discovering node groups by their tags, so the pods the
-  Ray autoscaler creates get nodes (including GPU groups scaled to zero).
+  Ray autoscaler creates get nodes (including GPU groups scaled to zero); not with Karpenter.
 """
 
 from __future__ import annotations
@@ -47,6 +48,12 @@ def autoscaler_placement() -> dict:
             "priorityClassName": "system-cluster-critical"}
 
 
+def nodegroup_arns(region: str, cluster_name: str) -> str:
+    """Every managed node group of the cluster (arn:<partition>:eks:<region>:<account>:nodegroup/<cluster>/<name>/<id>,
+    Service Authorization Reference, Amazon EKS resource type nodegroup)."""
+    return f"arn:*:eks:{region}:*:nodegroup/{cluster_name}/*"
+
+
 @dataclass(frozen=True)
 class ClusterAddonsProps:
     cluster_name: str
@@ -58,6 +65,8 @@ class ClusterAddonsProps:
     nvidia_device_plugin_version: str
     cluster_autoscaler_version: str
     install_device_plugin: bool
+    # False with Karpenter (cluster.autoscaler: karpenter): it adds the worker nodes instead (constructs_lib/karpenter).
+    install_cluster_autoscaler: bool = True
 
 
 class ClusterAddons(Construct):
@@ -68,6 +77,10 @@ class ClusterAddons(Construct):
                     repository=NVIDIA_REPO, chart="nvidia-device-plugin", version=props.nvidia_device_plugin_version,
                     values=[json.dumps(device_plugin_values())])
 
+        if props.install_cluster_autoscaler:
+            self._cluster_autoscaler(props)
+
+    def _cluster_autoscaler(self, props: ClusterAddonsProps) -> None:
         tag = f"aws:ResourceTag/k8s.io/cluster-autoscaler/{props.cluster_name}"
         role = IrsaRole(self, "cluster_autoscaler", IrsaRoleProps(
             role_name_prefix=props.autoscaler_role_name_prefix,
@@ -81,8 +94,14 @@ class ClusterAddons(Construct):
                 statement(["autoscaling:DescribeAutoScalingGroups", "autoscaling:DescribeAutoScalingInstances",
                            "autoscaling:DescribeLaunchConfigurations", "autoscaling:DescribeScalingActivities",
                            "autoscaling:DescribeTags", "ec2:DescribeImages", "ec2:DescribeInstanceTypes",
-                           "ec2:DescribeLaunchTemplateVersions", "ec2:GetInstanceTypesFromInstanceRequirements",
-                           "eks:DescribeNodegroup"], ["*"], sid="Describe"),
+                           "ec2:DescribeLaunchTemplateVersions", "ec2:GetInstanceTypesFromInstanceRequirements"],
+                          ["*"], sid="Describe"),
+                # Scale from zero: a group with no node gets its labels and taints from here. EKS tags the Auto
+                # Scaling group with eks:nodegroup-name/eks:cluster-name only; the node-template tags on the node
+                # group never reach it, so cluster-autoscaler asks EKS (kubernetes/autoscaler@00a2c93c
+                # cluster-autoscaler/cloudprovider/aws/aws_manager.go buildNodeFromTemplate: DescribeNodegroup).
+                statement(["eks:DescribeNodegroup"], [nodegroup_arns(props.region, props.cluster_name)],
+                          sid="ScaleFromZeroTemplates"),
             ]),
         ))
         Release(Construct(self, "release"), "cluster_autoscaler", name="cluster-autoscaler", namespace="kube-system",

@@ -19,8 +19,6 @@ optionally ``aws_ecr_pull_through_cache_rule.docker_hub``.
 from __future__ import annotations
 
 import hashlib
-import io
-import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -43,6 +41,7 @@ from cdktf_cdktf_provider_aws.iam_role_policy import IamRolePolicy
 from cdktf_cdktf_provider_aws.s3_object import S3Object
 from constructs import Construct
 
+from .archives import deterministic_zip
 from .checkov import skip
 from .iam import policy_document, statement
 
@@ -94,20 +93,9 @@ phases:
         fi
 """
 
-# A fixed timestamp and mode for every entry, sorted names, no compression: the same files make the same bytes.
-_ZIP_DATE = (1980, 1, 1, 0, 0, 0)
-
-
 def context_archive(files: Mapping[str, bytes]) -> bytes:
     """The build context as a zip whose bytes depend on the file names and contents only."""
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as archive:
-        for name in sorted(files):
-            info = zipfile.ZipInfo(name, date_time=_ZIP_DATE)
-            info.create_system = 3  # unix, so the mode below is what extractors use
-            info.external_attr = 0o100644 << 16
-            archive.writestr(info, files[name])
-    return buf.getvalue()
+    return deterministic_zip(files)
 
 
 def content_hash(files: Mapping[str, bytes], base_image: str, buildspec: str = BUILDSPEC) -> str:

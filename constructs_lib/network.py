@@ -51,6 +51,8 @@ class NetworkProps:
     existing_vpc_id: str | None = None
     existing_private_subnet_ids: list[str] = field(default_factory=list)
     existing_public_subnet_ids: list[str] = field(default_factory=list)
+    # More tags on the created private subnets (Karpenter's discovery tag; an existing VPC's get it elsewhere).
+    private_subnet_tags: dict[str, str] = field(default_factory=dict)
 
 
 class Network(Construct):
@@ -118,7 +120,7 @@ class Network(Construct):
             priv = Subnet(self, f"private_{i}", vpc_id=vpc.id, cidr_block=props.private_subnet_cidrs[i],
                           availability_zone=azs[i],
                           tags={"Name": f"{props.name}-private-{i}", "kubernetes.io/role/internal-elb": "1",
-                                **cluster_tag})
+                                **cluster_tag, **props.private_subnet_tags})
             rt = RouteTable(rts, f"private_{i}", vpc_id=vpc.id, tags={"Name": f"{props.name}-private-{i}"})
             Route(self, f"private_{i}_nat", route_table_id=rt.id, destination_cidr_block="0.0.0.0/0",
                   nat_gateway_id=nats[min(i, nat_count - 1)].id)

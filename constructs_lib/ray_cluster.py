@@ -7,6 +7,9 @@ only after the ray stack's operator release applied.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+from cdktf import ITerraformDependable
 from cdktf_cdktf_provider_kubernetes.manifest import Manifest, ManifestFieldManager, ManifestTimeouts, ManifestWait
 from cdktf_cdktf_provider_kubernetes.network_policy_v1 import (
     NetworkPolicyV1,
@@ -19,17 +22,24 @@ from cdktf_cdktf_provider_kubernetes.network_policy_v1 import (
     NetworkPolicyV1SpecIngressPorts,
     NetworkPolicyV1SpecPodSelector,
 )
+from cdktf_cdktf_provider_kubernetes.pod_disruption_budget_v1 import (
+    PodDisruptionBudgetV1,
+    PodDisruptionBudgetV1Metadata,
+    PodDisruptionBudgetV1Spec,
+    PodDisruptionBudgetV1SpecSelector,
+)
 from constructs import Construct
 
 from .manifests.network_policy import HeadNetworkPolicyProps, head_network_policy
-from .manifests.ray_cluster import RayClusterProps, ray_cluster
+from .manifests.ray_cluster import RayClusterProps, head_disruption_budget, ray_cluster
 
 
 class RayClusterManifest(Construct):
     manifest: Manifest
     object: dict
 
-    def __init__(self, scope: Construct, id: str, props: RayClusterProps) -> None:
+    def __init__(self, scope: Construct, id: str, props: RayClusterProps,
+                 depends_on: Sequence[ITerraformDependable] = ()) -> None:
         super().__init__(scope, id)
         self.object = ray_cluster(props)
         # Worker replicas belong to the Ray autoscaler, and the plan stays empty while it scales: the manifest
@@ -43,7 +53,8 @@ class RayClusterManifest(Construct):
         self.manifest = Manifest(self, id, manifest=self.object,
                                  field_manager=ManifestFieldManager(name="terraform", force_conflicts=True),
                                  wait=ManifestWait(fields={"status.state": "ready"}),
-                                 timeouts=ManifestTimeouts(create="20m", update="20m", delete="10m"))
+                                 timeouts=ManifestTimeouts(create="20m", update="20m", delete="10m"),
+                                 depends_on=list(depends_on) or None)
 
 
 def _peer(peer: dict) -> NetworkPolicyV1SpecIngressFrom:
@@ -78,3 +89,22 @@ class RayHeadNetworkPolicy(Construct):
                     ports=[NetworkPolicyV1SpecIngressPorts(port=str(p["port"]), protocol=p["protocol"])
                            for p in rule["ports"]] if "ports" in rule else None,
                 ) for rule in spec["ingress"]]))
+
+
+class RayHeadDisruptionBudget(Construct):
+    """``kubernetes_pod_disruption_budget_v1.ray_head``: ``manifests.ray_cluster.head_disruption_budget`` (validated
+    there as the API object) in the provider's typed form, which needs no API access at plan time."""
+
+    budget: PodDisruptionBudgetV1
+    object: dict
+
+    def __init__(self, scope: Construct, id: str, props: RayClusterProps) -> None:
+        super().__init__(scope, id)
+        self.object = head_disruption_budget(props)
+        meta, spec = self.object["metadata"], self.object["spec"]
+        self.budget = PodDisruptionBudgetV1(
+            self, "ray_head", metadata=PodDisruptionBudgetV1Metadata(name=meta["name"], namespace=meta["namespace"],
+                                                             labels=meta["labels"]),
+            spec=PodDisruptionBudgetV1Spec(
+                min_available=str(spec["minAvailable"]),
+                selector=PodDisruptionBudgetV1SpecSelector(match_labels=spec["selector"]["matchLabels"])))

@@ -33,7 +33,6 @@ from .manifests.storage import FsxVolumeProps, fsx_persistent_volume, fsx_persis
 
 @dataclass(frozen=True)
 class RayPlatformProps:
-    cluster_name: str
     workload_role_name_prefix: str
     namespace: str
     head_service_account: str  # KubeRay binds the Ray autoscaler's Role to it

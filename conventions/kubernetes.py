@@ -1,7 +1,10 @@
 """Kubernetes conventions of the platform: how nodes are labelled and tainted, how pods select them.
 
-Every node group carries ``usage=<role>``; pods choose their group by that label alone. GPU groups also carry
-the NVIDIA taint, which only GPU pods (and the DaemonSets that serve GPU nodes) tolerate.
+Every node group carries ``usage=<role>`` and ``ray-eks/node-group=<name>``: what is shared by role (the Ray head
+and the system pods on the core group, DaemonSets on GPU nodes) selects the role; each Ray worker group selects its
+own node group, so two groups of one role never take each other's workers. GPU groups also carry the NVIDIA taint,
+which only GPU pods (and the DaemonSets that serve GPU nodes) tolerate. Karpenter's nodes carry the same labels and
+taints as a managed group's (their NodePool's template, constructs_lib/manifests/karpenter.py).
 """
 
 from __future__ import annotations
@@ -14,7 +17,9 @@ from typing import Protocol
 # The node label naming a node group's role; its values are the roles below.
 NODE_ROLE_LABEL = "usage"
 CORE_ROLE, GPU_ROLE, CPU_ROLE = "core", "gpu", "cpu"
-NODE_ROLES = (CORE_ROLE, GPU_ROLE, CPU_ROLE)
+# The node label naming the node group (cluster.node_groups[].name) a node belongs to, on managed node groups and
+# Karpenter NodePools alike: Ray worker groups select it.
+NODE_GROUP_LABEL = "ray-eks/node-group"
 
 # The extended resource the NVIDIA device plugin advertises, and the taint key GPU groups carry.
 GPU_RESOURCE = "nvidia.com/gpu"
@@ -28,7 +33,7 @@ GPU_TAINT_VALUE = "true"
 GPU_PRESENT_LABEL = "nvidia.com/gpu.present"
 ACCELERATOR_LABEL = "k8s.amazonaws.com/accelerator"
 # Labels the platform sets on node groups; config labels must not override them.
-RESERVED_NODE_LABELS = (NODE_ROLE_LABEL, GPU_PRESENT_LABEL, ACCELERATOR_LABEL)
+RESERVED_NODE_LABELS = (NODE_ROLE_LABEL, NODE_GROUP_LABEL, GPU_PRESENT_LABEL, ACCELERATOR_LABEL)
 
 
 def gpu_node_labels(accelerator: str) -> dict[str, str]:
@@ -66,6 +71,27 @@ def cluster_autoscaler_tags(cluster_name: str, labels: Mapping[str, str],
 def node_selector(role: str) -> dict[str, str]:
     """The nodeSelector that puts a pod on the node group of ``role``. A fresh dict each call (YAML anchors)."""
     return {NODE_ROLE_LABEL: role}
+
+
+def node_group_selector(node_group: str) -> dict[str, str]:
+    """The nodeSelector that puts a pod on the nodes of one node group (managed or a Karpenter NodePool)."""
+    return {NODE_GROUP_LABEL: node_group}
+
+
+# Ray pods survive node churn: the node autoscalers leave a node alone while a Ray pod runs on it. Both go on every
+# Ray pod, idle workers included: only Ray knows whether a worker is busy, and the Ray autoscaler removes idle
+# workers itself after idle_timeout_seconds, after which the node is empty and goes (docs/ray-cluster.md).
+# - Karpenter (v1.14 website/content/en/v1.14/concepts/disruption.md "Pod-Level Controls"): "true" excludes the
+#   node from consolidation and drift (unless the NodePool sets terminationGracePeriod), and the termination
+#   controller does not evict the pod; forceful disruption (expiration, interruption, node repair) still drains it.
+# - cluster-autoscaler (kubernetes/autoscaler cluster-autoscaler/FAQ.md "What types of pods can prevent CA from
+#   removing a node?"): "false" keeps the node from scale-down while the pod runs.
+KARPENTER_DO_NOT_DISRUPT = "karpenter.sh/do-not-disrupt"
+CLUSTER_AUTOSCALER_SAFE_TO_EVICT = "cluster-autoscaler.kubernetes.io/safe-to-evict"
+
+
+def churn_protection_annotations() -> dict[str, str]:
+    return {KARPENTER_DO_NOT_DISRUPT: "true", CLUSTER_AUTOSCALER_SAFE_TO_EVICT: "false"}
 
 
 def gpu_toleration() -> dict[str, str]:
@@ -123,6 +149,11 @@ def memory_mebibytes(quantity: str) -> Decimal:
     if not MEMORY_QUANTITY_RE.match(quantity):
         raise ValueError(f"not a memory quantity: {quantity!r}")
     return int(quantity[:-2]) * _MEMORY_UNITS_MIB[quantity[-2:]]
+
+
+def mebibytes_quantity(mib: int) -> str:
+    """A memory quantity for a number of MiB: in Gi when whole."""
+    return f"{mib // 1024}Gi" if mib % 1024 == 0 else f"{mib}Mi"
 
 
 def half_memory(quantity: str) -> str:

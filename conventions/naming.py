@@ -49,6 +49,8 @@ LIMITS: dict[str, int] = {
     "aws_lambda_function.function_name": 64,  # a bare name (140 counts a whole ARN)
     "aws_secretsmanager_secret.name": 512,
     "aws_secretsmanager_secret.name_prefix": 486,
+    "aws_sqs_queue.name": 80,  # CreateQueue: 1-80 of [A-Za-z0-9_-]
+    "aws_cloudwatch_event_rule.name": 64,  # PutRule: 1-64 of [.-_A-Za-z0-9]
 }
 
 # The deployment name's rule (config's `name` validates with it): 3-32 characters that every name below
@@ -109,6 +111,8 @@ ORCHESTRATOR_FUNCTION_ROLE = "ray-orch-fn"
 IMAGE_BUILD_ROLE = "image-build"
 VPC_CNI_ROLE = "vpc-cni"
 API_TUNNEL_ROLE = "api-tunnel"
+KARPENTER_CONTROLLER_ROLE = "karpenter"
+KARPENTER_NODE_ROLE = "karpenter-node"
 
 
 def node_role_purpose(group: str) -> str:
@@ -169,6 +173,21 @@ def launch_template_name_prefix(name: str, group: str) -> str:
 def node_group_name_prefix(group: str) -> str:
     """Per cluster: the group's name (a new suffix lets instance type changes roll over)."""
     return f"{group}-"
+
+
+def instance_profile_name_prefix(name: str, purpose: str) -> str:
+    """``<name>-<purpose>-``: instance profiles are global to the account, like roles."""
+    return _fit(name, f"-{purpose}-", LIMITS["aws_iam_instance_profile.name_prefix"])
+
+
+def karpenter_interruption_queue(name: str) -> str:
+    """The SQS queue Karpenter reads interruption events from (regional; the controller's settings name it)."""
+    return _fit_unique(name, "-karpenter", LIMITS["aws_sqs_queue.name"])
+
+
+def karpenter_event_rule(name: str, event: str) -> str:
+    """An EventBridge rule sending one kind of EC2/Health event to the interruption queue (regional)."""
+    return _fit_unique(name, f"-karpenter-{event}", LIMITS["aws_cloudwatch_event_rule.name"])
 
 
 def ecr_repository_name(name: str) -> str:

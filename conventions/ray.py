@@ -11,8 +11,19 @@ HEAD_PORTS = {"gcs-server": 6379, "dashboard": 8265, "client": 10001, "metrics":
 DASHBOARD_PORT = HEAD_PORTS["dashboard"]
 # The dashboard as `kubectl port-forward` (the user guide's step 4) makes it reachable on the user's machine.
 LOCAL_DASHBOARD_URL = f"http://localhost:{DASHBOARD_PORT}"
-# Labels KubeRay puts on every pod of a RayCluster (v1.7.0 controllers/ray/utils/constant.go).
+# Labels KubeRay puts on every pod of a RayCluster (v1.7.0 controllers/ray/utils/constant.go), and the head's
+# node type.
 RAY_CLUSTER_LABEL, RAY_NODE_TYPE_LABEL = "ray.io/cluster", "ray.io/node-type"
+HEAD_NODE_TYPE = "head"
+# On SIGTERM, Ray 2.58's `ray start --block` (the Ray container's process: KubeRay v1.7.0 common/pod.go runs it as
+# the last command of `bash -c`, which bash execs) marks its node draining and waits up to this many seconds for
+# the raylet to finish before it kills Ray's processes (python/ray/_private/node.py _drain_node_before_shutdown,
+# ray_constants.py RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S, default 30 s: exactly Kubernetes' default grace period,
+# so the kill would race SIGKILL).
+GRACEFUL_SHUTDOWN_DRAIN_ENV = "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S"
+# What a pod's termination grace period adds to the drain: Ray's kill_all_processes after it (each process SIGTERM,
+# up to a second's wait, then SIGKILL).
+SHUTDOWN_MARGIN_SECONDS = 30
 
 
 def dashboard_url(head_service: str) -> str:

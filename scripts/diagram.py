@@ -24,6 +24,7 @@ from typing import Any
 from scripts.diagram_model import (
     AUTOSCALER_CHART,
     DEVICE_PLUGIN_CHART,
+    KARPENTER_CHART,
     KUBERAY_CHART,
     PROMETHEUS_CHART,
     Architecture,
@@ -58,7 +59,7 @@ def span(low: int, high: int) -> str:
 
 
 def node_group_label(group: NodeGroup) -> str:
-    return f"node group {group.name}"
+    return f"Karpenter NodePool {group.name}" if group.karpenter else f"node group {group.name}"
 
 
 def instances_label(group: NodeGroup) -> str:
@@ -80,6 +81,7 @@ def workers_label(group: RayGroup) -> str:
 def release_label(release: HelmRelease) -> str:
     return {KUBERAY_CHART: f"KubeRay operator {release.version}",
             AUTOSCALER_CHART: "cluster-autoscaler",
+            KARPENTER_CHART: f"Karpenter {release.version}",
             DEVICE_PLUGIN_CHART: "NVIDIA device plugin",
             PROMETHEUS_CHART: "Prometheus, Grafana\nkube-prometheus-stack"}.get(release.chart, f"{release.name} (Helm)")
 
@@ -216,6 +218,10 @@ def render(arch: Architecture, out: Path, fmt: str = "png") -> Path:
             scaled = [ec2 for group, ec2 in instances if group.autoscaled and group.min_size != group.max_size]
             for i, ec2 in enumerate(scaled):  # one label: the others would sit on box borders
                 n[AUTOSCALER_CHART] >> Edge(label="scales" if i == 0 else "", style="dashed") >> ec2
+        if KARPENTER_CHART in n:
+            launched = [ec2 for group, ec2 in instances if group.karpenter]
+            for i, ec2 in enumerate(launched):
+                n[KARPENTER_CHART] >> Edge(label="launches" if i == 0 else "", style="dashed") >> ec2
         if fsx is not None:
             for pod in pods:
                 pod >> Edge(color=DATA) >> fsx

@@ -27,6 +27,9 @@ RESOURCE_REF = re.compile(r"^\$\{(?P<type>[a-z0-9_]+)\.(?P<name>[a-z0-9_]+)\.[a-
 KUBERAY_CHART = "kuberay-operator"
 AUTOSCALER_CHART = "cluster-autoscaler"
 DEVICE_PLUGIN_CHART = "nvidia-device-plugin"
+KARPENTER_CHART = "karpenter"
+# Charts that make no pods (Karpenter's CRDs): not drawn.
+NO_POD_CHARTS = ("karpenter-crd",)
 PROMETHEUS_CHART = "kube-prometheus-stack"
 CONTAINER_INSIGHTS_ADDON = "amazon-cloudwatch-observability"
 
@@ -61,7 +64,8 @@ class NodeGroup:
     gpu: bool  # an NVIDIA AMI or the nvidia.com/gpu taint
     spot: bool
     labels: tuple[tuple[str, str], ...]
-    autoscaled: bool  # tagged for the cluster-autoscaler's auto-discovery
+    autoscaled: bool  # tagged for the cluster-autoscaler's auto-discovery, or a Karpenter NodePool
+    karpenter: bool = False  # a Karpenter NodePool (its nodes launched by Karpenter), not an EKS managed node group
 
     def matches(self, selector: dict[str, str]) -> bool:
         return bool(selector) and set(selector.items()) <= set(self.labels)
@@ -155,6 +159,10 @@ class Architecture:
         return self.release(AUTOSCALER_CHART)
 
     @property
+    def karpenter(self) -> HelmRelease | None:
+        return self.release(KARPENTER_CHART)
+
+    @property
     def device_plugin(self) -> HelmRelease | None:
         return self.release(DEVICE_PLUGIN_CHART)
 
@@ -213,12 +221,13 @@ def build_architecture(stacks: dict[str, dict[str, Any]], packages: dict[str, st
         region=_region(stacks),
         network=_network(res, cluster),
         cluster=EksCluster(name=str(cluster.get("name", "")), version=str(cluster.get("version", ""))),
-        node_groups=tuple(_node_group(name, body) for name, body in res.named("aws_eks_node_group")),
+        node_groups=(*(_node_group(name, body) for name, body in res.named("aws_eks_node_group")),
+                     *_node_pools(res)),
         fsx=fsx,
         data_bucket=_data_bucket(res),
         ecr_repository=next((str(b.get("name")) for b in res.all("aws_ecr_repository")), None),
         image_build=next((str(b.get("name")) for b in res.all("aws_codebuild_project")), None),
-        releases=tuple(_release(b) for b in res.all("helm_release")),
+        releases=tuple(_release(b) for b in res.all("helm_release") if b.get("chart") not in NO_POD_CHARTS),
         ray=_ray_cluster(res),
         orchestrator=_orchestrator(res, packages or {}),
         container_insights=any(b.get("addon_name") == CONTAINER_INSIGHTS_ADDON for b in res.all("aws_eks_addon")),
@@ -290,6 +299,34 @@ def _node_group(name: str, body: dict[str, Any]) -> NodeGroup:
                      min_size=int(scaling.get("min_size", 0)), max_size=int(scaling.get("max_size", 0)), gpu=gpu,
                      spot=body.get("capacity_type") == "SPOT", labels=tuple(sorted(labels.items())),
                      autoscaled=(body.get("tags") or {}).get("k8s.io/cluster-autoscaler/enabled") == "true")
+
+
+def _node_pools(res: _Resources) -> list[NodeGroup]:
+    """Karpenter NodePools (the ray-cluster stack's manifests) as node groups: their instance types and purchase
+    options, their nodes' labels, up to the nodes of the largest type their limits hold."""
+    from config.instances import lookup
+
+    out = []
+    for body in res.all("kubernetes_manifest"):
+        pool = body.get("manifest", {})
+        if pool.get("kind") != "NodePool":
+            continue
+        template = pool.get("spec", {}).get("template", {})
+        spec = template.get("spec", {})
+        req = {r.get("key"): tuple(r.get("values") or ()) for r in spec.get("requirements") or []}
+        types = req.get("node.kubernetes.io/instance-type", ())
+        limits = pool.get("spec", {}).get("limits") or {}
+        known = [t for name in types if (t := lookup(name))]
+        gpus = str(limits.get(GPU_RESOURCE, ""))
+        most = max((t.nvidia_gpus for t in known), default=0)
+        cpu, vcpus = str(limits.get("cpu", "")), max((t.vcpu for t in known), default=0)
+        nodes = int(gpus) // most if gpus.isdigit() and most else int(cpu) // vcpus if cpu.isdigit() and vcpus else 0
+        labels = {str(k): str(v) for k, v in ((template.get("metadata") or {}).get("labels") or {}).items()}
+        out.append(NodeGroup(name=str(pool.get("metadata", {}).get("name", "")), instance_types=types, min_size=0,
+                             max_size=nodes, gpu=any(t.get("key") == GPU_RESOURCE for t in spec.get("taints") or []),
+                             spot="spot" in req.get("karpenter.sh/capacity-type", ()),
+                             labels=tuple(sorted(labels.items())), autoscaled=True, karpenter=True))
+    return out
 
 
 def _fsx(res: _Resources) -> Fsx | None:

@@ -9,6 +9,8 @@ With the AWS CLI and your usual credentials (profile, SSO, environment), in the 
   groups can scale to: ``max_size`` x the vCPUs of the group's largest instance type
   (``ec2 describe-instance-types``), plus what already runs in the region outside this deployment;
 - the Elastic IP quota against the NAT gateways the network needs, plus the addresses already allocated;
+- the Availability Zones the network spans (``az_count``, or the ones named) are available to the account
+  (``ec2 describe-availability-zones``; config validation checks only a catalogue of the regions' AZs);
 - Lambda's concurrency (``lambda get-account-settings``) against what orchestrator.reserved_concurrency reserves:
   AWS refuses a reservation that leaves less than 100 unreserved (a new account has 10 in all);
 - CodeBuild's concurrent builds for the image build's compute type (Service Quotas; new accounts may have 0);
@@ -27,9 +29,9 @@ With the AWS CLI and your usual credentials (profile, SSO, environment), in the 
 New accounts often have 0 vCPUs for G instances and 5 Elastic IPs per region: the GPU group would then fail
 to scale, silently, long after the deploy. Each check is one line; a quota that is short ends with the
 ``aws service-quotas request-service-quota-increase`` command that asks for enough. The exit status is 1 when
-anything would fail the deploy (a short quota, a type not offered, an access mode that cannot work from here, an
-add-on's schema rejecting its configuration, AWS unreachable), 2 for a config problem or a missing AWS CLI, 0 when
-all is well.
+anything would fail the deploy (a short quota, a type not offered, an AZ the account lacks, an access mode that
+cannot work from here, an add-on's schema rejecting its configuration, AWS unreachable), 2 for a config problem or a
+missing AWS CLI, 0 when all is well.
 Instances and addresses tagged ``ray-eks/deployment=<name>`` are this deployment's own and are not counted
 twice on a re-run. With ``endpoints.url`` set (an emulator), the CLI is pointed there, as the provider is.
 """
@@ -147,14 +149,52 @@ def vcpu_needs(cfg: AppConfig, vcpus: dict[str, int]) -> tuple[dict[str, Need], 
                 unchecked.append(f"{g.name}: {t}")
             else:
                 by_class.setdefault(cls, []).append(t)
+        # SPOT_OR_ON_DEMAND (a Karpenter pool): Spot, or all of it On-Demand when Spot has none -- both quotas.
+        markets = ("SPOT", "ON_DEMAND") if g.capacity_type == "SPOT_OR_ON_DEMAND" else (g.capacity_type,)
         for cls, types in by_class.items():
-            # The autoscaler may launch any of the group's types: size for the largest.
+            # The autoscaler may launch any of the group's types: size for the largest (a Karpenter pool's limits
+            # hold max_size of those in vCPUs, whatever mix of its types it launches).
             largest = max(types, key=lambda t: vcpus[t])
-            code = INSTANCE_QUOTAS[(g.capacity_type, cls)]
-            need = needs.setdefault(code, Need(code))
-            need.amount += g.max_size * vcpus[largest]
-            need.parts.append(f"{g.name}: {g.max_size} x {largest} ({vcpus[largest]} vCPUs)")
+            for market in markets:
+                code = INSTANCE_QUOTAS[(market, cls)]
+                need = needs.setdefault(code, Need(code))
+                need.amount += g.max_size * vcpus[largest]
+                need.parts.append(f"{g.name}: {g.max_size} x {largest} ({vcpus[largest]} vCPUs)")
     return needs, unchecked
+
+
+def zone_problem(cfg: AppConfig, zones: list[str]) -> str | None:
+    """Why the network cannot span the AZs it asks for in this account (None: it can). ``zones``: the region's
+    available Availability Zones as the account sees them (config validation checks a catalogue, an upper bound)."""
+    net = cfg.network
+    if net.existing is not None:
+        return None
+    if net.availability_zones:
+        missing = [z for z in net.availability_zones if z not in zones]
+        if missing:
+            return (f"network.availability_zones: {', '.join(missing)} is not available to this account in "
+                    f"{cfg.region} (it has {', '.join(zones)})")
+    elif net.az_count > len(zones):
+        return (f"network.az_count: {net.az_count} AZs, and this account has {len(zones)} in {cfg.region} "
+                f"({', '.join(zones)}): set az_count to at most {len(zones)}")
+    return None
+
+
+def live_zones(aws: Aws) -> list[str]:
+    """The region's Availability Zones open to the account (no Local or Wavelength Zones, none to opt into)."""
+    out = aws("ec2", "describe-availability-zones", "--filters", "Name=zone-type,Values=availability-zone",
+              "Name=opt-in-status,Values=opt-in-not-required", "Name=state,Values=available")
+    return sorted(z["ZoneName"] for z in out.get("AvailabilityZones", []))
+
+
+def availability_zones(cfg: AppConfig, aws: Aws) -> list[Finding]:
+    """The AZs the network asks for are open to the account (none asked of an existing VPC: its subnets decide)."""
+    if cfg.network.existing is not None:
+        return []
+    problem = zone_problem(cfg, live_zones(aws))
+    if problem:
+        return [Finding("NO AZ", problem)]
+    return [Finding("ok", f"Availability Zones: the network's {cfg.network.zone_count} are available to this account")]
 
 
 def nat_gateways(cfg: AppConfig) -> int:
@@ -553,7 +593,9 @@ def main(argv: list[str] | None = None) -> int:
             access = pool.submit(endpoint_access, cfg, aws)
             checks, unchecked = run_checks(cfg, aws)
             addon_checks = [f.result() for f in addons]
-            findings = [f for f in (x.result() for x in account) if f] + offerings.result() + access.result()
+            zones = pool.submit(availability_zones, cfg, aws)
+            findings = ([f for f in (x.result() for x in account) if f] + zones.result() + offerings.result()
+                        + access.result())
     except AwsError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

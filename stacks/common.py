@@ -21,8 +21,8 @@ from config import AppConfig
 from .state import DEPLOYMENT_OUTPUT, REQUIRED_TERRAFORM, deployment_identity, local_state_path, state_key
 
 # The services our stacks call; an emulator endpoint is set for each of them.
-EMULATED_SERVICES = ("autoscaling", "codebuild", "ec2", "ecr", "eks", "fsx", "iam", "kms", "logs", "s3", "sfn", "ssm",
-                     "sts")
+EMULATED_SERVICES = ("autoscaling", "codebuild", "ec2", "ecr", "eks", "events", "fsx", "iam", "kms", "logs", "s3",
+                     "sfn", "sqs", "ssm", "sts")
 def _s3_emulator_settings(cfg: AppConfig) -> dict:
     url = cfg.endpoints.url
     if not url:

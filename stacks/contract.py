@@ -25,6 +25,9 @@ INFRA_OUTPUTS = (
     "private_subnet_ids", "public_subnet_ids", "update_kubeconfig_command", "ray_image", "endpoint_access",
     "api_tunnel_instance_id",
 )
+# More outputs with cluster.autoscaler: karpenter (what the ray stacks' controller and EC2NodeClasses name).
+KARPENTER_INFRA_OUTPUTS = ("karpenter_controller_role_arn", "karpenter_node_role_arn",
+                           "karpenter_node_instance_profile", "karpenter_interruption_queue")
 
 # Kubernetes names the ray stack creates and the ray-cluster stack's pods use: the head's ServiceAccount (the Ray
 # autoscaler's rights, KubeRay binds them to it) and the workers' (no Kubernetes rights).

@@ -29,15 +29,16 @@ from constructs_lib.image_build import (
     context_archive,
     image_tag,
 )
+from constructs_lib.karpenter import INTERRUPTION_EVENTS, KarpenterAws, KarpenterAwsProps
 from constructs_lib.kms import KmsKeys, KmsKeysProps
 from constructs_lib.network import Network, NetworkProps
 from constructs_lib.node_groups import NodeGroup, NodeGroupProps, TaintProps
 from constructs_lib.s3_bucket import SecureBucket, SecureBucketProps
-from conventions import naming
+from conventions import karpenter, naming
 
 from .addresses import ReadableStack
 from .common import aws_provider, configure_backend, deployment_identity, emulator_environment
-from .contract import INFRA_OUTPUTS, INFRA_STACK, image_context_files
+from .contract import INFRA_OUTPUTS, INFRA_STACK, KARPENTER_INFRA_OUTPUTS, image_context_files
 from .migrations import add_moved_blocks
 
 
@@ -56,7 +57,7 @@ class InfraStack(ReadableStack):
         keys = KmsKeys(self, "kms", KmsKeysProps(
             name=name, eks_alias=naming.kms_alias(name, "eks"), data_alias=naming.kms_alias(name, "data"),
             region=cfg.region, account_id=account.account_id, partition=partition, log_group_names=log_groups))
-        net_cfg = cfg.network
+        net_cfg, c = cfg.network, cfg.cluster
         existing = net_cfg.existing
         network = Network(self, "network", NetworkProps(
             name=name, cluster_name=naming.cluster_name(name), region=cfg.region, vpc_cidr=net_cfg.vpc_cidr,
@@ -69,9 +70,10 @@ class InfraStack(ReadableStack):
             existing_vpc_id=existing.vpc_id if existing else None,
             existing_private_subnet_ids=list(existing.private_subnet_ids) if existing else [],
             existing_public_subnet_ids=list(existing.public_subnet_ids) if existing else [],
+            private_subnet_tags=({karpenter.DISCOVERY_TAG: naming.cluster_name(name)} if c.autoscaler == "karpenter"
+                                 else {}),
         ))
 
-        c = cfg.cluster
         eks = RayEksCluster(self, "eks", EksClusterProps(
             name=naming.cluster_name(name), role_name_prefix=naming.iam_role_name_prefix(name, naming.CLUSTER_ROLE),
             log_group_name=naming.cluster_log_group(name),
@@ -94,14 +96,14 @@ class InfraStack(ReadableStack):
         ))
         tags = cfg.deployment_tags
         groups = {}
-        for g in c.node_groups:
+        for g in c.managed_node_groups:
             groups[g.name] = NodeGroup(self, f"node_group_{g.name}", NodeGroupProps(
                 cluster_name=eks.name, kubernetes_version=eks.cluster.version, name=g.name,
                 role_name_prefix=naming.iam_role_name_prefix(name, naming.node_role_purpose(g.name)),
                 launch_template_name_prefix=naming.launch_template_name_prefix(name, g.name),
                 node_group_name_prefix=naming.node_group_name_prefix(g.name),
                 subnet_ids=network.private_subnet_ids,
-                instance_types=list(g.instance_types), ami_type=g.ami_type, capacity_type=g.capacity_type,
+                instance_types=list(g.instance_types), ami_type=g.eks_ami_type, capacity_type=g.capacity_type,
                 min_size=g.min_size, desired_size=g.desired_size, max_size=g.max_size, disk_size_gib=g.disk_size_gib,
                 labels=g.kubernetes_labels,
                 taints=[TaintProps(key=t.key, value=t.value, effect=t.effect) for t in g.kubernetes_taints],
@@ -118,6 +120,7 @@ class InfraStack(ReadableStack):
                 security_group_name_prefix=naming.security_group_name_prefix(name, naming.API_TUNNEL_ROLE),
                 endpoints_security_group_name_prefix=naming.security_group_name_prefix(name, "ssm-endpoints"),
             )).instance_id
+        pools = self._karpenter(cfg, eks, account.account_id, partition) if c.autoscaler == "karpenter" else None
 
         protect = cfg.protection.prevent_destroy
         logs_bucket = SecureBucket(self, "access_logs", SecureBucketProps(
@@ -181,11 +184,35 @@ class InfraStack(ReadableStack):
             "api_tunnel_instance_id": (tunnel_id, "The SSM target of `make tunnel` (endpoint_access tunnel; empty "
                                                   "otherwise)"),
         }
-        assert tuple(outputs) == INFRA_OUTPUTS, "keep INFRA_OUTPUTS in step with the outputs"
+        if pools is not None:
+            outputs.update({
+                "karpenter_controller_role_arn": (pools.controller_role_arn, "Karpenter controller's IAM role (IRSA)"),
+                "karpenter_node_role_arn": (pools.node_role_arn, "IAM role of the nodes Karpenter launches"),
+                "karpenter_node_instance_profile": (pools.instance_profile_name,
+                                                    "Instance profile the EC2NodeClasses name"),
+                "karpenter_interruption_queue": (pools.queue_name, "SQS queue of Spot, rebalance, health and state "
+                                                                   "events Karpenter drains nodes on"),
+            })
+        expected = INFRA_OUTPUTS + (KARPENTER_INFRA_OUTPUTS if pools is not None else ())
+        assert tuple(outputs) == expected, "keep INFRA_OUTPUTS (and KARPENTER_INFRA_OUTPUTS) in step with the outputs"
         for name, (value, description) in outputs.items():
             TerraformOutput(self, name, value=value, description=description)
 
         add_moved_blocks(self, INFRA_STACK)
+
+    def _karpenter(self, cfg: AppConfig, eks: RayEksCluster, account_id: str, partition: str) -> KarpenterAws:
+        name, existing = cfg.name, cfg.network.existing
+        return KarpenterAws(self, "karpenter", KarpenterAwsProps(
+            cluster_name=eks.name, region=cfg.region, account_id=account_id, partition=partition,
+            oidc_provider_arn=eks.oidc_provider_arn, oidc_issuer_host=eks.oidc_issuer_host,
+            controller_role_name_prefix=naming.iam_role_name_prefix(name, naming.KARPENTER_CONTROLLER_ROLE),
+            node_role_name_prefix=naming.iam_role_name_prefix(name, naming.KARPENTER_NODE_ROLE),
+            instance_profile_name_prefix=naming.instance_profile_name_prefix(name, naming.KARPENTER_NODE_ROLE),
+            queue_name=naming.karpenter_interruption_queue(name),
+            rule_names={e: naming.karpenter_event_rule(name, e) for e in INTERRUPTION_EVENTS},
+            cluster_security_group_id=eks.cluster_security_group_id,
+            tag_subnet_ids=list(existing.private_subnet_ids) if existing else [],
+            depends_on=[eks.cluster], ssm_access=cfg.cluster.node_ssm_access))
 
     def _image_build(self, cfg: AppConfig, keys: KmsKeys, bucket: SecureBucket, ecr: RayImageRepository,
                      account_id: str, partition: str) -> RayImageBuild:

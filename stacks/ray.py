@@ -14,9 +14,10 @@ from cdktf_cdktf_provider_aws.data_aws_partition import DataAwsPartition
 from constructs import Construct
 
 from config import AppConfig
-from config.versions import CLUSTER_AUTOSCALER_IMAGE_TAGS
+from config.versions import CLUSTER_AUTOSCALER_IMAGE_TAGS, KARPENTER_VERSION
 from constructs_lib.cluster_addons import ClusterAddons, ClusterAddonsProps
 from constructs_lib.dcgm_exporter import DcgmExporter, DcgmExporterProps
+from constructs_lib.karpenter import KarpenterController, KarpenterControllerProps
 from constructs_lib.kuberay_operator import KubeRayOperator, KubeRayOperatorProps
 from constructs_lib.manifests.storage import FsxVolumeProps
 from constructs_lib.observability import (
@@ -42,6 +43,7 @@ from constructs_lib.orchestrator import (
 )
 from constructs_lib.ray_platform import RayPlatform, RayPlatformProps
 from conventions import naming
+from conventions.kubernetes import CORE_ROLE, node_selector
 from observability.dashboards import (
     RAY_DASHBOARDS,
     PlatformDashboardProps,
@@ -92,6 +94,12 @@ def grafana_dashboards(cfg: AppConfig) -> dict[str, str]:
     return out
 
 
+def karpenter_replicas(cfg: AppConfig) -> int:
+    """Karpenter's controller replicas: one per core node the group keeps, up to the chart's two (nothing adds a core
+    node for a Pending replica: cluster-autoscaler is not installed with Karpenter)."""
+    return min(2, max(cfg.cluster.core_group.min_size, 1))
+
+
 def orchestrator_names(name: str) -> OrchestratorNames:
     fn = naming.orchestrator_function_name(name)
     return OrchestratorNames(
@@ -111,23 +119,32 @@ class RayStack(ReadableStack):
         infra = remote_state(self, "infra", cfg, INFRA_STACK)
         kubernetes_providers(self, cfg, infra)
 
+        # The EKS cluster's name: the infra stack's output, the one source every part of this stack reads it from.
+        cluster = infra.get_string("cluster_name")
+        karpenter = cfg.cluster.autoscaler == "karpenter"
         oidc_arn = infra.get_string("oidc_provider_arn")
         oidc_host = Fn.replace(infra.get_string("cluster_oidc_issuer_url"), "https://", "")
         platform = RayPlatform(self, "platform", RayPlatformProps(
-            cluster_name=cfg.name, namespace=cfg.ray.namespace, head_service_account=RAY_HEAD_SERVICE_ACCOUNT,
+            namespace=cfg.ray.namespace, head_service_account=RAY_HEAD_SERVICE_ACCOUNT,
             worker_service_account=RAY_WORKER_SERVICE_ACCOUNT,
             workload_role_name_prefix=naming.iam_role_name_prefix(cfg.name, naming.RAY_WORKLOAD_ROLE),
             oidc_provider_arn=oidc_arn, oidc_issuer_host=oidc_host,
             data_bucket_arn=infra.get_string("data_bucket_arn"), fsx=fsx_volume_props(cfg, infra),
             read_only_prefixes=(naming.IMAGE_BUILD_S3_PREFIX,)))
         ClusterAddons(self, "addons", ClusterAddonsProps(
-            cluster_name=cfg.name, region=cfg.region,
+            cluster_name=cluster, region=cfg.region,
             autoscaler_role_name_prefix=naming.iam_role_name_prefix(cfg.name, naming.CLUSTER_AUTOSCALER_ROLE),
             cluster_autoscaler_image_tag=CLUSTER_AUTOSCALER_IMAGE_TAGS[cfg.cluster.kubernetes_version],
             oidc_provider_arn=oidc_arn, oidc_issuer_host=oidc_host,
             nvidia_device_plugin_version=cfg.ray.nvidia_device_plugin_chart_version,
             cluster_autoscaler_version=cfg.ray.cluster_autoscaler_chart_version,
-            install_device_plugin=cfg.cluster.has_gpu))
+            install_device_plugin=cfg.cluster.has_gpu, install_cluster_autoscaler=not karpenter))
+        if karpenter:
+            KarpenterController(self, "karpenter", KarpenterControllerProps(
+                cluster_name=cluster, version=KARPENTER_VERSION,
+                controller_role_arn=infra.get_string("karpenter_controller_role_arn"),
+                interruption_queue=infra.get_string("karpenter_interruption_queue"),
+                replicas=karpenter_replicas(cfg), node_selector=node_selector(CORE_ROLE)))
         # The Ray namespace by reference: Terraform orders the release (and its Role there) after it exists.
         operator = KubeRayOperator(self, "kuberay", KubeRayOperatorProps(
             namespace=cfg.ray.operator_namespace, watch_namespace=platform.namespace.metadata.name,
@@ -135,7 +152,7 @@ class RayStack(ReadableStack):
 
         obs = cfg.observability
         addons = ObservabilityAddons(self, "observability", ObservabilityAddonsProps(
-            cluster_name=infra.get_string("cluster_name"), oidc_provider_arn=oidc_arn, oidc_issuer_host=oidc_host,
+            cluster_name=cluster, oidc_provider_arn=oidc_arn, oidc_issuer_host=oidc_host,
             kube_prometheus_stack=obs.kube_prometheus_stack,
             kube_prometheus_stack_chart_version=obs.kube_prometheus_stack_chart_version,
             monitoring_namespace=obs.monitoring_namespace, container_insights=obs.container_insights,
@@ -153,7 +170,7 @@ class RayStack(ReadableStack):
                 chart_version=obs.dcgm_exporter_chart_version, service_monitor=kps is not None,
                 monitor_labels=dict(MONITOR_LABELS), depends_on=[kps] if kps is not None else ()))
         if cfg.orchestrator_enabled:
-            self._orchestrator(cfg, infra, platform.namespace.metadata.name)
+            self._orchestrator(cfg, infra, cluster, platform.namespace.metadata.name)
 
         deployment_output(self, cfg)
         TerraformOutput(self, "namespace", value=platform.namespace.metadata.name,
@@ -170,10 +187,10 @@ class RayStack(ReadableStack):
                         description="KubeRay operator chart version")
         add_moved_blocks(self, RAY_STACK)
 
-    def _orchestrator(self, cfg: AppConfig, infra, namespace: str) -> None:
+    def _orchestrator(self, cfg: AppConfig, infra, cluster: str, namespace: str) -> None:
         o = cfg.orchestrator
         pipeline = PipelineProps(
-            cluster_name=infra.get_string("cluster_name"), cluster_endpoint=infra.get_string("cluster_endpoint"),
+            cluster_name=cluster, cluster_endpoint=infra.get_string("cluster_endpoint"),
             cluster_ca=infra.get_string("cluster_certificate_authority_data"), namespace=namespace,
             head_service=cfg.ray.head_service, ray_cluster=cfg.ray.cluster_name,
             image=ray_pod_image(cfg, infra), pip=job_pip(cfg),

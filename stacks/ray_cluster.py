@@ -11,7 +11,11 @@ from cdktf import TerraformOutput, TerraformStack
 from constructs import Construct
 
 from config import AppConfig
+from config.models import NodeGroupConfig
+from config.versions import KARPENTER_AMI_RELEASE
 from constructs_lib.dcgm_exporter import DCGM_NAMESPACE, DCGM_RELEASE
+from constructs_lib.karpenter import KarpenterNodePools
+from constructs_lib.manifests.karpenter import NodePoolProps
 from constructs_lib.manifests.network_policy import HeadNetworkPolicyProps
 from constructs_lib.manifests.ray_cluster import HEAD_CONTAINER, RayClusterProps, WorkerGroupProps
 from constructs_lib.observability import (
@@ -25,8 +29,10 @@ from constructs_lib.observability import (
     ray_head_env,
     scrape_annotations,
 )
-from constructs_lib.ray_cluster import RayClusterManifest, RayHeadNetworkPolicy
+from constructs_lib.ray_cluster import RayClusterManifest, RayHeadDisruptionBudget, RayHeadNetworkPolicy
 from conventions.commands import job_submit_command, port_forward_command, token_command, token_export_command
+from conventions.karpenter import CAPACITY_TYPES
+from conventions.kubernetes import GPU_RESOURCE, TAINT_EFFECTS, mebibytes_quantity
 from conventions.ray import HEAD_PORTS, LOCAL_DASHBOARD_URL
 from observability.alerts import AlertProps, prometheus_rule
 
@@ -47,7 +53,6 @@ from .migrations import add_moved_blocks
 
 
 def ray_cluster_props(cfg: AppConfig, image: str) -> RayClusterProps:
-    groups = {g.name: g for g in cfg.cluster.node_groups}
     obs = cfg.observability
     return RayClusterProps(
         head_env=(ray_head_env(obs.monitoring_namespace, obs.grafana_iframe_host, cfg.ray.cluster_name)
@@ -59,10 +64,25 @@ def ray_cluster_props(cfg: AppConfig, image: str) -> RayClusterProps:
         image=image, head_service_account=RAY_HEAD_SERVICE_ACCOUNT,
         worker_service_account=RAY_WORKER_SERVICE_ACCOUNT, pvc_name=FSX_CLAIM,
         head_cpu=cfg.ray.head.cpu, head_memory=cfg.ray.head.memory, idle_timeout_seconds=cfg.ray.idle_timeout_seconds,
+        worker_drain_seconds=cfg.ray.worker_drain_seconds, upgrade_strategy=cfg.ray.upgrade_strategy,
         worker_groups=[WorkerGroupProps(
-            name=w.name, node_role=groups[w.node_group].role, min_replicas=w.min_replicas,
+            name=w.name, node_group=w.node_group, min_replicas=w.min_replicas,
             max_replicas=w.max_replicas, cpu=w.cpu, memory=w.memory, gpus=w.gpus) for w in cfg.ray.worker_groups],
     )
+
+
+def node_pool_props(cfg: AppConfig, group: NodeGroupConfig, cluster_name: str, instance_profile: str) -> NodePoolProps:
+    """A gpu/cpu node group as a Karpenter NodePool: the labels and taints its managed group's nodes would carry."""
+    limits = group.pool_limits()
+    return NodePoolProps(
+        name=group.name, labels=group.kubernetes_labels,
+        taints=[{"key": t.key, **({"value": t.value} if t.value else {}), "effect": TAINT_EFFECTS[t.effect]}
+                for t in group.kubernetes_taints],
+        instance_types=list(group.instance_types), capacity_types=CAPACITY_TYPES[group.capacity_type],
+        limits={"cpu": str(limits["cpu"]), "memory": mebibytes_quantity(limits["memory_mib"]),
+                **({GPU_RESOURCE: str(limits["gpus"])} if limits["gpus"] else {})},
+        disk_size_gib=group.disk_size_gib, cluster_name=cluster_name, instance_profile=instance_profile,
+        ami_release=KARPENTER_AMI_RELEASE, tags=cfg.deployment_tags)
 
 
 def head_network_policy_props(cfg: AppConfig) -> HeadNetworkPolicyProps:
@@ -101,8 +121,18 @@ class RayClusterStack(ReadableStack):
         infra = remote_state(self, "infra", cfg, INFRA_STACK)
         kubernetes_providers(self, cfg, infra, helm=False)
         props = ray_cluster_props(cfg, ray_pod_image(cfg, infra))
-        RayClusterManifest(self, "ray_cluster", props)
+        pools = None
+        if cfg.cluster.karpenter_pools:
+            # Custom kinds, like the RayCluster: their CRDs (the ray stack's karpenter-crd release) exist at plan.
+            pools = KarpenterNodePools(self, "karpenter", [
+                node_pool_props(cfg, g, infra.get_string("cluster_name"),
+                                infra.get_string("karpenter_node_instance_profile"))
+                for g in cfg.cluster.karpenter_pools])
+        # After the pools: on destroy the RayCluster (its pods) goes first, so no busy Ray pod holds up the drain
+        # of a pool's nodes.
+        RayClusterManifest(self, "ray_cluster", props, depends_on=pools.pools if pools else ())
         RayHeadNetworkPolicy(self, "ray_head", head_network_policy_props(cfg))
+        RayHeadDisruptionBudget(self, "head_disruption_budget", props)
         if cfg.observability.metrics_scrape == "monitors":
             # Custom kinds need their CRDs at plan time: the ray stack's kube-prometheus-stack (or an
             # existing Prometheus Operator) installed them before this stack plans.

@@ -134,6 +134,32 @@ def edge_config() -> dict:
     }
 
 
+# Two node groups of each worker role, each with its own Ray worker group whose pods would fit the other group of
+# its role too: placement must follow the node group (ray-eks/node-group), not the role. The cluster model proves
+# every pod can land only on its own group (tests/cluster_model), with cluster-autoscaler and with Karpenter.
+def two_groups_per_role_config(autoscaler: str = "cluster-autoscaler") -> dict:
+    managed = autoscaler == "cluster-autoscaler"
+    sizes = {"min_size": 0, "desired_size": 0} if managed else {}
+    return {
+        "name": "ray-multi" if managed else "ray-multi-karp",
+        "cluster": {"autoscaler": autoscaler, "node_groups": [
+            {"name": "core", "role": "core", "instance_types": ["m6i.2xlarge"], "min_size": 2, "desired_size": 2},
+            {"name": "gpu-a10g", "role": "gpu", "instance_types": ["g5.2xlarge"], "max_size": 2, **sizes},
+            {"name": "gpu-l4", "role": "gpu", "instance_types": ["g6.2xlarge"], "max_size": 2, **sizes},
+            {"name": "cpu-general", "role": "cpu", "instance_types": ["m6i.2xlarge"], "max_size": 3, **sizes},
+            {"name": "cpu-memory", "role": "cpu", "instance_types": ["r6i.2xlarge"], "max_size": 3, **sizes},
+        ]},
+        "ray": {"worker_groups": [
+            {"name": "a10g", "node_group": "gpu-a10g", "max_replicas": 2, "cpu": "7", "memory": "26Gi", "gpus": 1},
+            {"name": "l4", "node_group": "gpu-l4", "max_replicas": 2, "cpu": "7", "memory": "26Gi", "gpus": 1},
+            {"name": "general", "node_group": "cpu-general", "max_replicas": 3, "cpu": "6", "memory": "20Gi",
+             "gpus": 0},
+            {"name": "memory", "node_group": "cpu-memory", "max_replicas": 3, "cpu": "6", "memory": "48Gi",
+             "gpus": 0},
+        ]},
+    }
+
+
 # Allowed but dangerous: an API endpoint open to the internet and no destroy protection, on a
 # persistent file system (so the final-backup switch shows). The security gate must catch the first.
 OPEN_UNPROTECTED = {
@@ -161,6 +187,12 @@ def session_configs() -> dict[str, ConfigSource]:
         "other-region": {"region": "eu-west-1"},  # the defaults in another region (names must not collide)
         "image-stock": {"ray": {"image": {"source": "stock"}}},
         "image-custom": {"ray": {"image": {"source": "custom", "uri": IMAGE_CUSTOM_URI}}},
+        "multi-group": two_groups_per_role_config(),
+        # Karpenter: the example (a Spot GPU pool of three sizes, a CPU pool of mixed types), the defaults' shape with
+        # Karpenter, and two pools per role.
+        "karpenter": EXAMPLES / "karpenter-gpu.yaml",
+        "karpenter-default": {"cluster": {"autoscaler": "karpenter"}},
+        "karpenter-multi": two_groups_per_role_config("karpenter"),
     }
 
 

@@ -1,5 +1,6 @@
-"""Validate Kubernetes objects the way the API server will: KubeRay CRD schemas (tests/reference/kuberay-v1.7.0,
-derived from the release's CRDs by scripts/derive_reference.py) and kubernetes-validate for core objects, both
+"""Validate Kubernetes objects the way the API server will: KubeRay's and Karpenter's CRD schemas
+(tests/reference/kuberay-v1.7.0, tests/reference/karpenter-v1.14.1, derived from the releases' CRDs by
+scripts/derive_reference.py) and kubernetes-validate for core objects, both
 strict about unknown fields (the API server would silently prune them)."""
 
 from __future__ import annotations
@@ -12,16 +13,20 @@ import jsonschema
 import kubernetes_validate
 
 from config.versions import DEFAULT_KUBERNETES_VERSION
+from scripts.derive_reference import KARPENTER_OUT as KARPENTER_REFERENCE
 from tests.helpers import REFERENCE
 
 KUBERNETES_VERSION = DEFAULT_KUBERNETES_VERSION  # the default cluster's API version
-CRD_SCHEMAS = {"RayCluster": "raycluster.schema.json", "RayJob": "rayjob.schema.json"}
+CRD_SCHEMAS = {"RayCluster": REFERENCE / "raycluster.schema.json", "RayJob": REFERENCE / "rayjob.schema.json",
+               # Karpenter's (cluster.autoscaler: karpenter), derived by scripts/derive_reference.py --karpenter
+               "NodePool": KARPENTER_REFERENCE / "nodepool.schema.json",
+               "EC2NodeClass": KARPENTER_REFERENCE / "ec2nodeclass.schema.json"}
 
 
 @cache
 def crd_schema(kind: str) -> dict:
-    """The v1 openAPIV3Schema of a KubeRay CRD."""
-    return json.loads((REFERENCE / CRD_SCHEMAS[kind]).read_text())
+    """The v1 openAPIV3Schema of a KubeRay or Karpenter CRD."""
+    return json.loads(CRD_SCHEMAS[kind].read_text())
 
 
 def unknown_fields(obj: Any, schema: dict, path: str = "") -> list[str]:

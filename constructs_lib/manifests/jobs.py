@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import yaml
 
@@ -38,7 +38,6 @@ class JobSubmissionProps:
     args: tuple[str, ...]
     pip: tuple[str, ...]  # runtime_env pip: what the image lacks (stacks.contract.job_pip)
     job_name: str = "pytorch-training-e2e"
-    labels: dict[str, str] = field(default_factory=dict)
 
     @property
     def head_service(self) -> str:
@@ -71,7 +70,7 @@ def submit_job(props: JobSubmissionProps) -> dict:
     return {
         "apiVersion": "batch/v1", "kind": "Job",
         "metadata": {"name": f"{props.job_name}-submit", "namespace": props.namespace,
-                     "labels": {"app.kubernetes.io/name": "ray-job-submitter", **props.labels}},
+                     "labels": {"app.kubernetes.io/name": "ray-job-submitter"}},
         "spec": {
             "backoffLimit": 0,
             "ttlSecondsAfterFinished": 86400,
@@ -110,7 +109,7 @@ def ray_job(props: JobSubmissionProps) -> dict:
     """
     return {
         "apiVersion": "ray.io/v1", "kind": "RayJob",
-        "metadata": {"name": props.job_name, "namespace": props.namespace, "labels": dict(props.labels)},
+        "metadata": {"name": props.job_name, "namespace": props.namespace},
         "spec": {
             "clusterSelector": {RAY_CLUSTER_LABEL: props.cluster_name},
             "entrypoint": props.entrypoint,

@@ -6,7 +6,7 @@ import copy
 from dataclasses import dataclass
 
 from conventions.kubernetes import submitter_labels
-from conventions.ray import HEAD_PORTS, RAY_CLUSTER_LABEL, RAY_NODE_TYPE_LABEL
+from conventions.ray import HEAD_NODE_TYPE, HEAD_PORTS, RAY_CLUSTER_LABEL, RAY_NODE_TYPE_LABEL
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,7 @@ def head_network_policy(props: HeadNetworkPolicyProps) -> dict:
         "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
         "metadata": {"name": f"{props.cluster_name}-head-ingress", "namespace": props.namespace},
         "spec": {
-            "podSelector": {"matchLabels": {**own, RAY_NODE_TYPE_LABEL: "head"}},
+            "podSelector": {"matchLabels": {**own, RAY_NODE_TYPE_LABEL: HEAD_NODE_TYPE}},
             "policyTypes": ["Ingress"],
             "ingress": ingress,
         },

@@ -10,12 +10,21 @@ from conventions.kubernetes import (
     CORE_ROLE,
     FSX_INIT_RESOURCES,
     GPU_RESOURCE,
+    churn_protection_annotations,
     gpu_toleration,
     half_memory,
     head_service_name,
+    node_group_selector,
     node_selector,
 )
-from conventions.ray import HEAD_PORTS
+from conventions.ray import (
+    GRACEFUL_SHUTDOWN_DRAIN_ENV,
+    HEAD_NODE_TYPE,
+    HEAD_PORTS,
+    RAY_CLUSTER_LABEL,
+    RAY_NODE_TYPE_LABEL,
+    SHUTDOWN_MARGIN_SECONDS,
+)
 
 from .pods import EXPORT_MOUNT, IMPORT_MOUNT, RAY_GID, RAY_UID, container_security_context, pod_security_context
 
@@ -32,7 +41,7 @@ API_TOKEN_SECONDS = 3607
 @dataclass(frozen=True)
 class WorkerGroupProps:
     name: str
-    node_role: str  # the role label (conventions.kubernetes.NODE_ROLE_LABEL) of the node group the workers run on
+    node_group: str  # the node group (its conventions.kubernetes.NODE_GROUP_LABEL) the workers run on, and no other
     min_replicas: int
     max_replicas: int
     cpu: str
@@ -52,8 +61,12 @@ class RayClusterProps:
     head_cpu: str
     head_memory: str
     idle_timeout_seconds: int
+    # Seconds a stopping worker lets Ray drain (conventions.ray.GRACEFUL_SHUTDOWN_DRAIN_ENV); its grace period adds
+    # conventions.ray.SHUTDOWN_MARGIN_SECONDS.
+    worker_drain_seconds: int
+    # KubeRay spec.upgradeStrategy.type: Recreate (a changed pod template replaces every Ray pod) or None.
+    upgrade_strategy: str
     worker_groups: list[WorkerGroupProps] = field(default_factory=list)
-    labels: dict[str, str] = field(default_factory=dict)
     # Observability (empty: the objects are exactly as without it): extra env on the head container
     # (RAY_GRAFANA_HOST, RAY_PROMETHEUS_HOST, ...) and annotations on every Ray pod (prometheus.io/*).
     head_env: dict[str, str] = field(default_factory=dict)
@@ -67,15 +80,13 @@ class RayClusterProps:
 
 
 def _pod_metadata(props: RayClusterProps, labels: dict[str, str]) -> dict:
-    meta: dict = {"labels": labels}
-    if props.pod_annotations:
-        meta["annotations"] = dict(props.pod_annotations)
-    return meta
+    # Every Ray pod keeps cluster-autoscaler and Karpenter from removing its node while it runs.
+    return {"labels": labels, "annotations": {**props.pod_annotations, **churn_protection_annotations()}}
 
 
 def _labels(props: RayClusterProps) -> dict[str, str]:
     return {"app.kubernetes.io/name": "ray", "app.kubernetes.io/instance": props.name,
-            "app.kubernetes.io/managed-by": "terraform", **props.labels}
+            "app.kubernetes.io/managed-by": "terraform"}
 
 
 def _volumes(props: RayClusterProps, shm_size: str) -> list[dict]:
@@ -163,11 +174,15 @@ def ray_cluster(props: RayClusterProps) -> dict:
             "serviceAccountName": props.worker_service_account,
             "automountServiceAccountToken": False,
             "securityContext": pod_security_context(),
-            "nodeSelector": node_selector(g.node_role),
+            # Its own node group, not the role: two groups of one role never take each other's workers.
+            "nodeSelector": node_group_selector(g.node_group),
+            # Told to stop, the worker drains (the env below), then Ray shuts down; only then SIGKILL.
+            "terminationGracePeriodSeconds": props.worker_drain_seconds + SHUTDOWN_MARGIN_SECONDS,
             "initContainers": [_fsx_permissions_init(props.image)],
             "containers": [{
                 "name": "ray-worker",
                 "image": props.image,
+                "env": [{"name": GRACEFUL_SHUTDOWN_DRAIN_ENV, "value": str(props.worker_drain_seconds)}],
                 "resources": {"requests": dict(res), "limits": dict(res)},
                 "securityContext": container_security_context(),
                 "volumeMounts": _mounts(),
@@ -192,6 +207,10 @@ def ray_cluster(props: RayClusterProps) -> dict:
         "metadata": {"name": props.name, "namespace": props.namespace, "labels": labels},
         "spec": {
             "rayVersion": props.ray_version,
+            # Recreate: a changed spec (a new image above all) replaces every Ray pod, running jobs included; KubeRay
+            # v1.7.0 leaves running pods alone otherwise (raycluster_controller.go shouldRecreatePodsForUpgrade:
+            # the head pod's hash of the spec without replicas, min/max and tolerations).
+            "upgradeStrategy": {"type": props.upgrade_strategy},
             "enableInTreeAutoscaling": True,
             "autoscalerOptions": {
                 "upscalingMode": "Default",
@@ -214,4 +233,17 @@ def ray_cluster(props: RayClusterProps) -> dict:
             },
             "workerGroupSpecs": workers,
         },
+    }
+
+
+def head_disruption_budget(props: RayClusterProps) -> dict:
+    """The head's PodDisruptionBudget (policy/v1): no voluntary eviction of the one head pod, so a node drain
+    (cluster-autoscaler scaling the core group down, kubectl drain, a managed node group update) does not take the
+    GCS and every running job with it. KubeRay's own deletes (Recreate) are not evictions and are not held."""
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": {"name": f"{props.name}-head", "namespace": props.namespace, "labels": _labels(props)},
+        "spec": {"minAvailable": 1,
+                 "selector": {"matchLabels": {RAY_CLUSTER_LABEL: props.name, RAY_NODE_TYPE_LABEL: HEAD_NODE_TYPE}}},
     }

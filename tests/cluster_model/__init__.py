@@ -4,7 +4,10 @@
   placement values and pod templates, recorded from upstream source per version;
 - ``helm.py``: Helm's value merging (coalesce rules), so our values combine with those defaults as Helm does;
 - ``nodes.py`` + tests/reference/nodes/: one node per node group and instance type of the infra stack, with the
-  labels kubelet, EKS and nodeadm give it and its allocatable after AL2023's reservations;
+  labels kubelet, EKS and nodeadm give it and its allocatable after AL2023's reservations; and, with Karpenter, one
+  node per NodePool, instance type and capacity type it allows (``<pool>/<type>/<spot|on-demand>``), labelled from the
+  pool's template and by Karpenter, tainted as the template says (test_karpenter.py: each worker matches exactly its
+  own pool, every DaemonSet reaches Karpenter's nodes);
 - ``workloads.py``: every pod-producing object of the synth and of scripts/render_jobs.py, as pod specs;
 - ``scheduling.py`` + ``model.py``: the scheduler's filters (selector, required node affinity, taints, requests,
   CSI node plugins), DaemonSets first;

@@ -67,7 +67,10 @@ def with_untainted_group(synth: dict, name: str = "cpu", like: str = "core") -> 
     return out
 
 
-SHAPE_NAMES = ("default", "default-k8s-1.34", "dev", "prod", "prod-existing-vpc-k8s-1.33", "prod-with-cpu-group")
+SHAPE_NAMES = ("default", "default-k8s-1.34", "dev", "prod", "prod-existing-vpc-k8s-1.33", "prod-with-cpu-group",
+               "multi-group", "karpenter", "karpenter-default", "karpenter-default-k8s-1.34", "karpenter-multi")
+# Session synths (tests/helpers.py session_configs) the model runs on as they are.
+SESSION_SHAPES = ("multi-group", "karpenter", "karpenter-default", "karpenter-multi")
 
 
 @pytest.fixture(scope="session")
@@ -93,6 +96,14 @@ def shapes(request) -> Callable[[str], Shape]:
         if name == "prod-existing-vpc-k8s-1.33":
             synth = request.getfixturevalue("existing_synth")
             return Shape(name, synth, synth["_cfg"])
+        if name in SESSION_SHAPES:
+            synth = request.getfixturevalue("app_synth")(name)
+            return Shape(name, synth, synth["_cfg"])
+        if name == "karpenter-default-k8s-1.34":
+            # Before 1.35 only our template's nvidia.com/gpu.present label puts the device plugin on Karpenter's
+            # GPU nodes: the same synth on the older version.
+            synth = request.getfixturevalue("app_synth")("karpenter-default")
+            return Shape(name, synth, synth["_cfg"], kubernetes_version="1.34")
         if name == "prod-with-cpu-group":
             synth, cfg = prod_example()
             return Shape(name, with_untainted_group(synth), cfg, extra_roles={"cpu": "cpu"})

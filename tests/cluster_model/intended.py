@@ -47,6 +47,8 @@ KUBE_PROMETHEUS_STACK: Callable[[AppConfig], bool] = lambda cfg: cfg.observabili
 CONTAINER_INSIGHTS: Callable[[AppConfig], bool] = lambda cfg: cfg.observability.container_insights  # noqa: E731
 DCGM_EXPORTER: Callable[[AppConfig], bool] = lambda cfg: cfg.observability.dcgm_exporter  # noqa: E731
 ORCHESTRATOR: Callable[[AppConfig], bool] = lambda cfg: cfg.orchestrator_enabled  # noqa: E731
+CLUSTER_AUTOSCALER: Callable[[AppConfig], bool] = lambda cfg: cfg.cluster.autoscaler == "cluster-autoscaler"  # noqa: E731
+KARPENTER: Callable[[AppConfig], bool] = lambda cfg: cfg.cluster.autoscaler == "karpenter"  # noqa: E731
 
 # pattern: (where it must land, in which deployments it exists)
 INTENDED: dict[str, tuple[Where, Callable[[AppConfig], bool]]] = {
@@ -67,7 +69,9 @@ INTENDED: dict[str, tuple[Where, Callable[[AppConfig], bool]]] = {
     # Helm releases (ray stack)
     "helm/nvidia-device-plugin/device-plugin": (GPU_NODES, HAS_GPU),
     "helm/nvidia-device-plugin/mps-control-daemon": (NOWHERE, HAS_GPU),  # only nodes labelled for MPS sharing
-    "helm/cluster-autoscaler/cluster-autoscaler": (CORE, ALWAYS),
+    "helm/cluster-autoscaler/cluster-autoscaler": (CORE, CLUSTER_AUTOSCALER),
+    # Karpenter's controller: on core, never on a node it launched (it would remove its own node)
+    "helm/karpenter/controller": (CORE, KARPENTER),
     "helm/kuberay-operator/kuberay-operator": (CORE, ALWAYS),
     "helm/kube-prometheus-stack/operator": (CORE, KUBE_PROMETHEUS_STACK),
     "helm/kube-prometheus-stack/admission-create": (CORE, KUBE_PROMETHEUS_STACK),

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from .nodes import GPU_RESOURCE, Node, nodes_of_infra
+from .nodes import GPU_RESOURCE, Node, nodes_of_synth
 from .scheduling import (
     DAEMONSET_TOLERATIONS,
     PODS,
@@ -67,7 +67,7 @@ class ClusterModel:
         workloads = synth_workloads(synth)
         if documents:
             workloads += document_workloads(documents, kuberay_facts(synth))
-        return cls(nodes_of_infra(synth["infra"], kubernetes_version), workloads, claim_drivers(synth))
+        return cls(nodes_of_synth(synth, kubernetes_version), workloads, claim_drivers(synth))
 
     # -------------------------------------------------------------------------------------------- placement
     def _place_daemonset(self, w: Workload) -> Placement:

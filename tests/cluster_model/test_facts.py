@@ -18,7 +18,7 @@ from .facts import POD_FIELDS, MissingFacts, addon_facts, all_fact_files, chart_
 from .model import ClusterModel
 from .scheduling import NotModelled
 
-DEPLOYED_SHAPES = ("default", "dev", "prod", "prod-existing-vpc-k8s-1.33")
+DEPLOYED_SHAPES = ("default", "dev", "prod", "prod-existing-vpc-k8s-1.33", "karpenter")
 # The chart each pinned version in config/versions.py is of.
 PINNED_CHARTS = {
     "kuberay-operator": versions.KUBERAY_OPERATOR_CHART,
@@ -26,6 +26,8 @@ PINNED_CHARTS = {
     "nvidia-device-plugin": versions.NVIDIA_DEVICE_PLUGIN_CHART,
     "kube-prometheus-stack": versions.KUBE_PROMETHEUS_STACK_CHART,
     "dcgm-exporter": versions.DCGM_EXPORTER_CHART,
+    "karpenter": versions.KARPENTER_VERSION,
+    "karpenter-crd": versions.KARPENTER_VERSION,
 }
 # owner/repo@tag-or-commit(:path): where a fact file's values were read.
 SOURCE_RE = re.compile(r"^[\w.-]+/[\w.-]+@[\w.-]+")
@@ -147,7 +149,7 @@ def test_fact_files_are_well_formed(path):
     data = yaml.safe_load(path.read_text())
     if "chart" in data:
         assert path.name == f"{data['chart']}@{data['version']}.yaml"
-        assert data["repository"].startswith("https://")
+        assert data["repository"].startswith(("https://", "oci://"))
         facts = chart_facts(data["chart"], str(data["version"]))
     else:
         assert path.name == f"{data['addon']}.yaml"

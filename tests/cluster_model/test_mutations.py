@@ -59,7 +59,7 @@ def test_worker_without_gpu_toleration_schedules_nowhere(shapes):
     placement = shape.build(synth).placements[_worker_key(shape)]
     assert placement.nodes == frozenset()
     assert GPU_TAINT_TEXT in placement.problems["gpu/g5.xlarge"]
-    assert "nodeSelector {'usage': 'gpu'}" in placement.problems["core/m6i.2xlarge"]
+    assert "nodeSelector {'ray-eks/node-group': 'gpu'}" in placement.problems["core/m6i.2xlarge"]
     assert _mismatches(shape, shape.build(synth), "RayCluster/*/worker/*")
 
 

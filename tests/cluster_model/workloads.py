@@ -39,6 +39,7 @@ NO_POD_KINDS = frozenset({
     "ClusterRoleBinding", "PersistentVolume", "PersistentVolumeClaim", "StorageClass", "NetworkPolicy",
     "PodDisruptionBudget", "PriorityClass", "ResourceQuota", "LimitRange", "PodMonitor", "ServiceMonitor",
     "PrometheusRule", "CustomResourceDefinition", "HorizontalPodAutoscaler", "Ingress",
+    "NodePool", "EC2NodeClass",  # Karpenter's: they make nodes (tests/cluster_model/nodes.py), not pods
 })
 # Typed kubernetes-provider resources that make pods: the model reads manifests, so these are refused.
 _POD_RESOURCE_RE = re.compile(r"^kubernetes_(deployment|daemon_?set|stateful_set|replication_controller|job|"

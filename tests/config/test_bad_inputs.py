@@ -56,7 +56,7 @@ CASES = [
     Bad("enum-k8s-version", {"cluster": {"kubernetes_version": "1.20"}},
         expect="cluster.kubernetes_version: must be '1.33', '1.34' or '1.35'"),
     Bad("enum-capacity-type", {"cluster": {"node_groups": [{**CORE, "capacity_type": "RESERVED"}]}},
-        expect="cluster.node_groups[0].capacity_type: must be 'ON_DEMAND' or 'SPOT'"),
+        expect="cluster.node_groups[0].capacity_type: must be 'ON_DEMAND', 'SPOT' or 'SPOT_OR_ON_DEMAND'"),
     # CIDRs
     Bad("cidr-host-bits", {"network": {"vpc_cidr": "10.0.0.1/16"}}, expect="network.vpc_cidr: must be an IPv4 CIDR"),
     Bad("cidr-prefix", {"cluster": {"public_access_cidrs": ["10.0.0.0/33"]}},
@@ -142,8 +142,10 @@ CASES = [
                "g5.2xlarge (8 vCPU, 32 GiB, 1 NVIDIA A10G)"),
     Bad("gpu-models-mixed",
         {"cluster": {"node_groups": [CORE, {**GPU, "instance_types": ["g5.2xlarge", "g6.2xlarge"]}]}},
-        expect="cluster.node_groups[1].instance_types: g6.2xlarge (8 vCPU, 32 GiB, 1 NVIDIA L4) differs from"),
-    Bad("arm-type-on-x86-ami", {"cluster": {"node_groups": [{**CORE, "instance_types": ["m7g.xlarge"]}]}},
+        expect="cluster.node_groups[1].instance_types: a gpu group's types have one GPU model (its nodes are "
+               "labelled with it), got A10G, L4"),
+    Bad("arm-type-on-x86-ami", {"cluster": {"node_groups": [
+        {**CORE, "instance_types": ["m7g.xlarge"], "ami_type": "AL2023_x86_64_STANDARD"}]}},
         expect="cluster.node_groups[0].instance_types: m7g.xlarge is not x86_64, the architecture of ami_type "
                "AL2023_x86_64_STANDARD"),
     Bad("platform-label", {"cluster": {"node_groups": [{**CORE, "labels": {"k8s.amazonaws.com/accelerator": "x"}}]}},
@@ -253,7 +255,48 @@ CASES = [
         expect="observability.alerts.gpu_idle_percent: must be greater than or equal to 1"),
     Bad("node-group-over-50-tags", {"tags": {f"t{i}": "x" for i in range(40)}, "cluster": {"node_groups": [
         {**CORE, "labels": {f"l{i}": "x" for i in range(9)}}]}},
-        expect="cluster.node_groups[0].labels: node group 'core' would carry 53 tags (41 of the deployment, 12 for"),
+        expect="cluster.node_groups[0].labels: node group 'core' would carry 54 tags (41 of the deployment, 13 for"),
+    # issue 18: capacity that can exist, a repeated worker group, Karpenter pools
+    Bad("max-replicas-beyond-node-group", {"ray": {"worker_groups": [
+        {"name": "gpu-group", "node_group": "gpu", "max_replicas": 9}]}},
+        expect="ray.worker_groups[0].max_replicas: 9 workers never fit node group 'gpu' at its max_size 4: one "
+               "g5.xlarge node holds 1, so 4 run and the rest stay Pending; lower max_replicas to 4 or raise "
+               "cluster.node_groups[1].max_size to 9"),
+    Bad("max-replicas-beyond-karpenter-limits", {
+        "cluster": {"autoscaler": "karpenter", "node_groups": [CORE, {
+            "name": "cpu", "role": "cpu", "instance_types": ["m6i.xlarge", "m6i.2xlarge"], "max_size": 2}]},
+        "ray": {"worker_groups": [{"name": "w", "node_group": "cpu", "gpus": 0, "max_replicas": 5}]}},
+        expect="ray.worker_groups[0].max_replicas: 5 workers never fit node group 'cpu' at its max_size 2: one "
+               "m6i.2xlarge node holds 2, so 4 run"),
+    Bad("az-count-beyond-region", {"network": {"az_count": 5}},
+        expect="network.az_count: 5 AZs, and us-west-2 has 4 (us-west-2a, us-west-2b, us-west-2c, us-west-2d): "
+               "at most 4"),
+    Bad("az-not-in-region", {"region": "us-west-1", "network": {"availability_zones": ["us-west-1a", "us-west-1c"]}},
+        expect="network.availability_zones: us-west-1c is not an Availability Zone of us-west-1 (it has us-west-1a, "
+               "us-west-1b)"),
+    Bad("worker-group-name-twice", {"ray": {"worker_groups": [
+        {"name": "gpu-group", "node_group": "gpu", "max_replicas": 2},
+        {"name": "gpu-group", "node_group": "gpu", "max_replicas": 2}]}},
+        expect="ray.worker_groups[1].name: 'gpu-group' is also worker_groups[0]'s name"),
+    Bad("spot-fallback-without-karpenter", {"cluster": {"node_groups": [
+        CORE, {**GPU, "capacity_type": "SPOT_OR_ON_DEMAND"}]}},
+        expect="cluster.node_groups[1].capacity_type: SPOT_OR_ON_DEMAND (Spot, falling back to On-Demand) is for "
+               "Karpenter pools (with cluster.autoscaler: karpenter)"),
+    Bad("karpenter-pool-min-size", {"cluster": {"autoscaler": "karpenter", "node_groups": [
+        CORE, {**GPU, "min_size": 1, "desired_size": 1}]}},
+        expect="cluster.node_groups[1].min_size: a Karpenter pool (cluster.autoscaler: karpenter) has no min_size"),
+    Bad("karpenter-pool-bottlerocket", {"cluster": {"autoscaler": "karpenter", "node_groups": [
+        CORE, {**GPU, "ami_type": "BOTTLEROCKET_x86_64_NVIDIA"}]}},
+        expect="cluster.node_groups[1].ami_type: Karpenter pools run AL2023"),
+    Bad("karpenter-restricted-label", {"cluster": {"autoscaler": "karpenter", "node_groups": [
+        CORE, {**GPU, "labels": {"karpenter.sh/team": "a"}}]}},
+        expect="cluster.node_groups[1].labels: karpenter.sh/team: Karpenter keeps the karpenter.sh and "
+               "karpenter.k8s.aws label domains"),
+    Bad("architectures-mixed", {"cluster": {"node_groups": [{**CORE, "instance_types": ["m6i.xlarge", "m7g.xlarge"]}]}},
+        expect="cluster.node_groups[0].instance_types: mixes architectures (arm64, x86_64)"),
+    Bad("gpu-group-explicit-cpu-ami", {"cluster": {"node_groups": [
+        CORE, {**GPU, "ami_type": "AL2023_x86_64_STANDARD"}]}},
+        expect="cluster.node_groups[1].ami_type: a gpu group needs an NVIDIA AMI"),
     Bad("ecr-name-one-char", {"ecr": {"repository_name": "a"}}, expect="ecr.repository_name: must be a lowercase ECR"),
     # issue 17: how the deployer reaches the API
     Bad("access-unknown-mode", {"cluster": {"endpoint_access": "vpn"}},

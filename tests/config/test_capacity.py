@@ -24,7 +24,8 @@ from constructs_lib.manifests.ray_cluster import RayClusterProps, WorkerGroupPro
 from conventions.kubernetes import KUBERAY_WORKER_INIT_REQUESTS, pod_requests
 
 CORE = {"name": "core", "role": "core", "instance_types": ["m6i.2xlarge"]}
-GPU = {"name": "gpu", "role": "gpu", "ami_type": "AL2023_x86_64_NVIDIA", "min_size": 0, "desired_size": 0}
+GPU = {"name": "gpu", "role": "gpu", "ami_type": "AL2023_x86_64_NVIDIA", "min_size": 0, "desired_size": 0,
+       "max_size": 4}
 # cluster-autoscaler's AWS provider knows these accelerator values (aws_cloud_provider.go availableGPUTypes); the
 # others follow its post-Tesla pattern.
 CA_ACCELERATORS = {"nvidia-tesla-k80", "nvidia-tesla-p100", "nvidia-tesla-v100", "nvidia-tesla-t4",
@@ -117,7 +118,8 @@ def test_validation_counts_what_the_ray_cluster_asks_for():
     rc = ray_cluster(RayClusterProps(
         name="kuberay", namespace="ray", ray_version="2.58.0", image="img", head_service_account="ray-head",
         worker_service_account="ray-worker", pvc_name="fsx",
-        head_cpu="2", head_memory="8Gi", idle_timeout_seconds=60,
+        head_cpu="2", head_memory="8Gi", idle_timeout_seconds=60, worker_drain_seconds=60,
+        upgrade_strategy="Recreate",
         worker_groups=[WorkerGroupProps("g", "gpu", 0, 2, "3", "12Gi", 1),
                        WorkerGroupProps("c", "cpu", 0, 2, "150m", "200Mi", 0)]))
     spec = rc["spec"]

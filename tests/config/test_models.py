@@ -25,12 +25,12 @@ def test_defaults_are_a_complete_gpu_deployment():
     groups = {g.name: g for g in cfg.cluster.node_groups}
     assert cfg.cluster.core_group.name == "core" and groups["core"].min_size >= 1
     gpu = groups["gpu"]
-    assert gpu.role == "gpu" and gpu.ami_type in GPU_AMI_TYPES
+    assert gpu.role == "gpu" and gpu.eks_ami_type in GPU_AMI_TYPES
     assert all(t.split(".")[0] in gpu_families() for t in gpu.instance_types)
     # GPU nodes scale from zero and carry the taint that keeps CPU pods off them.
     assert gpu.min_size == 0 and gpu.max_size >= 1
     assert [(t.key, t.effect) for t in gpu.kubernetes_taints] == [("nvidia.com/gpu", "NO_SCHEDULE")]
-    assert gpu.kubernetes_labels == {"usage": "gpu", "nvidia.com/gpu.present": "true",
+    assert gpu.kubernetes_labels == {"usage": "gpu", "ray-eks/node-group": "gpu", "nvidia.com/gpu.present": "true",
                                      "k8s.amazonaws.com/accelerator": "nvidia-a10g"}
     [workers] = cfg.ray.worker_groups
     assert workers.node_group == "gpu" and workers.gpus == 1
@@ -208,5 +208,9 @@ def test_head_memory_rule_of_thumb_grows_with_the_workers():
     assert [head_memory_needed(n) for n in (1, 16, 17, 64, 65, 256, 257, 2000)] == [
         4096, 4096, 8192, 8192, 16384, 16384, 32768, 32768]
     # the defaults (4 workers, 8Gi) and prod (8 workers, 16Gi) pass; 17 workers need 8Gi
-    assert parse_config({"ray": {"head": {"memory": "8Gi"}, "worker_groups": [
-        {"name": "g", "node_group": "gpu", "max_replicas": 17}]}}).ray.head.memory == "8Gi"
+    gpu_17 = {"name": "gpu", "role": "gpu", "instance_types": ["g5.xlarge"], "min_size": 0, "desired_size": 0,
+              "max_size": 17}  # room for 17 one-GPU workers (the capacity check)
+    core = {"name": "core", "role": "core", "instance_types": ["m6i.2xlarge"]}
+    workers = [{"name": "g", "node_group": "gpu", "max_replicas": 17}]
+    assert parse_config({"cluster": {"node_groups": [core, gpu_17]},
+                         "ray": {"head": {"memory": "8Gi"}, "worker_groups": workers}}).ray.head.memory == "8Gi"

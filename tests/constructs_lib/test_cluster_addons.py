@@ -68,3 +68,27 @@ def test_autoscaler_changes_capacity_of_this_clusters_groups_only(with_gpus):
     assert scale["Condition"] == {"StringEquals": {"aws:ResourceTag/k8s.io/cluster-autoscaler/unit-cluster": "owned"}}
     unconditioned = {a for s in policy["Statement"] if "Condition" not in s for a in s["Action"]}
     assert all(a.split(":")[1].startswith(("Describe", "Get")) for a in unconditioned), unconditioned
+
+
+def _allowed(policy: dict, action: str, resource: str) -> bool:
+    """IAM's Allow for one action on one resource ARN (wildcards * and ?; the statements here have no conditions)."""
+    import fnmatch
+
+    def hits(patterns, value: str) -> bool:
+        return any(fnmatch.fnmatchcase(value, p) for p in ([patterns] if isinstance(patterns, str) else patterns))
+
+    return any(s["Effect"] == "Allow" and "Condition" not in s and hits(s["Action"], action)
+               and hits(s["Resource"], resource) for s in policy["Statement"])
+
+
+def test_scale_from_zero_reads_this_clusters_node_groups_from_eks(with_gpus):
+    """A group at zero nodes has no node to copy labels and taints from; EKS tags its Auto Scaling group with
+    eks:nodegroup-name only (the node-template tags stay on the node group), so cluster-autoscaler builds the
+    template from eks:DescribeNodegroup. The role may call it on every node group of this cluster (ARNs as EKS
+    writes them), and on no other cluster's."""
+    policy = json.loads(with_gpus.one("aws_iam_role_policy", "cluster_autoscaler")["policy"])
+    ours = "arn:aws:eks:eu-west-1:111122223333:nodegroup/unit-cluster/gpu-20261201/6ec9e5c6-0d9f-1c2c-bb6e-8f1a8a1f7a3c"
+    assert _allowed(policy, "eks:DescribeNodegroup", ours)
+    assert not _allowed(policy, "eks:DescribeNodegroup", ours.replace("/unit-cluster/", "/other-cluster/"))
+    assert not _allowed(policy, "eks:DescribeNodegroup", ours.replace("eu-west-1", "us-east-1"))
+    assert not _allowed(policy, "eks:UpdateNodegroupConfig", ours)

@@ -68,7 +68,8 @@ def test_dev_runs_its_workers_on_an_untainted_cpu_group(dev_infra):
     groups = {n: attrs(g) for n, g in resources(dev_infra, "aws_eks_node_group").items()}
     assert sorted(groups) == ["core", "cpu"]
     cpu = groups["cpu"]
-    assert (cpu["ami_type"], cpu["labels"], _taints(cpu)) == ("AL2023_x86_64_STANDARD", {"usage": "cpu"}, [])
+    assert (cpu["ami_type"], cpu["labels"], _taints(cpu)) == (
+        "AL2023_x86_64_STANDARD", {"usage": "cpu", "ray-eks/node-group": "cpu"}, [])
     for name, g in groups.items():
         assert "NVIDIA" not in g["ami_type"], name
         assert GPU_TAINT not in _taints(g), name
@@ -84,7 +85,7 @@ def test_sizes_capacity_and_instance_types_follow_config(shape):
             g.min_size, g.desired_size, g.max_size), g.name
         assert group["capacity_type"] == g.capacity_type, g.name
         assert group["instance_types"] == list(g.instance_types), g.name
-        assert group["ami_type"] == g.ami_type, g.name
+        assert group["ami_type"] == g.eks_ami_type, g.name
         assert group["labels"] == g.kubernetes_labels, g.name
 
 
@@ -128,6 +129,27 @@ def test_cluster_autoscaler_discovery_tags(shape):
         tags = _group(shape.infra, g.name)["tags"]
         assert tags.get("k8s.io/cluster-autoscaler/enabled") == "true", g.name
         assert tags.get(f"k8s.io/cluster-autoscaler/{CLUSTER_NAME}") == "owned", g.name
+
+
+def test_each_group_is_labelled_with_its_name(shape):
+    """Ray worker groups select their node group by this label (two groups of one role stay apart)."""
+    for g in shape.cfg.cluster.node_groups:
+        assert _group(shape.infra, g.name)["labels"]["ray-eks/node-group"] == g.name
+
+
+def test_a_gpu_groups_nvidia_ami_is_derived_from_its_role():
+    """As pulumi-eks does: a gpu group left without ami_type gets AL2023's NVIDIA AMI for its architecture."""
+    from config import parse_config
+
+    cfg = parse_config({"cluster": {"node_groups": [
+        {"name": "core", "role": "core", "instance_types": ["m6i.xlarge"]},
+        {"name": "gpu", "role": "gpu", "instance_types": ["g5.xlarge"], "min_size": 0, "desired_size": 0},
+        {"name": "arm-gpu", "role": "gpu", "instance_types": ["g5g.xlarge"], "min_size": 0, "desired_size": 0},
+        {"name": "arm", "role": "cpu", "instance_types": ["m7g.xlarge"], "min_size": 0, "desired_size": 0}]},
+        "ray": {"worker_groups": [{"name": "g", "node_group": "gpu", "max_replicas": 3}]}})
+    assert {g.name: g.eks_ami_type for g in cfg.cluster.node_groups} == {
+        "core": "AL2023_x86_64_STANDARD", "gpu": "AL2023_x86_64_NVIDIA", "arm-gpu": "AL2023_ARM_64_NVIDIA",
+        "arm": "AL2023_ARM_64_STANDARD"}
 
 
 def test_gpu_group_template_tags_let_autoscaler_scale_from_zero(infra):

@@ -10,15 +10,15 @@ from cdktf_cdktf_provider_kubernetes.network_policy_v1 import NetworkPolicyV1
 
 from constructs_lib.manifests.network_policy import HeadNetworkPolicyProps
 from constructs_lib.manifests.ray_cluster import RayClusterProps, WorkerGroupProps
-from constructs_lib.ray_cluster import RayClusterManifest, RayHeadNetworkPolicy
+from constructs_lib.ray_cluster import RayClusterManifest, RayHeadDisruptionBudget, RayHeadNetworkPolicy
 from tests.helpers import admits, network_policy_object
 
 CLUSTER = RayClusterProps(name="unit", namespace="ray-unit", ray_version="2.58.0", image="registry.example/ray:1",
                           head_service_account="head-sa", worker_service_account="worker-sa", pvc_name="fsx-unit",
                           head_cpu="2", head_memory="8Gi",
-                          idle_timeout_seconds=90,
-                          worker_groups=[WorkerGroupProps("gpu-group", "gpu", 1, 4, "7", "28Gi", 1),
-                                         WorkerGroupProps("cpu-group", "cpu", 0, 2, "3", "12Gi", 0)])
+                          idle_timeout_seconds=90, worker_drain_seconds=45, upgrade_strategy="Recreate",
+                          worker_groups=[WorkerGroupProps("gpu-group", "gpu-a10g", 1, 4, "7", "28Gi", 1),
+                                         WorkerGroupProps("cpu-group", "cpu-spot", 0, 2, "3", "12Gi", 0)])
 OPERATOR = {"app.kubernetes.io/name": "kuberay-operator"}
 PROMETHEUS = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}},
               "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}}}
@@ -102,3 +102,50 @@ def test_metrics_port_closed_or_open_to_any_pod_as_the_props_say(construct_synth
     policy = network_policy_object(_policy(construct_synth, metrics_from).doc)
     assert len(policy["spec"]["ingress"]) == rules
     assert admits(policy, {"app": "any-prometheus"}, 8080) is (metrics_from is not None)
+
+
+def _pods(cluster) -> dict[str, dict]:
+    spec = cluster.one("kubernetes_manifest", "ray_cluster")["manifest"]["spec"]
+    return {"head": spec["headGroupSpec"]["template"],
+            **{g["groupName"]: g["template"] for g in spec["workerGroupSpecs"]}}
+
+
+def test_each_worker_group_selects_its_own_node_group_not_the_role(cluster):
+    """Two groups of one role must not take each other's workers: the selector names the node group."""
+    pods = _pods(cluster)
+    assert pods["gpu-group"]["spec"]["nodeSelector"] == {"ray-eks/node-group": "gpu-a10g"}
+    assert pods["cpu-group"]["spec"]["nodeSelector"] == {"ray-eks/node-group": "cpu-spot"}
+    assert pods["head"]["spec"]["nodeSelector"] == {"usage": "core"}  # shared by role: the core group
+
+
+def test_every_ray_pod_keeps_the_node_autoscalers_off_its_node(cluster):
+    for name, pod in _pods(cluster).items():
+        annotations = pod["metadata"]["annotations"]
+        assert annotations["karpenter.sh/do-not-disrupt"] == "true", name
+        assert annotations["cluster-autoscaler.kubernetes.io/safe-to-evict"] == "false", name
+
+
+def test_workers_drain_before_they_are_killed(cluster):
+    """SIGTERM makes Ray 2.58 drain for RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S, then shut down: the grace period
+    covers both, so SIGKILL never lands mid-drain."""
+    for name in ("gpu-group", "cpu-group"):
+        spec = _pods(cluster)[name]["spec"]
+        (ray,) = spec["containers"]
+        assert {"name": "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S", "value": "45"} in ray["env"]
+        assert spec["terminationGracePeriodSeconds"] == 45 + 30
+
+
+def test_a_changed_spec_recreates_the_pods(cluster):
+    spec = cluster.one("kubernetes_manifest", "ray_cluster")["manifest"]["spec"]
+    assert spec["upgradeStrategy"] == {"type": "Recreate"}
+
+
+def test_the_head_has_a_disruption_budget_for_its_one_pod(construct_synth):
+    """minAvailable 1 over the head's labels (KubeRay's ray.io/cluster and ray.io/node-type): no eviction."""
+    synth = construct_synth(lambda stack: RayHeadDisruptionBudget(stack, "budget", CLUSTER), providers=("kubernetes",))
+    body = synth.one("kubernetes_pod_disruption_budget_v1", "ray_head")
+    assert body["metadata"]["name"] == "unit-head" and body["metadata"]["namespace"] == "ray-unit"
+    assert body["spec"] == {"min_available": "1", "selector": {"match_labels": {
+        "ray.io/cluster": "unit", "ray.io/node-type": "head"}}}
+    assert synth.construct.object["spec"]["selector"]["matchLabels"] == {"ray.io/cluster": "unit",
+                                                                          "ray.io/node-type": "head"}

@@ -19,7 +19,7 @@ from tests.helpers import ref
 BUCKET = "arn:aws:s3:::unit-data"
 FSX = FsxVolumeProps(name="fsx-unit", namespace="ray-unit", file_system_id="fs-0123",
                      dns_name="fs-0123.fsx.us-west-2.amazonaws.com", mount_name="abcd", capacity_gib=1200)
-ALONE = RayPlatformProps(cluster_name="unit-cluster", workload_role_name_prefix="unit-ray-", namespace="ray-unit",
+ALONE = RayPlatformProps(workload_role_name_prefix="unit-ray-", namespace="ray-unit",
                          head_service_account="head-sa", worker_service_account="worker-sa",
                          oidc_provider_arn="arn:aws:iam::111122223333:oidc-provider/o/id/A",
                          oidc_issuer_host="o/id/A", data_bucket_arn=BUCKET, fsx=FSX, read_only_prefixes=("build/",))

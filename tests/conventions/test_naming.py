@@ -45,6 +45,11 @@ DERIVED = [
      naming.docker_hub_cache_prefix),
     ("orchestrator security group", "aws_security_group.name_prefix",
      lambda n: naming.security_group_name_prefix(n, naming.ORCHESTRATOR_ROLE)),
+    ("karpenter node instance profile", "aws_iam_instance_profile.name_prefix",
+     lambda n: naming.instance_profile_name_prefix(n, naming.KARPENTER_NODE_ROLE)),
+    ("karpenter interruption queue", "aws_sqs_queue.name", naming.karpenter_interruption_queue),
+    *[(f"karpenter rule {e}", "aws_cloudwatch_event_rule.name", lambda n, e=e: naming.karpenter_event_rule(n, e))
+      for e in ("scheduled-change", "spot-interruption", "rebalance", "state-change", "capacity-reservation")],
 ]
 # What each kind of name may contain (AWS API patterns).
 CHARSETS = {
@@ -61,6 +66,9 @@ CHARSETS = {
     "aws_lambda_function.function_name": re.compile(r"^[a-zA-Z0-9-_]+$"),
     "aws_codebuild_project.name": re.compile(r"^[A-Za-z0-9][A-Za-z0-9\-_]{1,149}$"),
     "aws_ecr_pull_through_cache_rule.ecr_repository_prefix": re.compile(r"^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*$"),
+    "aws_iam_instance_profile.name_prefix": re.compile(r"^[\w+=,.@-]+$"),
+    "aws_sqs_queue.name": re.compile(r"^[A-Za-z0-9_-]{1,80}$"),
+    "aws_cloudwatch_event_rule.name": re.compile(r"^[.\-_A-Za-z0-9]{1,64}$"),
 }
 
 
@@ -78,7 +86,8 @@ def test_the_table_covers_every_name_function():
             "vpc_flow_logs_log_group", "state_machine_name", "state_machine_log_group", "kms_alias",
             "security_group_name_prefix", "launch_template_name_prefix", "node_group_name_prefix",
             "ecr_repository_name", "orchestrator_function_name", "lambda_log_group",
-            "image_build_project", "image_build_log_group", "docker_hub_cache_prefix"}
+            "image_build_project", "image_build_log_group", "docker_hub_cache_prefix", "instance_profile_name_prefix",
+            "karpenter_interruption_queue", "karpenter_event_rule"}
     assert functions == used, f"add new naming functions to DERIVED: {sorted(functions - used)}"
 
 

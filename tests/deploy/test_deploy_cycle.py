@@ -143,7 +143,7 @@ def _config_data(emulator: Emulator) -> dict:
                          "disk_size_gib": 100}]},
         "fsx": {"deployment_type": "SCRATCH_2", "storage_capacity_gib": 1200},
         "protection": {"prevent_destroy": False},
-        "ray": {"worker_groups": [{"name": "gpu-group", "node_group": "gpu", "gpus": 1}]},
+        "ray": {"worker_groups": [{"name": "gpu-group", "node_group": "gpu", "gpus": 1, "max_replicas": 2}]},
     }
 
 

@@ -153,6 +153,25 @@ def test_missing_synth_is_one_clear_error(tmp_path):
     assert r.returncode != 0 and "no stacks under" in r.stderr and "Traceback" not in r.stderr
 
 
+def test_karpenter_model_draws_node_pools_and_the_controller(app_synth, tmp_path):
+    """cluster.autoscaler: karpenter: the core managed group, one NodePool per worker group (its types, Spot, the nodes
+    its limits hold), Karpenter (not cluster-autoscaler) on core launching their nodes; its CRD chart is not drawn."""
+    a = read_architecture(app_synth("karpenter")["_outdir"])
+    assert {g.name: g.karpenter for g in a.node_groups} == {"core": False, "gpu": True, "cpu": True}
+    gpu = next(g for g in a.node_groups if g.name == "gpu")
+    assert (gpu.instance_types, gpu.gpu, gpu.spot, gpu.min_size, gpu.max_size) == (
+        ("g5.2xlarge", "g5.4xlarge", "g5.8xlarge"), True, True, 0, 4)
+    assert a.cluster_autoscaler is None and a.karpenter is not None
+    assert "karpenter-crd" not in {r.chart for r in a.releases}
+    assert a.node_group_for(a.karpenter.node_selector).name == "core"
+    assert a.ray is not None and [a.node_group_for(w.node_selector).name for w in a.ray.workers] == ["gpu", "cpu"]
+    labels = dot_labels(drawn(a, tmp_path))
+    for text in ("Karpenter NodePool gpu", "g5.2xlarge, g5.4xlarge, g5.8xlarge (GPU, spot) ×0–4 nodes",
+                 "Karpenter NodePool cpu", "node group core", "Karpenter 1.14.1", "launches"):
+        assert text in labels, f"{text!r} not drawn; labels:\n{labels}"
+    assert "cluster-autoscaler" not in labels
+
+
 # ------------------------------------------------------------------------------------------------ render
 def test_default_picture_shows_what_is_configured(default_arch, tmp_path):
     dot = drawn(default_arch, tmp_path)

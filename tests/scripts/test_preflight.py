@@ -387,3 +387,33 @@ def test_a_private_api_that_this_machine_cannot_reach_is_one_line(emulator, tmp_
     (line,) = [ln for ln in r.stdout.splitlines() if "Kubernetes API" in ln]
     assert line.startswith("FAIL  the Kubernetes API ") and line.endswith(
         "connect to a network of cluster.private_access_cidrs (VPN, peering)")
+
+
+# ------------------------------------------------------------------------------------------- Availability Zones
+def test_spot_with_on_demand_fallback_needs_both_quotas():
+    """A Karpenter pool of SPOT_OR_ON_DEMAND may run all Spot or, when Spot has none, all On-Demand."""
+    cfg = load_config(str(EXAMPLES / "karpenter-gpu.yaml"))  # core: 3 x 8, gpu: 4 x up to 32, cpu: 4 x up to 16 vCPUs
+    needs = {c: n.amount for c, n in vcpu_needs(cfg, {**VCPUS, "g5.8xlarge": 32, "m6a.2xlarge": 8,
+                                                     "m7i.2xlarge": 8, "c6i.4xlarge": 16})[0].items()}
+    assert needs == {"L-1216C47A": 3 * 8 + 4 * 16, "L-34B43A08": 4 * 16, "L-DB2E81BA": 4 * 32, "L-3819A6DF": 4 * 32}
+
+
+def test_zone_problems_name_the_field():
+    from scripts.preflight import zone_problem
+
+    four = ["us-west-2a", "us-west-2b", "us-west-2c", "us-west-2d"]
+    assert zone_problem(AppConfig(), four) is None
+    assert zone_problem(AppConfig(), four[:2]) == (
+        "network.az_count: 3 AZs, and this account has 2 in us-west-2 (us-west-2a, us-west-2b): set az_count to at "
+        "most 2")
+    named = parse_config({"network": {"availability_zones": ["us-west-2a", "us-west-2d"]}})
+    assert zone_problem(named, four[:3]).startswith("network.availability_zones: us-west-2d is not available")
+    assert zone_problem(parse_config(prod_existing_vpc_config()), []) is None  # an existing VPC's subnets decide
+
+
+def test_preflight_asks_the_account_for_its_zones(tmp_path):
+    """The emulator's us-west-2 has four AZs: the default's three are there, nothing more is asked of the config."""
+    with emulator_server(tmp_path / "emulator.log", *ENOUGH) as emu:
+        r = preflight(tmp_path, emu.url)
+    assert "ok    Availability Zones: the network's 3 are available to this account" in r.stdout, r.stdout + r.stderr
+    assert "NO AZ" not in r.stdout

@@ -79,6 +79,13 @@ def test_dev_example_passes_checkov(dev_synth, dev_reports):
     _assert_clean(dev_reports, "dev example")
 
 
+def test_karpenter_example_passes_checkov(scan, app_synth):
+    """cluster.autoscaler: karpenter adds IAM, an SQS queue, EventBridge rules and Karpenter's custom resources."""
+    synth = app_synth("karpenter")
+    reports = scan_synth(scan, synth["_outdir"], [n for n, _ in stack_items(synth)])
+    _assert_clean(reports, "karpenter example")
+
+
 def test_the_gate_fails_an_open_api_endpoint(scan, open_synth):
     """0.0.0.0/0 is allowed by the config (with a warning) but is a finding: the gate must say so."""
     rep = scan.scan_stack(open_synth["_outdir"] / "stacks" / "infra")

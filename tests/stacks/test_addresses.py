@@ -180,6 +180,7 @@ EXPECTED = {
         "data.terraform_remote_state.infra",
         "kubernetes_manifest.ray_cluster",
         "kubernetes_network_policy_v1.ray_head",
+        "kubernetes_pod_disruption_budget_v1.ray_head",
     ],
 
 }

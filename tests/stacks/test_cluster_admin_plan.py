@@ -87,7 +87,7 @@ def planned_access_entries(url: str, creds: dict, admins: list[str], tmp: Path) 
         "cluster": {"admin_principal_arns": admins, "node_groups": [
             {"name": "core", "role": "core", "instance_types": ["m6i.xlarge"]}]},
         "fsx": {"deployment_type": "SCRATCH_2"},
-        "ray": {"worker_groups": [{"name": "cpu-group", "node_group": "core", "gpus": 0}]},
+        "ray": {"worker_groups": [{"name": "cpu-group", "node_group": "core", "gpus": 0, "max_replicas": 2}]},
     }))
     out = tmp / "cdktf.out"
     r = run_app(config=config, outdir=out)

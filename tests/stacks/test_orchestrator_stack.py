@@ -483,7 +483,7 @@ def test_outputs_say_how_to_start_an_execution(ray):
 def test_orchestrator_defaults_follow_the_gpu_profile():
     assert parse_config({}).orchestrator_enabled is True
     cpu_only = {"cluster": {"node_groups": [{"name": "core", "role": "core", "instance_types": ["m6i.xlarge"]}]},
-                "ray": {"worker_groups": [{"name": "cpu", "node_group": "core", "gpus": 0}]}}
+                "ray": {"worker_groups": [{"name": "cpu", "node_group": "core", "gpus": 0, "max_replicas": 2}]}}
     assert parse_config(cpu_only).orchestrator_enabled is False
     assert parse_config({**cpu_only, "orchestrator": {"enabled": True}}).orchestrator_enabled is True
 

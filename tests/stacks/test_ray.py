@@ -98,9 +98,9 @@ def test_device_plugin_lands_on_every_gpu_node_and_only_there(default_synth):
     for name, group in resources(infra, "aws_eks_node_group").items():
         on_it = plugin["nodeSelector"].items() <= group["labels"].items()
         assert on_it == (group["labels"]["usage"] == "gpu"), name
-        if on_it:  # cluster-autoscaler's scale-from-zero template knows the labels too
+        if on_it:  # cluster-autoscaler's scale-from-zero template reads the labels from eks:DescribeNodegroup
             for k, v in plugin["nodeSelector"].items():
-                assert group["tags"][f"k8s.io/cluster-autoscaler/node-template/label/{k}"] == v
+                assert group["labels"][k] == v
 
 
 def test_core_releases_state_their_placement(default_synth):
@@ -117,7 +117,7 @@ def test_cluster_addons(default_synth):
     ray = default_synth["ray"]
     ca = one(ray, "helm_release", "cluster_autoscaler")
     values = json.loads(ca["values"][0])
-    assert values["autoDiscovery"]["clusterName"] == "ray-eks"
+    assert values["autoDiscovery"]["clusterName"] == "${data.terraform_remote_state.infra.outputs.cluster_name}"
     annotations = values["rbac"]["serviceAccount"]["annotations"]
     assert annotations["eks.amazonaws.com/role-arn"] == "${aws_iam_role.cluster_autoscaler.arn}"
     trust = tf_json(one(ray, "aws_iam_role", "cluster_autoscaler")["assume_role_policy"], placeholder="TF_EXPR")
@@ -127,7 +127,8 @@ def test_cluster_addons(default_synth):
     assert "system:serviceaccount:kube-system:cluster-autoscaler" in cond.values()
     policy = json.loads(one(ray, "aws_iam_role_policy", "cluster_autoscaler")["policy"])
     scale = next(s for s in policy["Statement"] if "autoscaling:SetDesiredCapacity" in s["Action"])
-    assert scale["Condition"]["StringEquals"] == {"aws:ResourceTag/k8s.io/cluster-autoscaler/ray-eks": "owned"}
+    assert scale["Condition"]["StringEquals"] == {
+        "aws:ResourceTag/k8s.io/cluster-autoscaler/${data.terraform_remote_state.infra.outputs.cluster_name}": "owned"}
 
 
 def test_ray_workload_role_is_limited_to_the_data_bucket(default_synth):
@@ -189,7 +190,7 @@ def test_ray_cluster_gpu_workers(default_synth):
     c = pod["containers"][0]
     assert c["resources"]["limits"]["nvidia.com/gpu"] == "1"
     assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in pod["tolerations"]
-    assert pod["nodeSelector"] == {"usage": "gpu"}
+    assert pod["nodeSelector"] == {"ray-eks/node-group": "gpu"}
 
 
 def test_ray_cluster_leaves_worker_replicas_to_the_autoscaler(default_synth, dev_synth):
@@ -228,7 +229,7 @@ def test_dev_example_has_cpu_workers_and_no_gpu_addons(dev_synth):
     (group,) = rc["spec"]["workerGroupSpecs"]
     pod = group["template"]["spec"]
     assert "nvidia.com/gpu" not in pod["containers"][0]["resources"]["limits"]
-    assert "tolerations" not in pod and pod["nodeSelector"] == {"usage": "cpu"}
+    assert "tolerations" not in pod and pod["nodeSelector"] == {"ray-eks/node-group": "cpu"}
     assert rc["spec"]["headGroupSpec"]["template"]["spec"]["containers"][0]["image"] == \
         "${data.terraform_remote_state.infra.outputs.ray_image}"
     assert "nvidia_device_plugin" not in resources(dev_synth["ray"], "helm_release")
