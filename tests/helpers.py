@@ -51,7 +51,13 @@ def run_app(config: Path | None = None, outdir: Path | None = None, timeout: int
 MAKE = ["make", "--no-print-directory", "-o", ".venv/.synced-default", "-o", "node_modules/.installed"]
 
 
+# What a make above this one (`make test`) exports to its children: without them, a target runs as from a user's shell
+# (a top-level make: its messages say "make:", not "make[1]:", and it takes no flags of the suite's make).
+PARENT_MAKE_ENV = ("MAKELEVEL", "MAKEFLAGS", "MFLAGS", "MAKEOVERRIDES")
+
+
 def run_make(*args: str, env: dict, timeout: int = 300) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in env.items() if k not in PARENT_MAKE_ENV}
     return subprocess.run([*MAKE, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
 
 

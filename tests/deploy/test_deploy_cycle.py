@@ -29,7 +29,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.helpers import MAKE, ROOT, Emulator, app_env, emulator_server, run_app
+from tests.helpers import MAKE, PARENT_MAKE_ENV, ROOT, Emulator, app_env, emulator_server, run_app
 
 HERE = Path(__file__).resolve().parent
 READER_APP = HERE / "reader_app.py"
@@ -71,7 +71,7 @@ def _make(tmp: Path, config: Path, *args: str, ok=(0,), timeout: int = TF_TIMEOU
     """`make <args>` in the checkout, as a user runs it: the config by RAY_EKS_CONFIG, this test's output folder and
     build directory, no AWS or Terraform settings of the machine's."""
     env = {k: v for k, v in app_env(config=config, outdir=tmp / "cdktf.out").items()
-           if not k.startswith(("AWS_", "TF_"))}
+           if not k.startswith(("AWS_", "TF_")) and k not in PARENT_MAKE_ENV}
     env.update(RAY_EKS_BUILD_DIR=str(tmp / "build"), AWS_EC2_METADATA_DISABLED="true")
     started = time.monotonic()
     proc = subprocess.Popen([*MAKE, *args], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
