@@ -6,7 +6,9 @@
 with AWS and Kubernetes icons: the VPC and its subnets, the EKS cluster with one box per node group and the pods the
 stacks schedule there (Ray head and workers, the Helm add-ons, placed by their nodeSelector), FSx for Lustre linked
 to the S3 data bucket, ECR (and the image build when the stacks have one), the Step Functions orchestrator,
-observability, and the user's port-forward to the Ray dashboard. What the stacks do not contain is not drawn.
+observability, and the deployer's way to the Kubernetes API in the deployed access mode (the SSM tunnel, a public
+endpoint limited to CIDRs, or a VPN/peering network) with the port-forward to the Ray dashboard through it. What the
+stacks do not contain is not drawn.
 """
 
 from __future__ import annotations
@@ -23,10 +25,12 @@ from typing import Any
 
 from scripts.diagram_model import (
     AUTOSCALER_CHART,
+    DCGM_EXPORTER_CHART,
     DEVICE_PLUGIN_CHART,
     KARPENTER_CHART,
     KUBERAY_CHART,
     PROMETHEUS_CHART,
+    ApiTunnel,
     Architecture,
     HelmRelease,
     NodeGroup,
@@ -68,8 +72,9 @@ def instances_label(group: NodeGroup) -> str:
     return f"{types}\n×{span(group.min_size, group.max_size)} nodes"
 
 
-def head_label(head: RayGroup, group: NodeGroup | None) -> str:
-    return f"Ray head ({group.name if group else 'any node'})\n{head.cpu} CPU, {head.memory}"
+def head_label(head: RayGroup, group: NodeGroup | None, namespace: str = "") -> str:
+    where = f"namespace {namespace}\n" if namespace else ""
+    return f"Ray head ({group.name if group else 'any node'})\n{where}{head.cpu} CPU, {head.memory}"
 
 
 def workers_label(group: RayGroup) -> str:
@@ -78,12 +83,30 @@ def workers_label(group: RayGroup) -> str:
            f"{group.memory}"
 
 
+def operator_label(release: HelmRelease) -> str:
+    """The KubeRay operator, with its namespace when it has its own (and the namespaces it alone acts in)."""
+    where = f"\nnamespace {release.namespace}" if release.namespace else ""
+    watches = f"\nwatches only {', '.join(release.watches)}" if release.watches else ""
+    return f"KubeRay operator {release.version}{where}{watches}"
+
+
 def release_label(release: HelmRelease) -> str:
-    return {KUBERAY_CHART: f"KubeRay operator {release.version}",
+    return {KUBERAY_CHART: operator_label(release),
             AUTOSCALER_CHART: "cluster-autoscaler",
             KARPENTER_CHART: f"Karpenter {release.version}",
             DEVICE_PLUGIN_CHART: "NVIDIA device plugin",
+            DCGM_EXPORTER_CHART: "NVIDIA DCGM exporter\n(GPU metrics)",
             PROMETHEUS_CHART: "Prometheus, Grafana\nkube-prometheus-stack"}.get(release.chart, f"{release.name} (Helm)")
+
+
+def tunnel_label(tunnel: ApiTunnel) -> str:
+    closed = ", no inbound port" if tunnel.inbound_rules == 0 else ""
+    return f"API tunnel {tunnel.instance_type}\n(SSM Agent{closed})"
+
+
+def session_label(tunnel: ApiTunnel) -> str:
+    local = f"\n{tunnel.local_address} (kubectl, Terraform)" if tunnel.local_address else ""
+    return f"make tunnel: SSM port-forward{local}"
 
 
 def network_label(arch: Architecture) -> str:
@@ -112,8 +135,8 @@ def render(arch: Architecture, out: Path, fmt: str = "png") -> Path:
     from diagrams.aws.compute import EC2, EC2ContainerRegistry, ElasticKubernetesService, Lambda
     from diagrams.aws.devtools import Codebuild
     from diagrams.aws.integration import StepFunctions
-    from diagrams.aws.management import Cloudwatch
-    from diagrams.aws.network import NATGateway
+    from diagrams.aws.management import Cloudwatch, SystemsManager
+    from diagrams.aws.network import Endpoint, NATGateway, SiteToSiteVpn
     from diagrams.aws.storage import FsxForLustre, SimpleStorageServiceS3Bucket
     from diagrams.k8s.compute import DS, Deploy, Job, Pod
     from diagrams.k8s.network import SVC
@@ -129,6 +152,7 @@ def render(arch: Architecture, out: Path, fmt: str = "png") -> Path:
                                           **extra})
 
     ray = arch.ray
+    access, tunnel = arch.api_access, arch.api_access.tunnel
     # What runs on which node group ("" = no nodeSelector that matches one): by the pods' nodeSelector.
     placed: dict[str, list[tuple[str, Any]]] = {}
 
@@ -156,6 +180,10 @@ def render(arch: Architecture, out: Path, fmt: str = "png") -> Path:
             with box(subnets_label(arch), COLORS["subnets"]):
                 if arch.orchestrator and arch.orchestrator.function and arch.orchestrator.function_in_vpc:
                     n["fn"] = node(Lambda, f"Lambda {arch.orchestrator.function}\n(Kubernetes calls)")
+                if tunnel:
+                    if tunnel.ssm_endpoints:
+                        n["ssm-vpce"] = node(Endpoint, f"VPC endpoints\n{', '.join(tunnel.ssm_endpoints)}")
+                    n["tunnel"] = node(EC2, tunnel_label(tunnel))
                 with box(f"EKS {arch.cluster.name} (Kubernetes {arch.cluster.version})", COLORS["eks"]):
                     n["eks"] = node(ElasticKubernetesService, "EKS API")
                     if ray:
@@ -176,11 +204,12 @@ def render(arch: Architecture, out: Path, fmt: str = "png") -> Path:
                                 instances.append((group, node(EC2, instances_label(group))))
                             for kind, item in items:
                                 if kind == "head" and ray:
-                                    n["head"] = node(Pod, head_label(item, group))
+                                    n["head"] = node(Pod, head_label(item, group, ray.namespace))
                                 elif kind == "workers":
                                     workers.append(node(Pod, workers_label(item)))
                                 else:
-                                    icon = DS if item.chart == DEVICE_PLUGIN_CHART else Deploy
+                                    per_node = item.chart in (DEVICE_PLUGIN_CHART, DCGM_EXPORTER_CHART)
+                                    icon = DS if per_node else Deploy
                                     n[item.chart] = node(icon, release_label(item))
             if arch.fsx:
                 claim = f"\nPVC {ray.fsx_claim}" if ray and ray.fsx_claim else ""
@@ -198,13 +227,29 @@ def render(arch: Architecture, out: Path, fmt: str = "png") -> Path:
             n["sfn"] = node(StepFunctions, f"Step Functions\n{arch.orchestrator.name}")
         if arch.container_insights:
             n["cw"] = node(Cloudwatch, "CloudWatch\nContainer Insights")
+        if tunnel:
+            n["ssm"] = node(SystemsManager, "Systems Manager\nSession Manager")
+        if access.network_cidrs:
+            n["vpn"] = node(SiteToSiteVpn, f"your network (VPN, peering, Direct Connect)\n"
+                                           f"{', '.join(access.network_cidrs)}")
         user = node(User, "you (laptop)")
 
         eks, svc, head, fsx = n["eks"], n.get("svc"), n.get("head"), n.get("fsx")
         pods = ([head] if head is not None else []) + workers
+        # The deployer's way to the API (kubectl, the ray stacks' Terraform, the make targets): what the stacks open.
+        if tunnel:
+            user >> Edge(label=session_label(tunnel)) >> n["ssm"]
+            if "ssm-vpce" in n:
+                n["ssm"] >> n["ssm-vpce"] >> Edge(label="session") >> n["tunnel"]
+            else:  # an existing VPC: SSM Agent leaves through its NAT gateway or its own endpoints
+                n["ssm"] >> Edge(label="session (the VPC's own\nway to SSM)") >> n["tunnel"]
+            n["tunnel"] >> Edge(label="private endpoint :443") >> eks
+        if access.public_cidrs:
+            user >> Edge(label=f"public endpoint :443\nfrom {', '.join(access.public_cidrs)}") >> eks
+        if "vpn" in n:
+            user >> n["vpn"] >> Edge(label="private endpoint :443") >> eks
         if ray and svc is not None:
-            user >> Edge(label=f"kubectl port-forward\n{ray.dashboard_port} (dashboard)") >> eks
-            eks >> Edge(label="port-forward") >> svc
+            eks >> Edge(label=f"kubectl port-forward\n{ray.dashboard_port} (dashboard)") >> svc
             if head is not None:
                 svc >> head
         if head is not None:

@@ -22,11 +22,13 @@ from conventions.ray import DASHBOARD_PORT
 INTERPOLATION = re.compile(r"\$\{[^{}]*\}")
 S3_PATH = re.compile(r"^s3://(?P<bucket>[^/]+)/(?P<prefix>.*)$")
 RESOURCE_REF = re.compile(r"^\$\{(?P<type>[a-z0-9_]+)\.(?P<name>[a-z0-9_]+)\.[a-z0-9_\[\]]+\}$")
+NAMESPACE_REF = re.compile(r"^\$\{(?P<type>kubernetes_namespace(?:_v1)?)\.(?P<name>[a-z0-9_]+)\.metadata\[0\]\.name\}$")
 
 # Helm charts the picture knows by role (any other release still shows, by its name).
 KUBERAY_CHART = "kuberay-operator"
 AUTOSCALER_CHART = "cluster-autoscaler"
 DEVICE_PLUGIN_CHART = "nvidia-device-plugin"
+DCGM_EXPORTER_CHART = "dcgm-exporter"
 KARPENTER_CHART = "karpenter"
 # Charts that make no pods (Karpenter's CRDs): not drawn.
 NO_POD_CHARTS = ("karpenter-crd",)
@@ -130,6 +132,29 @@ class HelmRelease:
     chart: str
     version: str
     node_selector: tuple[tuple[str, str], ...]
+    namespace: str = ""  # where it installs ("" when not known from the JSON)
+    watches: tuple[str, ...] = ()  # the only namespaces it acts in (the KubeRay chart's single-namespace mode)
+
+
+@dataclass(frozen=True)
+class ApiTunnel:
+    """An instance the deployer port-forwards through with Session Manager (`make tunnel`) to a private endpoint."""
+
+    instance_type: str
+    inbound_rules: int  # ingress rules on its security groups (0: no port open to it at all)
+    ssm_endpoints: tuple[str, ...]  # the VPC interface endpoints it reaches Systems Manager by ("ssm", ...); empty:
+    #                                 none created (an existing VPC: its NAT gateway or its own endpoints)
+    local_address: str | None  # where the ray stacks' providers connect (https://127.0.0.1:<port>), when literal
+
+
+@dataclass(frozen=True)
+class ApiAccess:
+    """How the deployer's machine reaches the Kubernetes API: what the stacks open for it (one of the three in a
+    synth of this project, cluster.endpoint_access; all empty when none)."""
+
+    public_cidrs: tuple[str, ...]  # the public endpoint's allowed sources (empty: no public endpoint)
+    network_cidrs: tuple[str, ...]  # networks (VPN, peering, Direct Connect) admitted to the private endpoint on 443
+    tunnel: ApiTunnel | None
 
 
 @dataclass(frozen=True)
@@ -146,6 +171,7 @@ class Architecture:
     ray: RayCluster | None
     orchestrator: Orchestrator | None
     container_insights: bool
+    api_access: ApiAccess
 
     def release(self, chart: str) -> HelmRelease | None:
         return next((r for r in self.releases if r.chart == chart), None)
@@ -227,10 +253,11 @@ def build_architecture(stacks: dict[str, dict[str, Any]], packages: dict[str, st
         data_bucket=_data_bucket(res),
         ecr_repository=next((str(b.get("name")) for b in res.all("aws_ecr_repository")), None),
         image_build=next((str(b.get("name")) for b in res.all("aws_codebuild_project")), None),
-        releases=tuple(_release(b) for b in res.all("helm_release") if b.get("chart") not in NO_POD_CHARTS),
+        releases=tuple(_release(res, b) for b in res.all("helm_release") if b.get("chart") not in NO_POD_CHARTS),
         ray=_ray_cluster(res),
         orchestrator=_orchestrator(res, packages or {}),
         container_insights=any(b.get("addon_name") == CONTAINER_INSIGHTS_ADDON for b in res.all("aws_eks_addon")),
+        api_access=_api_access(res, cluster, stacks),
     )
 
 
@@ -387,16 +414,93 @@ def _selectors(values: Any) -> list[tuple[tuple[str, str], ...]]:
     return found + [s for k, v in values.items() if k != "nodeSelector" for s in _selectors(v)]
 
 
-def _release(body: dict[str, Any]) -> HelmRelease:
+def _namespace(res: _Resources, value: Any) -> str:
+    """A namespace's name: a literal, or the stack's kubernetes_namespace(_v1) it references ("" otherwise)."""
+    if literal := _literal(value):
+        return literal
+    m = NAMESPACE_REF.match(str(value))
+    body = res.get(m["type"], m["name"]) if m else None
+    return str((body.get("metadata") or {}).get("name", "")) if body else ""
+
+
+def _release(res: _Resources, body: dict[str, Any]) -> HelmRelease:
     """A Helm release; its pods' nodes are the values' nodeSelector (top level, or the one most components share:
     a per-node DaemonSet such as node-exporter selects more widely)."""
-    values = _json_values(body.get("values"))
+    raw = body.get("values")
+    values = _json_values(raw)
     top = _selector(values.get("nodeSelector"))
     counts = Counter(_selectors(values)).most_common(2)
     nested = counts[0][0] if counts and (len(counts) == 1 or counts[0][1] > counts[1][1]) else ()
     selector = top or nested
+    # The KubeRay chart's single-namespace mode (singleNamespaceInstall, watchNamespace): read before the
+    # interpolations are blanked out, as they name the namespaces.
+    watches: tuple[str, ...] = ()
+    for doc in raw or []:
+        try:
+            parsed = json.loads(doc) if isinstance(doc, str) else doc
+        except ValueError:
+            continue
+        if isinstance(parsed, dict) and parsed.get("singleNamespaceInstall"):
+            watches = tuple(_namespace(res, ns) for ns in parsed.get("watchNamespace") or ())
     return HelmRelease(name=str(body.get("name", "")), chart=str(body.get("chart", "")),
-                       version=str(body.get("version", "")), node_selector=selector)
+                       version=str(body.get("version", "")), node_selector=selector,
+                       namespace=_namespace(res, body.get("namespace")), watches=watches)
+
+
+def _security_group(ref: Any) -> str | None:
+    """The aws_security_group a reference names (``${aws_security_group.<name>.id}``), else None."""
+    m = RESOURCE_REF.match(str(ref))
+    return m["name"] if m and m["type"] == "aws_security_group" else None
+
+
+def _is_cluster_security_group(ref: Any) -> bool:
+    # EKS puts the cluster security group on the API endpoint's network interfaces.
+    return "cluster_security_group_id" in str(ref)
+
+
+def _covers_https(rule: dict[str, Any]) -> bool:
+    return rule.get("ip_protocol") in ("tcp", "-1") and int(rule.get("from_port", 0)) <= 443 <= int(
+        rule.get("to_port", 65535))
+
+
+def _api_access(res: _Resources, cluster: dict[str, Any], stacks: dict[str, dict[str, Any]]) -> ApiAccess:
+    vpc = cluster.get("vpc_config") or {}
+    public = tuple(str(c) for c in vpc.get("public_access_cidrs") or ()) if vpc.get("endpoint_public_access") else ()
+    into_api = [r for r in res.all("aws_vpc_security_group_ingress_rule")
+                if _is_cluster_security_group(r.get("security_group_id")) and _covers_https(r)]
+    networks = tuple(str(r["cidr_ipv4"]) for r in into_api if _literal(r.get("cidr_ipv4")))
+    # The tunnel: an instance whose security group the API's admits on 443 (no workload of ours runs on an
+    # instance: every node is a node group's or Karpenter's).
+    admitted = {sg for r in into_api if (sg := _security_group(r.get("referenced_security_group_id")))}
+    tunnel = None
+    for body in res.all("aws_instance"):
+        groups = {sg for ref in body.get("vpc_security_group_ids") or () if (sg := _security_group(ref))}
+        if not groups & admitted:
+            continue
+        inbound = sum(_security_group(r.get("security_group_id")) in groups
+                      for r in res.all("aws_vpc_security_group_ingress_rule"))
+        inbound += sum(bool((res.get("aws_security_group", sg) or {}).get("ingress")) for sg in groups)
+        # The interface endpoints its security groups may reach (Systems Manager's, for SSM Agent).
+        reached = {sg for r in res.all("aws_vpc_security_group_egress_rule")
+                   if _security_group(r.get("security_group_id")) in groups
+                   and (sg := _security_group(r.get("referenced_security_group_id")))}
+        endpoints = sorted(str(e.get("service_name", "")).rsplit(".", 1)[-1] for e in res.all("aws_vpc_endpoint")
+                           if e.get("vpc_endpoint_type") == "Interface"
+                           and {_security_group(ref) for ref in e.get("security_group_ids") or ()} & reached)
+        tunnel = ApiTunnel(instance_type=str(body.get("instance_type", "")), inbound_rules=inbound,
+                           ssm_endpoints=tuple(endpoints), local_address=_provider_host(stacks))
+        break
+    return ApiAccess(public_cidrs=public, network_cidrs=networks, tunnel=tunnel)
+
+
+def _provider_host(stacks: dict[str, dict[str, Any]]) -> str | None:
+    """The kubernetes provider's address when it is a literal (the local end of the tunnel), else None (the
+    endpoint itself, read from the infra stack's outputs)."""
+    for doc in stacks.values():
+        for provider in doc.get("provider", {}).get("kubernetes", []):
+            if host := _literal(provider.get("host")):
+                return host
+    return None
 
 
 def _orchestrator(res: _Resources, packages: dict[str, str]) -> Orchestrator | None:

@@ -191,6 +191,10 @@ def session_configs() -> dict[str, ConfigSource]:
         "edge": edge_config(),
         "open": OPEN_UNPROTECTED,
         "other-region": {"region": "eu-west-1"},  # the defaults in another region (names must not collide)
+        # The defaults in an existing VPC: the API tunnel without Systems Manager endpoints of its own.
+        "existing-tunnel": {"network": {"existing": {
+            "vpc_id": EXISTING_VPC_ID, "private_subnet_ids": list(EXISTING_PRIVATE_SUBNETS),
+            "public_subnet_ids": list(EXISTING_PUBLIC_SUBNETS)}}},
         "image-stock": {"ray": {"image": {"source": "stock"}}},
         "image-custom": {"ray": {"image": {"source": "custom", "uri": IMAGE_CUSTOM_URI}}},
         "multi-group": two_groups_per_role_config(),

@@ -3,6 +3,9 @@
 Each step's code block is read from README.md and compared with what the stacks synthesize, what KubeRay v1.7.0 and
 its chart derive from them (naming rules read in the v1.7.0 sources: pod names ``<cluster>-head-``/
 ``<cluster>-<group>-worker-``, head service ports sorted by name), and what ``make`` runs (scripts/ray_commands.py).
+The rest of the README (and docs/) is held to what can be checked: every `make` target it names exists, the access
+modes and the default one are the config's, the versions are the pinned ones, and every config field, output and
+Terraform block it names in backticks exists.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from scripts.render_jobs import documents, job_props
 from tests.helpers import ROOT, app_env, one, outputs
 
 README = (ROOT / "README.md").read_text()
+DOCS = {"README.md": README, **{f"docs/{p.name}": p.read_text() for p in sorted((ROOT / "docs").glob("*.md"))}}
 GUIDE = README[README.index("## User guide"):]
 
 
@@ -119,3 +123,66 @@ def test_checkpoints_go_where_the_job_writes_them():
 
     assert f"`{DEFAULT_STORAGE_PATH}/ray_train_run-" in GUIDE
     assert "s3://<data bucket>/ray/export/" in GUIDE and AppConfig().fsx.export_prefix == "ray/export/"
+
+
+# ------------------------------------------------------------------------------------------------ the rest of README
+def section(title: str) -> str:
+    start = README.index(f"\n## {title}")
+    end = README.find("\n## ", start + 1)
+    return README[start: end if end > 0 else None]
+
+
+def test_every_make_target_the_docs_name_exists():
+    """`make <target>` in backticks, or a command line of a code block: a target the Makefile defines."""
+    targets = set(re.findall(r"^([a-z][a-z0-9-]*):", (ROOT / "Makefile").read_text(), re.M))
+    assert {"synth", "deploy", "tunnel", "client", "submit"} <= targets  # the reader below reads the Makefile
+    missing = []
+    for name, text in DOCS.items():
+        named = re.findall(r"`(?:[A-Z_]+=\S+ )*make ([a-z][a-z0-9-]*)", text)
+        named += re.findall(r"^\s*(?:[A-Z_]+=\S+ )*make ([a-z][a-z0-9-]*)", text, re.M)
+        missing += [f"{name}: make {t}" for t in named if t not in targets]
+    assert not missing, f"targets the Makefile does not have: {missing}"
+
+
+def test_deploy_names_the_access_modes_and_the_default_the_config_has(default_synth):
+    from config.models import ENDPOINT_ACCESS_MODES, ClusterConfig
+    from conventions.api_access import tunnel_url
+
+    deploy = section("Deploy")
+    rows = re.findall(r"^\| `([a-z]+)`( \(default\))? \|", deploy, re.M)
+    assert [mode for mode, _ in rows] == list(ENDPOINT_ACCESS_MODES)
+    default = ClusterConfig.model_fields["endpoint_access"].default
+    assert [mode for mode, marked in rows if marked] == [default] and f"you get `{default}`" in deploy
+    # ... and the default synth has that path: the tunnel instance, the providers at the local address the README gives
+    assert one(default_synth["infra"], "aws_instance", "api_tunnel")
+    address = tunnel_url(AppConfig().cluster.tunnel_local_port)
+    assert default_synth["ray"]["provider"]["kubernetes"][0]["host"] == address
+    assert address in deploy and f"server {address}" in GUIDE
+
+
+def test_versions_the_readme_names_are_the_pinned_ones():
+    from config import versions
+    from stacks.state import REQUIRED_TERRAFORM
+
+    assert set(re.findall(r"Terraform ≥ (\d+(?:\.\d+)*)", README)) == {REQUIRED_TERRAFORM.removeprefix(">= ")}
+    assert f"KubeRay operator {versions.KUBERAY_OPERATOR_CHART}" in README
+    assert f"KubeRay {versions.KUBERAY_OPERATOR_CHART}" in README
+    karpenter = re.findall(r"Karpenter (\d+\.\d+)", README)
+    assert karpenter and all(versions.KARPENTER_VERSION.startswith(f"{v}.") for v in karpenter)
+
+
+def test_names_in_backticks_exist(default_synth):
+    """A dotted name is a config field; any other snake_case name a stack's output or a Terraform block it uses."""
+    stacks = [default_synth[s] for s in ("infra", "ray", "ray-cluster")]
+    known = {name for stack in stacks for name in outputs(stack)}
+    known |= {block for stack in stacks for block in stack.get("data", {})}
+    names = set(re.findall(r"`([a-z][a-z0-9_.]*_[a-z0-9_.]*)`", README))
+    assert {"data_bucket_name", "update_kubeconfig_command", "cluster.endpoint_access"} <= names
+    for name in sorted(names):
+        if "." not in name:
+            assert name in known, f"README names `{name}`: no stack has such an output or block"
+            continue
+        node = AppConfig()
+        for part in name.split("."):
+            assert part in type(node).model_fields, f"README names `{name}`: no such config field"
+            node = getattr(node, part)

@@ -1,6 +1,6 @@
 """The architecture picture: scripts/diagram_model.py reads the synthesized stacks (default, dev-cpu, prod-gpu,
-an existing VPC) into an Architecture -- what is configured shows, what is off does not -- and scripts/diagram.py
-draws it with `diagrams` and Graphviz (`make diagram`, `make graphviz`)."""
+an existing VPC, each API access mode) into an Architecture -- what is configured shows, what is off does not -- and
+scripts/diagram.py draws it with `diagrams` and Graphviz (`make diagram`, `make graphviz`)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from config import AppConfig
 from config.versions import DEFAULT_KUBERNETES_VERSION
+from conventions.api_access import TUNNEL_INSTANCE_TYPE, tunnel_url
 from scripts import diagram
 from scripts.diagram_model import Architecture, SynthError, model_digest, read_architecture
 from tests.helpers import ROOT, one
@@ -50,6 +52,22 @@ def dot_labels(dot: str) -> str:
     dot = dot.replace("\\\n", "")  # dot continues long strings on the next line after a backslash
     found = re.findall(r'\blabel=(?:"((?:[^"\\]|\\.)*)"|([\w.]+))', dot)  # quoted, or a bare word
     return "\n".join(" ".join((q or bare).replace("\\n", "\n").split()) for q, bare in found)
+
+
+ATTRS = r'\[((?:[^\]"]|"(?:[^"\\]|\\.)*")*)\]'  # a node's or an edge's [attributes], quoted strings kept whole
+
+
+def _label(attrs: str) -> str:
+    m = re.search(r'\blabel=(?:"((?:[^"\\]|\\.)*)"|([\w.]+))', attrs)
+    return " ".join((m[1] or m[2]).replace("\\n", "\n").split()) if m else ""
+
+
+def dot_edges(dot: str) -> set[tuple[str, str, str]]:
+    """Every edge drawn, as (its tail's label, its head's label, its own label)."""
+    dot = dot.replace("\\\n", "")
+    nodes = {name: _label(attrs) for name, attrs in re.findall(r"^\s*(n\d+)\s+" + ATTRS, dot, re.M)}
+    return {(nodes[tail], nodes[head], _label(attrs))
+            for tail, head, attrs in re.findall(r"^\s*(n\d+) -> (n\d+)\s+" + ATTRS, dot, re.M)}
 
 
 def dot_icons(dot: str) -> set[str]:
@@ -95,6 +113,47 @@ def test_default_model_is_the_complete_gpu_deployment(default_arch, default_synt
     assert a.orchestrator.function == "ray-eks-ray-orchestrator" and a.orchestrator.function_in_vpc
     # off by default: no observability stack; on by default: the image build
     assert a.kube_prometheus_stack is None and not a.container_insights and a.image_build == "ray-eks-ray-image"
+    # The operator in its own namespace, acting in the Ray namespace only (single-namespace mode).
+    assert a.kuberay_operator.namespace == "kuberay-system" != ray.namespace == "ray"
+    assert a.kuberay_operator.watches == (ray.namespace,)
+
+
+def test_default_model_reaches_the_api_through_the_ssm_tunnel(default_arch):
+    """endpoint_access tunnel (the default): no public endpoint and no network admitted; an instance the API admits
+    on 443 with no inbound rule, SSM Agent's interface endpoints, and the ray stacks' providers at its local end."""
+    access = default_arch.api_access
+    assert access.public_cidrs == () and access.network_cidrs == ()
+    assert access.tunnel is not None
+    assert (access.tunnel.instance_type, access.tunnel.inbound_rules) == (TUNNEL_INSTANCE_TYPE, 0)
+    assert access.tunnel.ssm_endpoints == ("ec2messages", "ssm", "ssmmessages")
+    assert access.tunnel.local_address == tunnel_url(AppConfig().cluster.tunnel_local_port)
+
+
+def test_public_and_private_modes_reach_the_api_their_own_way(prod_arch, open_synth, tmp_path):
+    """endpoint_access private (the prod example): its VPN network admitted to the private endpoint; public (an open
+    endpoint): the public endpoint's CIDRs. Neither has a tunnel, and each is drawn as the way from the laptop."""
+    prod = prod_arch.api_access
+    assert prod.network_cidrs == ("10.100.0.0/16",) and prod.public_cidrs == () and prod.tunnel is None
+    public = read_architecture(open_synth["_outdir"]).api_access
+    assert public.public_cidrs == ("0.0.0.0/0",) and public.network_cidrs == () and public.tunnel is None
+    edges = dot_edges(drawn(prod_arch, tmp_path / "prod"))
+    network = "your network (VPN, peering, Direct Connect) 10.100.0.0/16"
+    assert {("you (laptop)", network, ""), (network, "EKS API", "private endpoint :443")} <= edges, edges
+    assert not any("Session Manager" in tail or "public endpoint" in label for tail, _, label in edges)
+    edges = dot_edges(drawn(read_architecture(open_synth["_outdir"]), tmp_path / "open"))
+    assert ("you (laptop)", "EKS API", "public endpoint :443 from 0.0.0.0/0") in edges, edges
+    assert not any("Session Manager" in tail or "your network" in tail for tail, _, _ in edges)
+
+
+def test_tunnel_in_an_existing_vpc_reaches_ssm_the_vpcs_own_way(app_synth, tmp_path):
+    """In an existing VPC the stacks create no Systems Manager endpoints: the session reaches the instance through the
+    VPC's NAT gateway or endpoints, and the picture says so."""
+    a = read_architecture(app_synth("existing-tunnel")["_outdir"])
+    assert a.network.existing and a.api_access.tunnel is not None and a.api_access.tunnel.ssm_endpoints == ()
+    edges = dot_edges(drawn(a, tmp_path))
+    assert ("Systems Manager Session Manager", f"API tunnel {TUNNEL_INSTANCE_TYPE} (SSM Agent, no inbound port)",
+            "session (the VPC's own way to SSM)") in edges, edges
+    assert not any("VPC endpoints" in tail for tail, _, _ in edges)
 
 
 def test_dev_model_has_no_gpu_no_orchestrator_no_device_plugin(dev_arch):
@@ -187,15 +246,27 @@ def test_default_picture_shows_what_is_configured(default_arch, tmp_path):
                  "submitter Jobs (ray job submit)", "CodeBuild ray-eks-ray-image", "push image",
                  "pulled by the pods"):
         assert text in labels, f"{text!r} not drawn; labels:\n{labels}"
-    for text in ("CloudWatch", "kube-prometheus-stack", "existing VPC"):
+    for text in ("CloudWatch", "kube-prometheus-stack", "existing VPC", "public endpoint", "your network"):
         assert text not in labels, f"{text!r} drawn, but the default stacks have none"
+    # The deployer's way to the API: laptop -> Session Manager -> SSM's endpoints -> the tunnel -> the private
+    # endpoint, and the dashboard's port-forward through it.
+    tunnel = f"API tunnel {TUNNEL_INSTANCE_TYPE} (SSM Agent, no inbound port)"
+    assert {("you (laptop)", "Systems Manager Session Manager",
+             "make tunnel: SSM port-forward https://127.0.0.1:8443 (kubectl, Terraform)"),
+            ("Systems Manager Session Manager", "VPC endpoints ec2messages, ssm, ssmmessages", ""),
+            ("VPC endpoints ec2messages, ssm, ssmmessages", tunnel, "session"),
+            (tunnel, "EKS API", "private endpoint :443"),
+            ("EKS API", "kuberay-head-svc :8265", "kubectl port-forward 8265 (dashboard)")} <= dot_edges(dot)
+    assert not any(tail == "you (laptop)" and head == "EKS API" for tail, head, _ in dot_edges(dot))
+    assert ("KubeRay operator 1.7.0 namespace kuberay-system watches only ray", "Ray head (core) namespace ray "
+            "2 CPU, 8Gi", "reconciles RayCluster") in dot_edges(dot)
     assert dot_icons(dot) >= {
         "aws/compute/elastic-kubernetes-service.png", "aws/compute/ec2.png", "aws/network/nat-gateway.png",
         "aws/storage/fsx-for-lustre.png", "aws/storage/simple-storage-service-s3-bucket.png",
         "aws/compute/ec2-container-registry.png", "aws/integration/step-functions.png", "aws/compute/lambda.png",
         "k8s/compute/pod.png",
         "k8s/compute/deploy.png", "k8s/compute/ds.png", "k8s/compute/job.png", "k8s/network/svc.png",
-        "onprem/client/user.png"}
+        "onprem/client/user.png", "aws/management/systems-manager.png", "aws/network/endpoint.png"}
 
 
 def test_dev_and_prod_pictures_follow_their_config(dev_arch, prod_arch, tmp_path):
@@ -206,7 +277,7 @@ def test_dev_and_prod_pictures_follow_their_config(dev_arch, prod_arch, tmp_path
     prod = dot_labels(drawn(prod_arch, tmp_path / "prod"))
     for text in ("Prometheus, Grafana kube-prometheus-stack", "CloudWatch Container Insights",
                  "CloudWatch agent (Container Insights add-on)", "pulled by the pods", "scrapes",
-                 "g5.2xlarge (GPU) ×0–8 nodes"):
+                 "g5.2xlarge (GPU) ×0–8 nodes", "NVIDIA DCGM exporter (GPU metrics)"):
         assert text in prod, f"{text!r} not drawn for prod-gpu; labels:\n{prod}"
 
 
