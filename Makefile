@@ -199,8 +199,9 @@ grafana: deps
 job-yaml: deps
 	@$(VENV)/bin/python -m scripts.render_jobs --out rendered
 
-image:
-	training/build_and_push_image.sh
+image: deps
+	@o="$$($(VENV)/bin/python -m scripts.infra_outputs ecr_repository_url region)" || exit $$?; eval "$$o"; \
+	  ECR_REPOSITORY_URL="$$ECR_REPOSITORY_URL" REGION="$$REGION" training/build_and_push_image.sh
 
 # What the image build installs and builds from, pinned by content (docs/security.md, "Images").
 lock-requirements: $(VENV)/.synced-lock

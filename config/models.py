@@ -452,6 +452,7 @@ ENDPOINT_ACCESS_MODES = ("tunnel", "public", "private")
 class ClusterConfig(_Model):
     """The EKS cluster: version, API access, admins, add-ons, control-plane logs, node groups."""
 
+    # The Kubernetes minor version of the control plane and the node groups (EKS upgrades one minor at a time).
     kubernetes_version: Literal[versions.SUPPORTED_KUBERNETES_VERSIONS] = versions.DEFAULT_KUBERNETES_VERSION  # type: ignore[valid-type]
     # How the deployer (the ray stacks' providers, kubectl, the make targets) reaches the Kubernetes API.
     # tunnel: the endpoint stays private; the infra stack adds a small SSM-managed instance and `make tunnel`
@@ -748,6 +749,7 @@ class RayImageConfig(_Model):
     training/requirements.txt through its runtime_env (pip), on every node, before the job starts.
     """
 
+    # build: the deploy builds training/Dockerfile; stock: rayproject/ray; custom: uri.
     source: Literal[IMAGE_SOURCES] = "build"  # type: ignore[valid-type]
     uri: ImageRef | None = None  # custom only
     # build only: a Secrets Manager secret named ecr-pullthroughcache/... (keys username, accessToken) with Docker Hub

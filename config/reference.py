@@ -35,6 +35,10 @@ def _type_name(annotation) -> str:
     return str(annotation).replace("typing.", "").replace("config.models.", "").replace("NoneType", "None")
 
 
+# Comments addressed to tools, not readers: never part of a description.
+TOOL_PRAGMAS = ("type:", "noqa", "pragma:", "fmt:")
+
+
 @functools.cache
 def _comments(cls: type[BaseModel]) -> dict[str, str]:
     """What each field of ``cls`` means, from its source: the comment block right above the field and a comment at
@@ -43,7 +47,8 @@ def _comments(cls: type[BaseModel]) -> dict[str, str]:
     source = textwrap.dedent(inspect.getsource(cls))
     lines = source.splitlines()
     comments = {tok.start[0]: tok.string.lstrip("#").strip()
-                for tok in tokenize.generate_tokens(io.StringIO(source).readline) if tok.type == tokenize.COMMENT}
+                for tok in tokenize.generate_tokens(io.StringIO(source).readline) if tok.type == tokenize.COMMENT
+                and not tok.string.lstrip("#").strip().startswith(TOOL_PRAGMAS)}
     out = {}
     for node in typing.cast(ast.ClassDef, ast.parse(source).body[0]).body:
         if not (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)):

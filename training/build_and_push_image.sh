@@ -6,41 +6,33 @@
 #   training/build_and_push_image.sh            # tag = the base image's tag (2.58.0-py311-cu130)
 #   IMAGE_TAG=my-tag training/build_and_push_image.sh
 #
-# Needs: docker, aws CLI (credentials for the account), terraform, and a
-# synthesized + deployed infra stack (cdktf.out/stacks/infra).
-# Environment overrides:
+# Needs: docker, aws CLI (credentials for the account), and the deployed infra stack's repository and region:
+# `make image` reads them from this deployment's state (scripts/infra_outputs.py) and runs this script.
+# Environment:
+#   ECR_REPOSITORY_URL     the infra stack's ecr_repository_url output (set by make image)
+#   REGION                 the infra stack's region output (set by make image)
 #   IMAGE_TAG              image tag (default: the base image's tag)
 #   BASE_IMAGE             base (FROM) image (default: ARG BASE_IMAGE in the Dockerfile)
-#   STACK_DIR              terraform dir of the infra stack (default: cdktf.out/stacks/infra)
 #   PLATFORM               docker build platform (default: linux/amd64, the EKS nodes)
 set -euo pipefail
 
 script_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-repo_root="$(cd "${script_dir}/.." && pwd)"
-stack_dir="${STACK_DIR:-${repo_root}/cdktf.out/stacks/infra}"
 platform="${PLATFORM:-linux/amd64}"
 
 die() { echo "error: $*" >&2; exit 1; }
 
-for tool in terraform aws docker; do
+for tool in aws docker; do
   command -v "$tool" >/dev/null 2>&1 || die "'$tool' is not installed or not on PATH"
 done
-[[ -d "$stack_dir" ]] || die "no infra stack at ${stack_dir}: run 'cdktf synth' and deploy it first"
+[[ -n "${ECR_REPOSITORY_URL:-}" && -n "${REGION:-}" ]] \
+  || die "ECR_REPOSITORY_URL and REGION are not set: run 'make image' (it reads them from the deployed infra stack)"
 
 base_image="${BASE_IMAGE:-$(sed -n 's/^ARG BASE_IMAGE=\(.*\)$/\1/p' "${script_dir}/Dockerfile" | head -n 1)}"
 [[ -n "$base_image" ]] || die "could not read ARG BASE_IMAGE from ${script_dir}/Dockerfile"
 image_tag="${IMAGE_TAG:-${base_image##*:}}"
 
-tf_output() {
-  local value
-  value="$(terraform -chdir="$stack_dir" output -raw "$1")" \
-    || die "terraform output '$1' is not available in ${stack_dir} (is the infra stack deployed?)"
-  [[ -n "$value" ]] || die "terraform output '$1' is empty"
-  printf '%s' "$value"
-}
-
-repository_url="$(tf_output ecr_repository_url)"
-region="$(tf_output region)"
+repository_url="$ECR_REPOSITORY_URL"
+region="$REGION"
 registry="${repository_url%%/*}"
 image="${repository_url}:${image_tag}"
 

@@ -1,6 +1,6 @@
 """Every make target a user runs after the deploy tells the truth: with the cluster absent (no kubeconfig, no tunnel,
-nothing deployed) `make tunnel`, `dashboard`, `token`, `submit`, `pipeline` and `job-yaml` exit non-zero with one line
-that says what to do, and nothing of kubectl's `localhost:8080` noise. Run through make, as users run them, with the
+nothing deployed) `make tunnel`, `dashboard`, `token`, `submit`, `pipeline`, `job-yaml` and `image` exit non-zero with
+one line that says what to do, and nothing of kubectl's `localhost:8080` noise. Run through make, as users run them, with the
 real kubectl, terraform (the offline provider mirror) and states that real terraform wrote.
 
 And the tunnel's TLS for real: a server holding a certificate for an EKS endpoint's host name, on 127.0.0.1, is
@@ -105,9 +105,9 @@ def test_another_clusters_context_is_not_used(tmp_path, outdir):
     assert r.returncode != 0 and "not the EKS cluster ray-eks in us-west-2: run `make kubeconfig`" in line
 
 
-def test_tunnel_pipeline_and_job_yaml_say_make_deploy_when_nothing_is_deployed(tmp_path, outdir):
+def test_tunnel_pipeline_job_yaml_and_image_say_make_deploy_when_nothing_is_deployed(tmp_path, outdir):
     env = _env(tmp_path, outdir)
-    for target in ("tunnel", "pipeline", "job-yaml"):
+    for target in ("tunnel", "pipeline", "job-yaml", "image"):
         r = run_make(target, env=env)
         assert r.returncode != 0, (target, r.stdout)
         (line,) = _errors(r)
