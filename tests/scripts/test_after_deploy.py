@@ -1,7 +1,7 @@
 """Every make target a user runs after the deploy tells the truth: with the cluster absent (no kubeconfig, no tunnel,
 nothing deployed) `make tunnel`, `dashboard`, `token`, `submit`, `pipeline`, `job-yaml` and `image` exit non-zero with
-one line that says what to do, and nothing of kubectl's `localhost:8080` noise. Run through make, as users run them, with the
-real kubectl, terraform (the offline provider mirror) and states that real terraform wrote.
+one line that says what to do, and nothing of kubectl's `localhost:8080` noise. Run through make, as users run them,
+with the real kubectl, terraform (the offline provider mirror) and states that real terraform wrote.
 
 And the tunnel's TLS for real: a server holding a certificate for an EKS endpoint's host name, on 127.0.0.1, is
 reached by the tunnel's own check and by kubectl through a kubeconfig with ``tls-server-name``, and refused without
