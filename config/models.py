@@ -914,8 +914,9 @@ class ObservabilityConfig(_Model):
     """Metrics of Ray and KubeRay; optional Prometheus + Grafana; optional CloudWatch Container Insights."""
 
     # annotations: prometheus.io/* on the Ray pods (any Prometheus); monitors: PodMonitor/ServiceMonitor
-    # (Prometheus Operator CRDs: installed by kube_prometheus_stack or already in the cluster); none.
-    metrics_scrape: MetricsScrapeMode = "annotations"
+    # (Prometheus Operator CRDs: installed by kube_prometheus_stack or already in the cluster); none. Unset:
+    # monitors with kube_prometheus_stack, annotations otherwise.
+    metrics_scrape: MetricsScrapeMode | None = None
     # Install Prometheus + Grafana (kube-prometheus-stack) in monitoring_namespace.
     kube_prometheus_stack: bool = False
     # kube-prometheus-stack chart version.
@@ -935,6 +936,14 @@ class ObservabilityConfig(_Model):
     dcgm_exporter_chart_version: ChartVersion = versions.DCGM_EXPORTER_CHART
     # Alert thresholds (the PrometheusRules come with kube_prometheus_stack).
     alerts: AlertsConfig = AlertsConfig()
+
+    @property
+    def scrape_mode(self) -> MetricsScrapeMode:
+        """How the Ray pods are scraped: metrics_scrape, or when unset what the chosen Prometheus reads
+        (kube-prometheus-stack's reads PodMonitors; any other, prometheus.io/* annotations). Every reader uses this."""
+        if self.metrics_scrape is not None:
+            return self.metrics_scrape
+        return "monitors" if self.kube_prometheus_stack else "annotations"
 
 
 class AppConfig(_Model):
@@ -978,10 +987,10 @@ class AppConfig(_Model):
         if obs.kube_prometheus_stack and obs.monitoring_namespace == self.ray.operator_namespace:
             raise FieldError(("observability", "monitoring_namespace"),
                              f"{obs.monitoring_namespace!r} is also ray.operator_namespace; give it another name")
-        if obs.kube_prometheus_stack and obs.metrics_scrape == "annotations":
+        if obs.kube_prometheus_stack and obs.scrape_mode == "annotations":
             raise FieldError(("observability", "metrics_scrape"),
                              "kube_prometheus_stack's Prometheus reads PodMonitors, not prometheus.io/* annotations: "
-                             "set monitors (or none)")
+                             "set monitors or none, or leave it out (monitors)")
         if obs.dcgm_exporter and not self.cluster.has_gpu:
             raise FieldError(("observability", "dcgm_exporter"),
                              "the cluster has no gpu node group, so there is no GPU to export metrics of")
