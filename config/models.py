@@ -32,7 +32,7 @@ from conventions.kubernetes import (
 from conventions.naming import DEPLOYMENT_TAG, IMAGE_BUILD_S3_PREFIX
 
 from . import regions, versions
-from .capacity import misfit, pod_room, pods_per_node, ray_head_pod_requests, ray_worker_pod_requests
+from .capacity import PodRoom, misfit, pod_room, pods_per_node, ray_head_pod_requests, ray_worker_pod_requests
 from .instances import InstanceType, catalogue, gpu_families, lookup
 from .types import (
     AWS_MAX_TAGS,
@@ -1065,13 +1065,18 @@ class AppConfig(_Model):
                              f"{net.az_count} AZs, and {self.region} has {len(zones)} ({', '.join(zones)}): at most "
                              f"{len(zones)}")
 
+    def pod_room_on(self, t: InstanceType, role: str) -> PodRoom:
+        """What one pod can request on an otherwise empty node of type ``t`` in a group of ``role`` (a managed node
+        group's or a Karpenter pool's): after the kubelet's reservations and every DaemonSet this config installs
+        there. The one place the node-fit checks below take the optional DaemonSets from."""
+        obs = self.observability
+        return pod_room(t, role, kube_prometheus_stack=obs.kube_prometheus_stack,
+                        container_insights=obs.container_insights, dcgm_exporter=obs.dcgm_exporter)
+
     def _holds(self, i: int, w: WorkerGroupConfig, group: NodeGroupConfig, requests: dict) -> None:
         """max_replicas workers can all run on their node group at its max_size (else the rest wait forever).
         Each worker group alone: two groups sharing a node group are not added up (their pods may pack together)."""
-        obs = self.observability
-        per_node = {t.name: pods_per_node(pod_room(t, group.role, kube_prometheus_stack=obs.kube_prometheus_stack,
-                                                   container_insights=obs.container_insights), requests)
-                    for t in group.instance_type_specs}
+        per_node = {t.name: pods_per_node(self.pod_room_on(t, group.role), requests) for t in group.instance_type_specs}
 
         def most(size: int) -> tuple[int, InstanceType]:
             # The most workers, on the fewest nodes.
@@ -1091,11 +1096,8 @@ class AppConfig(_Model):
 
     def _fits(self, loc: tuple, group: NodeGroupConfig, requests: dict, asked: dict[str, str], sidecars: dict) -> None:
         """A Ray pod must fit one node of its group, on every instance type of the group."""
-        obs = self.observability
         for t in group.instance_type_specs:
-            room = pod_room(t, group.role, kube_prometheus_stack=obs.kube_prometheus_stack,
-                            container_insights=obs.container_insights, dcgm_exporter=obs.dcgm_exporter)
-            problem = misfit(room, group.name, requests, asked, sidecars)
+            problem = misfit(self.pod_room_on(t, group.role), group.name, requests, asked, sidecars)
             if problem:
                 raise FieldError((*loc, problem[0]), problem[1])
 
