@@ -163,8 +163,9 @@ state-move: deps
 	@$(VENV)/bin/python -m scripts.state move
 
 # --- using the cluster (after deploy). Each target checks what it needs first and says what to do in one line
-# (scripts/ray_commands.py, scripts/tunnel.py); the commands come from the config's names and training.args;
-# JOB_ARGS="..." replaces the job's arguments. A failure is the target's exit status.
+# (scripts/ray_commands.py, scripts/tunnel.py, scripts/grafana.py; the cluster checks they share:
+# scripts/cluster_access.py); the commands come from the config's names and training.args; JOB_ARGS="..." replaces
+# the job's arguments. A failure is the target's exit status.
 tunnel: deps
 	@$(VENV)/bin/python -m scripts.tunnel open
 
@@ -194,7 +195,7 @@ pipeline: deps
 # Grafana of kube-prometheus-stack on http://localhost:3000 (the Ray dashboard embeds its panels from there): the
 # login comes from Grafana's Secret at run time (scripts/grafana.py), never from Terraform state or outputs.
 grafana: deps
-	$(VENV)/bin/python -m scripts.grafana
+	@$(VENV)/bin/python -m scripts.grafana
 
 job-yaml: deps
 	@$(VENV)/bin/python -m scripts.render_jobs --out rendered

@@ -32,7 +32,7 @@ from conventions.kubernetes import (
 from conventions.naming import DEPLOYMENT_TAG, IMAGE_BUILD_S3_PREFIX
 
 from . import regions, versions
-from .capacity import misfit, pod_room, pods_per_node, ray_head_pod_requests, ray_worker_pod_requests
+from .capacity import PodRoom, misfit, pod_room, pods_per_node, ray_head_pod_requests, ray_worker_pod_requests
 from .instances import InstanceType, catalogue, gpu_families, lookup
 from .types import (
     AWS_MAX_TAGS,
@@ -916,8 +916,9 @@ class ObservabilityConfig(_Model):
     """Metrics of Ray and KubeRay; optional Prometheus + Grafana; optional CloudWatch Container Insights."""
 
     # annotations: prometheus.io/* on the Ray pods (any Prometheus); monitors: PodMonitor/ServiceMonitor
-    # (Prometheus Operator CRDs: installed by kube_prometheus_stack or already in the cluster); none.
-    metrics_scrape: MetricsScrapeMode = "annotations"
+    # (Prometheus Operator CRDs: installed by kube_prometheus_stack or already in the cluster); none. Unset:
+    # monitors with kube_prometheus_stack, annotations otherwise.
+    metrics_scrape: MetricsScrapeMode | None = None
     # Install Prometheus + Grafana (kube-prometheus-stack) in monitoring_namespace.
     kube_prometheus_stack: bool = False
     # kube-prometheus-stack chart version.
@@ -937,6 +938,14 @@ class ObservabilityConfig(_Model):
     dcgm_exporter_chart_version: ChartVersion = versions.DCGM_EXPORTER_CHART
     # Alert thresholds (the PrometheusRules come with kube_prometheus_stack).
     alerts: AlertsConfig = AlertsConfig()
+
+    @property
+    def scrape_mode(self) -> MetricsScrapeMode:
+        """How the Ray pods are scraped: metrics_scrape, or when unset what the chosen Prometheus reads
+        (kube-prometheus-stack's reads PodMonitors; any other, prometheus.io/* annotations). Every reader uses this."""
+        if self.metrics_scrape is not None:
+            return self.metrics_scrape
+        return "monitors" if self.kube_prometheus_stack else "annotations"
 
 
 class AppConfig(_Model):
@@ -980,10 +989,10 @@ class AppConfig(_Model):
         if obs.kube_prometheus_stack and obs.monitoring_namespace == self.ray.operator_namespace:
             raise FieldError(("observability", "monitoring_namespace"),
                              f"{obs.monitoring_namespace!r} is also ray.operator_namespace; give it another name")
-        if obs.kube_prometheus_stack and obs.metrics_scrape == "annotations":
+        if obs.kube_prometheus_stack and obs.scrape_mode == "annotations":
             raise FieldError(("observability", "metrics_scrape"),
                              "kube_prometheus_stack's Prometheus reads PodMonitors, not prometheus.io/* annotations: "
-                             "set monitors (or none)")
+                             "set monitors or none, or leave it out (monitors)")
         if obs.dcgm_exporter and not self.cluster.has_gpu:
             raise FieldError(("observability", "dcgm_exporter"),
                              "the cluster has no gpu node group, so there is no GPU to export metrics of")
@@ -1058,13 +1067,18 @@ class AppConfig(_Model):
                              f"{net.az_count} AZs, and {self.region} has {len(zones)} ({', '.join(zones)}): at most "
                              f"{len(zones)}")
 
+    def pod_room_on(self, t: InstanceType, role: str) -> PodRoom:
+        """What one pod can request on an otherwise empty node of type ``t`` in a group of ``role`` (a managed node
+        group's or a Karpenter pool's): after the kubelet's reservations and every DaemonSet this config installs
+        there. The one place the node-fit checks below take the optional DaemonSets from."""
+        obs = self.observability
+        return pod_room(t, role, kube_prometheus_stack=obs.kube_prometheus_stack,
+                        container_insights=obs.container_insights, dcgm_exporter=obs.dcgm_exporter)
+
     def _holds(self, i: int, w: WorkerGroupConfig, group: NodeGroupConfig, requests: dict) -> None:
         """max_replicas workers can all run on their node group at its max_size (else the rest wait forever).
         Each worker group alone: two groups sharing a node group are not added up (their pods may pack together)."""
-        obs = self.observability
-        per_node = {t.name: pods_per_node(pod_room(t, group.role, kube_prometheus_stack=obs.kube_prometheus_stack,
-                                                   container_insights=obs.container_insights), requests)
-                    for t in group.instance_type_specs}
+        per_node = {t.name: pods_per_node(self.pod_room_on(t, group.role), requests) for t in group.instance_type_specs}
 
         def most(size: int) -> tuple[int, InstanceType]:
             # The most workers, on the fewest nodes.
@@ -1084,11 +1098,8 @@ class AppConfig(_Model):
 
     def _fits(self, loc: tuple, group: NodeGroupConfig, requests: dict, asked: dict[str, str], sidecars: dict) -> None:
         """A Ray pod must fit one node of its group, on every instance type of the group."""
-        obs = self.observability
         for t in group.instance_type_specs:
-            room = pod_room(t, group.role, kube_prometheus_stack=obs.kube_prometheus_stack,
-                            container_insights=obs.container_insights, dcgm_exporter=obs.dcgm_exporter)
-            problem = misfit(room, group.name, requests, asked, sidecars)
+            problem = misfit(self.pod_room_on(t, group.role), group.name, requests, asked, sidecars)
             if problem:
                 raise FieldError((*loc, problem[0]), problem[1])
 

@@ -8,8 +8,13 @@ no Terraform state or output). Then it runs ``kubectl port-forward`` to the Graf
 ``observability.grafana_iframe_host`` (3000 by default) until you stop it: log in once at that URL, and the Ray
 dashboard (`make dashboard`, http://localhost:8265) shows Grafana's panels in its Metrics view.
 
-Exit status: 0 after the port-forward ends normally; 1 with one line saying what to do when kube_prometheus_stack is
-off, kubectl or a kubeconfig is missing, the cluster cannot be reached, or the Secret is not there; 2 on bad config.
+Before that it checks what every after-deploy command checks (scripts/cluster_access.py: kubectl, a kubeconfig
+context for this cluster, the API reachable -- through `make tunnel` with cluster.endpoint_access tunnel --, the
+monitoring namespace deployed), then its own: kube_prometheus_stack on, Grafana's Secret there.
+
+Exit status: 0 after the port-forward ends normally; 1 with one line saying what to do (`make kubeconfig`,
+`make tunnel`, `make deploy`...) when kube_prometheus_stack is off, kubectl or a kubeconfig is missing, the cluster
+cannot be reached, the monitoring namespace or the Secret is not there; 2 on bad config.
 """
 
 from __future__ import annotations
@@ -17,7 +22,6 @@ from __future__ import annotations
 import argparse
 import base64
 import json
-import shutil
 import subprocess
 import sys
 from urllib.parse import urlparse
@@ -25,12 +29,10 @@ from urllib.parse import urlparse
 from config import ConfigError, load_config
 from conventions.monitoring import GRAFANA_NAME, GRAFANA_SECRET_KEYS, GRAFANA_SERVICE_PORT
 
+from .cluster_access import NotReady, check_cluster, check_namespace, first_error, kubectl
+
 GRAFANA_SECRET = GRAFANA_NAME
 GRAFANA_SERVICE = f"svc/{GRAFANA_NAME}"
-
-
-class Failure(Exception):
-    """One line for the user: what went wrong and what to do."""
 
 
 def local_port(iframe_host: str) -> int:
@@ -41,22 +43,20 @@ def local_port(iframe_host: str) -> int:
     return 3000
 
 
-def read_login(kubectl: str, namespace: str) -> tuple[str, str]:
-    r = subprocess.run([kubectl, "get", "secret", "-n", namespace, GRAFANA_SECRET, "-o", "json",
-                        "--request-timeout=20s"], capture_output=True, text=True)
+def read_login(namespace: str) -> tuple[str, str]:
+    """The admin login from Grafana's Secret (the cluster checked reachable first)."""
+    r = kubectl("get", "secret", "-n", namespace, GRAFANA_SECRET, "-o", "json", "--request-timeout=20s")
     if r.returncode != 0:
-        err = (r.stderr.strip().splitlines() or ["no output"])[-1]
         if "NotFound" in r.stderr or "not found" in r.stderr:
-            raise Failure(f"Grafana's Secret {namespace}/{GRAFANA_SECRET} is not there: deploy with "
-                          f"observability.kube_prometheus_stack: true (make deploy) first")
-        raise Failure(f"kubectl cannot read {namespace}/{GRAFANA_SECRET} ({err}): connect to the cluster first "
-                      f"(aws eks update-kubeconfig ..., the infra stack's update_kubeconfig_command output)")
+            raise NotReady(f"Grafana's Secret {namespace}/{GRAFANA_SECRET} is not there: deploy with "
+                           f"observability.kube_prometheus_stack: true (make deploy) first")
+        raise NotReady(f"kubectl cannot read {namespace}/{GRAFANA_SECRET} ({first_error(r.stderr)})")
     data = json.loads(r.stdout).get("data") or {}
     try:
         user, password = (base64.b64decode(data[k]).decode() for k in GRAFANA_SECRET_KEYS)
         return user, password
     except KeyError as e:
-        raise Failure(f"{namespace}/{GRAFANA_SECRET} has no {e.args[0]} key: is it kube-prometheus-stack's?") from e
+        raise NotReady(f"{namespace}/{GRAFANA_SECRET} has no {e.args[0]} key: is it kube-prometheus-stack's?") from e
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -71,12 +71,12 @@ def main(argv: list[str] | None = None) -> int:
     obs = cfg.observability
     try:
         if not obs.kube_prometheus_stack:
-            raise Failure("this deployment has no Grafana: set observability.kube_prometheus_stack: true and deploy")
-        kubectl = shutil.which("kubectl")
-        if kubectl is None:
-            raise Failure("kubectl is not installed: install it (https://kubernetes.io/docs/tasks/tools/)")
-        user, password = read_login(kubectl, obs.monitoring_namespace)
-    except Failure as e:
+            raise NotReady("this deployment has no Grafana: set observability.kube_prometheus_stack: true and deploy")
+        check_cluster(cfg)
+        check_namespace(obs.monitoring_namespace, "the ray stack is not deployed with "
+                                                  "observability.kube_prometheus_stack: true")
+        user, password = read_login(obs.monitoring_namespace)
+    except NotReady as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     port = local_port(obs.grafana_iframe_host)
@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     if ns.print_login_only:
         return 0
     sys.stdout.flush()
-    r = subprocess.run([kubectl, "port-forward", "-n", obs.monitoring_namespace, GRAFANA_SERVICE,
+    r = subprocess.run(["kubectl", "port-forward", "-n", obs.monitoring_namespace, GRAFANA_SERVICE,
                         f"{port}:{GRAFANA_SERVICE_PORT}"])
     if r.returncode not in (0, -2, 130):  # Ctrl-C ends it normally
         print(f"error: kubectl port-forward to {GRAFANA_SERVICE} ended with status {r.returncode}: is port {port} "

@@ -9,102 +9,40 @@ prints.
     python -m scripts.ray_commands pipeline     # start the Step Functions pipeline (the ray stack's output)
 
 Before printing, it checks what the command needs -- kubectl and a kubeconfig context for this cluster, the API
-reachable (through `make tunnel` with cluster.endpoint_access tunnel), the Ray stacks deployed, and for submit the
-dashboard's port-forward and a Ray client at the cluster's version -- and otherwise prints one line on stderr saying
-what to do (`make kubeconfig`, `make tunnel`, `make deploy`, `make dashboard`, `make client`) and exits 1, printing
-nothing to run. ``--no-check`` prints the command only.
+reachable (through `make tunnel` with cluster.endpoint_access tunnel), the Ray stacks deployed (those three are
+scripts/cluster_access.py's, shared with `make grafana`), and for submit the dashboard's port-forward and a Ray
+client at the cluster's version -- and otherwise prints one line on stderr saying what to do (`make kubeconfig`,
+`make tunnel`, `make deploy`, `make dashboard`, `make client`) and exits 1, printing nothing to run. ``--no-check``
+prints the command only.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import socket
-import subprocess
 import sys
 from pathlib import Path
 
 from config import AppConfig, ConfigError, load_config
-from conventions.api_access import TUNNEL_HOST
 from conventions.commands import job_submit_command, port_forward_command, token_command
 from conventions.kubernetes import RAY_AUTH_ENV, auth_secret_name
 from conventions.ray import DASHBOARD_PORT
 from stacks.contract import INFRA_STACK, RAY_STACK, TRAINING_SCRIPT, job_pip
 
-KUBECTL_TIMEOUT_S = 30
-INSTALL_KUBECTL = "install kubectl: https://kubernetes.io/docs/tasks/tools/"
-
-
-class NotReady(Exception):
-    """One line: what is missing and the command that provides it."""
-
-
-def _kubectl(*args: str) -> subprocess.CompletedProcess:
-    try:
-        return subprocess.run(["kubectl", *args], capture_output=True, text=True, timeout=KUBECTL_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        return subprocess.CompletedProcess(args, 1, "", f"kubectl {' '.join(args)}: no answer within "
-                                                        f"{KUBECTL_TIMEOUT_S}s (i/o timeout)")
-
-
-def _first_error(text: str) -> str:
-    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
-    return lines[-1] if lines else "no output"
-
-
-def kubeconfig_hint(cfg: AppConfig) -> str:
-    return f"run `make kubeconfig` (aws eks update-kubeconfig --region {cfg.region} --name {cfg.name})"
-
-
-def check_cluster(cfg: AppConfig) -> None:
-    """kubectl reaches this deployment's cluster; NotReady says what to do otherwise."""
-    if not shutil.which("kubectl"):
-        raise NotReady(f"kubectl is not on PATH: {INSTALL_KUBECTL}")
-    r = _kubectl("config", "view", "--minify", "-o", "json")
-    view = json.loads(r.stdout) if r.returncode == 0 and r.stdout.strip() else {}
-    clusters = view.get("clusters") or []
-    if not clusters:
-        raise NotReady(f"kubectl has no current context (no kubeconfig): {kubeconfig_hint(cfg)}")
-    cluster_name = str(clusters[0].get("name", ""))
-    if not cluster_name.endswith(f":cluster/{cfg.name}") or f":{cfg.region}:" not in cluster_name:
-        raise NotReady(f"kubectl's current context is {cluster_name or 'another cluster'}, not the EKS cluster "
-                       f"{cfg.name} in {cfg.region}: {kubeconfig_hint(cfg)}")
-    server = str((clusters[0].get("cluster") or {}).get("server", ""))
-    r = _kubectl("get", "--raw", "/livez", f"--request-timeout={KUBECTL_TIMEOUT_S}s")
-    if r.returncode == 0:
-        return
-    err = _first_error(r.stderr)
-    tunnel = cfg.cluster.endpoint_access == "tunnel"
-    if tunnel and f"{TUNNEL_HOST}:{cfg.cluster.tunnel_local_port}" in server and "refused" in err:
-        raise NotReady(f"no tunnel to the Kubernetes API ({server} refused the connection): run `make tunnel`")
-    if tunnel and TUNNEL_HOST not in server:
-        raise NotReady(f"kubectl calls {server}, but the API is private and reached through the tunnel: "
-                       f"{kubeconfig_hint(cfg)}, then `make tunnel`")
-    if "no such host" in err:
-        raise NotReady(f"the API endpoint {server} does not resolve (the cluster is gone?): run `make deploy`, then "
-                       f"`make kubeconfig`")
-    if any(w in err for w in ("Unauthorized", "Forbidden", "must be logged in")):
-        raise NotReady(f"the API refused your credentials ({err}): use a principal of cluster.admin_principal_arns "
-                       f"(or the one that deployed: cluster.creator_is_admin)")
-    if cfg.cluster.endpoint_access == "private":
-        raise NotReady(f"cannot reach the private API at {server} ({err}): connect to a network of "
-                       f"cluster.private_access_cidrs (VPN)")
-    raise NotReady(f"cannot reach the Kubernetes API at {server} ({err})")
+from .cluster_access import NotReady, check_cluster, check_namespace, first_error, kubectl
 
 
 def check_ray_deployed(cfg: AppConfig, token: bool) -> None:
     ns = cfg.ray.namespace
-    r = _kubectl("get", "namespace", ns, "-o", "name")
-    if r.returncode != 0:
-        raise NotReady(f"namespace {ns} does not exist: the ray stacks are not deployed (run `make deploy`)")
+    check_namespace(ns, "the ray stacks are not deployed")
     if token:
         secret = auth_secret_name(cfg.ray.cluster_name)
-        r = _kubectl("get", "secret", "-n", ns, secret, "-o", "name")
+        r = kubectl("get", "secret", "-n", ns, secret, "-o", "name")
         if r.returncode != 0:
             raise NotReady(f"the RayCluster's token (Secret {ns}/{secret}) does not exist: the ray-cluster stack is "
                            f"not deployed (run `make deploy`) or KubeRay has not created it yet "
-                           f"({_first_error(r.stderr)})")
+                           f"({first_error(r.stderr)})")
 
 
 def check_dashboard_forwarded() -> None:

@@ -57,9 +57,9 @@ def ray_cluster_props(cfg: AppConfig, image: str) -> RayClusterProps:
     return RayClusterProps(
         head_env=(ray_head_env(obs.monitoring_namespace, obs.grafana_iframe_host, cfg.ray.cluster_name)
                   if obs.kube_prometheus_stack else {}),
-        pod_annotations=scrape_annotations() if obs.metrics_scrape == "annotations" else {},
+        pod_annotations=scrape_annotations() if obs.scrape_mode == "annotations" else {},
         # A PodMonitor also scrapes the head's autoscaler and dashboard metrics, by these port names.
-        head_extra_ports=dict(HEAD_METRICS_PORTS) if obs.metrics_scrape == "monitors" else {},
+        head_extra_ports=dict(HEAD_METRICS_PORTS) if obs.scrape_mode == "monitors" else {},
         name=cfg.ray.cluster_name, namespace=cfg.ray.namespace, ray_version=cfg.ray.ray_version,
         image=image, head_service_account=RAY_HEAD_SERVICE_ACCOUNT,
         worker_service_account=RAY_WORKER_SERVICE_ACCOUNT, pvc_name=FSX_CLAIM,
@@ -87,13 +87,13 @@ def node_pool_props(cfg: AppConfig, group: NodeGroupConfig, cluster_name: str, i
 
 def head_network_policy_props(cfg: AppConfig) -> HeadNetworkPolicyProps:
     obs = cfg.observability
-    if obs.metrics_scrape == "none":
+    if obs.scrape_mode == "none":
         metrics_from = None
-    elif obs.metrics_scrape == "monitors" and obs.kube_prometheus_stack:
+    elif obs.scrape_mode == "monitors" and obs.kube_prometheus_stack:
         metrics_from = [prometheus_peer(obs.monitoring_namespace)]
     else:
         metrics_from = []  # scraped by a Prometheus this deployment does not know: the metrics port stays open
-    ports = (HEAD_PORTS["metrics"], *(HEAD_METRICS_PORTS.values() if obs.metrics_scrape == "monitors" else ()))
+    ports = (HEAD_PORTS["metrics"], *(HEAD_METRICS_PORTS.values() if obs.scrape_mode == "monitors" else ()))
     return HeadNetworkPolicyProps(cluster_name=cfg.ray.cluster_name, namespace=cfg.ray.namespace,
                                   operator_pod_labels=dict(KUBERAY_OPERATOR_POD_LABELS), metrics_from=metrics_from,
                                   operator_namespace=cfg.ray.operator_namespace,
@@ -133,7 +133,7 @@ class RayClusterStack(ReadableStack):
         RayClusterManifest(self, "ray_cluster", props, depends_on=pools.pools if pools else ())
         RayHeadNetworkPolicy(self, "ray_head", head_network_policy_props(cfg))
         RayHeadDisruptionBudget(self, "head_disruption_budget", props)
-        if cfg.observability.metrics_scrape == "monitors":
+        if cfg.observability.scrape_mode == "monitors":
             # Custom kinds need their CRDs at plan time: the ray stack's kube-prometheus-stack (or an
             # existing Prometheus Operator) installed them before this stack plans.
             RayMonitors(self, "monitors", RayMonitorsProps(cluster_name=props.name, namespace=props.namespace,

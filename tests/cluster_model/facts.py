@@ -132,6 +132,14 @@ def _gate(paths: list[str], values: dict) -> list[bool]:
     return out
 
 
+def holds(paths: list[str] | None, values: dict, any_of: bool = False) -> bool:
+    """A ``when`` gate (every path true; ``!path``: false), or with ``any_of`` a ``when_any`` (one true); none: true."""
+    if not paths:
+        return True
+    results = _gate(paths, values)
+    return any(results) if any_of else all(results)
+
+
 def _render(w: dict, values: dict, key: str) -> RenderedWorkload | None:
     if w.get("when") and not all(_gate(w["when"], values)):
         return None

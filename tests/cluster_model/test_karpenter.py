@@ -12,12 +12,12 @@ import json
 import pytest
 
 from config.instances import lookup
-from tests.helpers import REFERENCE, stack_items
+from tests.helpers import REFERENCE, ROOT, stack_items
 
 from .intended import INTENDED, placement_mismatch
 from .model import ClusterModel
 from .nodes import karpenter_objects
-from .scheduling import PODS, untolerated_taints
+from .scheduling import CPU, MEMORY, PODS, pod_requests, untolerated_taints
 
 KARPENTER_REFERENCE = REFERENCE.parent / "karpenter-v1.14.1"
 DEVICE_PLUGIN = "helm/nvidia-device-plugin/device-plugin"
@@ -287,3 +287,120 @@ def test_the_synthesized_pools_are_what_the_model_reads(shapes):
     assert pools == {g.name for g in shape.cfg.cluster.karpenter_pools}
     assert {n.group for n in shape.model.nodes.values() if n.karpenter} == pools
     assert set(shape.synth["infra"]["resource"]["aws_eks_node_group"]) == {"core"}
+
+
+# ------------------------------------------------------------------------------------- GPU metrics on Karpenter's nodes
+DCGM = "helm/nvidia-dcgm-exporter/dcgm-exporter"
+
+
+def _gpu_pool_nodes(model: ClusterModel) -> set[str]:
+    return {n for n, node in model.nodes.items() if node.karpenter and node.gpus}
+
+
+def _dcgm_values(synth: dict) -> list:
+    return synth["ray"]["resource"]["helm_release"]["dcgm_exporter"]["values"]
+
+
+def test_the_dcgm_exporter_lands_on_every_karpenter_gpu_node_and_nowhere_else(shapes):
+    """The Karpenter example turns GPU metrics on: the DCGM exporter has a pod on every node its GPU pool can create
+    (each allowed size, Spot and On-Demand), on no CPU pool node and not on core; each of those nodes takes its
+    requests (100m/128Mi) before any Ray pod's."""
+    shape = shapes("karpenter")
+    assert shape.cfg.observability.dcgm_exporter and shape.cfg.observability.scrape_mode == "monitors"
+    model = shape.model
+    gpu_nodes = _gpu_pool_nodes(model)
+    assert gpu_nodes == {f"gpu/{t}/{c}" for t in ("g5.2xlarge", "g5.4xlarge", "g5.8xlarge")
+                         for c in ("spot", "on-demand")}
+    assert model.placements[DCGM].nodes == gpu_nodes, model.placements[DCGM].explain()
+    assert _mismatches(shape, model, DCGM) == []
+    dcgm = pod_requests(model.workloads[DCGM].spec)
+    assert (dcgm.get(CPU), dcgm.get(MEMORY)) == (100, 128 * 2 ** 20)
+    without = ClusterModel.from_synth(_without_dcgm(shape), shape.documents)
+    for n in model.nodes:
+        gained = without.free(n) - model.free(n)
+        expected = (100, 128 * 2 ** 20, 1) if n in gpu_nodes else (0, 0, 0)
+        assert (gained.get(CPU), gained.get(MEMORY), gained.get(PODS)) == expected, n
+
+
+def _without_dcgm(shape) -> dict:
+    synth = shape.copy_synth()
+    del synth["ray"]["resource"]["helm_release"]["dcgm_exporter"]
+    return synth
+
+
+def test_the_pod_fit_check_subtracts_the_dcgm_exporter_on_a_karpenter_pool(shapes):
+    """The example's GPU worker at the room the config reports on its smallest pool type is accepted and fits every
+    GPU pool node in the model; a millicore more is refused (naming the field), and would fit nowhere on that type
+    -- while without the DCGM exporter the same value is accepted and fits."""
+    import yaml
+
+    from config import ConfigError, parse_config
+
+    shape = shapes("karpenter")
+    data = yaml.safe_load((ROOT / "config" / "examples" / "karpenter-gpu.yaml").read_text())
+    room = shape.cfg.pod_room_on(lookup("g5.2xlarge"), "gpu")
+    worker = data["ray"]["worker_groups"][0]
+    assert worker["node_group"] == "gpu"
+    worker["cpu"] = f"{room.cpu_millicores}m"
+    parse_config(data)
+    worker["cpu"] = f"{room.cpu_millicores + 1}m"
+    with pytest.raises(ConfigError, match=r"^config: ray\.worker_groups\[0\]\.cpu: .* does not fit one g5\.2xlarge "
+                                          r"node of node group 'gpu'"):
+        parse_config(data)
+    parse_config({**data, "observability": {**data["observability"], "dcgm_exporter": False}})
+
+    synth = shape.copy_synth()
+    spec = synth["ray-cluster"]["resource"]["kubernetes_manifest"]["ray_cluster"]["manifest"]["spec"]
+    res = spec["workerGroupSpecs"][0]["template"]["spec"]["containers"][0]["resources"]
+    key = f"RayCluster/{shape.cfg.ray.cluster_name}/worker/gpu-group"
+    res["requests"]["cpu"] = res["limits"]["cpu"] = f"{room.cpu_millicores}m"
+    assert shape.build(synth).placements[key].nodes == _gpu_pool_nodes(shape.model)
+    res["requests"]["cpu"] = res["limits"]["cpu"] = f"{room.cpu_millicores + 1}m"
+    model = shape.build(synth)
+    assert model.placements[key].problems["gpu/g5.2xlarge/spot"] == (
+        f"insufficient cpu: needs {room.cpu_millicores + 1}m, {room.cpu_millicores}m free")
+    without = shape.build({**synth, "ray": _without_dcgm(shape)["ray"]})
+    assert "gpu/g5.2xlarge/spot" in without.placements[key].nodes
+
+
+def test_without_our_gpu_label_the_dcgm_exporter_skips_karpenters_gpu_nodes_before_1_35(shapes):
+    """It selects nvidia.com/gpu.present, which nodeadm sets only from kubelet 1.35: on 1.34 Karpenter's GPU nodes
+    carry it only from our pool template."""
+    shape = shapes("karpenter")
+    on_1_34 = ClusterModel.from_synth(shape.synth, shape.documents, "1.34")
+    assert on_1_34.placements[DCGM].nodes == _gpu_pool_nodes(on_1_34)
+    synth = shape.copy_synth()
+    del _pool(synth, "gpu")["spec"]["template"]["metadata"]["labels"]["nvidia.com/gpu.present"]
+    model = ClusterModel.from_synth(synth, shape.documents, "1.34")
+    assert model.placements[DCGM].nodes == frozenset()
+    assert model.placements[DCGM].problems["gpu/g5.2xlarge/spot"] == (
+        "nodeSelector {'nvidia.com/gpu.present': 'true'} does not match the node's labels")
+    assert _mismatches(shape, model, DCGM)
+
+
+def test_with_the_charts_tolerations_the_dcgm_exporter_misses_every_gpu_node(shapes):
+    """The chart tolerates only the control-plane taint: without our every-taint toleration the GPU taint of the pool
+    keeps it off every GPU node Karpenter launches."""
+    shape = shapes("karpenter")
+    synth = shape.copy_synth()
+    values = _dcgm_values(synth)
+    first = json.loads(values[0])
+    del first["tolerations"]
+    values[0] = json.dumps(first)
+    model = shape.build(synth)
+    assert model.placements[DCGM].nodes == frozenset()
+    assert "untolerated taint nvidia.com/gpu=true:NoSchedule" in model.placements[DCGM].problems["gpu/g5.4xlarge/spot"]
+    assert _mismatches(shape, model, DCGM)
+
+
+def test_dcgm_requests_the_table_does_not_know_are_drift_on_karpenters_nodes(shapes):
+    """Requests set in our values (or a chart bump) that config/capacity.py DAEMONSETS does not say: the node-fit
+    checks would count less than runs, on every GPU pool node."""
+    from .test_overhead import overhead_drift
+
+    shape = shapes("karpenter")
+    synth = shape.copy_synth()
+    _dcgm_values(synth).append(json.dumps({"resources": {"requests": {"cpu": "300m", "memory": "256Mi"}}}))
+    drift = overhead_drift(shape, shape.build(synth))
+    assert {m.split(":")[0] for m in drift if DCGM in m} == {n for n in _gpu_pool_nodes(shape.model)}
+    assert overhead_drift(shape, shape.model) == []

@@ -12,6 +12,7 @@ from decimal import ROUND_CEILING, Decimal
 import pytest
 
 from config import capacity
+from config.instances import lookup
 
 from .conftest import SHAPE_NAMES, Shape
 from .facts import table_daemonset
@@ -80,6 +81,18 @@ def overhead_drift(shape: Shape, model: ClusterModel) -> list[str]:
 def test_the_daemonset_table_matches_the_model(shapes, shape_name):
     shape = shapes(shape_name)
     assert overhead_drift(shape, shape.model) == []
+
+
+@pytest.mark.parametrize("shape_name", SHAPE_NAMES)
+def test_the_config_leaves_a_ray_pod_the_room_the_model_leaves(shapes, shape_name):
+    """What synth-time validation lets one Ray pod request on a node (AppConfig.pod_room_on: the pod-fit and the
+    max_replicas checks, managed groups and Karpenter pools alike) is what the model leaves on that node after the
+    DaemonSets it places there -- the DCGM exporter's on GPU nodes included."""
+    shape = shapes(shape_name)
+    for n, node in shape.model.nodes.items():
+        room = shape.cfg.pod_room_on(lookup(node.instance_type.name), shape.roles[node.group])
+        free = shape.model.free(n)
+        assert (room.cpu_millicores, room.memory_mebibytes * MIB) == (free.get(CPU), free.get(MEMORY)), n
 
 
 def test_every_daemonset_the_model_places_is_in_the_table(shapes):

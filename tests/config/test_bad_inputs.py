@@ -249,7 +249,8 @@ CASES = [
         {"name": "cpu", "node_group": "core", "gpus": 0, "cpu": "1", "memory": "4Gi"}]},
         "observability": {"dcgm_exporter": True}},
         expect="observability.dcgm_exporter: the cluster has no gpu node group"),
-    Bad("kube-prometheus-stack-with-annotations", {"observability": {"kube_prometheus_stack": True}},
+    Bad("kube-prometheus-stack-with-annotations", {"observability": {"kube_prometheus_stack": True,
+                                                                     "metrics_scrape": "annotations"}},
         expect="observability.metrics_scrape: kube_prometheus_stack's Prometheus reads PodMonitors"),
     Bad("alert-threshold-range", {"observability": {"alerts": {"gpu_idle_percent": 0}}},
         expect="observability.alerts.gpu_idle_percent: must be greater than or equal to 1"),
@@ -268,6 +269,15 @@ CASES = [
         "ray": {"worker_groups": [{"name": "w", "node_group": "cpu", "gpus": 0, "max_replicas": 5}]}},
         expect="ray.worker_groups[0].max_replicas: 5 workers never fit node group 'cpu' at its max_size 2: one "
                "m6i.2xlarge node holds 2, so 4 run"),
+    # The DCGM exporter's requests on a Karpenter GPU pool's nodes: 4 fit a g5.12xlarge without it, 3 with it.
+    Bad("max-replicas-beyond-karpenter-pool-with-dcgm", {
+        "cluster": {"autoscaler": "karpenter", "node_groups": [CORE, {
+            "name": "gpu", "role": "gpu", "instance_types": ["g5.12xlarge"], "max_size": 1}]},
+        "ray": {"worker_groups": [{"name": "w", "node_group": "gpu", "max_replicas": 4, "cpu": "11900m",
+                                   "memory": "40Gi", "gpus": 1}]},
+        "observability": {"dcgm_exporter": True}},
+        expect="ray.worker_groups[0].max_replicas: 4 workers never fit node group 'gpu' at its max_size 1: one "
+               "g5.12xlarge node holds 3, so 3 run"),
     Bad("az-count-beyond-region", {"network": {"az_count": 5}},
         expect="network.az_count: 5 AZs, and us-west-2 has 4 (us-west-2a, us-west-2b, us-west-2c, us-west-2d): "
                "at most 4"),

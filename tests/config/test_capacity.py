@@ -183,3 +183,28 @@ def test_every_instance_type_of_a_group_is_checked():
     data["cluster"]["node_groups"][0]["instance_types"] = ["m6i.large"]
     parse_config(data)
 
+
+
+def test_the_dcgm_exporter_counts_in_how_many_workers_a_karpenter_pool_holds():
+    """Four 11900m one-GPU workers fill a g5.12xlarge (47810m allocatable, 180m of DaemonSets): with the DCGM
+    exporter's 100m on every GPU node only three do, so a pool of one such node cannot hold max_replicas 4."""
+    data = {"cluster": {"autoscaler": "karpenter", "node_groups": [
+                CORE, {"name": "gpu", "role": "gpu", "instance_types": ["g5.12xlarge"], "max_size": 1}]},
+            "ray": {"worker_groups": [{"name": "w", "node_group": "gpu", "max_replicas": 4, "cpu": "11900m",
+                                       "memory": "40Gi", "gpus": 1}]}}
+    parse_config(data)
+    message = _error({**data, "observability": {"dcgm_exporter": True}})
+    assert message == ("config: ray.worker_groups[0].max_replicas: 4 workers never fit node group 'gpu' at its "
+                       "max_size 1: one g5.12xlarge node holds 3, so 3 run and the rest stay Pending; lower "
+                       "max_replicas to 3 or raise cluster.node_groups[1].max_size to 2"), message
+
+
+def test_the_dcgm_exporter_counts_in_the_pod_fit_of_a_karpenter_pool():
+    data = {"cluster": {"autoscaler": "karpenter", "node_groups": [
+                CORE, {"name": "gpu", "role": "gpu", "instance_types": ["g5.2xlarge", "g5.4xlarge"], "max_size": 2}]},
+            "ray": {"worker_groups": [{"name": "w", "node_group": "gpu", "max_replicas": 2, "cpu": "7700m",
+                                       "memory": "20Gi", "gpus": 1}]}}
+    parse_config(data)  # 7730m room on a g5.2xlarge
+    message = _error({**data, "observability": {"dcgm_exporter": True}})
+    assert "ray.worker_groups[0].cpu: 7700m does not fit one g5.2xlarge node of node group 'gpu'" in message
+    assert message.endswith("at most 7630m"), message

@@ -214,3 +214,36 @@ def test_head_memory_rule_of_thumb_grows_with_the_workers():
     workers = [{"name": "g", "node_group": "gpu", "max_replicas": 17}]
     assert parse_config({"cluster": {"node_groups": [core, gpu_17]},
                          "ray": {"head": {"memory": "8Gi"}, "worker_groups": workers}}).ray.head.memory == "8Gi"
+
+
+@pytest.mark.parametrize("observability, mode", [
+    ({}, "annotations"),
+    ({"kube_prometheus_stack": True}, "monitors"),  # turning on kube-prometheus-stack is enough
+    ({"kube_prometheus_stack": True, "metrics_scrape": "none"}, "none"),
+    ({"metrics_scrape": "monitors"}, "monitors"),  # an existing Prometheus Operator
+    ({"metrics_scrape": "none"}, "none"),
+])
+def test_metrics_scrape_defaults_to_what_the_chosen_prometheus_reads(observability, mode):
+    assert parse_config({"observability": observability}).observability.scrape_mode == mode
+
+
+def test_only_the_config_reads_metrics_scrape_unresolved():
+    """Every reader takes the resolved ``scrape_mode``: ``metrics_scrape`` itself may be unset (None)."""
+    import ast
+
+    readers = []
+    for d in ("stacks", "constructs_lib", "scripts", "lambdas", "observability", "conventions", "config"):
+        for f in sorted((ROOT / d).rglob("*.py")):
+            if f == ROOT / "config" / "models.py":
+                continue
+            tree = ast.parse(f.read_text(), str(f))
+            readers += [f"{f.relative_to(ROOT)}:{n.lineno}" for n in ast.walk(tree)
+                        if isinstance(n, ast.Attribute) and n.attr == "metrics_scrape"]
+    assert readers == []
+
+
+def test_the_prod_example_relies_on_the_derived_scrape_mode():
+    """prod-gpu.yaml turns kube-prometheus-stack on without metrics_scrape: its synth (tests/constructs_lib/
+    test_observability.py, tests/stacks/test_ray_access.py) proves the stacks scrape by PodMonitor from that alone."""
+    obs = load_config(str(ROOT / "config" / "examples" / "prod-gpu.yaml")).observability
+    assert obs.kube_prometheus_stack and obs.metrics_scrape is None and obs.scrape_mode == "monitors"

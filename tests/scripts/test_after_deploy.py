@@ -1,7 +1,8 @@
 """Every make target a user runs after the deploy tells the truth: with the cluster absent (no kubeconfig, no tunnel,
-nothing deployed) `make tunnel`, `dashboard`, `token`, `submit`, `pipeline`, `job-yaml` and `image` exit non-zero with
-one line that says what to do, and nothing of kubectl's `localhost:8080` noise. Run through make, as users run them,
-with the real kubectl, terraform (the offline provider mirror) and states that real terraform wrote.
+nothing deployed) `make tunnel`, `dashboard`, `token`, `submit`, `grafana`, `pipeline`, `job-yaml` and `image` exit
+non-zero with one line that says what to do, and nothing of kubectl's `localhost:8080` noise (the cluster checks are
+scripts/cluster_access.py's, one owner for the Ray targets and `make grafana`). Run through make, as users run
+them, with the real kubectl, terraform (the offline provider mirror) and states that real terraform wrote.
 
 And the tunnel's TLS for real: a server holding a certificate for an EKS endpoint's host name, on 127.0.0.1, is
 reached by the tunnel's own check and by kubectl through a kubeconfig with ``tls-server-name``, and refused without
@@ -27,7 +28,8 @@ import pytest
 import yaml
 
 from config import parse_config
-from scripts.ray_commands import NotReady, check_cluster, check_ray_deployed
+from scripts.cluster_access import NotReady, check_cluster
+from scripts.ray_commands import check_ray_deployed
 from scripts.tunnel import api_answers
 from tests.helpers import app_env, run_make
 
@@ -78,9 +80,17 @@ def outdir(default_synth, tmp_path_factory) -> Path:
 
 
 # ------------------------------------------------------------------------------------------- nothing deployed
-@pytest.mark.parametrize("target", ["dashboard", "token", "submit"])
-def test_without_a_kubeconfig_the_ray_targets_say_make_kubeconfig(target, tmp_path, outdir):
-    r = run_make(target, env=_env(tmp_path, outdir))
+CLUSTER_TARGETS = ["dashboard", "token", "submit", "grafana"]
+
+
+def _config(target: str, **sections) -> dict:
+    """The defaults (and ``sections``), with kube-prometheus-stack for `make grafana` (else it has no Grafana)."""
+    return {**sections, **({"observability": {"kube_prometheus_stack": True}} if target == "grafana" else {})}
+
+
+@pytest.mark.parametrize("target", CLUSTER_TARGETS)
+def test_without_a_kubeconfig_the_cluster_targets_say_make_kubeconfig(target, tmp_path, outdir):
+    r = run_make(target, env=_env(tmp_path, outdir, _config(target)))
     assert r.returncode != 0 and r.stdout == "", r.stdout
     (line,) = _errors(r)
     assert "no kubeconfig" in line and "run `make kubeconfig` (aws eks update-kubeconfig --region us-west-2 --name " \
@@ -88,21 +98,36 @@ def test_without_a_kubeconfig_the_ray_targets_say_make_kubeconfig(target, tmp_pa
     assert "localhost:8080" not in r.stderr
 
 
-@pytest.mark.parametrize("target", ["dashboard", "token", "submit"])
-def test_without_the_tunnel_the_ray_targets_say_make_tunnel(target, tmp_path, outdir):
+@pytest.mark.parametrize("target", CLUSTER_TARGETS)
+def test_without_the_tunnel_the_cluster_targets_say_make_tunnel(target, tmp_path, outdir):
     port = _free_port()  # nothing listens: the tunnel is not open
     _kubeconfig(tmp_path / "kubeconfig", f"https://127.0.0.1:{port}", server_name=ENDPOINT_HOST)
-    r = run_make(target, env=_env(tmp_path, outdir, {"cluster": {"tunnel_local_port": port}}))
+    r = run_make(target, env=_env(tmp_path, outdir, _config(target, cluster={"tunnel_local_port": port})))
     assert r.returncode != 0 and r.stdout == ""
     (line,) = _errors(r)
     assert line.endswith("refused the connection): run `make tunnel`"), line
 
 
-def test_another_clusters_context_is_not_used(tmp_path, outdir):
+@pytest.mark.parametrize("target", ["token", "grafana"])
+def test_another_clusters_context_is_not_used(target, tmp_path, outdir):
     _kubeconfig(tmp_path / "kubeconfig", "https://127.0.0.1:1", cluster="arn:aws:eks:eu-west-1:1:cluster/other")
-    r = run_make("token", env=_env(tmp_path, outdir))
+    r = run_make(target, env=_env(tmp_path, outdir, _config(target)))
     (line,) = _errors(r)
     assert r.returncode != 0 and "not the EKS cluster ray-eks in us-west-2: run `make kubeconfig`" in line
+
+
+@pytest.mark.parametrize("target, namespace", [("dashboard", "ray"), ("token", "ray"), ("grafana", "monitoring")])
+def test_with_the_cluster_reachable_and_nothing_deployed_the_cluster_targets_say_make_deploy(target, namespace,
+                                                                                              tmp_path, outdir):
+    """Through the tunnel's address to an API that answers (TLS for the endpoint's host name) and has none of our
+    namespaces: one line naming the namespace and `make deploy`."""
+    with _api_server(tmp_path) as (port, ca):
+        _kubeconfig(tmp_path / "kubeconfig", f"https://127.0.0.1:{port}", ca=ca, server_name=ENDPOINT_HOST)
+        r = run_make(target, env=_env(tmp_path, outdir, _config(target, cluster={"tunnel_local_port": port})))
+    assert r.returncode != 0 and r.stdout == "", r.stdout
+    (line,) = _errors(r)
+    assert line.startswith(f"error: namespace {namespace} does not exist: ") and line.endswith("(run `make deploy`)"), \
+        line
 
 
 def test_tunnel_pipeline_job_yaml_and_image_say_make_deploy_when_nothing_is_deployed(tmp_path, outdir):

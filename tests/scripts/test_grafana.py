@@ -1,6 +1,8 @@
 """`make grafana` (scripts/grafana.py): the login read from Grafana's Secret with the real kubectl, through a
-kubeconfig pointing at a small HTTP server that answers kubectl's GET of that Secret as the API server does (there
-is no cluster here; the port-forward itself needs one); and one line with what to do when it cannot work."""
+kubeconfig pointing at a small HTTP server that answers kubectl's requests (/livez, the monitoring namespace, that
+Secret) as the API server does (there is no cluster here; the port-forward itself needs one); and one line with what
+to do when it cannot work. The cluster checks it shares with the Ray targets (no kubeconfig, no tunnel, nothing
+deployed, through `make grafana`) are in test_after_deploy.py."""
 
 from __future__ import annotations
 
@@ -18,6 +20,9 @@ import yaml
 from tests.helpers import EXAMPLES, ROOT, app_env
 
 SECRET_PATH = "/api/v1/namespaces/monitoring/secrets/kube-prometheus-stack-grafana"
+NAMESPACE_PATH = "/api/v1/namespaces/monitoring"
+# The prod example's cluster (ray-prod in us-west-2), as `make kubeconfig` names it in the kubeconfig.
+CLUSTER_ARN = "arn:aws:eks:us-west-2:123456789012:cluster/ray-prod"
 
 
 def run(tmp_path, config, kubeconfig=None, path=None):
@@ -35,25 +40,35 @@ DISCOVERY = {
     "/apis": {"kind": "APIGroupList", "apiVersion": "v1", "groups": []},
     "/api/v1": {"kind": "APIResourceList", "groupVersion": "v1", "resources": [
         {"name": "secrets", "singularName": "secret", "namespaced": True, "kind": "Secret",
-         "verbs": ["get", "list"], "shortNames": []}]},
+         "verbs": ["get", "list"], "shortNames": []},
+        {"name": "namespaces", "singularName": "namespace", "namespaced": False, "kind": "Namespace",
+         "verbs": ["get", "list"], "shortNames": ["ns"]}]},
 }
+NAMESPACE = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "monitoring"}}
 
 
 class _Api(BaseHTTPRequestHandler):
     secret: dict | None = None
+    namespace: bool = True
 
     def do_GET(self):
         path = self.path.split("?", 1)[0]
-        if path in DISCOVERY:
+        kind = "application/json"
+        if path == "/livez":
+            body, status, kind = b"ok", 200, "text/plain"
+        elif path in DISCOVERY:
             body, status = json.dumps(DISCOVERY[path]).encode(), 200
+        elif path == NAMESPACE_PATH and self.namespace:
+            body, status = json.dumps(NAMESPACE).encode(), 200
         elif path == SECRET_PATH and self.secret is not None:
             body, status = json.dumps(self.secret).encode(), 200
         else:
+            name = path.rsplit("/", 1)[-1]
             body = json.dumps({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound",
-                               "code": 404, "message": 'secrets "kube-prometheus-stack-grafana" not found'}).encode()
+                               "code": 404, "message": f'"{name}" not found'}).encode()
             status = 404
         self.send_response(status)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", kind)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
@@ -69,12 +84,13 @@ def api(tmp_path):
     kubeconfig = tmp_path / "kubeconfig"
     kubeconfig.write_text(yaml.safe_dump({
         "apiVersion": "v1", "kind": "Config", "current-context": "t",
-        "clusters": [{"name": "t", "cluster": {"server": f"http://127.0.0.1:{server.server_address[1]}"}}],
-        "contexts": [{"name": "t", "context": {"cluster": "t", "user": "t"}}],
+        "clusters": [{"name": CLUSTER_ARN, "cluster": {"server": f"http://127.0.0.1:{server.server_address[1]}"}}],
+        "contexts": [{"name": "t", "context": {"cluster": CLUSTER_ARN, "user": "t"}}],
         "users": [{"name": "t", "user": {"token": "t"}}]}))
     yield kubeconfig
     server.shutdown()
     _Api.secret = None
+    _Api.namespace = True
 
 
 def b64(s: str) -> str:
@@ -105,18 +121,25 @@ def test_no_secret_is_one_line_saying_to_deploy(tmp_path, api, kubectl):
     assert line.startswith("error: Grafana's Secret monitoring/kube-prometheus-stack-grafana is not there")
 
 
-def test_no_cluster_is_one_line_saying_to_connect(tmp_path, kubectl):
+def test_no_monitoring_namespace_is_one_line_saying_to_deploy(tmp_path, api, kubectl):
+    _Api.namespace = False
+    r = run(tmp_path, EXAMPLES / "prod-gpu.yaml", kubeconfig=api)
+    assert r.returncode == 1
+    assert r.stderr.strip() == ("error: namespace monitoring does not exist: the ray stack is not deployed with "
+                                "observability.kube_prometheus_stack: true (run `make deploy`)")
+
+
+def test_no_kubeconfig_is_one_line_saying_make_kubeconfig(tmp_path, kubectl):
     r = run(tmp_path, EXAMPLES / "prod-gpu.yaml")
     assert r.returncode == 1, r.stdout
-    (line,) = r.stderr.strip().splitlines()
-    assert line.startswith("error: kubectl cannot read monitoring/kube-prometheus-stack-grafana") and \
-        "update-kubeconfig" in line
+    assert r.stderr.strip() == ("error: kubectl has no current context (no kubeconfig): run `make kubeconfig` (aws eks "
+                                "update-kubeconfig --region us-west-2 --name ray-prod)")
 
 
 def test_no_kubectl_is_one_line(tmp_path):
     r = run(tmp_path, EXAMPLES / "prod-gpu.yaml", path="/nonexistent")
     assert r.returncode == 1
-    assert r.stderr.strip() == "error: kubectl is not installed: install it (https://kubernetes.io/docs/tasks/tools/)"
+    assert r.stderr.strip() == "error: kubectl is not on PATH: install kubectl: https://kubernetes.io/docs/tasks/tools/"
 
 
 def test_no_grafana_in_this_deployment_is_one_line(tmp_path):

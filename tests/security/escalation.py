@@ -17,7 +17,15 @@ Facts, and where each comes from:
   orchestrator's Jobs from its function's package, the rendered job objects);
 - the node's instance metadata: reachable from pods unless every launch template requires IMDSv2 with hop limit 1;
 - a Lambda function: what an invoker gets is what the function's code does with an event, found by invoking its
-  ``run`` with a hostile event against a recorder (a function that creates the event's pod spec grants ``pods:``).
+  ``run`` with a hostile event against a recorder (a function that creates the event's pod spec grants ``pods:``);
+- charts other than KubeRay: a pod's security and a ServiceAccount's RBAC where the chart's facts record them
+  (``pod_security``, ``rbac`` in tests/reference/charts/: the DCGM exporter, Grafana); the ServiceAccounts a chart or
+  add-on creates for an IAM role (IRSA subjects) count as cluster admin otherwise (Karpenter, cluster-autoscaler...);
+- AWS: the nodes' roles (node groups, EC2_LINUX access entries) are the node; an IAM policy that may iam:PassRole a
+  role and ec2:RunInstances launches instances as it (Karpenter's controller and the node role); an admin access
+  policy association makes its principal cluster admin; an instance whose role has AmazonSSMManagedInstanceCore
+  takes Session Manager sessions (ssm-user may sudo): its role, and the networks its security group lets it reach
+  (the API tunnel: the cluster security group, i.e. the private API endpoint, on 443).
 """
 
 from __future__ import annotations
@@ -34,13 +42,13 @@ from conventions.kubernetes import auth_secret_name
 from lambdas import ray_orchestrator as fn
 from scripts.derive_kuberay_rbac import DEFAULT_OUT as KUBERAY_RBAC
 from tests.cluster_model import helm
-from tests.cluster_model.facts import chart_facts
+from tests.cluster_model.facts import chart_facts, holds
 from tests.cluster_model.workloads import function_jobs, manifest_workloads, release_values
 from tests.helpers import REFERENCE, stack_items, tf_json
 from tests.k8s_authz import Graph, capabilities, role_rules
 from tests.orchestrator_objects import packaged_steps_at
 
-from .pod_security import allows_host_access, containers, enforced_level
+from .pod_security import BASELINE_CAPABILITIES, allows_host_access, containers, enforced_level
 
 EXISTING_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 ADDON_NAMESPACES = {"amazon-cloudwatch-observability": "amazon-cloudwatch"}
@@ -49,6 +57,10 @@ API_AUDIENCE = None  # a projected serviceAccountToken without audience: the API
 TOKEN_PATH = "/var/run/secrets/kubernetes.io/serviceaccount"
 IRSA_ANNOTATION = "eks.amazonaws.com/role-arn"
 UNMODELLED = "*"  # in pod-as:<ns>/* and secret:<ns>/*: what a chart or add-on we do not model may hold
+SSM_POLICY = "AmazonSSMManagedInstanceCore"
+# EKS access policies that make their principal cluster admin (EKS user guide, "Review access policy permissions").
+ADMIN_ACCESS_POLICIES = ("AmazonEKSClusterAdminPolicy", "AmazonEKSAdminPolicy")
+API_NETWORK = "network:kubernetes-api"  # reaches the API endpoint on 443 (Kubernetes still authenticates)
 
 
 @dataclass
@@ -73,6 +85,9 @@ class Deployment:
     functions: dict[str, tuple[fn.Pipeline, str]]  # function address -> (what it works with, its IAM role)
     access_entries: dict[str, list[str]]  # IAM role -> Kubernetes groups
     imds_open: bool
+    chart_service_accounts: set[str] = field(default_factory=set)  # "ns/name": a chart's, its RBAC not modelled
+    aws_edges: list[tuple[str, str, str]] = field(default_factory=list)  # (from, to, why): IAM, EKS, EC2 facts
+    charts: dict[str, str] = field(default_factory=dict)  # chart -> the "ns/name" of its ServiceAccount, where known
 
     def watches(self, namespace: str) -> bool:
         return self.operator_watches is None or namespace in self.operator_watches or namespace == "*"
@@ -248,6 +263,11 @@ def _host_access(spec: dict) -> list[str]:
     reasons += [f"privileged {c.get('name')}" for c in containers(spec)
                 if (c.get("securityContext") or {}).get("privileged")]
     reasons += [f"hostPath {v['name']}" for v in spec.get("volumes") or [] if "hostPath" in v]
+    for c in containers(spec):
+        caps = ((c.get("securityContext") or {}).get("capabilities") or {}).get("add") or []
+        added = set(caps) - BASELINE_CAPABILITIES
+        if added:
+            reasons.append(f"{c.get('name')} adds {', '.join(sorted(added))}")
     return reasons
 
 
@@ -268,6 +288,7 @@ def deployment(synth: dict, documents: dict[str, Iterable[dict]] | None = None) 
     imds_open = False
     kuberay = None
     roles_by_name: dict[tuple[str, str], list[dict]] = {}
+    charts: dict[str, str] = {}
 
     for _, stack in stack_items(synth):
         res = stack.get("resource", {})
@@ -319,7 +340,8 @@ def deployment(synth: dict, documents: dict[str, Iterable[dict]] | None = None) 
                 # The operator chart's pod (its own ServiceAccount) and what Pod Security reads of it.
                 pods.append(Pod(f"helm/{rel['name']}/kuberay-operator", ns, operator_pod_security(rel)))
             else:
-                unmodelled.add(ns)  # a chart whose ServiceAccounts and Secrets the model does not know
+                unmodelled.add(ns)  # a chart whose other ServiceAccounts and Secrets the model does not know
+                pods += _chart_facts(rel, key, ns, r, service_accounts, bindings, charts, secrets)
     for _, stack in stack_items(synth):
         res = stack.get("resource", {})
         for key, binding in (res.get("kubernetes_role_binding_v1") or {}).items():
@@ -360,9 +382,15 @@ def deployment(synth: dict, documents: dict[str, Iterable[dict]] | None = None) 
         service_accounts.setdefault(f"{ns}/default", {"automount": True, "irsa": None})
         if ns in unmodelled:
             secrets.setdefault(ns, set()).add(UNMODELLED)
+    # An IAM role trusting a ServiceAccount none of our objects creates: a chart's or add-on's (Karpenter's,
+    # cluster-autoscaler's, the CSI driver's...), whose RBAC the model does not know.
+    chart_sas = {sa for sa in irsa if sa not in service_accounts}
+    for sa in chart_sas:
+        service_accounts[sa] = {"automount": True, "irsa": None}
     return Deployment(namespaces=namespaces, ours=ours, service_accounts=service_accounts, unmodelled=unmodelled,
                       irsa=irsa, bindings=bindings, operator_watches=operator_watches, secrets=secrets, pods=pods,
-                      functions=functions, access_entries=access, imds_open=imds_open)
+                      functions=functions, access_entries=access, imds_open=imds_open, chart_service_accounts=chart_sas,
+                      aws_edges=aws_edges(synth, r), charts=charts)
 
 
 def _stack_name(synth: dict, stack: dict) -> str:
@@ -399,7 +427,14 @@ def _manifest_pods(obj: dict, ns: str, kuberay, service_accounts: dict, secrets:
 def operator_pod_security(release: dict) -> dict:
     """The operator's pod as the chart renders what Pod Security reads of it (recorded in the chart's facts)."""
     rec = chart_facts(release["chart"], str(release["version"])).data["pod_security"]
-    values = kuberay_values(release)
+    return chart_pod_security(rec, kuberay_values(release))
+
+
+def chart_pod_security(rec: dict, values: dict) -> dict:
+    """A chart's pod, what Pod Security and the graph read of it (a ``pod_security`` record), for these values."""
+    for path in rec.get("unrecorded_when") or []:
+        if helm.truthy(helm.get_path(values, path)):
+            raise ValueError(f"{path} is set: what it changes in the pod is not recorded")
 
     def value(path: str):
         return copy.deepcopy(helm.get_path(values, path))
@@ -412,6 +447,122 @@ def operator_pod_security(release: dict) -> dict:
                           for c in rec["containers"]]
     spec["volumes"] = [{"name": v["name"], v["type"]: {}} for v in rec["volumes"]]
     return spec
+
+
+def chart_rbac(rec: dict, values: dict, namespace: str) -> list[tuple[str, list[dict], str | None]]:
+    """The bindings a chart's ``rbac`` record grants its ServiceAccount, for these values."""
+    subject = f"sa:{namespace}/{rec['service_account']}"
+    out: list[tuple[str, list[dict], str | None]] = []
+    for b in rec["bindings"]:
+        if not (holds(b.get("when"), values) and holds(b.get("when_any"), values, any_of=True)):
+            continue
+        rules = [r["rule"] for r in b["rules"] if holds(r.get("when_any"), values, any_of=True)]
+        if rules:
+            out.append((subject, rules, namespace if b["scope"] == "namespace" else None))
+    return out
+
+
+def _chart_facts(rel: dict, key: str, ns: str, r: Resolver, service_accounts: dict, bindings: list,
+                 charts: dict, secrets: dict) -> list[Pod]:
+    """What a chart's facts record beyond placement: its pod's security, its ServiceAccounts' RBAC and its Secrets
+    (the chart's own and its enabled subcharts')."""
+    facts = chart_facts(rel["chart"], str(rel["version"]))
+    values = helm.coalesce(facts.chart, r.literal(release_values(rel, key)))
+    scopes = [(facts.data, values, rel["chart"])]
+    for dep in facts.data.get("dependencies") or []:
+        if helm.condition_enabled(values, dep.get("condition")):
+            scopes.append((dep, values.get(dep["key"]) or {}, dep.get("chart", dep["key"])))
+    named = helm.get_path(values, "serviceAccount.name")
+    if named:  # the ServiceAccount our values name (Karpenter's, which its IAM role trusts)
+        charts[rel["chart"]] = f"{ns}/{named}"
+    pods = []
+    for data, vals, chart in scopes:
+        rec = data.get("rbac")
+        if rec is not None:
+            sa = f"{ns}/{rec['service_account']}"
+            automount = helm.truthy(helm.get_path(vals, rec["automount"])) if rec.get("automount") else True
+            service_accounts[sa] = {"automount": automount, "irsa": None}
+            bindings += chart_rbac(rec, vals, ns)
+            charts[chart] = sa
+        for secret in data.get("secrets") or []:
+            if holds(secret.get("when"), vals):
+                secrets.setdefault(ns, set()).add(secret["name"])
+        rec = data.get("pod_security")
+        if rec is not None:
+            pods.append(Pod(f"helm/{rel['name']}/{rec['workload']}", ns, chart_pod_security(rec, vals)))
+    return pods
+
+
+def _role_arn_address(value: str, entries: dict[str, dict]) -> str:
+    """An IAM principal as the graph names it: a role's address, or the literal ARN (an access entry's principal
+    followed to what it names)."""
+    m = _REF.match(value) if isinstance(value, str) else None
+    if m and m.group("addr").startswith("aws_eks_access_entry."):
+        return _role_arn_address(entries[m.group("addr").split(".", 1)[1]]["principal_arn"], entries)
+    return Resolver.address(value)
+
+
+def _actions(statement: dict) -> set[str]:
+    a = statement.get("Action") or []
+    return {a} if isinstance(a, str) else set(a)
+
+
+def aws_edges(synth: dict, r: Resolver) -> list[tuple[str, str, str]]:
+    """Who becomes whom through AWS: the nodes' roles, instances launched as a role, EKS admin access, Session
+    Manager on an instance (see the module docstring)."""
+    res: dict[str, dict] = {}
+    for _, stack in stack_items(synth):
+        for rtype, items in (stack.get("resource") or {}).items():
+            res.setdefault(rtype, {}).update(items)
+    out: list[tuple[str, str, str]] = []
+    entries = res.get("aws_eks_access_entry") or {}
+    node_roles = {Resolver.address(g["node_role_arn"]) for g in (res.get("aws_eks_node_group") or {}).values()}
+    node_roles |= {_role_arn_address(e["principal_arn"], entries) for e in entries.values()
+                   if e.get("type") == "EC2_LINUX"}
+    for role in sorted(node_roles):
+        out.append((f"iam:{role}", "node", "the role the nodes run as"))
+    for p in (res.get("aws_iam_role_policy") or {}).values():
+        role = Resolver.address(p["role"])
+        statements = [s for s in tf_json(p["policy"]).get("Statement", []) if s.get("Effect") == "Allow"]
+        launches = any(_actions(s) & {"ec2:RunInstances", "ec2:CreateFleet", "ec2:*", "*"} for s in statements)
+        for s in statements:
+            if not _actions(s) & {"iam:PassRole", "iam:*", "*"}:
+                continue
+            passed = [s["Resource"]] if isinstance(s["Resource"], str) else s["Resource"]
+            for target in passed:
+                if "*" in target:
+                    raise ValueError(f"{role}: iam:PassRole on {target}: the model does not expand wildcards")
+                if launches:
+                    out.append((f"iam:{role}", f"iam:{Resolver.address(target)}",
+                                "iam:PassRole on it and ec2:RunInstances: launches instances that run as it"))
+    for assoc in (res.get("aws_eks_access_policy_association") or {}).values():
+        policy = assoc["policy_arn"].rsplit("/", 1)[-1]
+        if policy not in ADMIN_ACCESS_POLICIES:
+            raise ValueError(f"EKS access policy {policy}: not modelled")
+        out.append((f"iam:{_role_arn_address(assoc['principal_arn'], entries)}", "cluster-admin",
+                    f"EKS access policy {policy}"))
+    ssm_roles = {Resolver.address(a["role"]) for a in (res.get("aws_iam_role_policy_attachment") or {}).values()
+                 if a["policy_arn"].endswith(f"/{SSM_POLICY}")}
+    profiles = {f"aws_iam_instance_profile.{k}": Resolver.address(v["role"])
+                for k, v in (res.get("aws_iam_instance_profile") or {}).items()}
+    egress = res.get("aws_vpc_security_group_egress_rule") or {}
+    for key, instance in (res.get("aws_instance") or {}).items():
+        role = profiles.get(Resolver.address(instance.get("iam_instance_profile", "")))
+        if role not in ssm_roles:
+            continue
+        target = f"ssm:aws_instance.{key}"
+        out.append((target, f"iam:{role}", "a Session Manager shell on it (ssm-user may sudo): its instance "
+                                           "profile's credentials from instance metadata"))
+        groups = {Resolver.address(g) for g in instance.get("vpc_security_group_ids") or []}
+        for rule in egress.values():
+            if (Resolver.address(rule["security_group_id"]) in groups
+                    and "cluster_security_group_id" in str(rule.get("referenced_security_group_id"))
+                    and int(rule.get("from_port", 0)) <= 443 <= int(rule.get("to_port", 0))):
+                out.append((target, API_NETWORK, "its security group: HTTPS to the cluster security group (the "
+                                                 "private API endpoint, where Kubernetes still authenticates)"))
+    for role in sorted(node_roles & ssm_roles):
+        out.append((f"ssm:nodes/{role}", "node", "a Session Manager shell on a node (ssm-user may sudo): root there"))
+    return out
 
 
 # ------------------------------------------------------------------------------------------ the graph
@@ -466,6 +617,8 @@ def build_graph(dep: Deployment, function_run: Callable | None = None) -> Graph:
             g.add(f"secrets:{ns}", f"secret:{ns}/{secret}", "read")
     for sa in dep.service_accounts:
         g.add(f"pod-as:{sa}", f"sa:{sa}", "mount its token")
+        if sa in dep.chart_service_accounts:
+            g.add(f"sa:{sa}", "cluster-admin", "assumed: a chart's or add-on's ServiceAccount (RBAC not modelled)")
         for role in sorted(dep.irsa.get(sa, ())):
             g.add(f"pod-as:{sa}", f"iam:{role}", "a web-identity token for a role that trusts it (IRSA)")
     for subject, rules, ns in bindings:
@@ -503,6 +656,8 @@ def build_graph(dep: Deployment, function_run: Callable | None = None) -> Graph:
             g.add(f"invoke:{address}", f"pods:{pipeline.namespace}", "the function creates the event's Job")
         else:
             g.add(f"invoke:{address}", f"invoke:{address}", "its own steps' Jobs only")
+    for src, dst, why in dep.aws_edges:
+        g.add(src, dst, why)
     g.add("cluster-admin", "node", "anything")
     return g
 
@@ -565,6 +720,17 @@ def identities(dep: Deployment) -> dict[str, str]:
     for subject, _, _ in dep.bindings:
         if subject.endswith("/kuberay-operator"):
             out["The KubeRay operator"] = subject
+    # What the deployment has with some settings only (the config that brings it in parentheses).
+    for src in sorted({src for src, _, _ in dep.aws_edges if src.startswith("ssm:aws_instance.")}):
+        out["Whoever may ssm:StartSession on the API tunnel instance (`endpoint_access: tunnel`)"] = src
+    if "karpenter" in dep.charts:
+        out["The Karpenter controller (`autoscaler: karpenter`)"] = f"pod-as:{dep.charts['karpenter']}"
+    if "dcgm-exporter" in dep.charts:
+        ns, sa = dep.charts["dcgm-exporter"].split("/")
+        pod = next(p for p in dep.pods if p.namespace == ns and p.spec.get("serviceAccountName") == sa)
+        out["The DCGM exporter (`dcgm_exporter`)"] = f"container:{pod.key}/{next(containers(pod.spec))['name']}"
+    if "grafana" in dep.charts:
+        out["Grafana (`kube_prometheus_stack`)"] = f"pod-as:{dep.charts['grafana']}"
     return out
 
 
@@ -572,18 +738,25 @@ def _short(node: str) -> str:
     return node.split(":", 1)[1].replace("aws_iam_role.", "")
 
 
-def identities_table(dep: Deployment) -> str:
-    g = build_graph(dep)
+def identities_table(deps: list[Deployment]) -> str:
+    """One row per identity of the deployments, each from the first deployment that has it (the default first)."""
     rows = ["| identity | creates pods in | IAM roles | Secrets | node or cluster admin |",
             "| --- | --- | --- | --- | --- |"]
-    for name, start in identities(dep).items():
-        seen = set(g.reach(start))
-        pods = sorted(_short(n) for n in seen if n.startswith("pods:"))
-        roles = sorted(_short(n) for n in seen if n.startswith("iam:") and n != start)
-        secrets = sorted(_short(n) for n in seen if n.startswith("secret:"))
-        host = "yes" if {"node", "cluster-admin"} & seen else "no"
-        rows.append(f"| {name} | {', '.join(pods) or '-'} | {', '.join(roles) or '-'} | {', '.join(secrets) or '-'} "
-                    f"| {host} |")
+    done: set[str] = set()
+    for dep in deps:
+        g = build_graph(dep)
+        for name, start in identities(dep).items():
+            if name in done:
+                continue
+            done.add(name)
+            seen = set(g.reach(start))
+            admin = "cluster-admin" in seen
+            pods = ["any"] if admin else sorted(_short(n) for n in seen if n.startswith("pods:"))
+            roles = sorted(_short(n) for n in seen if n.startswith("iam:") and n != start)
+            secrets = ["any"] if admin else sorted(_short(n) for n in seen if n.startswith("secret:"))
+            host = "cluster admin" if admin else "node" if "node" in seen else "no"
+            rows.append(f"| {name} | {', '.join(pods) or '-'} | {', '.join(roles) or '-'} | "
+                        f"{', '.join(secrets) or '-'} | {host} |")
     return "\n".join(rows)
 
 
@@ -592,24 +765,33 @@ def docs_block(text: str) -> str:
     return text[start:end].strip()
 
 
+# The deployments the table is made of: the default, then the examples that bring in what the default lacks (Grafana
+# and the DCGM exporter with prod, Karpenter with karpenter-gpu).
+TABLE_CONFIGS = (None, "prod-gpu.yaml", "karpenter-gpu.yaml")
+
+
 def main() -> int:
-    """Rewrite docs/security.md's identity table from the default deployment's model."""
+    """Rewrite docs/security.md's identity table from the models of TABLE_CONFIGS' deployments."""
     import sys
     import tempfile
 
-    from config import AppConfig
+    from config import AppConfig, load_config
     from scripts.render_jobs import documents, job_props
-    from tests.helpers import load_stacks, run_app
+    from tests.helpers import EXAMPLES, load_stacks, run_app
 
+    deps = []
     with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "cdktf.out"
-        r = run_app(outdir=out)
-        if r.returncode != 0:
-            print(f"error: synth failed: {r.stderr[-2000:]}", file=sys.stderr)
-            return 1
-        synth: dict = {**load_stacks(out), "_outdir": out}
-        dep = deployment(synth, documents(job_props(AppConfig(), image="registry.example/ray:render")))
-        table = identities_table(dep)
+        for i, name in enumerate(TABLE_CONFIGS):
+            out = Path(tmp) / str(i) / "cdktf.out"
+            config = EXAMPLES / name if name else None
+            r = run_app(config, outdir=out)
+            if r.returncode != 0:
+                print(f"error: synth of {name or 'the defaults'} failed: {r.stderr[-2000:]}", file=sys.stderr)
+                return 1
+            cfg = load_config(str(config)) if config else AppConfig()
+            synth: dict = {**load_stacks(out), "_outdir": out}
+            deps.append(deployment(synth, documents(job_props(cfg, image="registry.example/ray:render"))))
+        table = identities_table(deps)
     text = DOCS.read_text()
     start, end = text.index(DOCS_BEGIN) + len(DOCS_BEGIN), text.index(DOCS_END)
     DOCS.write_text(f"{text[:start]}\n{table}\n{text[end:]}")

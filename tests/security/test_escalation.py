@@ -1,11 +1,16 @@
 """No foothold reaches more than its job: the escalation search (tests/security/escalation.py) over the default,
-prod and dev deployments finds no path from code in a Ray job (head or worker), any container of a pod in the Ray
-namespace, a pod of any spec there, or a principal that may invoke the orchestrator's function, to Secrets
+prod, dev and Karpenter deployments finds no path from code in a Ray job (head or worker), any container of a pod in
+the Ray namespace, a pod of any spec there, or a principal that may invoke the orchestrator's function, to Secrets
 outside what it needs, pods in other namespaces, a node, another IAM role or cluster admin.
 
 Mutation tests put back what the deployment was before issue 21 -- the KubeRay operator in the Ray namespace with
 its ClusterRole and one ServiceAccount ``ray`` (token mounted) for head and workers; an orchestrator function that
 creates the Job its event carries -- and the search finds the two paths of the issue again.
+
+The identities the other parts of the platform add are in the model too, each with what it can do and a mutation
+that shows the model sees it: the API tunnel instance (Session Manager: its own role and the API's network, no
+credentials), Karpenter's controller (IRSA; launches instances as the node role), the DCGM exporter (root on GPU
+nodes by design, no API token) and Grafana (its namespace's Secrets, through its Role).
 """
 
 from __future__ import annotations
@@ -63,7 +68,7 @@ def _explain(paths: dict[str, list[list[str]]]) -> str:
     return "\n".join(f"{name}:\n    " + "\n    ".join(" ; ".join(p) for p in ps[:3]) for name, ps in paths.items())
 
 
-@pytest.fixture(scope="module", params=["default", "prod", "dev"])
+@pytest.fixture(scope="module", params=["default", "prod", "dev", "karpenter"])
 def synth(request, app_synth):
     return app_synth(request.param)
 
@@ -256,11 +261,133 @@ def test_a_permission_the_model_does_not_know_is_refused():
                        "verbs": ["update"]}], "ns", lambda ns: True)
 
 
-# ------------------------------------------------------------------------------------------ docs/security.md
-def test_the_docs_say_what_each_identity_can_do_as_the_model_finds(default_synth):
-    """docs/security.md's identity table is the model's answer for the default deployment."""
+# ------------------------------------------------------------------------------- the platform's other identities
+TUNNEL = "ssm:aws_instance.api_tunnel"
+TUNNEL_ROLE = "aws_iam_role.api_tunnel"
+
+
+def _reached(dep: esc.Deployment, start: str) -> set[str]:
+    return set(esc.build_graph(dep).reach(start))
+
+
+def test_a_session_on_the_api_tunnel_gives_the_apis_network_and_no_credentials(default_synth):
+    """Whoever may ssm:StartSession on the tunnel instance gets a shell there: its role (SSM Agent's policy only, no
+    access entry) and its network position, HTTPS to the private API endpoint -- where Kubernetes still asks for an
+    identity the cluster knows."""
     dep, _ = synth_facts(default_synth)
-    table = esc.identities_table(dep)
+    assert _reached(dep, TUNNEL) == {TUNNEL, f"iam:{TUNNEL_ROLE}", esc.API_NETWORK}
+
+
+def _tunnel_role_is_cluster_admin(synth: dict) -> None:
+    res = synth["infra"]["resource"]
+    res["aws_eks_access_entry"]["api_tunnel"] = {"cluster_name": "${aws_eks_cluster.ray.name}",
+                                                 "principal_arn": f"${{{TUNNEL_ROLE}.arn}}", "type": "STANDARD"}
+    res["aws_eks_access_policy_association"] = {"api_tunnel_admin": {
+        "principal_arn": "${aws_eks_access_entry.api_tunnel.principal_arn}", "access_scope": {"type": "cluster"},
+        "policy_arn": "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"}}
+
+
+def test_with_an_admin_access_entry_the_tunnels_role_would_be_cluster_admin(default_synth):
+    """The tunnel carries no credentials only as long as its role has no access to the cluster: given an admin
+    access entry, a session on it is cluster admin, and the model says so."""
+    dep, _ = synth_facts(default_synth, _tunnel_role_is_cluster_admin)
+    g = esc.build_graph(dep)
+    seen = g.reach(TUNNEL)
+    assert "cluster-admin" in seen
+    assert "EKS access policy AmazonEKSClusterAdminPolicy" in g.path(seen, "cluster-admin")[-1]
+
+
+def test_without_ssm_agents_policy_the_tunnel_takes_no_session(default_synth):
+    def no_ssm(synth: dict) -> None:
+        del synth["infra"]["resource"]["aws_iam_role_policy_attachment"]["api_tunnel_ssm"]
+
+    dep, _ = synth_facts(default_synth, no_ssm)
+    assert not [src for src, _, _ in dep.aws_edges if src.startswith("ssm:")]
+
+
+def test_ssm_on_the_nodes_is_root_there(default_synth):
+    """cluster.node_ssm_access (off by default) puts SSM Agent's policy on the node roles: a session is root on a
+    node, which the model finds as soon as the policy is there."""
+    dep, _ = synth_facts(default_synth)
+    assert not [src for src, _, _ in dep.aws_edges if src.startswith("ssm:nodes/")]
+
+    def node_ssm(synth: dict) -> None:
+        synth["infra"]["resource"]["aws_iam_role_policy_attachment"]["node_gpu_ssm"] = {
+            "role": "${aws_iam_role.node_gpu.name}",
+            "policy_arn": "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"}
+
+    dep, _ = synth_facts(default_synth, node_ssm)
+    assert "node" in _reached(dep, "ssm:nodes/aws_iam_role.node_gpu")
+
+
+KARPENTER = "pod-as:kube-system/karpenter"
+
+
+def test_the_karpenter_controller_launches_instances_as_the_node_role(app_synth):
+    """Its IRSA role may iam:PassRole the node role and ec2:RunInstances (the getting-started policy): code with
+    its ServiceAccount launches instances that run as the node role -- the node, by design. Its chart's RBAC is not
+    modelled: its ServiceAccount counts as cluster admin."""
+    synth = app_synth("karpenter")
+    dep, _ = synth_facts(synth)
+    g = esc.build_graph(dep)
+    seen = g.reach(KARPENTER)
+    path = g.path(seen, "iam:aws_iam_role.karpenter_node")
+    assert [step.split(" --")[0] for step in path] == [KARPENTER, "iam:aws_iam_role.karpenter_controller"]
+    assert "iam:PassRole" in path[-1]
+    assert "node" in seen and "cluster-admin" in seen
+
+    def no_pass_role(s: dict) -> None:
+        policy = s["infra"]["resource"]["aws_iam_role_policy"]["karpenter_controller"]
+        doc = json.loads(policy["policy"])
+        kept = [st for st in doc["Statement"] if st.get("Sid") != "AllowPassingInstanceRole"]
+        assert len(kept) == len(doc["Statement"]) - 1
+        policy["policy"] = json.dumps({**doc, "Statement": kept})
+
+    dep, _ = synth_facts(synth, no_pass_role)
+    assert "iam:aws_iam_role.karpenter_node" not in _reached(dep, KARPENTER)
+
+
+def test_the_dcgm_exporter_is_root_on_its_node_and_holds_no_token(prod_synth):
+    """The exporter runs as root with SYS_ADMIN (profiling metrics) and the kubelet's pod-resources directory: its
+    code is root on the GPU node, as any privileged node agent's is; its ServiceAccount's token is not mounted."""
+    dep, _ = synth_facts(prod_synth)
+    start = "container:helm/nvidia-dcgm-exporter/dcgm-exporter/exporter"
+    g = esc.build_graph(dep)
+    seen = g.reach(start)
+    assert "node" in seen and "hostPath pod-gpu-resources" in g.path(seen, "node")[0]
+    assert "exporter adds SYS_ADMIN" in g.path(seen, "node")[0]
+    assert not [n for n in seen if n.startswith(("sa:", "iam:", "secret:"))]
+
+
+GRAFANA = "pod-as:monitoring/kube-prometheus-stack-grafana"
+
+
+def test_grafana_reads_the_secrets_of_its_namespace_only(prod_synth):
+    """rbac.namespaced (issue 21): the dashboard sidecar's rights are a Role in Grafana's namespace -- its admin
+    Secret and the other Secrets there; with the chart's default ClusterRole it would read every Secret of the
+    cluster, the Ray token among them."""
+    dep, _ = synth_facts(prod_synth)
+    secrets = {n for n in _reached(dep, GRAFANA) if n.startswith("secret:")}
+    assert secrets == {"secret:monitoring/kube-prometheus-stack-grafana", "secret:monitoring/*",
+                       "secret:monitoring/sh.helm.release.v1.kube-prometheus-stack"}
+
+    def cluster_role(s: dict) -> None:
+        s["ray"]["resource"]["helm_release"]["kube_prometheus_stack"]["values"].append(
+            json.dumps({"grafana": {"rbac": {"namespaced": False}}}))
+
+    dep, _ = synth_facts(prod_synth, cluster_role)
+    reached = _reached(dep, GRAFANA)
+    assert "secret:ray/kuberay" in reached and "secrets:kube-system" in reached
+
+
+# ------------------------------------------------------------------------------------------ docs/security.md
+def test_the_docs_say_what_each_identity_can_do_as_the_model_finds(default_synth, prod_synth, app_synth):
+    """docs/security.md's identity table is the model's answer for the default deployment, then for what the prod
+    and Karpenter examples add (esc.TABLE_CONFIGS)."""
+    deps = [synth_facts(s)[0] for s in (default_synth, prod_synth, app_synth("karpenter"))]
+    table = esc.identities_table(deps)
     assert esc.docs_block(esc.DOCS.read_text()) == table, \
         f"run: python -m tests.security.escalation (docs/security.md's identity table is stale):\n{table}"
     assert "| Ray code on a worker | - | ray_workload | ray/kuberay | no |" in table
+    for name in ("API tunnel", "Karpenter controller", "DCGM exporter", "Grafana"):
+        assert f"| {name}" in table or f" {name} " in table, name
