@@ -15,6 +15,8 @@ export TF_CLI_CONFIG_FILE := $(TF_RC)
 endif
 
 PYTHON ?= python3
+# pytest-xdist workers of make test (the Ray tests share one: tests/conftest.py); TEST_WORKERS=0 runs all in one process.
+TEST_WORKERS ?= 2
 PIPENV_VERSION := 2026.10.3
 VENV := .venv
 CDKTF := node_modules/.bin/cdktf
@@ -130,7 +132,7 @@ synth: deps
 	$(VENV)/bin/python main.py
 
 test: deps-test checkov-env graphviz prometheus lint
-	$(VENV)/bin/python -m pytest tests
+	$(VENV)/bin/python -m pytest -n $(TEST_WORKERS) --dist loadgroup tests
 
 # checkov over every synthesized stack, with our inline (//) skips applied (see docs/security.md)
 security-scan: synth checkov-env

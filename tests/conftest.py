@@ -23,6 +23,20 @@ fast_imports.install()
 T = TypeVar("T")
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "ray: starts a real local Ray cluster (127.0.0.1): a head, its job agent, "
+                                       "Ray Train or Ray Data workers")
+
+
+def pytest_collection_modifyitems(items):
+    """`make test` runs on two pytest-xdist workers (--dist loadgroup): every test that starts a real Ray cluster runs
+    on the same one, one after another. Two Ray clusters starting at once on 2 cores starve each other (the job agent
+    or a dashboard module misses its start-up timeout)."""
+    for item in items:
+        if item.get_closest_marker("ray"):
+            item.add_marker(pytest.mark.xdist_group("ray"))
+
+
 # ----------------------------------------------------------------------------------------- the app, per config
 def _synth_app(tmp_path_factory, name: str, source: ConfigSource) -> dict:
     """main.py on ``source``: the stacks' JSON by stack name, plus ``_outdir``, ``_config`` (the file main.py

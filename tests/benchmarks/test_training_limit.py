@@ -21,6 +21,7 @@ def env() -> dict:
             "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"}
 
 
+@pytest.mark.ray
 @pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="Ray Data and the training worker need 2 CPUs")
 def test_cpu_mode_measures_the_three_runs(tmp_path):
     out, md = tmp_path / "limit.json", tmp_path / "limit.md"

@@ -16,6 +16,8 @@ from tests.helpers import ROOT
 
 from .test_metric_names import our_expressions
 
+pytestmark = pytest.mark.ray  # a real Ray head (tests/conftest.py: one xdist worker runs them all)
+
 WORKLOAD = '''
 import ray
 ray.init(address=ADDRESS)

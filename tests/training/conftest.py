@@ -22,12 +22,6 @@ if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
 
-def pytest_configure(config):
-    config.addinivalue_line(
-        "markers", "ray: starts a real local Ray head (127.0.0.1) and submits the training job"
-    )
-
-
 def ray_executable() -> str:
     ray = Path(sys.executable).parent / "ray"
     if not ray.exists():

@@ -153,8 +153,9 @@ def make_stub(bin_dir: Path, name: str, body: str) -> None:
     path.chmod(path.stat().st_mode | stat.S_IXUSR)
 
 
-def test_build_and_push_script_uses_stack_outputs(tmp_path):
-    """Run the script against stub terraform/aws/docker and check what it would do."""
+def test_build_and_push_script_uses_the_deployments_repository(tmp_path):
+    """Run the script against stub aws/docker, with the repository and region `make image` reads from the deployed
+    infra stack (scripts/infra_outputs.py), and check what it would do."""
     script = TRAINING_DIR / "build_and_push_image.sh"
     assert subprocess.run(["bash", "-n", str(script)]).returncode == 0
     if shutil.which("shellcheck"):
@@ -162,27 +163,16 @@ def test_build_and_push_script_uses_stack_outputs(tmp_path):
         assert check.returncode == 0, check.stdout
     bin_dir, log = tmp_path / "bin", tmp_path / "calls.log"
     bin_dir.mkdir()
-    make_stub(bin_dir, "terraform", f"""echo "terraform $*" >> {log}
-case "$*" in
-  *"output -raw ecr_repository_url") printf 123456789012.dkr.ecr.eu-west-1.amazonaws.com/ray-training ;;
-  *"output -raw region") printf eu-west-1 ;;
-  *) exit 1 ;;
-esac
-""")
     make_stub(bin_dir, "aws", f'echo "aws $*" >> {log}; echo fake-password\n')
     stdin = tmp_path / "login-stdin"
     make_stub(bin_dir, "docker", f'echo "docker $*" >> {log}; [ "$1" != login ] || cat > {stdin}\n')
-    stack = tmp_path / "cdktf.out" / "stacks" / "infra"
-    stack.mkdir(parents=True)
+    repo = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/ray-training"
     env = {k: v for k, v in os.environ.items() if k not in ("IMAGE_TAG", "BASE_IMAGE")}
-    env.update(PATH=f"{bin_dir}:{os.environ['PATH']}", STACK_DIR=str(stack))
+    env.update(PATH=f"{bin_dir}:{os.environ['PATH']}", ECR_REPOSITORY_URL=repo, REGION="eu-west-1")
 
     result = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
     calls = log.read_text()
-    repo = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/ray-training"
-    assert f"terraform -chdir={stack} output -raw ecr_repository_url" in calls
-    assert f"terraform -chdir={stack} output -raw region" in calls
     assert "aws ecr get-login-password --region eu-west-1" in calls
     # aws and docker run concurrently in a pipe: their log lines may come in either order
     assert "docker login --username AWS --password-stdin 123456789012.dkr.ecr.eu-west-1.amazonaws.com" in calls
@@ -196,9 +186,11 @@ esac
     result = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and f"docker push {repo}:custom-1" in log.read_text()
 
-    env["STACK_DIR"] = str(tmp_path / "missing")
+    del env["ECR_REPOSITORY_URL"]
     result = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True, timeout=60)
-    assert result.returncode != 0 and "no infra stack" in result.stderr
+    assert result.returncode != 0 and result.stderr.strip() == (
+        "error: ECR_REPOSITORY_URL and REGION are not set: run 'make image' (it reads them from the deployed infra "
+        "stack)")
 
 
 # --- synthetic data -------------------------------------------------------------
