@@ -34,7 +34,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _pids_under(temp_dir: str) -> list[int]:
+def pids_under(temp_dir: str) -> list[int]:
     pids = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -50,7 +50,10 @@ def _pids_under(temp_dir: str) -> list[int]:
 
 def ray_env() -> dict[str, str]:
     env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0", PYTHONUNBUFFERED="1",
-               NO_PROXY="127.0.0.1,localhost", no_proxy="127.0.0.1,localhost")
+               NO_PROXY="127.0.0.1,localhost", no_proxy="127.0.0.1,localhost",
+               # The dashboard's modules each start a process and get 30 s to report ready; on a loaded 2-core machine
+               # (the test suite runs beside its own synths) MetricsHead has missed that, failing `ray start`.
+               RAY_DASHBOARD_SUBPROCESS_MODULE_WAIT_READY_TIMEOUT="180")
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     return env
 
@@ -85,13 +88,23 @@ def metric_names(text: str) -> set[str]:
     return {line.split("{", 1)[0].split(" ", 1)[0] for line in text.splitlines() if line and line[0] != "#"}
 
 
+def log_tail(temp_dir: str, lines: int = 15) -> str:
+    """The last lines of a head's agent, raylet and GCS logs: what a failed job submission needs to be explained."""
+    out = []
+    for name in ("dashboard_agent.log", "dashboard_agent.err", "raylet.out", "gcs_server.out"):
+        for path in Path(temp_dir).glob(f"session_latest/logs/{name}"):
+            text = path.read_text(errors="replace").splitlines()[-lines:]
+            out.append(f"--- {path.name}\n" + "\n".join(text))
+    return "\n".join(out)
+
+
 def _stop(temp_dir: str) -> None:
     for sig in (signal.SIGTERM, signal.SIGKILL):
-        for pid in _pids_under(temp_dir):
+        for pid in pids_under(temp_dir):
             with suppress(OSError):
                 os.kill(pid, sig)
         deadline = time.time() + 20
-        while _pids_under(temp_dir) and time.time() < deadline:
+        while pids_under(temp_dir) and time.time() < deadline:
             time.sleep(0.5)
 
 
@@ -104,10 +117,15 @@ def local_ray_head(num_cpus: int = 2, ready_timeout: float = 90, attempts: int =
     try:
         for attempt in range(1, attempts + 1):
             temp_dir = tempfile.mkdtemp(prefix="rm-", dir="/tmp")  # short: Ray's socket paths stay < ~107 chars
-            gcs, dashboard, metrics, autoscaler_m, dashboard_m = (free_port() for _ in range(5))
+            gcs, dashboard, metrics, autoscaler_m, dashboard_m, agent, client = (free_port() for _ in range(7))
             env = {**ray_env(), METRIC_PORT_ENV[0]: str(autoscaler_m), METRIC_PORT_ENV[1]: str(dashboard_m)}
+            # Every port of its own: the job agent's 52365 and the client server's 10001 are fixed by default, and a
+            # head stopped just before (or any ray.init() on the machine) may still hold them -- the new agent then
+            # runs without its HTTP server and every job submission fails with "No available agent".
             r = subprocess.run([ray, "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(gcs),
+                                "--include-dashboard", "true",
                                 "--dashboard-host", "127.0.0.1", "--dashboard-port", str(dashboard),
+                                "--dashboard-agent-listen-port", str(agent), "--ray-client-server-port", str(client),
                                 "--metrics-export-port", str(metrics), "--temp-dir", temp_dir,
                                 "--num-cpus", str(num_cpus), "--num-gpus", "0", "--disable-usage-stats"],
                                env=env, capture_output=True, text=True, timeout=180)

@@ -26,6 +26,8 @@ T = TypeVar("T")
 def pytest_configure(config):
     config.addinivalue_line("markers", "ray: starts a real local Ray cluster (127.0.0.1): a head, its job agent, "
                                        "Ray Train or Ray Data workers")
+    # pytest-xdist registers its own marker only when it runs (-n): a plain `pytest` run must not warn about it.
+    config.addinivalue_line("markers", "xdist_group(name): the tests of one group run on one xdist worker")
 
 
 def pytest_collection_modifyitems(items):

@@ -371,5 +371,5 @@ def test_make_test_installs_graphviz_first():
     assert planned.returncode == 0, planned.stderr
     lines = planned.stdout.splitlines()
     dot_checks = [i for i, line in enumerate(lines) if "command -v dot" in line]
-    pytest_runs = [i for i, line in enumerate(lines) if "pytest tests" in line]
+    pytest_runs = [i for i, line in enumerate(lines) if "-m pytest " in line]
     assert dot_checks and pytest_runs and dot_checks[0] < pytest_runs[0], planned.stdout

@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
-import shutil
-import signal
-import socket
+import json
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -21,6 +16,8 @@ TRAINING_DIR = REPO_ROOT / "training"
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
+from scripts.local_ray import local_ray_head, log_tail, pids_under, ray_env  # noqa: E402
+
 
 def ray_executable() -> str:
     ray = Path(sys.executable).parent / "ray"
@@ -30,67 +27,21 @@ def ray_executable() -> str:
 
 
 def subprocess_env(**extra: str) -> dict:
-    env = dict(os.environ)
-    env.update(
-        RAY_USAGE_STATS_ENABLED="0",
-        PYTHONUNBUFFERED="1",
-        # Ray's workers and the job driver must not pick up a proxy for 127.0.0.1.
-        NO_PROXY="127.0.0.1,localhost",
-        no_proxy="127.0.0.1,localhost",
-        # The dashboard's modules each start a process and get 30 s to report ready; on a loaded 2-core machine
-        # (the suite runs beside its own synths) MetricsHead has missed that, failing `ray start`.
-        RAY_DASHBOARD_SUBPROCESS_MODULE_WAIT_READY_TIMEOUT="180",
-    )
-    # The job entrypoint runs `python ...`: make that the interpreter running the tests.
-    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    """Ray's environment for a local head and its jobs (scripts/local_ray.py): the job entrypoint's `python` is the
+    interpreter running the tests."""
+    env = ray_env()
     env.update(extra)
     return env
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def ray_processes_under(temp_dir: str) -> list:
-    """PIDs of processes whose command line mentions our Ray temp dir."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if temp_dir in cmdline and int(entry.name) != os.getpid():
-            pids.append(int(entry.name))
-    return pids
-
-
 @pytest.fixture(scope="session")
 def ray_head():
-    """A real single-node Ray head listening on 127.0.0.1 only, with the dashboard (job API)."""
-    ray = ray_executable()
-    # Short path: Ray's unix socket paths must stay under ~107 characters.
-    temp_dir = tempfile.mkdtemp(prefix="rt-", dir="/tmp")
-    gcs_port, dashboard_port = free_port(), free_port()
-    env = subprocess_env()
-    start = subprocess.run(
-        [ray, "start", "--head", "--node-ip-address", "127.0.0.1",
-         "--port", str(gcs_port), "--include-dashboard", "true",
-         "--dashboard-host", "127.0.0.1", "--dashboard-port", str(dashboard_port),
-         "--temp-dir", temp_dir, "--num-cpus", "4", "--num-gpus", "0",
-         "--disable-usage-stats"],
-        env=env, capture_output=True, text=True, timeout=120,
-    )
-    address = f"http://127.0.0.1:{dashboard_port}"
-    try:
-        assert start.returncode == 0, f"ray start failed:\n{start.stdout}\n{start.stderr}"
+    """A real single-node Ray head listening on 127.0.0.1, with the dashboard (job API) and its job agent."""
+    with local_ray_head(num_cpus=4) as head:
         deadline = time.time() + 60
         while True:
             try:
-                with urllib.request.urlopen(f"{address}/api/version", timeout=2) as resp:
+                with urllib.request.urlopen(f"{head.dashboard_url}/api/version", timeout=2) as resp:
                     if resp.status == 200:
                         break
             except OSError:
@@ -98,17 +49,29 @@ def ray_head():
             if time.time() > deadline:
                 pytest.fail("the Ray dashboard did not answer within 60 s")
             time.sleep(1)
-        yield {"address": address, "temp_dir": temp_dir, "env": env}
-    finally:
-        # Our head's processes only, by their ids: `ray stop` ends every Ray process of this user on the machine,
-        # the Ray heads of tests running beside this one included.
-        for sig, wait_s in ((signal.SIGTERM, 30), (signal.SIGKILL, 15)):
-            for pid in ray_processes_under(temp_dir):
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, sig)
-            deadline = time.time() + wait_s
-            while ray_processes_under(temp_dir) and time.time() < deadline:
-                time.sleep(0.5)
-        leftover = ray_processes_under(temp_dir)
-        shutil.rmtree(temp_dir, ignore_errors=True)
-        assert not leftover, f"Ray processes still running after SIGKILL: {leftover}"
+        yield {"address": head.dashboard_url, "temp_dir": head.temp_dir, "env": subprocess_env()}
+    leftover = pids_under(head.temp_dir)
+    assert not leftover, f"Ray processes still running after SIGKILL: {leftover}"
+
+
+def ray_job_submit(ray_head, submission_id: str, entrypoint: list[str], *, runtime_env: dict | None = None,
+                   wait: bool = True, timeout: int = 300) -> subprocess.CompletedProcess:
+    """`ray job submit --working-dir training`, as the README does. A head just started on a loaded machine may not
+    have its job agent yet (the submission did not happen): retried for 2 minutes, then the head's logs are added to
+    the output so that a failure says why."""
+    deadline = time.time() + 120
+    while True:
+        submitted = subprocess.run(
+            [ray_executable(), "job", "submit", "--address", ray_head["address"],
+             "--submission-id", submission_id, *([] if wait else ["--no-wait"]),
+             "--working-dir", str(TRAINING_DIR),
+             *(["--runtime-env-json", json.dumps(runtime_env)] if runtime_env else []),
+             "--", *entrypoint],
+            env=ray_head["env"], capture_output=True, text=True, timeout=timeout,
+        )
+        if "No available agent to submit job" not in submitted.stderr:
+            return submitted
+        if time.time() > deadline:
+            submitted.stderr += "\nthe head's logs:\n" + log_tail(ray_head["temp_dir"])
+            return submitted
+        time.sleep(2)

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import uuid
 from pathlib import Path
 
 import pytest
-from conftest import TRAINING_DIR, ray_executable
+from conftest import ray_job_submit
 
 from training import batch_inference, preprocessing
 from training.make_synthetic_data import make_dataset
@@ -81,12 +80,10 @@ def test_batch_inference_job_on_local_ray(ray_head, tmp_path):
     output = storage / "predictions"
     submission_id = f"batch-inference-{uuid.uuid4().hex[:8]}"
 
-    submit = subprocess.run(
-        [ray_executable(), "job", "submit", "--address", ray_head["address"], "--submission-id", submission_id,
-         "--working-dir", str(TRAINING_DIR), "--",
-         "python", "batch_inference.py", "--data-path", str(data_dir), "--checkpoint", str(storage),
+    submit = ray_job_submit(
+        ray_head, submission_id,
+        ["python", "batch_inference.py", "--data-path", str(data_dir), "--checkpoint", str(storage),
          "--output-path", str(output), "--no-use-gpu", "--batch-size", "5"],
-        env=ray_head["env"], capture_output=True, text=True, timeout=300,
     )
     logs = submit.stdout + submit.stderr
     assert submit.returncode == 0, logs[-6000:]

@@ -18,7 +18,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import TRAINING_DIR, ray_executable
+from conftest import ray_executable, ray_job_submit
 
 from training.make_synthetic_data import make_dataset
 
@@ -37,20 +37,9 @@ def job_logs(ray_head, submission_id: str) -> str:
 
 def submit(ray_head, submission_id: str, output_json: Path, *job_args: str, wait: bool = True, timeout: int = 300):
     """`ray job submit` of pytorch_training_e2e.py with --working-dir training, as the README does."""
-    deadline = time.time() + 120
-    while True:
-        submitted = subprocess.run(
-            [ray_executable(), "job", "submit", "--address", ray_head["address"],
-             "--submission-id", submission_id, *([] if wait else ["--no-wait"]),
-             "--working-dir", str(TRAINING_DIR),
-             "--runtime-env-json", json.dumps({"env_vars": {"TEST_OUTPUT_JSON": str(output_json)}}),
-             "--", "python", "pytorch_training_e2e.py", *job_args],
-            env=ray_head["env"], capture_output=True, text=True, timeout=timeout,
-        )
-        # A head just started on a loaded machine may not have its job agent yet; the submission did not happen.
-        if "No available agent to submit job" not in submitted.stderr or time.time() > deadline:
-            return submitted
-        time.sleep(2)
+    return ray_job_submit(ray_head, submission_id, ["python", "pytorch_training_e2e.py", *job_args],
+                          runtime_env={"env_vars": {"TEST_OUTPUT_JSON": str(output_json)}}, wait=wait,
+                          timeout=timeout)
 
 
 def wait_for_job_end(ray_head, submission_id: str, timeout: float) -> dict:
