@@ -56,7 +56,7 @@ from urllib.parse import urlsplit
 
 from config import AppConfig, ConfigError, load_config
 from conventions.api_access import TUNNEL_HOST, TUNNEL_INSTANCE_TYPE
-from conventions.eks import ADDON_CONFIGURATION, CONTAINER_INSIGHTS_ADDON, EKS_ADDONS
+from conventions.eks import ADDON_CONFIGURATION, CONTAINER_INSIGHTS_ADDON, EKS_ADDONS, addon_configuration
 from conventions.naming import DEPLOYMENT_TAG
 
 from .aws_cli import INSTALL_AWS_CLI, Aws, AwsError
@@ -293,7 +293,8 @@ def addons_to_check(cfg: AppConfig) -> list[AddonToCheck]:
     out = [AddonToCheck(n, ADDON_CONFIGURATION[n], cfg.cluster.addon_versions.get(n), True,
                         f"cluster.addon_versions.{n}") for n in EKS_ADDONS if n in ADDON_CONFIGURATION]
     if cfg.observability.container_insights:
-        out.append(AddonToCheck(CONTAINER_INSIGHTS_ADDON, ADDON_CONFIGURATION[CONTAINER_INSIGHTS_ADDON],
+        values = addon_configuration(CONTAINER_INSIGHTS_ADDON, dcgm_exporter=cfg.observability.dcgm_exporter)
+        out.append(AddonToCheck(CONTAINER_INSIGHTS_ADDON, values or {},
                                 cfg.observability.container_insights_addon_version, False,
                                 "observability.container_insights_addon_version"))
     return out
