@@ -70,7 +70,9 @@ class DaemonSet:
     name: str  # the DaemonSet's name in the cluster
     source: str  # the chart or EKS add-on, and where its requests were read
     nodes: Literal["all", "gpu"]  # every node, or GPU nodes only (what its placement selects)
-    installed_with: Literal["always", "kube_prometheus_stack", "container_insights", "dcgm_exporter"]
+    # container_insights_gpu: the add-on's DCGM exporter, off when ours is on (conventions/eks.py)
+    installed_with: Literal["always", "kube_prometheus_stack", "container_insights", "container_insights_gpu",
+                            "dcgm_exporter"]
     containers: tuple[dict[str, str], ...] = ()
     init_containers: tuple[dict[str, str], ...] = ()
     verified: bool = True  # False: no public manifest; a conservative value
@@ -105,7 +107,8 @@ DAEMONSETS: tuple[DaemonSet, ...] = (
     DaemonSet("fluent-bit", "EKS add-on amazon-cloudwatch-observability (6.4.0: 50m/25Mi)", "all",
               "container_insights", containers=({"cpu": "50m", "memory": "25Mi"},)),
     DaemonSet("dcgm-exporter", "EKS add-on amazon-cloudwatch-observability (6.4.0: 250m/128Mi; its affinity lists "
-              "NVIDIA instance types)", "gpu", "container_insights", containers=({"cpu": "250m", "memory": "128Mi"},)),
+              "NVIDIA instance types); off when ours is on", "gpu", "container_insights_gpu",
+              containers=({"cpu": "250m", "memory": "128Mi"},)),
     DaemonSet("nvidia-dcgm-exporter", "Helm chart dcgm-exporter 4.8.2 (NVIDIA/dcgm-exporter 4.5.3-4.8.2 "
               "deployment/values.yaml: 100m/128Mi); only on GPU nodes", "gpu", "dcgm_exporter",
               containers=({"cpu": "100m", "memory": "128Mi"},)),
@@ -116,7 +119,8 @@ def daemonsets_on(role: str, *, kube_prometheus_stack: bool, container_insights:
                   dcgm_exporter: bool = False) -> list[DaemonSet]:
     """The DaemonSets that put a pod on every node of a group with ``role``, given what the config installs."""
     installed = {"always": True, "kube_prometheus_stack": kube_prometheus_stack,
-                 "container_insights": container_insights, "dcgm_exporter": dcgm_exporter}
+                 "container_insights": container_insights,
+                 "container_insights_gpu": container_insights and not dcgm_exporter, "dcgm_exporter": dcgm_exporter}
     return [d for d in DAEMONSETS if installed[d.installed_with] and (d.nodes == "all" or role == GPU_ROLE)]
 
 

@@ -795,7 +795,8 @@ class RayConfig(_Model):
     # Seconds a worker pod, told to stop (its node drained, a Spot reclaim, scale-down), lets Ray drain before its
     # processes are killed: Ray 2.58's `ray start --block` marks the node draining on SIGTERM for up to this long
     # (RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S); the pod's termination grace period is this plus 30 s for Ray's own
-    # shutdown. 0: no drain. Spot gives two minutes' notice.
+    # shutdown. 0: no drain. Spot gives two minutes' notice. With Karpenter, each NodePool's terminationGracePeriod
+    # is that grace period too: a node deleted anyway (Spot, node repair) drains its workers at once, then goes.
     worker_drain_seconds: int = Field(60, ge=0, le=3600)
     # What KubeRay does when the RayCluster's pod templates change (a new image, resources, env): Recreate deletes
     # every Ray pod and starts them anew, so the change takes effect and RUNNING JOBS STOP; None keeps the running

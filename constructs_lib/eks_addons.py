@@ -24,7 +24,7 @@ from cdktf_cdktf_provider_aws.iam_role_policy import IamRolePolicy
 from cdktf_cdktf_provider_aws.iam_role_policy_attachment import IamRolePolicyAttachment
 from constructs import Construct
 
-from conventions.eks import ADDON_CONFIGURATION
+from conventions.eks import ADDON_CONFIGURATION, addon_configuration
 from conventions.eks import ADDONS_AFTER_COMPUTE as AFTER_COMPUTE
 from conventions.eks import ADDONS_BEFORE_COMPUTE as BEFORE_COMPUTE
 
@@ -34,9 +34,10 @@ __all__ = ["ADDON_CONFIGURATION", "AFTER_COMPUTE", "BEFORE_COMPUTE", "EksAddons"
            "addon_configuration_values"]
 
 
-def addon_configuration_values(name: str) -> str | None:
-    """The ``configuration_values`` JSON of an add-on (None: the add-on's defaults)."""
-    values = ADDON_CONFIGURATION.get(name)
+def addon_configuration_values(name: str, *, dcgm_exporter: bool = False) -> str | None:
+    """The ``configuration_values`` JSON of an add-on (None: the add-on's defaults); ``dcgm_exporter``: ours is on
+    (conventions/eks.py addon_configuration)."""
+    values = addon_configuration(name, dcgm_exporter=dcgm_exporter)
     return json.dumps(values) if values is not None else None
 
 

@@ -12,8 +12,9 @@ EC2NodeClass's deletion waits for its finalizer, which Karpenter releases only o
 left, i.e. every instance it launched is terminated (pkg/controllers/nodeclass/controller.go finalize); then the
 controller goes, then its IAM and queue. No instance is left behind.
 
-The controller's IAM policy is the getting-started CloudFormation's at v1.14 (website/content/en/v1.14/
-getting-started/getting-started-with-karpenter/cloudformation.yaml: NodeLifecyclePolicy, IAMIntegrationPolicy,
+The controller's IAM policy is the getting-started CloudFormation's at v1.14.1 (website/content/en/preview/
+getting-started/getting-started-with-karpenter/cloudformation.yaml, as the tag holds v1.14's docs; main's copy under
+website/content/en/v1.14/ is the same file: NodeLifecyclePolicy, IAMIntegrationPolicy,
 EKSIntegrationPolicy, InterruptionPolicy, ResourceDiscoveryPolicy), scoped to this cluster's tags, less what the
 platform makes unnecessary: no instance-profile writes (the infra stack creates the profile and the EC2NodeClass names
 it) and no zonal-shift reads (settings.enableZonalShift stays off).

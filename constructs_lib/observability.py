@@ -240,6 +240,8 @@ class ObservabilityAddonsProps:
     container_insights_addon_version: str | None
     container_insights_role_name_prefix: str
     grafana_iframe_host: str = "http://localhost:3000"
+    # Our DCGM exporter is on: the Container Insights add-on's own is turned off (conventions/eks.py)
+    dcgm_exporter: bool = False
 
 
 class ObservabilityAddons(Construct):
@@ -280,7 +282,8 @@ class ObservabilityAddons(Construct):
             EksAddon(Construct(self, "addon"), "container_insights", cluster_name=props.cluster_name,
                      addon_name=CONTAINER_INSIGHTS_ADDON, addon_version=props.container_insights_addon_version,
                      service_account_role_arn=role.role_arn,
-                     configuration_values=addon_configuration_values(CONTAINER_INSIGHTS_ADDON),
+                     configuration_values=addon_configuration_values(CONTAINER_INSIGHTS_ADDON,
+                                                                     dcgm_exporter=props.dcgm_exporter),
                      resolve_conflicts_on_create="OVERWRITE", resolve_conflicts_on_update="OVERWRITE")
 
 

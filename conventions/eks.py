@@ -31,3 +31,19 @@ ADDON_CONFIGURATION: dict[str, dict] = {
     "aws-fsx-csi-driver": {"controller": {"nodeSelector": node_selector(CORE_ROLE)}},
     CONTAINER_INSIGHTS_ADDON: {"manager": {"nodeSelector": node_selector(CORE_ROLE)}},
 }
+# The Container Insights add-on runs a DCGM exporter of its own on GPU nodes (its chart's dcgmExporter.enabled,
+# default true: aws-observability/helm-charts amazon-cloudwatch-observability-6.4.0 values.yaml and
+# templates/linux/dcgm-exporter-daemonset.yaml, recorded in tests/reference/eks-addons/). Beside ours
+# (observability.dcgm_exporter) two exporters would each run a DCGM host engine on one GPU, and DCGM's profiling
+# metrics (DCGM_FI_PROF_*, which our dashboards and the idle-GPU alert read) admit one watcher per GPU: one of the two
+# would report none. Ours feeds Prometheus, the dashboards and alerts, so with both on the add-on's is turned off;
+# CloudWatch then gets no GPU metrics of its own, the rest of Container Insights (node and pod metrics, logs) stays.
+CONTAINER_INSIGHTS_WITHOUT_DCGM = {"dcgmExporter": {"enabled": False}}
+
+
+def addon_configuration(name: str, *, dcgm_exporter: bool = False) -> dict | None:
+    """An add-on's configuration values as this deployment installs it (``dcgm_exporter``: ours is on)."""
+    values = ADDON_CONFIGURATION.get(name)
+    if name == CONTAINER_INSIGHTS_ADDON and dcgm_exporter:
+        values = {**(values or {}), **CONTAINER_INSIGHTS_WITHOUT_DCGM}
+    return values

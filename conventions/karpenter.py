@@ -30,7 +30,7 @@ NODECLASS_API_VERSION = f"{NODECLASS_GROUP}/v1"
 NODEPOOL_LABEL = "karpenter.sh/nodepool"
 CAPACITY_TYPE_LABEL = "karpenter.sh/capacity-type"
 # A managed node group's capacity_type as Karpenter's capacity types: with both, Karpenter launches Spot and falls
-# back to On-Demand when no Spot offering is available (website/content/en/v1.14/concepts/nodepools.md
+# back to On-Demand when no Spot offering is available (v1.14.1 website/content/en/preview/concepts/nodepools.md
 # "karpenter.sh/capacity-type": "prioritizes Spot").
 CAPACITY_TYPES = {"ON_DEMAND": ("on-demand",), "SPOT": ("spot",), "SPOT_OR_ON_DEMAND": ("spot", "on-demand")}
 
@@ -42,13 +42,38 @@ AMI_ALIAS_FAMILY = "al2023"
 def ami_alias(release: str) -> str:
     return f"{AMI_ALIAS_FAMILY}@{release}"
 
-# How the NodePools here let Karpenter take nodes away (website/content/en/v1.14/concepts/disruption.md):
+# How the NodePools here let Karpenter take nodes away (aws/karpenter-provider-aws v1.14.1
+# website/content/en/preview/concepts/disruption.md: the tag keeps v1.14's docs under preview/, main copies them to
+# website/content/en/v1.14/ at release; the code cited is sigs.k8s.io/karpenter at the commit v1.14.1's go.mod pins,
+# v1.14.1-0.20260819221709-6e7eab7a0f48):
 # - consolidation WhenEmpty: a node goes once no pod but DaemonSets runs there (the Ray autoscaler removes idle
-#   workers), after this long, as cluster-autoscaler's scale-down-unneeded-time here; never an occupied node (the
-#   Ray pods' karpenter.sh/do-not-disrupt covers drift too);
-# - expireAfter (Karpenter's default): a node lives at most 30 days, so it picks up a new AMI; expiration is forceful
-#   and waits for do-not-disrupt pods, so terminationGracePeriod bounds how long a busy Ray node can hold it (and a
-#   drifted node's drain) before Karpenter deletes its pods anyway.
+#   workers), after this long, as cluster-autoscaler's scale-down-unneeded-time here. Consolidation is "graceful"
+#   disruption: it never takes a node with a karpenter.sh/do-not-disrupt pod (every Ray pod carries it).
+# - drift (a changed NodePool, EC2NodeClass or AMI release) is "eventual" disruption: once a NodePool sets
+#   terminationGracePeriod, a node whose pods block eviction is a drift candidate all the same
+#   (pkg/controllers/disruption/types.go NewCandidate, eventualDisruptionCandidate). A budget of 0 nodes for
+#   Drifted stops that: a drifted node keeps running its Ray pods and goes, like any node, once empty; its
+#   successor matches the new spec. The default budget (10%) still paces the other reasons.
+# - expireAfter Never: expiration is forceful (no budget, no do-not-disrupt), so a 30-day default would delete a
+#   node under a running job. Nodes get a new AMI when replaced (drift above), never by age.
+# - terminationGracePeriod: how long a node being deleted anyway (Spot interruption, node repair,
+#   `kubectl delete node`/nodeclaim) may take. The terminator deletes each pod at the node's deadline minus the pod's
+#   terminationGracePeriodSeconds, do-not-disrupt or not (pkg/controllers/node/termination/terminator/terminator.go
+#   Drain, DeleteExpiringPods, podDeleteTimeWithGracePeriod; the deadline is the NodeClaim's deletion time plus
+#   this, pkg/controllers/nodeclaim/lifecycle/controller.go), then terminates the instance. Equal to the Ray
+#   workers' grace period (conventions.ray.worker_termination_grace_seconds, 90 s by default), a worker gets SIGTERM
+#   at once and its whole drain, and the node goes right after; without it do-not-disrupt would hold the drain
+#   forever (pkg/utils/pod/scheduling.go IsEvictable). It fits Spot's two-minute notice.
 CONSOLIDATE_AFTER = "5m"
-EXPIRE_AFTER = "720h"
-TERMINATION_GRACE_PERIOD = "24h"
+EXPIRE_AFTER = "Never"
+DRIFT_REASON = "Drifted"
+
+
+def disruption_budgets() -> list[dict]:
+    """The CRD's default budget (10%), kept for the other reasons, and none for drift. Fresh each call."""
+    return [{"nodes": "10%"}, {"nodes": "0", "reasons": [DRIFT_REASON]}]
+
+
+def termination_grace_period(worker_grace_seconds: int) -> str:
+    """The NodePool's terminationGracePeriod (a duration, ^([0-9]+(s|m|h))+$) for pods of this grace period."""
+    return f"{worker_grace_seconds}s"

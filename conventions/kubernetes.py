@@ -81,9 +81,11 @@ def node_group_selector(node_group: str) -> dict[str, str]:
 # Ray pods survive node churn: the node autoscalers leave a node alone while a Ray pod runs on it. Both go on every
 # Ray pod, idle workers included: only Ray knows whether a worker is busy, and the Ray autoscaler removes idle
 # workers itself after idle_timeout_seconds, after which the node is empty and goes (docs/ray-cluster.md).
-# - Karpenter (v1.14 website/content/en/v1.14/concepts/disruption.md "Pod-Level Controls"): "true" excludes the
-#   node from consolidation and drift (unless the NodePool sets terminationGracePeriod), and the termination
-#   controller does not evict the pod; forceful disruption (expiration, interruption, node repair) still drains it.
+# - Karpenter (aws/karpenter-provider-aws v1.14.1 website/content/en/preview/concepts/disruption.md "Pod-Level
+#   Controls"): "true" keeps consolidation off the node and the termination controller from evicting the pod. Our
+#   NodePools set terminationGracePeriod, which makes such a node a drift candidate (their Drifted budget of 0 stops
+#   that) and bounds a forced deletion (Spot interruption, node repair): the pod gets its own grace period, then the
+#   node goes (conventions/karpenter.py).
 # - cluster-autoscaler (kubernetes/autoscaler cluster-autoscaler/FAQ.md "What types of pods can prevent CA from
 #   removing a node?"): "false" keeps the node from scale-down while the pod runs.
 KARPENTER_DO_NOT_DISRUPT = "karpenter.sh/do-not-disrupt"

@@ -26,6 +26,12 @@ GRACEFUL_SHUTDOWN_DRAIN_ENV = "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S"
 SHUTDOWN_MARGIN_SECONDS = 30
 
 
+def worker_termination_grace_seconds(drain_seconds: int) -> int:
+    """A Ray worker pod's terminationGracePeriodSeconds: its drain, then Ray's shutdown. A Karpenter NodePool's
+    terminationGracePeriod is this too (conventions/karpenter.py)."""
+    return drain_seconds + SHUTDOWN_MARGIN_SECONDS
+
+
 def dashboard_url(head_service: str) -> str:
     return f"http://{head_service}:{DASHBOARD_PORT}"
 

@@ -14,6 +14,8 @@ With the AWS CLI and your usual credentials (profile, SSO, environment), in the 
 - Lambda's concurrency (``lambda get-account-settings``) against what orchestrator.reserved_concurrency reserves:
   AWS refuses a reservation that leaves less than 100 unreserved (a new account has 10 in all);
 - CodeBuild's concurrent builds for the image build's compute type (Service Quotas; new accounts may have 0);
+- with a Spot node group or pool, the EC2 Spot service-linked role (``iam get-role AWSServiceRoleForEC2Spot``):
+  EC2 refuses Spot launches made through its API (Karpenter's CreateFleet) in an account that has never had it;
 - every node group's instance types (and the API tunnel's) offered in the deployment's AZs
   (``ec2 describe-instance-type-offerings``: a type missing in one AZ fails the node group);
 - the API access mode can work from this machine: the Session Manager plugin for the tunnel, this machine's
@@ -29,9 +31,9 @@ With the AWS CLI and your usual credentials (profile, SSO, environment), in the 
 New accounts often have 0 vCPUs for G instances and 5 Elastic IPs per region: the GPU group would then fail
 to scale, silently, long after the deploy. Each check is one line; a quota that is short ends with the
 ``aws service-quotas request-service-quota-increase`` command that asks for enough. The exit status is 1 when
-anything would fail the deploy (a short quota, a type not offered, an AZ the account lacks, an access mode that
-cannot work from here, an add-on's schema rejecting its configuration, AWS unreachable), 2 for a config problem or a
-missing AWS CLI, 0 when all is well.
+anything would fail the deploy (a short quota, a type not offered, an AZ the account lacks, no Spot role, an access
+mode that cannot work from here, an add-on's schema rejecting its configuration, AWS unreachable), 2 for a config
+problem or a missing AWS CLI, 0 when all is well.
 Instances and addresses tagged ``ray-eks/deployment=<name>`` are this deployment's own and are not counted
 twice on a re-run. With ``endpoints.url`` set (an emulator), the CLI is pointed there, as the provider is.
 """
@@ -54,7 +56,7 @@ from urllib.parse import urlsplit
 
 from config import AppConfig, ConfigError, load_config
 from conventions.api_access import TUNNEL_HOST, TUNNEL_INSTANCE_TYPE
-from conventions.eks import ADDON_CONFIGURATION, CONTAINER_INSIGHTS_ADDON, EKS_ADDONS
+from conventions.eks import ADDON_CONFIGURATION, CONTAINER_INSIGHTS_ADDON, EKS_ADDONS, addon_configuration
 from conventions.naming import DEPLOYMENT_TAG
 
 from .aws_cli import INSTALL_AWS_CLI, Aws, AwsError
@@ -291,7 +293,8 @@ def addons_to_check(cfg: AppConfig) -> list[AddonToCheck]:
     out = [AddonToCheck(n, ADDON_CONFIGURATION[n], cfg.cluster.addon_versions.get(n), True,
                         f"cluster.addon_versions.{n}") for n in EKS_ADDONS if n in ADDON_CONFIGURATION]
     if cfg.observability.container_insights:
-        out.append(AddonToCheck(CONTAINER_INSIGHTS_ADDON, ADDON_CONFIGURATION[CONTAINER_INSIGHTS_ADDON],
+        values = addon_configuration(CONTAINER_INSIGHTS_ADDON, dcgm_exporter=cfg.observability.dcgm_exporter)
+        out.append(AddonToCheck(CONTAINER_INSIGHTS_ADDON, values or {},
                                 cfg.observability.container_insights_addon_version, False,
                                 "observability.container_insights_addon_version"))
     return out
@@ -443,6 +446,31 @@ def codebuild_builds(cfg: AppConfig, aws: PreflightAws) -> Finding | None:
     return Finding("SHORT", f"{text}; request: {request_command(check, cfg.region)}")
 
 
+# EC2's service-linked role for Spot: an account that has never launched Spot lacks it, and Spot requests through
+# the API (EC2 Fleet: Karpenter) then fail with AuthFailure.ServiceLinkedRoleCreationNotPermitted unless the caller
+# may create it. Karpenter's getting-started creates it first (aws/karpenter-provider-aws v1.14.1
+# website/content/en/preview/getting-started/getting-started-with-karpenter/scripts/step06-add-spot-role.sh,
+# troubleshooting.md "Missing Service Linked Role").
+SPOT_ROLE = "AWSServiceRoleForEC2Spot"
+CREATE_SPOT_ROLE = "aws iam create-service-linked-role --aws-service-name spot.amazonaws.com"
+
+
+def spot_role(cfg: AppConfig, aws: PreflightAws) -> Finding | None:
+    """With any Spot node group (SPOT or SPOT_OR_ON_DEMAND), the account must have the Spot service-linked role."""
+    spot = [g.name for g in cfg.cluster.node_groups if g.capacity_type in ("SPOT", "SPOT_OR_ON_DEMAND")]
+    if not spot:
+        return None
+    who = f"node group{'s' * (len(spot) > 1)} {', '.join(spot)}"
+    try:
+        aws("iam", "get-role", "--role-name", SPOT_ROLE)
+    except AwsError as e:
+        if "NoSuchEntity" not in str(e):
+            raise
+        return Finding("NO ROLE", f"EC2 Spot service-linked role {SPOT_ROLE}: missing, and Spot launches ({who}) "
+                                  f"need it; create it once per account: {CREATE_SPOT_ROLE}")
+    return Finding("ok", f"EC2 Spot service-linked role {SPOT_ROLE}: present (Spot: {who})")
+
+
 def deployment_azs(cfg: AppConfig, aws: PreflightAws) -> list[str]:
     """The AZs the node groups span, as the stacks choose them: the configured ones, the existing VPC's private
     subnets', or the first az_count of the region's (opt-in not required, by name)."""
@@ -588,7 +616,7 @@ def main(argv: list[str] | None = None) -> int:
         # Independent calls, each a CLI process that takes a second or two to start: run them side by side.
         with ThreadPoolExecutor(max_workers=4) as pool:
             addons = [pool.submit(check_addon, aws, a, cfg.cluster.kubernetes_version) for a in addons_to_check(cfg)]
-            account = [pool.submit(f, cfg, aws) for f in (lambda_concurrency, codebuild_builds)]
+            account = [pool.submit(f, cfg, aws) for f in (lambda_concurrency, codebuild_builds, spot_role)]
             offerings = pool.submit(instance_offerings, cfg, aws)
             access = pool.submit(endpoint_access, cfg, aws)
             checks, unchecked = run_checks(cfg, aws)

@@ -158,7 +158,7 @@ class RayStack(ReadableStack):
             monitoring_namespace=obs.monitoring_namespace, container_insights=obs.container_insights,
             container_insights_addon_version=obs.container_insights_addon_version,
             container_insights_role_name_prefix=naming.iam_role_name_prefix(cfg.name, naming.CONTAINER_INSIGHTS_ROLE),
-            grafana_iframe_host=obs.grafana_iframe_host))
+            grafana_iframe_host=obs.grafana_iframe_host, dcgm_exporter=obs.dcgm_exporter))
         if addons.namespace is not None:
             GrafanaProvisioning(self, "grafana", GrafanaProvisioningProps(
                 namespace=addons.namespace.metadata.name, dashboards=grafana_dashboards(cfg),

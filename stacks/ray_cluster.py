@@ -33,7 +33,7 @@ from constructs_lib.ray_cluster import RayClusterManifest, RayHeadDisruptionBudg
 from conventions.commands import job_submit_command, port_forward_command, token_command, token_export_command
 from conventions.karpenter import CAPACITY_TYPES
 from conventions.kubernetes import GPU_RESOURCE, TAINT_EFFECTS, mebibytes_quantity
-from conventions.ray import HEAD_PORTS, LOCAL_DASHBOARD_URL
+from conventions.ray import HEAD_PORTS, LOCAL_DASHBOARD_URL, worker_termination_grace_seconds
 from observability.alerts import AlertProps, prometheus_rule
 
 from .addresses import ReadableStack
@@ -82,7 +82,8 @@ def node_pool_props(cfg: AppConfig, group: NodeGroupConfig, cluster_name: str, i
         limits={"cpu": str(limits["cpu"]), "memory": mebibytes_quantity(limits["memory_mib"]),
                 **({GPU_RESOURCE: str(limits["gpus"])} if limits["gpus"] else {})},
         disk_size_gib=group.disk_size_gib, cluster_name=cluster_name, instance_profile=instance_profile,
-        ami_release=KARPENTER_AMI_RELEASE, tags=cfg.deployment_tags)
+        ami_release=KARPENTER_AMI_RELEASE, tags=cfg.deployment_tags,
+        worker_grace_seconds=worker_termination_grace_seconds(cfg.ray.worker_drain_seconds))
 
 
 def head_network_policy_props(cfg: AppConfig) -> HeadNetworkPolicyProps:

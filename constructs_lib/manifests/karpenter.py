@@ -23,6 +23,8 @@ class NodePoolProps:
     cluster_name: str  # the discovery tag's value on the cluster's private subnets and security group
     instance_profile: str  # the infra stack's node instance profile (no role: Karpenter then needs no IAM writes)
     ami_release: str  # the AL2023 EKS AMI release (config/versions.py KARPENTER_AMI_RELEASE)
+    # The Ray workers' terminationGracePeriodSeconds: the NodePool's terminationGracePeriod (conventions/karpenter.py)
+    worker_grace_seconds: int
     # On every instance, volume and network interface (default_tags do not reach what Karpenter launches).
     tags: dict[str, str] = field(default_factory=dict)
 
@@ -54,7 +56,8 @@ def ec2_node_class(p: NodePoolProps) -> dict:
 
 def node_pool(p: NodePoolProps) -> dict:
     """Nodes of exactly the group's instance types and purchase options, labelled and tainted like a managed group's
-    nodes, at most the group's max_size (limits), removed only once empty."""
+    nodes, at most the group's max_size (limits), removed only once empty; a node deleted anyway gives its Ray
+    workers their grace period, then goes (conventions/karpenter.py)."""
     template_spec: dict = {
         "nodeClassRef": {"group": k.NODECLASS_GROUP, "kind": "EC2NodeClass", "name": p.name},
         "requirements": [
@@ -63,7 +66,7 @@ def node_pool(p: NodePoolProps) -> dict:
             {"key": "kubernetes.io/os", "operator": "In", "values": ["linux"]},
         ],
         "expireAfter": k.EXPIRE_AFTER,
-        "terminationGracePeriod": k.TERMINATION_GRACE_PERIOD,
+        "terminationGracePeriod": k.termination_grace_period(p.worker_grace_seconds),
     }
     if p.taints:
         template_spec["taints"] = [dict(t) for t in p.taints]
@@ -73,7 +76,8 @@ def node_pool(p: NodePoolProps) -> dict:
         "metadata": {"name": p.name},
         "spec": {
             "template": {"metadata": {"labels": dict(p.labels)}, "spec": template_spec},
-            "disruption": {"consolidationPolicy": "WhenEmpty", "consolidateAfter": k.CONSOLIDATE_AFTER},
+            "disruption": {"consolidationPolicy": "WhenEmpty", "consolidateAfter": k.CONSOLIDATE_AFTER,
+                           "budgets": k.disruption_budgets()},
             "limits": dict(p.limits),
         },
     }

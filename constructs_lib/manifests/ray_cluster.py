@@ -23,7 +23,7 @@ from conventions.ray import (
     HEAD_PORTS,
     RAY_CLUSTER_LABEL,
     RAY_NODE_TYPE_LABEL,
-    SHUTDOWN_MARGIN_SECONDS,
+    worker_termination_grace_seconds,
 )
 
 from .pods import EXPORT_MOUNT, IMPORT_MOUNT, RAY_GID, RAY_UID, container_security_context, pod_security_context
@@ -62,7 +62,7 @@ class RayClusterProps:
     head_memory: str
     idle_timeout_seconds: int
     # Seconds a stopping worker lets Ray drain (conventions.ray.GRACEFUL_SHUTDOWN_DRAIN_ENV); its grace period adds
-    # conventions.ray.SHUTDOWN_MARGIN_SECONDS.
+    # Ray's shutdown (conventions.ray.worker_termination_grace_seconds).
     worker_drain_seconds: int
     # KubeRay spec.upgradeStrategy.type: Recreate (a changed pod template replaces every Ray pod) or None.
     upgrade_strategy: str
@@ -177,7 +177,7 @@ def ray_cluster(props: RayClusterProps) -> dict:
             # Its own node group, not the role: two groups of one role never take each other's workers.
             "nodeSelector": node_group_selector(g.node_group),
             # Told to stop, the worker drains (the env below), then Ray shuts down; only then SIGKILL.
-            "terminationGracePeriodSeconds": props.worker_drain_seconds + SHUTDOWN_MARGIN_SECONDS,
+            "terminationGracePeriodSeconds": worker_termination_grace_seconds(props.worker_drain_seconds),
             "initContainers": [_fsx_permissions_init(props.image)],
             "containers": [{
                 "name": "ray-worker",

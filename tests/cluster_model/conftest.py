@@ -4,12 +4,14 @@ tests/constructs_lib and tests/scripts), and shapes derived from them by changin
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pytest
 
 from config import AppConfig, load_config
+from conventions.eks import ADDON_CONFIGURATION, CONTAINER_INSIGHTS_ADDON
 from scripts.render_jobs import documents, job_props
 from tests.helpers import ROOT
 
@@ -55,6 +57,17 @@ class Shape:
                 "_outdir": self.synth.get("_outdir")}
 
 
+def without_our_dcgm_exporter(synth: dict) -> dict:
+    """The prod synth as observability.dcgm_exporter: false makes it: no DCGM exporter release, the Container
+    Insights add-on with its configuration as ADDON_CONFIGURATION has it (its own DCGM exporter on)."""
+    synth = copy.deepcopy(synth)
+    resources = synth["ray"]["resource"]
+    del resources["helm_release"]["dcgm_exporter"]
+    (addon,) = [a for a in resources["aws_eks_addon"].values() if a["addon_name"] == CONTAINER_INSIGHTS_ADDON]
+    addon["configuration_values"] = json.dumps(ADDON_CONFIGURATION[CONTAINER_INSIGHTS_ADDON])
+    return synth
+
+
 def with_untainted_group(synth: dict, name: str = "cpu", like: str = "core") -> dict:
     """A copy of a synth with one more node group: ``like``'s instance types, labelled usage=<name>, no taint."""
     out = copy.deepcopy({k: v for k, v in synth.items() if not k.startswith("_")})
@@ -68,7 +81,8 @@ def with_untainted_group(synth: dict, name: str = "cpu", like: str = "core") -> 
 
 
 SHAPE_NAMES = ("default", "default-k8s-1.34", "dev", "prod", "prod-existing-vpc-k8s-1.33", "prod-with-cpu-group",
-               "multi-group", "karpenter", "karpenter-default", "karpenter-default-k8s-1.34", "karpenter-multi")
+               "multi-group", "karpenter", "karpenter-default", "karpenter-default-k8s-1.34", "karpenter-multi",
+               "prod-addon-dcgm")
 # Session synths (tests/helpers.py session_configs) the model runs on as they are.
 SESSION_SHAPES = ("multi-group", "karpenter", "karpenter-default", "karpenter-multi")
 
@@ -107,6 +121,11 @@ def shapes(request) -> Callable[[str], Shape]:
         if name == "prod-with-cpu-group":
             synth, cfg = prod_example()
             return Shape(name, with_untainted_group(synth), cfg, extra_roles={"cpu": "cpu"})
+        if name == "prod-addon-dcgm":
+            # Container Insights without our DCGM exporter: the add-on's own runs on the GPU nodes.
+            synth, cfg = prod_example()
+            return Shape(name, without_our_dcgm_exporter(synth), cfg.model_copy(update={
+                "observability": cfg.observability.model_copy(update={"dcgm_exporter": False})}))
         raise KeyError(name)
 
     def get(name: str) -> Shape:

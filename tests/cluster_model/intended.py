@@ -46,6 +46,9 @@ HAS_GPU: Callable[[AppConfig], bool] = lambda cfg: cfg.cluster.has_gpu  # noqa: 
 KUBE_PROMETHEUS_STACK: Callable[[AppConfig], bool] = lambda cfg: cfg.observability.kube_prometheus_stack  # noqa: E731
 CONTAINER_INSIGHTS: Callable[[AppConfig], bool] = lambda cfg: cfg.observability.container_insights  # noqa: E731
 DCGM_EXPORTER: Callable[[AppConfig], bool] = lambda cfg: cfg.observability.dcgm_exporter  # noqa: E731
+# The add-on's own DCGM exporter: only while ours is off (conventions/eks.py CONTAINER_INSIGHTS_WITHOUT_DCGM).
+ADDON_DCGM_EXPORTER: Callable[[AppConfig], bool] = (  # noqa: E731
+    lambda cfg: cfg.observability.container_insights and not cfg.observability.dcgm_exporter)
 ORCHESTRATOR: Callable[[AppConfig], bool] = lambda cfg: cfg.orchestrator_enabled  # noqa: E731
 CLUSTER_AUTOSCALER: Callable[[AppConfig], bool] = lambda cfg: cfg.cluster.autoscaler == "cluster-autoscaler"  # noqa: E731
 KARPENTER: Callable[[AppConfig], bool] = lambda cfg: cfg.cluster.autoscaler == "karpenter"  # noqa: E731
@@ -63,7 +66,7 @@ INTENDED: dict[str, tuple[Where, Callable[[AppConfig], bool]]] = {
     "addon/amazon-cloudwatch-observability/controller-manager": (CORE, CONTAINER_INSIGHTS),
     "addon/amazon-cloudwatch-observability/cloudwatch-agent": (EVERY_NODE, CONTAINER_INSIGHTS),
     "addon/amazon-cloudwatch-observability/fluent-bit": (EVERY_NODE, CONTAINER_INSIGHTS),
-    "addon/amazon-cloudwatch-observability/dcgm-exporter": (GPU_NODES, CONTAINER_INSIGHTS),
+    "addon/amazon-cloudwatch-observability/dcgm-exporter": (GPU_NODES, ADDON_DCGM_EXPORTER),
     "addon/amazon-cloudwatch-observability/neuron-monitor": (NOWHERE, CONTAINER_INSIGHTS),  # Trainium/Inferentia
     "addon/amazon-cloudwatch-observability/*-windows*": (NOWHERE, CONTAINER_INSIGHTS),  # Windows nodes
     # Helm releases (ray stack)

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from config import versions
-from conventions.eks import ADDON_CONFIGURATION
+from conventions.eks import ADDON_CONFIGURATION, addon_configuration
 from tests.helpers import stack_items
 
 from . import helm
@@ -226,10 +226,11 @@ def _configured_addons(synth: dict) -> dict[str, dict]:
 
 @pytest.mark.parametrize("shape_name", DEPLOYED_SHAPES)
 def test_addon_configuration_is_valid_for_the_addon_and_rendered_by_the_model(shapes, shape_name):
-    configured = _configured_addons(shapes(shape_name).synth)
+    shape = shapes(shape_name)
+    configured = _configured_addons(shape.synth)
     assert configured, "no add-on is configured"
     for addon, values in configured.items():
-        assert values == ADDON_CONFIGURATION[addon], addon
+        assert values == addon_configuration(addon, dcgm_exporter=shape.cfg.observability.dcgm_exporter), addon
         assert configuration_problems(addon, values) == []
 
 

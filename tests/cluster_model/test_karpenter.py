@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import re
 
 import pytest
 
@@ -404,3 +405,64 @@ def test_dcgm_requests_the_table_does_not_know_are_drift_on_karpenters_nodes(sha
     drift = overhead_drift(shape, shape.build(synth))
     assert {m.split(":")[0] for m in drift if DCGM in m} == {n for n in _gpu_pool_nodes(shape.model)}
     assert overhead_drift(shape, shape.model) == []
+
+
+# ------------------------------------------------------------------------------------- a pool node deleted anyway
+# Karpenter's terminator (sigs.k8s.io/karpenter at v1.14.1's pin, pkg/controllers/node/termination/terminator/
+# terminator.go) taints a deleted node karpenter.sh/disrupted:NoSchedule, drains every pod not tolerating that taint,
+# and deletes each one at (deadline - its terminationGracePeriodSeconds), do-not-disrupt or not; the deadline is the
+# NodeClaim's deletion plus the pool's terminationGracePeriod, after which the instance goes.
+DISRUPTED_TAINT = {"key": "karpenter.sh/disrupted", "effect": "NoSchedule"}
+_UNIT = {"s": 1, "m": 60, "h": 3600}
+
+
+def _seconds(duration: str) -> int:
+    parts = re.findall(r"([0-9]+)([smh])", duration)
+    assert parts and "".join(n + u for n, u in parts) == duration, duration
+    return sum(int(n) * _UNIT[u] for n, u in parts)
+
+
+def forced_deletion_problems(model: ClusterModel, synth: dict) -> list[str]:
+    """What goes wrong when a pool node is deleted anyway (Spot interruption, node repair, kubectl delete): a drained
+    pod whose grace period is longer than the pool's is cut short; a pool's longer than its longest Ray worker's keeps
+    a node (and its bill) after every pod on it has stopped; without one, a do-not-disrupt pod holds it forever."""
+    problems = []
+    for name, pool in _pools(synth).items():
+        tgp = pool["spec"]["template"]["spec"].get("terminationGracePeriod")
+        if tgp is None:
+            problems.append(f"{name}: no terminationGracePeriod: a do-not-disrupt pod holds a deleted node forever")
+            continue
+        nodes = {n for n, node in model.nodes.items() if node.karpenter and node.group == name}
+        graces = {key: model.workloads[key].spec.get("terminationGracePeriodSeconds", 30)
+                  for key, placement in model.placements.items() if placement.nodes & nodes
+                  and untolerated_taints(model.workloads[key].spec.get("tolerations") or [], [DISRUPTED_TAINT])}
+        workers = [g for key, g in graces.items() if key.startswith("RayCluster/")]
+        assert workers, name
+        problems += [f"{name}: {key} gets {_seconds(tgp)}s of its {g}s" for key, g in graces.items()
+                     if g > _seconds(tgp)]
+        if _seconds(tgp) > max(workers):
+            problems.append(f"{name}: a deleted node stays {_seconds(tgp)}s, its Ray workers stop within "
+                            f"{max(workers)}s")
+    return problems
+
+
+@pytest.mark.parametrize("shape_name", ["karpenter", "karpenter-default", "karpenter-multi"])
+def test_a_deleted_pool_node_gives_its_workers_their_grace_period_then_goes(shapes, shape_name):
+    shape = shapes(shape_name)
+    assert forced_deletion_problems(shape.model, shape.synth) == []
+
+
+@pytest.mark.parametrize(("tgp", "expected"), [
+    ("24h", "gpu: a deleted node stays 86400s, its Ray workers stop within 90s"),
+    ("60s", "gpu: RayCluster/kuberay/worker/gpu-group gets 60s of its 90s"),
+    (None, "gpu: no terminationGracePeriod: a do-not-disrupt pod holds a deleted node forever"),
+])
+def test_a_pool_grace_period_other_than_the_workers_is_caught(shapes, tgp, expected):
+    shape = shapes("karpenter")
+    synth = shape.copy_synth()
+    template = _pool(synth, "gpu")["spec"]["template"]["spec"]
+    if tgp is None:
+        del template["terminationGracePeriod"]
+    else:
+        template["terminationGracePeriod"] = tgp
+    assert expected in forced_deletion_problems(shape.build(synth), synth)

@@ -189,9 +189,9 @@ def test_kube_prometheus_stack_admission_jobs_without_our_selector_leave_core(sh
 
 
 def test_daemonset_overhead_decides_whether_a_worker_fits(shapes):
-    """prod's 7 CPU / 28Gi GPU worker fits a g5.2xlarge by 132Mi once the DaemonSets (Container Insights and the
-    DCGM exporter among them) have their share; 512Mi more, and it fits no node of the group; without Container
-    Insights' and the DCGM exporter's DaemonSets (281Mi + 128Mi) it fits again."""
+    """prod's 7 CPU / 28Gi GPU worker fits a g5.2xlarge by 260Mi once the DaemonSets (Container Insights and the
+    DCGM exporter among them; the add-on's own DCGM exporter off) have their share; 512Mi more, and it fits no node
+    of the group; without Container Insights' and the DCGM exporter's DaemonSets (153Mi + 128Mi) it fits again."""
     shape = shapes("prod")
     synth = shape.copy_synth()
     res = _worker(synth)["containers"][0]["resources"]
@@ -201,7 +201,7 @@ def test_daemonset_overhead_decides_whether_a_worker_fits(shapes):
     model = shape.build(synth)
     assert model.placements[_worker_key(shape)].nodes == frozenset()
     assert model.placements[_worker_key(shape)].problems["gpu/g5.2xlarge"] == (
-        "insufficient memory: needs 29184Mi, 28804Mi free")
+        "insufficient memory: needs 29184Mi, 28932Mi free")
     assert _mismatches(shape, model, "RayCluster/*/worker/*")
     del synth["ray"]["resource"]["aws_eks_addon"]  # without Container Insights' DaemonSets
     del synth["ray"]["resource"]["helm_release"]["dcgm_exporter"]  # and the DCGM exporter, it fits again
@@ -291,9 +291,9 @@ def test_daemonset_overhead_per_group(shapes):
     """The per-group DaemonSet requests besides kube-proxy's (unverified; config/capacity.py holds its one value),
     cross-checked against that table in test_overhead.py:
     default: aws-node 50m + fsx-csi-node 30m/104Mi on both groups;
-    prod adds cloudwatch-agent 250m/128Mi + fluent-bit 50m/25Mi everywhere, Container Insights' dcgm-exporter
-    250m/128Mi and ours (nvidia-dcgm-exporter) 100m/128Mi on GPU nodes (node-exporter, pod-identity agent and
-    device plugin request nothing)."""
+    prod adds cloudwatch-agent 250m/128Mi + fluent-bit 50m/25Mi everywhere and our DCGM exporter
+    (nvidia-dcgm-exporter) 100m/128Mi on GPU nodes, Container Insights' own dcgm-exporter (250m/128Mi) being off
+    beside ours (node-exporter, pod-identity agent and device plugin request nothing)."""
     mib = 2 ** 20
     kube_proxy = pod_requests(shapes("default").model.workloads["addon/kube-proxy/kube-proxy"].spec)
 
@@ -302,6 +302,37 @@ def test_daemonset_overhead_per_group(shapes):
                 for g, r in overhead.items()}
 
     assert verified(shapes("default").model.daemonset_overhead()) == {"core": (80, 104, 4), "gpu": (80, 104, 5)}
-    assert verified(shapes("prod").model.daemonset_overhead()) == {"core": (380, 257, 7), "gpu": (730, 513, 10)}
+    assert verified(shapes("prod").model.daemonset_overhead()) == {"core": (380, 257, 7), "gpu": (480, 385, 9)}
     assert shapes("prod").model.unverified_daemonsets() == {
         "core": ["addon/kube-proxy/kube-proxy"], "gpu": ["addon/kube-proxy/kube-proxy"]}
+
+
+# ------------------------------------------------------------------------------------- one DCGM exporter per GPU
+OUR_DCGM, ADDON_DCGM = "helm/nvidia-dcgm-exporter/dcgm-exporter", "addon/amazon-cloudwatch-observability/dcgm-exporter"
+
+
+def _dcgm_exporters(model: ClusterModel) -> dict[str, list[str]]:
+    """GPU node -> the DCGM exporters with a pod there."""
+    return {n: sorted(k for k in (OUR_DCGM, ADDON_DCGM) if k in model.placements and n in model.placements[k].nodes)
+            for n, node in model.nodes.items() if node.gpus}
+
+
+def test_with_ours_and_container_insights_each_gpu_node_runs_one_dcgm_exporter(shapes):
+    """prod-gpu turns on both: the add-on's configuration turns its exporter off, so ours is the one DCGM watcher on
+    every GPU node; without ours, the add-on's runs there; with the add-on's configuration as before (no
+    dcgmExporter key) both would, which the intended placement table forbids."""
+    shape = shapes("prod")
+    cfg = shape.cfg.observability
+    assert cfg.dcgm_exporter and cfg.container_insights
+    assert set(map(tuple, _dcgm_exporters(shape.model).values())) == {(OUR_DCGM,)}
+    assert set(map(tuple, _dcgm_exporters(shapes("prod-addon-dcgm").model).values())) == {(ADDON_DCGM,)}
+
+    synth = shape.copy_synth()
+    addon = synth["ray"]["resource"]["aws_eks_addon"]["container_insights"]
+    values = json.loads(addon["configuration_values"])
+    assert values.pop("dcgmExporter") == {"enabled": False}
+    addon["configuration_values"] = json.dumps(values)
+    model = shape.build(synth)
+    assert set(map(tuple, _dcgm_exporters(model).values())) == {(ADDON_DCGM, OUR_DCGM)}
+    _, deployed = INTENDED[ADDON_DCGM]  # what test_placement.py's test_lands_where_intended would report
+    assert ADDON_DCGM in model.workloads and not deployed(shape.cfg)

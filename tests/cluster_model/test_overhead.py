@@ -125,7 +125,7 @@ def test_a_table_entry_missing_is_drift(shapes, monkeypatch):
 
 
 def test_table_requests_that_differ_are_drift(shapes, monkeypatch):
-    shape = shapes("prod")
+    shape = shapes("prod-addon-dcgm")
     _table_with(monkeypatch, "dcgm-exporter", lambda d: replace(d, containers=({"cpu": "250m", "memory": "64Mi"},)))
     drift = overhead_drift(shape, shape.model)
     assert [m for m in drift if m.startswith("gpu/g5.2xlarge: addon/amazon-cloudwatch-observability/dcgm-exporter")]
@@ -133,7 +133,7 @@ def test_table_requests_that_differ_are_drift(shapes, monkeypatch):
 
 
 def test_a_table_entry_on_the_wrong_nodes_is_drift(shapes, monkeypatch):
-    shape = shapes("prod")
+    shape = shapes("prod-addon-dcgm")
     _table_with(monkeypatch, "dcgm-exporter", lambda d: replace(d, nodes="all"))
     assert "core/m6i.2xlarge (core): the table lists dcgm-exporter, the model places no pod there" in \
         overhead_drift(shape, shape.model)

@@ -139,8 +139,10 @@ def test_prod_container_insights_addon_with_scoped_irsa(prod_synth):
     assert addon["addon_name"] == "amazon-cloudwatch-observability"
     assert addon["cluster_name"] == "${data.terraform_remote_state.infra.outputs.cluster_name}"
     assert addon["service_account_role_arn"] == "${aws_iam_role.container_insights.arn}"
-    # Its operator (a Deployment, no tolerations) on the core group, not on an untainted worker group.
-    assert json.loads(addon["configuration_values"]) == {"manager": {"nodeSelector": {"usage": "core"}}}
+    # Its operator (a Deployment, no tolerations) on the core group, not on an untainted worker group; its own DCGM
+    # exporter off, ours (observability.dcgm_exporter) being on.
+    assert json.loads(addon["configuration_values"]) == {"manager": {"nodeSelector": {"usage": "core"}},
+                                                         "dcgmExporter": {"enabled": False}}
     trust = tf_json(one(ray, "aws_iam_role", "container_insights")["assume_role_policy"], placeholder="TF_EXPR")
     cond = trust["Statement"][0]["Condition"]["StringEquals"]
     assert "system:serviceaccount:amazon-cloudwatch:cloudwatch-agent" in cond.values()

@@ -233,9 +233,12 @@ def test_each_pool_is_its_node_group(karp):
         assert req["karpenter.sh/capacity-type"] == ["spot", "on-demand"]  # SPOT_OR_ON_DEMAND
         assert spec["template"]["spec"]["nodeClassRef"] == {"group": "karpenter.k8s.aws", "kind": "EC2NodeClass",
                                                             "name": g.name}
-        assert spec["disruption"] == {"consolidationPolicy": "WhenEmpty", "consolidateAfter": "5m"}
-        assert (spec["template"]["spec"]["expireAfter"], spec["template"]["spec"]["terminationGracePeriod"]) == (
-            "720h", "24h")
+        # Drift never replaces a node with running Ray pods (0 for Drifted); nodes never expire by age.
+        assert spec["disruption"] == {"consolidationPolicy": "WhenEmpty", "consolidateAfter": "5m", "budgets": [
+            {"nodes": "10%"}, {"nodes": "0", "reasons": ["Drifted"]}]}
+        assert spec["template"]["spec"]["expireAfter"] == "Never"
+        # the workers' grace period (ray.worker_drain_seconds 60 + 30): a forced deletion drains them at once
+        assert spec["template"]["spec"]["terminationGracePeriod"] == "90s"
     gpu = pools["gpu"]
     assert gpu["template"]["spec"]["taints"] == [{"key": "nvidia.com/gpu", "value": "true", "effect": "NoSchedule"}]
     # max_size 4 nodes of the largest type (g5.8xlarge: 32 vCPU, 128 GiB, 1 GPU)
