@@ -19,6 +19,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,7 +28,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.helpers import app_env, run_make
+from tests.helpers import ROOT, app_env, run_make
 from tests.scripts.test_after_deploy import ENDPOINT_HOST, _api_server, _free_port, _terraform
 
 INSTANCE = "i-0123456789abcdef0"
@@ -182,3 +183,29 @@ def test_an_agent_that_never_connects_is_one_line_after_the_timeout(tmp_path, ou
     assert line.startswith(f"error: SSM Agent on the tunnel instance {INSTANCE} is not connected to Systems Manager "
                            f"after {len(ssm.calls)} tries in 5s ("), line
     assert "TargetNotConnected" in line and line.endswith("then run `make tunnel` again"), line
+
+
+def test_a_synth_of_another_deployment_is_one_line(tmp_path, outdir):
+    """cdktf.out holds the default deployment's synth; a config for another deployment must not read its state."""
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({"name": "ray-other"}))
+    env = app_env(config=config, outdir=outdir, RAY_EKS_BUILD_DIR=str(outdir.parent / "build"))
+    r = run_make("tunnel", env=env)
+    assert r.returncode != 0
+    assert _errors(r) == [f"error: {outdir} holds the synth of deployment ray-eks (us-west-2), not this config's "
+                          f"ray-other (us-west-2): run `make synth` with this config (RAY_EKS_CONFIG) first"], r.stderr
+
+
+def test_terraform_on_one_stack_of_this_deployment(tmp_path, outdir):
+    """`python -m scripts.tf <stack> ...` (the AMI refresh docs/deploy.md gives): init, the guard, then terraform."""
+    rc = subprocess.run(["scripts/terraformrc.sh", str(outdir.parent / "build" / "terraformrc")], cwd=ROOT,
+                        capture_output=True, text=True, check=True).stdout.strip()
+    env = app_env(outdir=outdir, RAY_EKS_BUILD_DIR=str(outdir.parent / "build"),
+                  **({"TF_CLI_CONFIG_FILE": rc} if rc else {}))
+    r = subprocess.run([sys.executable, "-m", "scripts.tf", "infra", "output", "-raw", "api_tunnel_instance_id"],
+                       cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert (r.returncode, r.stdout) == (0, INSTANCE), r.stderr
+    r = subprocess.run([sys.executable, "-m", "scripts.tf", "infra", "output", "-raw", "no_such_output"],
+                       cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode != 0
+    assert r.stderr.strip().splitlines()[-1] == "error: terraform output of stack infra failed (above)"
