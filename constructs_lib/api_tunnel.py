@@ -15,8 +15,15 @@ reach the metadata service); an encrypted root volume; and one role with only AW
   endpoints may exist already (a second set with private DNS would fail), so none are created and the instance may
   leave on 443 anywhere: the VPC's NAT gateway or its own endpoints must carry it to SSM.
 
-The AMI is the latest Amazon Linux 2023 (SSM Agent preinstalled) from AWS's public SSM parameter: a new release
-replaces the instance on the next apply, which is how it gets patched (it holds nothing).
+Why the endpoints sit in the tunnel's subnet only (one AZ): the instance lives in that subnet and nowhere else, so
+endpoints in other AZs would serve it only when its own AZ is down, and then it is down too; each interface endpoint
+costs per AZ and hour. SSM Agent on the nodes (cluster.node_ssm_access) reaches them across AZs, and loses them only
+while that one AZ is out.
+
+The AMI is the latest Amazon Linux 2023 (SSM Agent preinstalled) from AWS's public SSM parameter at the first apply;
+later releases are ignored (``ignore_changes = [ami]``: a parameter that moves must not replace the instance on every
+plan). Refreshing it is a deliberate replace (it holds nothing): ``python -m scripts.tf infra apply
+-replace=aws_instance.api_tunnel`` (docs/deploy.md).
 
 Addresses: ``aws_instance.api_tunnel``, ``aws_security_group.api_tunnel`` and its rules, ``aws_iam_role.api_tunnel``,
 ``aws_iam_instance_profile.api_tunnel``, ``data.aws_ssm_parameter.api_tunnel_ami``; with endpoints
@@ -88,8 +95,9 @@ class ApiTunnel(Construct):
             self, f"cluster_api_from_{id}", security_group_id=props.cluster_security_group_id, ip_protocol="tcp",
             from_port=HTTPS, to_port=HTTPS, referenced_security_group_id=sg.id,
             description=f"HTTPS to the EKS API from the API tunnel of {props.name} (make tunnel)")
+        endpoints: list[VpcEndpoint] = []
         if props.vpc_cidr is not None:
-            self._ssm_endpoints(props, sg, id)
+            endpoints = self._ssm_endpoints(props, sg, id)
         else:
             egress = VpcSecurityGroupEgressRule(
                 self, f"{id}_to_ssm", security_group_id=sg.id, ip_protocol="tcp", from_port=HTTPS, to_port=HTTPS,
@@ -118,15 +126,19 @@ class ApiTunnel(Construct):
             root_block_device=InstanceRootBlockDevice(encrypted=True, volume_type="gp3", volume_size=8,
                                                       delete_on_termination=True),
             tags={"Name": f"{props.name}-api-tunnel"},
-            # The role must hold the SSM policy before the agent first registers.
-            depends_on=[attachment])
+            # SSM Agent registers at first boot: its role must hold the SSM policy and, in a VPC we create, the
+            # Systems Manager endpoints must answer by then (else it backs off and `make tunnel` waits longer).
+            depends_on=[attachment, *endpoints],
+            # A new AMI release must not replace the instance on every plan: it is refreshed on purpose
+            # (`python -m scripts.tf infra apply -replace=aws_instance.api_tunnel`, docs/deploy.md).
+            lifecycle=TerraformResourceLifecycle(ignore_changes=["ami"]))
         skip(self.instance, "CKV_AWS_126",
              "A relay with no workload of its own: EC2's basic 5-minute metrics show whether it runs; detailed "
              "monitoring would cost about as much as the instance")
         self.instance_id = self.instance.id
         self.security_group_id = sg.id
 
-    def _ssm_endpoints(self, props: ApiTunnelProps, tunnel_sg: SecurityGroup, id: str) -> None:
+    def _ssm_endpoints(self, props: ApiTunnelProps, tunnel_sg: SecurityGroup, id: str) -> list[VpcEndpoint]:
         sg = SecurityGroup(Construct(self, "endpoints_sg"), "ssm_endpoints",
                            name_prefix=props.endpoints_security_group_name_prefix, vpc_id=props.vpc_id,
                            description=f"Systems Manager endpoints of {props.name}: HTTPS from the VPC",
@@ -140,8 +152,8 @@ class ApiTunnel(Construct):
             self, f"{id}_to_ssm", security_group_id=tunnel_sg.id, ip_protocol="tcp", from_port=HTTPS, to_port=HTTPS,
             referenced_security_group_id=sg.id,
             description="HTTPS to the Systems Manager endpoints (SSM Agent)")
-        for service in SSM_ENDPOINT_SERVICES:
-            VpcEndpoint(Construct(self, f"endpoint_{service}"), service, vpc_id=props.vpc_id,
-                        service_name=f"com.amazonaws.{props.region}.{service}", vpc_endpoint_type="Interface",
-                        subnet_ids=[props.subnet_id], security_group_ids=[sg.id], private_dns_enabled=True,
-                        tags={"Name": f"{props.name}-{service}"})
+        return [VpcEndpoint(Construct(self, f"endpoint_{service}"), service, vpc_id=props.vpc_id,
+                            service_name=f"com.amazonaws.{props.region}.{service}", vpc_endpoint_type="Interface",
+                            subnet_ids=[props.subnet_id], security_group_ids=[sg.id], private_dns_enabled=True,
+                            tags={"Name": f"{props.name}-{service}"})
+                for service in SSM_ENDPOINT_SERVICES]

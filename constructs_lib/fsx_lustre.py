@@ -75,13 +75,19 @@ class FsxLustre(Construct):
                            description=f"FSx for Lustre of {props.name}: Lustre from the EKS cluster",
                            tags={"Name": f"{props.name}-fsx"},
                            lifecycle=TerraformResourceLifecycle(create_before_destroy=True))
+        # The file system's own Lustre rules (servers to each other): FSx checks them at CreateFileSystem and refuses
+        # with InvalidNetworkSettings while they are missing (the FSx for Lustre user guide, "File system access
+        # control with Amazon VPC"), so the file system waits for them (depends_on below).
+        self_rules: list[VpcSecurityGroupIngressRule | VpcSecurityGroupEgressRule] = []
         for low, high in LUSTRE_PORTS:
             ports = f"{low}" if low == high else f"{low}_{high}"
             for source, peer in (("cluster", props.client_security_group_id), ("self", sg.id)):
-                VpcSecurityGroupIngressRule(
+                rule = VpcSecurityGroupIngressRule(
                     self, f"fsx_lustre_{ports}_from_{source}", security_group_id=sg.id, ip_protocol="tcp",
                     from_port=low, to_port=high, referenced_security_group_id=peer,
                     description=f"Lustre {low}-{high} from the {source if source == 'self' else 'EKS cluster'}")
+                if source == "self":
+                    self_rules.append(rule)
             VpcSecurityGroupEgressRule(
                 self, f"fsx_lustre_{ports}_to_cluster", security_group_id=sg.id, ip_protocol="tcp",
                 from_port=low, to_port=high, referenced_security_group_id=props.client_security_group_id,
@@ -92,10 +98,10 @@ class FsxLustre(Construct):
                 self, f"cluster_lustre_{ports}_from_fsx", security_group_id=props.client_security_group_id,
                 ip_protocol="tcp", from_port=low, to_port=high, referenced_security_group_id=sg.id,
                 description=f"Lustre {low}-{high} from the FSx for Lustre file system of {props.name}")
-            VpcSecurityGroupEgressRule(
+            self_rules.append(VpcSecurityGroupEgressRule(
                 self, f"fsx_lustre_{ports}_to_self", security_group_id=sg.id, ip_protocol="tcp",
                 from_port=low, to_port=high, referenced_security_group_id=sg.id,
-                description=f"Lustre {low}-{high} between file servers")
+                description=f"Lustre {low}-{high} between file servers"))
 
         persistent = props.persistent
         backups = persistent and not props.data_repository
@@ -125,6 +131,7 @@ class FsxLustre(Construct):
             log_configuration=FsxLustreFileSystemLogConfiguration(level="WARN_ERROR", destination=logs.arn),
             tags={"Name": props.name},
             lifecycle=TerraformResourceLifecycle(prevent_destroy=props.prevent_destroy),
+            depends_on=self_rules,
         )
         if not persistent:
             skip(fs, "CKV_AWS_190",

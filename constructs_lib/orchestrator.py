@@ -70,7 +70,7 @@ from lambdas import ray_orchestrator as function_code
 from lambdas.ray_orchestrator import DEADLINE_GRACE_SECONDS, FAILED, RUN_ID_ENV, RUNNING, STEPS_FILE, SUCCEEDED
 
 from .checkov import skip
-from .iam import policy_document, service_assume_role_policy_from, statement
+from .iam import policy_document, service_assume_role_policy, service_assume_role_policy_from, statement
 from .kms import MAX_DELETION_WINDOW_DAYS
 from .manifests.jobs import submitter_command
 from .manifests.pods import (
@@ -440,11 +440,12 @@ class RayOrchestrator(Construct):
             from_port=443, to_port=443, referenced_security_group_id=sg.id,
             description=f"HTTPS to the EKS API from the Ray orchestrator function of {props.name}")
 
-        # Lambda assumes the role for this account's function only (aws:SourceAccount; AWS documents no
-        # aws:SourceArn for execution roles).
+        # The Lambda service principal and no condition: the Lambda developer guide ("Defining Lambda function
+        # permissions with an execution role") documents no confused-deputy key for execution roles, and one on the
+        # trust can break CreateFunction in a VPC (aws/aws-parallelcluster#6926). Who may hand Lambda this role is
+        # what guards it: iam:PassRole, which cannot cross accounts.
         self.function_role = IamRole(Construct(self, "fn_role"), fn_id, name_prefix=names.function_role_prefix,
-                                     assume_role_policy=service_assume_role_policy_from(
-                                         "lambda.amazonaws.com", props.account_id))
+                                     assume_role_policy=service_assume_role_policy("lambda.amazonaws.com"))
         vpc_arn = f"{arn}:ec2:{region_account}:vpc/{net.vpc_id}"
         in_vpc = {"ArnEquals": {"ec2:Vpc": vpc_arn}}
         fn_policy = IamRolePolicy(Construct(self, "fn_policy"), fn_id, role=self.function_role.id, name="run",

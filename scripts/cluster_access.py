@@ -16,7 +16,7 @@ import shutil
 import subprocess
 
 from config import AppConfig
-from conventions.api_access import TUNNEL_HOST
+from conventions.api_access import TUNNEL_HOST, TUNNEL_KUBECONFIG_COMMAND, tunnel_url
 
 KUBECTL_TIMEOUT_S = 30
 INSTALL_KUBECTL = "install kubectl: https://kubernetes.io/docs/tasks/tools/"
@@ -42,6 +42,9 @@ def first_error(text: str) -> str:
 
 
 def kubeconfig_hint(cfg: AppConfig) -> str:
+    if cfg.cluster.endpoint_access == "tunnel":  # update-kubeconfig alone would leave kubectl at the private endpoint
+        return (f"run `{TUNNEL_KUBECONFIG_COMMAND}` (it points kubectl at the tunnel, "
+                f"{tunnel_url(cfg.cluster.tunnel_local_port)})")
     return f"run `make kubeconfig` (aws eks update-kubeconfig --region {cfg.region} --name {cfg.name})"
 
 

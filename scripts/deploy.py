@@ -8,7 +8,8 @@ First what needs no plan: terraform (1.10 or later), the AWS CLI and working cre
 emulator's with ``endpoints.url``); then a synth of the config (RAY_EKS_CONFIG) into cdktf.out; then each stack,
 initialised in this deployment's own Terraform data directory (scripts/tf.py) and refused when its state belongs to
 another deployment. With ``cluster.endpoint_access: tunnel`` the ray stacks run through `make tunnel`'s port-forward:
-opened after the infra stack, closed at the end (a tunnel that was already open stays open).
+opened after the infra stack, closed at the end (a tunnel that was already open stays open); what it needs from this
+machine (the Session Manager plugin, the local port free) is checked before anything is applied.
 
 The stack's Terraform output goes to the terminal; a failure ends with one line saying what failed and what to do,
 and a non-zero exit status.
@@ -25,7 +26,7 @@ from stacks.contract import INFRA_STACK, STACK_ORDER
 
 from .aws_cli import INSTALL_AWS_CLI, Aws, AwsError
 from .tf import ROOT, Terraform, TerraformError, check_terraform, describe
-from .tunnel import TunnelError, close_tunnel, open_tunnel
+from .tunnel import TunnelError, check_can_open, close_tunnel, open_tunnel
 
 VERBS = {"deploy": ("apply", "-auto-approve"), "diff": ("plan",), "destroy": ("destroy", "-auto-approve")}
 
@@ -44,6 +45,12 @@ def run(cfg: AppConfig, verb: str, stacks: list[str]) -> None:
     check_terraform()
     if not Aws.installed():
         raise DeployError(f"the AWS CLI is not on PATH: {INSTALL_AWS_CLI}")
+    if cfg.cluster.endpoint_access == "tunnel" and any(s != INFRA_STACK for s in stacks):
+        # Before the infra stack's half hour, not after it: the ray stacks reach the API only through the tunnel.
+        try:
+            check_can_open(cfg)
+        except TunnelError as e:
+            raise DeployError(f"the ray stacks reach the private API through `make tunnel`, and {e}") from None
     me = Aws(cfg).caller()
     print(f"{verb}: deployment {describe({'name': cfg.name, 'region': cfg.region})}, account {me.get('Account')}, "
           f"as {me.get('Arn')}", flush=True)

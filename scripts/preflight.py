@@ -16,7 +16,8 @@ With the AWS CLI and your usual credentials (profile, SSO, environment), in the 
 - CodeBuild's concurrent builds for the image build's compute type (Service Quotas; new accounts may have 0);
 - with a Spot node group or pool, the EC2 Spot service-linked role (``iam get-role AWSServiceRoleForEC2Spot``):
   EC2 refuses Spot launches made through its API (Karpenter's CreateFleet) in an account that has never had it;
-- every node group's instance types (and the API tunnel's) offered in the deployment's AZs
+- every node group's instance types offered in the deployment's AZs, the API tunnel's in its subnet's (the first
+  private subnet's; in an existing VPC looked up with ``ec2 describe-subnets``)
   (``ec2 describe-instance-type-offerings``: a type missing in one AZ fails the node group);
 - the API access mode can work from this machine: the Session Manager plugin for the tunnel, this machine's
   egress address inside public_access_cidrs, the API's port reachable once the cluster exists;
@@ -472,12 +473,19 @@ def spot_role(cfg: AppConfig, aws: PreflightAws) -> Finding | None:
 
 
 def deployment_azs(cfg: AppConfig, aws: PreflightAws) -> list[str]:
-    """The AZs the node groups span, as the stacks choose them: the configured ones, the existing VPC's private
-    subnets', or the first az_count of the region's (opt-in not required, by name)."""
+    """The AZs the node groups span, in the order of the private subnets the stacks put in them: the configured
+    ones, the existing VPC's private subnets' (looked up: its first subnet's AZ first), or the first az_count of the
+    region's (opt-in not required, by name). The first is the first private subnet's, where the API tunnel lands."""
     net = cfg.network
     if net.existing:
-        out = aws("ec2", "describe-subnets", "--subnet-ids", *net.existing.private_subnet_ids)
-        return sorted({s["AvailabilityZone"] for s in out.get("Subnets", [])})
+        ids = net.existing.private_subnet_ids
+        out = aws("ec2", "describe-subnets", "--subnet-ids", *ids)
+        zone = {s["SubnetId"]: s["AvailabilityZone"] for s in out.get("Subnets", [])}
+        missing = [i for i in ids if i not in zone]
+        if missing:
+            raise AwsError(f"aws ec2 describe-subnets: no subnet {', '.join(missing)} in {cfg.region} "
+                           f"(network.existing.private_subnet_ids)")
+        return list(dict.fromkeys(zone[i] for i in ids))
     if net.availability_zones:
         return list(net.availability_zones)
     out = aws("ec2", "describe-availability-zones", "--filters", "Name=opt-in-status,Values=opt-in-not-required")
@@ -485,30 +493,39 @@ def deployment_azs(cfg: AppConfig, aws: PreflightAws) -> list[str]:
 
 
 def instance_offerings(cfg: AppConfig, aws: PreflightAws) -> list[Finding]:
-    """Each node group's types in every AZ of the deployment; the tunnel's type in the first (its subnet's)."""
+    """Each node group's types in every AZ of the deployment; the tunnel's type in the first private subnet's AZ
+    (stacks/infra.py puts the instance in private_subnet_ids[0])."""
     azs = deployment_azs(cfg, aws)
     wanted: dict[str, list[tuple[str, list[str]]]] = {}  # type -> [(who, azs)]
     for g in cfg.cluster.node_groups:
         for t in g.instance_types:
             wanted.setdefault(t, []).append((f"node group {g.name}", azs))
+    tunnel = "the API tunnel"
     if cfg.cluster.endpoint_access == "tunnel" and azs:
-        wanted.setdefault(TUNNEL_INSTANCE_TYPE, []).append(("the API tunnel", azs[:1]))
+        wanted.setdefault(TUNNEL_INSTANCE_TYPE, []).append((tunnel, azs[:1]))
     out = aws("ec2", "describe-instance-type-offerings", "--location-type", "availability-zone",
               "--filters", f"Name=instance-type,Values={','.join(sorted(wanted))}")
     offered: dict[str, set[str]] = {}
     for o in out.get("InstanceTypeOfferings", []):
         offered.setdefault(o["InstanceType"], set()).add(o["Location"])
+    existing = cfg.network.existing
     findings = []
     for t, users in wanted.items():
         for who, zones in users:
             missing = [z for z in zones if z not in offered.get(t, set())]
             if missing:
                 where = ", ".join(sorted(offered.get(t, set()))) or f"no AZ of {cfg.region}"
+                if existing is None:
+                    fix = "choose network.availability_zones among those"
+                elif who == tunnel:
+                    fix = (f"list first in network.existing.private_subnet_ids a subnet in one of those (the tunnel "
+                           f"lands in the first, {existing.private_subnet_ids[0]})")
+                else:
+                    fix = "give network.existing.private_subnet_ids in those AZs only"
                 findings.append(Finding("NOT OFFERED", f"{t} ({who}) in {', '.join(missing)}: AWS offers it in "
-                                                       f"{where}; choose network.availability_zones among those "
-                                                       f"(or another instance type)"))
+                                                       f"{where}; {fix} (or another instance type)"))
     if not findings:
-        findings.append(Finding("ok", f"instance types offered in the deployment's AZs ({', '.join(azs)}): "
+        findings.append(Finding("ok", f"instance types offered in the deployment's AZs ({', '.join(sorted(azs))}): "
                                       f"{', '.join(sorted(wanted))}"))
     return findings
 

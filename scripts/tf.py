@@ -87,9 +87,17 @@ class Terraform:
 
     def run(self, stack: str, *args: str, capture: bool = True, timeout: int | None = None) -> Result:
         """``terraform <args>`` in the stack; output captured, or straight to the terminal (capture=False)."""
-        if not (self.stack_dir(stack) / "cdk.tf.json").is_file():
+        synthesized = self.stack_dir(stack) / "cdk.tf.json"
+        if not synthesized.is_file():
             raise TerraformError(f"{self.stack_dir(stack)} holds no synthesized stack: nothing was deployed from here "
                                  f"yet (run `make deploy`), or run `make synth` for a deployment that exists")
+        # Its backend and providers are that synth's: another config's synth would read (or write) another state.
+        found = synthesized_identity(synthesized)
+        mine = deployment_identity(self.cfg)
+        if found is not None and found != mine:
+            raise TerraformError(
+                f"{self.outdir} holds the synth of deployment {describe(found)}, not this config's {describe(mine)}: "
+                f"run `make synth` with this config (RAY_EKS_CONFIG) first")
         r = subprocess.run(["terraform", *args], cwd=self.stack_dir(stack), env=self.env(stack),
                            capture_output=capture, text=True, timeout=timeout)
         return Result(r.returncode, r.stdout or "", r.stderr or "")
@@ -140,6 +148,15 @@ class Terraform:
         if b.type == "s3":
             return f"s3://{b.bucket}/{state_key(self.cfg, stack)}"
         return str(local_state_file(self.cfg, stack))
+
+
+def synthesized_identity(stack_file: Path) -> dict | None:
+    """The deployment a synthesized stack was made for (its ``deployment`` output), if it says."""
+    try:
+        value = json.loads(stack_file.read_text()).get("output", {}).get(DEPLOYMENT_OUTPUT, {}).get("value")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return value if isinstance(value, dict) else None
 
 
 def _last_line(text: str) -> str:
@@ -212,3 +229,39 @@ def s3_exists(aws: Aws, bucket: str | None, key: str) -> bool:
             return False
         raise
     return True
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m scripts.tf <stack> <terraform arguments>``: terraform on one stack of this deployment (its data
+    directory, init, the state guard), e.g. ``python -m scripts.tf infra apply -replace=aws_instance.api_tunnel``."""
+    import argparse
+    import sys
+
+    from config import ConfigError, load_config
+    from stacks.contract import STACK_ORDER
+
+    ap = argparse.ArgumentParser(description=main.__doc__.splitlines()[0] if main.__doc__ else None)
+    ap.add_argument("stack", choices=STACK_ORDER)
+    ap.add_argument("args", nargs=argparse.REMAINDER, help="terraform's arguments (plan, apply -replace=..., ...)")
+    ns = ap.parse_args(argv)
+    try:
+        cfg = load_config()
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    try:
+        check_terraform()
+        tf = Terraform(cfg)
+        tf.init(ns.stack)
+        tf.guard(ns.stack)
+        r = tf.run(ns.stack, *ns.args, capture=False)
+    except (TerraformError, AwsError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    if r.returncode != 0:
+        print(f"error: terraform {' '.join(ns.args[:1])} of stack {ns.stack} failed (above)", file=sys.stderr)
+    return r.returncode
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

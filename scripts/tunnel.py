@@ -9,9 +9,13 @@
 ``open`` starts ``aws ssm start-session --document-name AWS-StartPortForwardingSessionToRemoteHost`` to the infra
 stack's API tunnel instance (host: the endpoint's host, portNumber 443, localPortNumber: the config's port) in the
 background, waits until the API answers through it (TLS checked against the cluster's CA and the endpoint's host
-name, as the providers and kubectl do) and leaves it running; ``close`` ends it. The session's process and log are
-``build/tunnel/<name>-<region>.{json,log}``. The helm and kubernetes providers, kubectl (``tls-server-name`` in its
-kubeconfig) and the make targets then reach the API at https://127.0.0.1:<port>.
+name, as the providers and kubectl do) and leaves it running; ``close`` ends it. A new instance's SSM Agent registers
+a minute or two after boot: until then StartSession answers TargetNotConnected, and ``open`` tries again (up to
+RAY_EKS_TUNNEL_CONNECT_TIMEOUT seconds, 300). An open session is reused only when it goes through the deployed
+tunnel instance, on the config's port, and the API answers through it; otherwise it is stopped and a new one
+started. The session's process and log are ``build/tunnel/<name>-<region>.{json,log}``. The helm and kubernetes
+providers, kubectl (``tls-server-name`` in its kubeconfig) and the make targets then reach the API at
+https://127.0.0.1:<port>.
 
 Needs the AWS CLI with its Session Manager plugin. Every failure is one line on stderr that says what to do, and a
 non-zero exit status: 1 the tunnel cannot open (not deployed, no plugin, port taken, SSM refused), 2 a config
@@ -48,6 +52,10 @@ INSTALL_PLUGIN = ("install the AWS CLI's Session Manager plugin: https://docs.aw
                   "userguide/session-manager-working-with-install-plugin.html")
 TUNNEL_DIR = BUILD / "tunnel"
 OPEN_TIMEOUT_S = float(os.environ.get("RAY_EKS_TUNNEL_TIMEOUT", "90"))
+# How long `make tunnel` waits for a new tunnel instance's SSM Agent to register, and between tries.
+CONNECT_TIMEOUT_S = float(os.environ.get("RAY_EKS_TUNNEL_CONNECT_TIMEOUT", "300"))
+CONNECT_RETRY_S = float(os.environ.get("RAY_EKS_TUNNEL_RETRY_S", "10"))
+NOT_CONNECTED = "TargetNotConnected"  # StartSession's error while the target's agent is not registered
 
 
 class TunnelError(Exception):
@@ -126,39 +134,87 @@ def infra_endpoint(cfg: AppConfig) -> tuple[str, str, str]:
     return str(instance), str(urlsplit(str(endpoint)).hostname), str(outputs.get("cluster_certificate_authority_data"))
 
 
-def open_tunnel(cfg: AppConfig) -> tuple[dict, bool]:
-    """Open this deployment's tunnel unless it is open. Returns its session and whether this call opened it."""
-    port = cfg.cluster.tunnel_local_port
-    running = read_session(cfg)
-    if running:
-        return running, False
-    instance, host, ca = infra_endpoint(cfg)
-    if not Aws.installed():
-        raise TunnelError(f"the AWS CLI is not on PATH: {INSTALL_AWS_CLI}")
+def check_can_open(cfg: AppConfig) -> None:
+    """What opening the tunnel needs from this machine, without AWS: the Session Manager plugin, and the local port
+    free (or held by this deployment's own tunnel). TunnelError, one line, otherwise."""
     if not shutil.which(PLUGIN):
         raise TunnelError(f"{PLUGIN} is not on PATH: {INSTALL_PLUGIN}")
-    if port_open(port):
+    port = cfg.cluster.tunnel_local_port
+    running = read_session(cfg)
+    if port_open(port) and not (running and int(running.get("port", 0)) == port):
         raise TunnelError(f"{TUNNEL_HOST}:{port} is in use by another program: stop it, or set "
                           f"cluster.tunnel_local_port to a free port")
+
+
+def _not_reusable(running: dict, instance: str, port: int, host: str, ca: str) -> str | None:
+    """None when the open session is this deployment's tunnel as deployed now; else why not."""
+    if running.get("instance") != instance:
+        return f"it goes through {running.get('instance')}, the infra stack's tunnel instance is {instance}"
+    if int(running.get("port", 0)) != port:
+        return f"it listens on port {running.get('port')}, cluster.tunnel_local_port is {port}"
+    problem = api_answers(port, host, ca)
+    return None if problem is None else f"the API does not answer through it: {problem}"
+
+
+def open_tunnel(cfg: AppConfig) -> tuple[dict, bool]:
+    """Open this deployment's tunnel unless it is open (to the deployed tunnel instance, on the config's port, with
+    the API answering through it: any other session is stopped and a new one started). Returns its session and
+    whether this call opened it."""
+    port = cfg.cluster.tunnel_local_port
+    instance, host, ca = infra_endpoint(cfg)
+    running = read_session(cfg)
+    if running:
+        why = _not_reusable(running, instance, port, host, ca)
+        if why is None:
+            return running, False
+        print(f"tunnel: stopping the open session (pid {running.get('pid')}; {why}) and starting a new one",
+              flush=True)
+        close_tunnel(cfg)
+    if not Aws.installed():
+        raise TunnelError(f"the AWS CLI is not on PATH: {INSTALL_AWS_CLI}")
+    check_can_open(cfg)
     aws = Aws(cfg)
     TUNNEL_DIR.mkdir(parents=True, exist_ok=True)
     log = session_file(cfg).with_suffix(".log")
-    with open(log, "w") as out:
-        proc = subprocess.Popen(start_session_argv(aws, instance, host, port), env=aws.env, stdin=subprocess.DEVNULL,
-                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    info = {"pid": proc.pid, "port": port, "instance": instance, "host": host, "log": str(log)}
+    # SSM Agent registers with Systems Manager a minute or two after the instance boots; until then StartSession
+    # answers TargetNotConnected. Retried until CONNECT_TIMEOUT_S; any other end of the session is final.
+    connect_deadline = time.monotonic() + CONNECT_TIMEOUT_S
+    tries = 0
+    while True:
+        tries += 1
+        with open(log, "w") as out:
+            proc = subprocess.Popen(start_session_argv(aws, instance, host, port), env=aws.env,
+                                    stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                    start_new_session=True)
+        info = {"pid": proc.pid, "port": port, "instance": instance, "host": host, "log": str(log)}
+        if _wait_open(proc, info, ca, log):
+            session_file(cfg).write_text(json.dumps(info))
+            return info, True
+        if time.monotonic() + CONNECT_RETRY_S >= connect_deadline:
+            raise TunnelError(f"SSM Agent on the tunnel instance {instance} is not connected to Systems Manager "
+                              f"after {tries} tries in {CONNECT_TIMEOUT_S:.0f}s ({_last_line(log)}): check that the "
+                              f"instance is running (it registers a minute or two after boot), then run `make tunnel` "
+                              f"again")
+        time.sleep(CONNECT_RETRY_S)
+
+
+def _wait_open(proc: subprocess.Popen, info: dict, ca: str, log: Path) -> bool:
+    """Wait for the session to forward the port with the API answering: True; False when it ended because the
+    instance's agent is not connected yet (TargetNotConnected); TunnelError for anything else."""
+    instance, host, port = info["instance"], info["host"], info["port"]
     deadline = time.monotonic() + OPEN_TIMEOUT_S
     why = "the port never opened"
     while time.monotonic() < deadline:
         if proc.poll() is not None:
+            if NOT_CONNECTED in log.read_text(errors="replace"):
+                return False
             raise TunnelError(f"aws ssm start-session to {instance} ended ({_last_line(log)}): check that SSM Agent "
                               f"on it is online (`aws ssm describe-instance-information`) and that you may start "
                               f"sessions (ssm:StartSession)")
         if port_open(port):
             problem = api_answers(port, host, ca)
             if problem is None:
-                session_file(cfg).write_text(json.dumps(info))
-                return info, True
+                return True
             why = problem
         time.sleep(1)
     _stop(proc.pid)

@@ -35,6 +35,7 @@ from constructs_lib.network import Network, NetworkProps
 from constructs_lib.node_groups import NodeGroup, NodeGroupProps, TaintProps
 from constructs_lib.s3_bucket import SecureBucket, SecureBucketProps
 from conventions import karpenter, naming
+from conventions.api_access import TUNNEL_KUBECONFIG_COMMAND
 
 from .addresses import ReadableStack
 from .common import aws_provider, configure_backend, deployment_identity, emulator_environment
@@ -175,8 +176,11 @@ class InfraStack(ReadableStack):
             "private_subnet_ids": (network.private_subnet_ids, "Private subnet ids (nodes, FSx)"),
             "public_subnet_ids": (network.public_subnet_ids, "Public subnet ids (NAT, load balancers)"),
             "update_kubeconfig_command": (
-                Fn.format("aws eks update-kubeconfig --region %s --name %s", [cfg.region, eks.name]),
-                "Configure kubectl for the cluster"),
+                (TUNNEL_KUBECONFIG_COMMAND, "Configure kubectl for the cluster, through the API tunnel (run in this "
+                                            "repository; `make tunnel` opens the tunnel)")
+                if c.endpoint_access == "tunnel" else
+                (Fn.format("aws eks update-kubeconfig --region %s --name %s", [cfg.region, eks.name]),
+                 "Configure kubectl for the cluster")),
             "ray_image": (ray_image, "Image of the Ray head and workers (ray.image.source build: the image the deploy "
                                      "built and pushed, set once the build succeeded)"),
             "endpoint_access": (c.endpoint_access,

@@ -54,6 +54,20 @@ def test_lustre_ports_open_from_cluster_security_group(shape):
         assert "cidr_ipv4" not in r and "cidr_ipv6" not in r, r
 
 
+def test_file_system_waits_for_its_own_lustre_rules(shape):
+    """FSx refuses CreateFileSystem (InvalidNetworkSettings) while the file system's group lacks Lustre from itself;
+    the rules are separate resources, so only depends_on orders them before the file system."""
+    st = shape.infra
+    sg = _fsx_sg_ref(st)
+    self_rules = {f"{rtype}.{name}" for rtype in ("aws_vpc_security_group_ingress_rule",
+                                                  "aws_vpc_security_group_egress_rule")
+                  for name, r in resources(st, rtype).items()
+                  if attrs(r)["security_group_id"] == sg and attrs(r).get("referenced_security_group_id") == sg}
+    assert len(self_rules) == 2 * len(LUSTRE_PORT_RANGES), self_rules
+    fs = resources(st, "aws_fsx_lustre_file_system")["ray"]
+    assert self_rules <= set(fs.get("depends_on", [])), fs.get("depends_on")
+
+
 def test_lustre_security_group_in_the_vpc(created_network_shape):
     st = created_network_shape.infra
     sg = attrs(one(st, "aws_security_group", _fsx_sg_ref(st).split(".")[1]))
@@ -214,6 +228,16 @@ def test_alone_lustre_ports_between_the_clients_and_the_file_servers_only(linked
     rules = [*linked.resources("aws_vpc_security_group_ingress_rule").values(),
              *linked.resources("aws_vpc_security_group_egress_rule").values()]
     assert len(rules) == 10 and not [r for r in rules if "cidr_ipv4" in r or "cidr_ipv6" in r]
+
+
+def test_alone_file_system_depends_on_its_self_rules(linked):
+    fs = linked.one("aws_fsx_lustre_file_system", "ray")
+    sg = ref("aws_security_group", "fsx", "id")
+    rules = {f"{rtype}.{name}"
+             for rtype in ("aws_vpc_security_group_ingress_rule", "aws_vpc_security_group_egress_rule")
+             for name, r in linked.resources(rtype).items()
+             if r["referenced_security_group_id"] == r["security_group_id"] == sg}
+    assert len(rules) == 4 and set(fs.get("depends_on", [])) == rules
 
 
 def test_alone_persistent_without_data_repository_takes_the_props_backups(construct_synth):

@@ -57,13 +57,21 @@ def test_the_guide_starts_by_installing_the_client_at_the_clusters_version():
     assert "`make client`" in GUIDE[:GUIDE.index("2. ")]
 
 
-def test_connect_is_the_infra_output_for_the_default_deployment(default_synth):
+def test_connect_is_the_infra_output_for_the_default_deployment(default_synth, prod_synth):
+    """The default (tunnel): the output is `make kubeconfig`, then `make tunnel`; public and private (the prod example):
+    the AWS CLI's command, which the guide gives with the default's region and name."""
     cfg = AppConfig()
+    assert cfg.cluster.endpoint_access == "tunnel"
     out = outputs(default_synth["infra"])["update_kubeconfig_command"]["value"]
-    assert out == ('${format("aws eks update-kubeconfig --region %s --name %s", "' + cfg.region
-                   + '", aws_eks_cluster.ray.name)}')
-    assert one(default_synth["infra"], "aws_eks_cluster", "ray")["name"] == cfg.name
-    assert block(2).strip() == f"aws eks update-kubeconfig --region {cfg.region} --name {cfg.name}"
+    assert block(2).splitlines() == [out, "make tunnel"] == ["make kubeconfig", "make tunnel"]
+    prod = outputs(prod_synth["infra"])["update_kubeconfig_command"]["value"]
+    assert prod_synth["_cfg"].cluster.endpoint_access == "private"
+    assert prod == ('${format("aws eks update-kubeconfig --region %s --name %s", "' + prod_synth["_cfg"].region
+                    + '", aws_eks_cluster.ray.name)}')
+    assert one(prod_synth["infra"], "aws_eks_cluster", "ray")["name"] == prod_synth["_cfg"].name
+    step = GUIDE[GUIDE.index("2. "):GUIDE.index("3. ")]
+    assert re.search(r"With `public` or `private` access the output is the AWS CLI's command alone .*:\s+"
+                     rf"`aws eks update-kubeconfig --region {cfg.region} --name {cfg.name}`\.", step), step
 
 
 def test_pods_are_named_as_kuberay_and_the_chart_name_them(cluster, default_synth):

@@ -93,8 +93,9 @@ def test_without_a_kubeconfig_the_cluster_targets_say_make_kubeconfig(target, tm
     r = run_make(target, env=_env(tmp_path, outdir, _config(target)))
     assert r.returncode != 0 and r.stdout == "", r.stdout
     (line,) = _errors(r)
-    assert "no kubeconfig" in line and "run `make kubeconfig` (aws eks update-kubeconfig --region us-west-2 --name " \
-                                      "ray-eks)" in line, line
+    # The default reaches the API through the tunnel: `make kubeconfig`, not a bare update-kubeconfig (private API).
+    assert "no kubeconfig" in line and line.endswith(
+        "run `make kubeconfig` (it points kubectl at the tunnel, https://127.0.0.1:8443)"), line
     assert "localhost:8080" not in r.stderr
 
 
@@ -239,6 +240,19 @@ def _api_server(tmp: Path) -> Iterator[tuple[int, str]]:
         server.shutdown()
         server.server_close()
         thread.join(timeout=10)
+
+
+def test_a_kubeconfig_at_the_private_endpoint_in_tunnel_mode_says_make_kubeconfig(tmp_path, monkeypatch):
+    """What a bare `aws eks update-kubeconfig` writes (the endpoint's host as server) cannot reach a tunnel-mode API:
+    the hint is `make kubeconfig`, which points kubectl at the tunnel, and names no bare update-kubeconfig again."""
+    kubeconfig = tmp_path / "kubeconfig"
+    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
+    _kubeconfig(kubeconfig, f"https://{ENDPOINT_HOST}")
+    with pytest.raises(NotReady) as e:
+        check_cluster(parse_config({"cluster": {"tunnel_local_port": 8444}}))
+    assert str(e.value) == (f"kubectl calls https://{ENDPOINT_HOST}, but the API is private and reached through the "
+                            f"tunnel: run `make kubeconfig` (it points kubectl at the tunnel, https://127.0.0.1:8444), "
+                            f"then `make tunnel`")
 
 
 def test_the_api_is_reached_on_127_0_0_1_by_its_endpoint_host_name(tmp_path, monkeypatch):

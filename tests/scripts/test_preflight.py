@@ -419,6 +419,34 @@ def test_preflight_asks_the_account_for_its_zones(tmp_path):
     assert "NO AZ" not in r.stdout
 
 
+def test_the_tunnel_type_is_checked_in_the_first_existing_subnets_az(emulator, tmp_path):
+    """In an existing VPC the tunnel lands in private_subnet_ids[0] (stacks/infra.py): preflight looks that subnet's
+    AZ up (describe-subnets) and checks t4g.nano there. The emulator's offerings are AWS's (moto's recorded data):
+    us-east-1e offers no t4g.nano, nor the default groups' types; us-east-1a offers them all."""
+    ec2 = emulator.client("ec2", region="us-east-1")
+    vpc = ec2.create_vpc(CidrBlock="10.20.0.0/16")["Vpc"]["VpcId"]
+    e, a = (ec2.create_subnet(VpcId=vpc, CidrBlock=cidr, AvailabilityZone=az)["Subnet"]["SubnetId"]
+            for cidr, az in (("10.20.0.0/20", "us-east-1e"), ("10.20.16.0/20", "us-east-1a")))
+    try:
+        runs = {first: preflight(tmp_path, emulator.url, region="us-east-1", network={"existing": {
+            "vpc_id": vpc, "private_subnet_ids": [first, other]}}) for first, other in ((e, a), (a, e))}
+    finally:
+        for s in (e, a):
+            ec2.delete_subnet(SubnetId=s)
+        ec2.delete_vpc(VpcId=vpc)
+    tunnel = {first: [ln for ln in r.stdout.splitlines() if ln.startswith("NOT OFFERED t4g.nano")]
+              for first, r in runs.items()}
+    assert tunnel[e] == [
+        "NOT OFFERED t4g.nano (the API tunnel) in us-east-1e: AWS offers it in us-east-1a, us-east-1b, us-east-1c, "
+        f"us-east-1d, us-east-1f; list first in network.existing.private_subnet_ids a subnet in one of those (the "
+        f"tunnel lands in the first, {e}) (or another instance type)"], runs[e].stdout + runs[e].stderr
+    # The second subnet's AZ is the deployment's too (the node groups' types are checked there), not the tunnel's.
+    assert tunnel[a] == [], runs[a].stdout
+    assert ("NOT OFFERED m6i.2xlarge (node group core) in us-east-1e: AWS offers it in us-east-1a, us-east-1b, "
+            "us-east-1c, us-east-1d, us-east-1f; give network.existing.private_subnet_ids in those AZs only (or "
+            "another instance type)") in runs[a].stdout.splitlines()
+
+
 # ------------------------------------------------------------------------------------------- the Spot role
 SPOT_GPU = {"node_groups": [
     {"name": "core", "role": "core", "instance_types": ["m6i.2xlarge"], "min_size": 2, "desired_size": 2,

@@ -78,6 +78,15 @@ def test_default_tunnel_reaches_the_api_and_ssm_only(infra):
     assert (from_vpc["cidr_ipv4"], from_vpc["from_port"], from_vpc["to_port"]) == ("10.0.0.0/16", 443, 443)
 
 
+def test_default_tunnel_boots_after_its_ssm_endpoints_and_keeps_its_ami(infra):
+    """SSM Agent registers at first boot: the endpoints it calls (and its role's policy) exist before the instance.
+    A new AMI in the public parameter does not replace the instance on every plan (a deliberate -replace does)."""
+    inst = one(infra, "aws_instance", "api_tunnel")
+    assert set(inst["depends_on"]) == {"aws_iam_role_policy_attachment.api_tunnel_ssm",
+                                       *(f"aws_vpc_endpoint.{s}" for s in SSM_ENDPOINT_SERVICES)}
+    assert inst["lifecycle"]["ignore_changes"] == ["ami"]
+
+
 def test_default_providers_reach_the_api_through_the_tunnel(default_synth):
     assert outputs(default_synth["infra"])["api_tunnel_instance_id"]["value"] == ref("aws_instance", "api_tunnel", "id")
     for stack in ("ray", "ray-cluster"):
@@ -99,6 +108,9 @@ def test_api_tunnel_in_an_existing_vpc_leaves_through_the_vpcs_own_way_to_ssm(co
     out = {(r["from_port"], r.get("cidr_ipv4"), r.get("referenced_security_group_id"))
            for r in s.resources("aws_vpc_security_group_egress_rule").values()}
     assert out == {(443, "0.0.0.0/0", None), (443, None, "sg-0123456789abcdef0")}
+    inst = s.one("aws_instance", "api_tunnel")
+    assert inst["depends_on"] == ["aws_iam_role_policy_attachment.api_tunnel_ssm"]
+    assert inst["lifecycle"]["ignore_changes"] == ["ami"]
     assert s.output("instance_id") == ref("aws_instance", "api_tunnel", "id")
 
 

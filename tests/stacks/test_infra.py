@@ -31,10 +31,24 @@ def test_every_contract_output_present_with_description(any_infra):
 
 
 def test_update_kubeconfig_command(any_infra):
-    value = outputs(any_infra)["update_kubeconfig_command"]["value"]
+    out = outputs(any_infra)
+    value = out["update_kubeconfig_command"]["value"]
+    if out["endpoint_access"]["value"] == "tunnel":
+        # The API is private and reached through the tunnel: the AWS CLI's command alone would point kubectl at the
+        # private endpoint; `make kubeconfig` points it at the tunnel.
+        assert value == "make kubeconfig"
+        assert "make tunnel" in out["update_kubeconfig_command"]["description"]
+        return
     assert "aws eks update-kubeconfig" in value
     assert "aws_eks_cluster.ray.name" in value  # the cluster's name, whatever the template function
     assert "--region" in value and "--name" in value
+
+
+def test_update_kubeconfig_command_follows_the_access_mode(default_synth, existing_synth):
+    """Both kinds are among the synths above: the default's tunnel, the prod example's private endpoint."""
+    modes = {outputs(s["infra"])["endpoint_access"]["value"]: outputs(s["infra"])["update_kubeconfig_command"]["value"]
+             for s in (default_synth, existing_synth)}
+    assert modes["tunnel"] == "make kubeconfig" and modes["private"].startswith('${format("aws eks update-kubeconfig')
 
 
 def test_cluster_outputs_reference_the_cluster(any_infra):

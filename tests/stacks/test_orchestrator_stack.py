@@ -392,9 +392,9 @@ def test_state_machine_may_only_invoke_the_function(ray):
 
 def test_function_role_has_no_kubernetes_admin_and_logs_only_to_its_group(ray):
     trust = json.loads(one(ray, "aws_iam_role", "ray_orchestrator_lambda")["assume_role_policy"])
+    # No condition: Lambda documents none for execution roles, and one can break CreateFunction in a VPC.
     assert trust["Statement"] == [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"},
-                                   "Action": "sts:AssumeRole",
-                                   "Condition": {"StringEquals": {"aws:SourceAccount": ACCOUNT}}}]
+                                   "Action": "sts:AssumeRole"}]
     statements = tf_json(one(ray, "aws_iam_role_policy", "ray_orchestrator_lambda")["policy"])["Statement"]
     by_sid = {s["Sid"]: s for s in statements}
     allowed = [a for s in statements if s["Effect"] == "Allow" for a in _actions(s)]
