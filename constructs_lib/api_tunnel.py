@@ -34,7 +34,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cdktf import TerraformResourceLifecycle
+from cdktf import TerraformResource, TerraformResourceLifecycle
 from cdktf_cdktf_provider_aws.data_aws_ssm_parameter import DataAwsSsmParameter
 from cdktf_cdktf_provider_aws.iam_instance_profile import IamInstanceProfile
 from cdktf_cdktf_provider_aws.iam_role import IamRole
@@ -95,9 +95,10 @@ class ApiTunnel(Construct):
             self, f"cluster_api_from_{id}", security_group_id=props.cluster_security_group_id, ip_protocol="tcp",
             from_port=HTTPS, to_port=HTTPS, referenced_security_group_id=sg.id,
             description=f"HTTPS to the EKS API from the API tunnel of {props.name} (make tunnel)")
-        endpoints: list[VpcEndpoint] = []
+        # What SSM Agent's first registration goes through: the endpoints and the rules to them, or the egress rule.
+        ssm_path: list[TerraformResource]
         if props.vpc_cidr is not None:
-            endpoints = self._ssm_endpoints(props, sg, id)
+            ssm_path = self._ssm_endpoints(props, sg, id)
         else:
             egress = VpcSecurityGroupEgressRule(
                 self, f"{id}_to_ssm", security_group_id=sg.id, ip_protocol="tcp", from_port=HTTPS, to_port=HTTPS,
@@ -107,6 +108,7 @@ class ApiTunnel(Construct):
             skip(egress, "CKV_AWS_382",
                  "In an existing VPC SSM Agent reaches Systems Manager through the VPC's own NAT gateway or "
                  "endpoints, whose addresses this stack does not know; HTTPS only, and no inbound rule at all")
+            ssm_path = [egress]
 
         role = IamRole(Construct(self, "role"), id, name_prefix=props.role_name_prefix,
                        description=f"API tunnel of {props.name}: SSM Agent only",
@@ -128,7 +130,7 @@ class ApiTunnel(Construct):
             tags={"Name": f"{props.name}-api-tunnel"},
             # SSM Agent registers at first boot: its role must hold the SSM policy and, in a VPC we create, the
             # Systems Manager endpoints must answer by then (else it backs off and `make tunnel` waits longer).
-            depends_on=[attachment, *endpoints],
+            depends_on=[attachment, *ssm_path],
             # A new AMI release must not replace the instance on every plan: it is refreshed on purpose
             # (`python -m scripts.tf infra apply -replace=aws_instance.api_tunnel`, docs/deploy.md).
             lifecycle=TerraformResourceLifecycle(ignore_changes=["ami"]))
@@ -138,22 +140,23 @@ class ApiTunnel(Construct):
         self.instance_id = self.instance.id
         self.security_group_id = sg.id
 
-    def _ssm_endpoints(self, props: ApiTunnelProps, tunnel_sg: SecurityGroup, id: str) -> list[VpcEndpoint]:
+    def _ssm_endpoints(self, props: ApiTunnelProps, tunnel_sg: SecurityGroup, id: str) -> list[TerraformResource]:
+        """The Systems Manager endpoints and the rules the tunnel instance reaches them through."""
         sg = SecurityGroup(Construct(self, "endpoints_sg"), "ssm_endpoints",
                            name_prefix=props.endpoints_security_group_name_prefix, vpc_id=props.vpc_id,
                            description=f"Systems Manager endpoints of {props.name}: HTTPS from the VPC",
                            tags={"Name": f"{props.name}-ssm-endpoints"},
                            lifecycle=TerraformResourceLifecycle(create_before_destroy=True))
-        VpcSecurityGroupIngressRule(
+        ingress = VpcSecurityGroupIngressRule(
             self, "ssm_endpoints_from_vpc", security_group_id=sg.id, ip_protocol="tcp", from_port=HTTPS,
             to_port=HTTPS, cidr_ipv4=props.vpc_cidr,
             description="HTTPS from the VPC (private DNS sends every SSM client in the VPC here)")
-        VpcSecurityGroupEgressRule(
+        egress = VpcSecurityGroupEgressRule(
             self, f"{id}_to_ssm", security_group_id=tunnel_sg.id, ip_protocol="tcp", from_port=HTTPS, to_port=HTTPS,
             referenced_security_group_id=sg.id,
             description="HTTPS to the Systems Manager endpoints (SSM Agent)")
-        return [VpcEndpoint(Construct(self, f"endpoint_{service}"), service, vpc_id=props.vpc_id,
+        return [ingress, egress, *(VpcEndpoint(Construct(self, f"endpoint_{service}"), service, vpc_id=props.vpc_id,
                             service_name=f"com.amazonaws.{props.region}.{service}", vpc_endpoint_type="Interface",
                             subnet_ids=[props.subnet_id], security_group_ids=[sg.id], private_dns_enabled=True,
                             tags={"Name": f"{props.name}-{service}"})
-                for service in SSM_ENDPOINT_SERVICES]
+                for service in SSM_ENDPOINT_SERVICES)]

@@ -105,6 +105,10 @@ def main(argv: list[str] | None = None) -> int:
     except (DeployError, TerraformError, TunnelError, AwsError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # Ctrl-C: one line, not a traceback (a session we started is stopped on the way)
+        print("error: interrupted (terraform, stopped by Ctrl-C, records what it applied): run the command again "
+              "to go on", file=sys.stderr)
+        return 130
     return 0
 
 

@@ -108,13 +108,26 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _is_session(pid: int, instance: str) -> bool:
+    """The process is our `aws ssm start-session` to ``instance``: a session file outlives a reboot, and its pid may
+    since belong to another program (which must be neither reused nor stopped). `ps` reads it on Linux and macOS."""
+    if not _alive(pid):
+        return False
+    try:
+        command = subprocess.run(["ps", "-p", str(pid), "-o", "command="], capture_output=True, text=True,
+                                 timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return "start-session" in command and bool(instance) and instance in command
+
+
 def read_session(cfg: AppConfig) -> dict | None:
     """The running tunnel of this deployment (its process, port), if there is one."""
     try:
         info = json.loads(session_file(cfg).read_text())
     except (OSError, ValueError):
         return None
-    if not _alive(int(info.get("pid", 0))):
+    if not _is_session(int(info.get("pid", 0)), str(info.get("instance", ""))):
         session_file(cfg).unlink(missing_ok=True)
         return None
     return info
@@ -187,7 +200,12 @@ def open_tunnel(cfg: AppConfig) -> tuple[dict, bool]:
                                     stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                                     start_new_session=True)
         info = {"pid": proc.pid, "port": port, "instance": instance, "host": host, "log": str(log)}
-        if _wait_open(proc, info, ca, log):
+        try:
+            opened = _wait_open(proc, info, ca, log)
+        except BaseException:  # Ctrl-C or an error: the session, in its own process group, must not outlive us
+            _stop(proc.pid)
+            raise
+        if opened:
             session_file(cfg).write_text(json.dumps(info))
             return info, True
         if time.monotonic() + CONNECT_RETRY_S >= connect_deadline:
@@ -230,7 +248,7 @@ def _last_line(log: Path) -> str:
 def _stop(pid: int) -> None:
     try:
         os.killpg(pid, signal.SIGTERM)
-    except ProcessLookupError:
+    except (ProcessLookupError, PermissionError):  # gone, or not ours
         return
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and _alive(pid):
@@ -322,6 +340,9 @@ def main(argv: list[str] | None = None) -> int:
     except (TunnelError, TerraformError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # Ctrl-C: one line, not a traceback (a session we started is stopped on the way)
+        print("error: interrupted: no tunnel was left running", file=sys.stderr)
+        return 130
     return 0
 
 

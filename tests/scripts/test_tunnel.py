@@ -21,6 +21,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -71,10 +72,16 @@ class _Ssm(http.server.BaseHTTPRequestHandler):
         assert self.headers["X-Amz-Target"] == "AmazonSSM.StartSession", self.headers["X-Amz-Target"]
         type(self).calls.append(body)
         error = self.answers[min(len(self.calls), len(self.answers)) - 1]
+        if error == "ok":  # a session: the AWS CLI then hands it to session-manager-plugin
+            return self._answer(200, {"SessionId": "s-0123456789abcdef0", "TokenValue": "token",
+                                      "StreamUrl": "wss://ssmmessages.us-west-2.amazonaws.com/v1/data-channel/s"})
         message = {"TargetNotConnected": f"{body.get('Target')} is not connected.",
                    "AccessDeniedException": "User is not authorized to perform: ssm:StartSession"}[error]
-        data = json.dumps({"__type": error, "message": message}).encode()
-        self.send_response(400)
+        self._answer(400, {"__type": error, "message": message})
+
+    def _answer(self, status: int, body: dict) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
         self.send_header("Content-Type", "application/x-amz-json-1.1")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
@@ -118,9 +125,13 @@ def _tunnel(tmp: Path, outdir: Path, port: int, ssm_url: str, **extra: str) -> s
 
 
 @contextmanager
-def _session(outdir: Path, **fields) -> Iterator[subprocess.Popen]:
-    """A running session of this deployment's tunnel as `make tunnel` records it (a process in its own group)."""
-    proc = subprocess.Popen(["sleep", "300"], start_new_session=True)
+def _session(outdir: Path, command: list[str] | None = None, **fields) -> Iterator[subprocess.Popen]:
+    """A running session of this deployment's tunnel as `make tunnel` records it (a process in its own group whose
+    command line is a start-session to the recorded instance), or, given ``command``, a record whose pid is another
+    program's."""
+    session = [sys.executable, "-c", "import time; time.sleep(300)", "ssm", "start-session", "--target",
+               str(fields.get("instance"))]
+    proc = subprocess.Popen(command or session, start_new_session=True)
     tunnels = outdir.parent / "build" / "tunnel"
     tunnels.mkdir(parents=True, exist_ok=True)
     (tunnels / "ray-eks-us-west-2.json").write_text(json.dumps({
@@ -164,6 +175,58 @@ def test_any_other_session_is_stopped_and_a_new_one_started(tmp_path, outdir, st
     assert [c["Target"] for c in ssm.calls] == [INSTANCE]  # and a new session asked for, to the deployed instance
     (line,) = _errors(r)
     assert line.startswith(f"error: aws ssm start-session to {INSTANCE} ended (") and "AccessDenied" in line, line
+
+
+def test_a_record_whose_pid_is_another_program_is_stale_and_that_program_left_alone(tmp_path, outdir):
+    """A session record outlives a reboot; its pid may then be another program's: not reused, not stopped."""
+    port = _free_port()
+    with _ssm("AccessDeniedException") as ssm, \
+            _session(outdir, command=["sleep", "300"], instance=INSTANCE, port=port) as other:
+        r = _tunnel(tmp_path, outdir, port, ssm.url)
+        assert other.poll() is None  # still running
+    assert "stopping the open session" not in r.stdout, r.stdout
+    assert [c["Target"] for c in ssm.calls] == [INSTANCE]  # a new session asked for
+    (line,) = _errors(r)
+    assert line.startswith(f"error: aws ssm start-session to {INSTANCE} ended (") and "AccessDenied" in line, line
+
+
+def test_ctrl_c_while_the_session_opens_leaves_nothing_running_and_is_one_line(tmp_path, outdir):
+    """StartSession succeeds and the (stand-in) plugin runs but never forwards the port; Ctrl-C then stops the whole
+    session (the AWS CLI and its plugin, in their own process group) and ends on one line, exit 130."""
+    marker = tmp_path / "plugin-ran"
+    bin_dir = tmp_path / "slow-bin"
+    bin_dir.mkdir()
+    plugin = bin_dir / "session-manager-plugin"
+    plugin.write_text(f"#!{sys.executable}\nimport pathlib, time\npathlib.Path({str(marker)!r}).touch()\n"
+                      f"time.sleep(300)\n")  # its command line keeps its path (pgrep below)
+    plugin.chmod(0o755)
+    port = _free_port()
+    config = tmp_path / "config.yaml"
+    with _ssm("ok") as ssm:
+        config.write_text(yaml.safe_dump({"cluster": {"tunnel_local_port": port}, "endpoints": {"url": ssm.url}}))
+        rc = subprocess.run([str(ROOT / "scripts" / "terraformrc.sh"), str(tmp_path / "terraformrc")],
+                            capture_output=True, text=True, check=True).stdout.strip()  # as the Makefile does
+        env = app_env(config=config, outdir=outdir, RAY_EKS_BUILD_DIR=str(outdir.parent / "build"),
+                      PATH=f"{bin_dir}:{_plugin_path(tmp_path)}", AWS_MAX_ATTEMPTS="1", **(
+                          {"TF_CLI_CONFIG_FILE": rc} if rc else {}))
+        # Not through make: Ctrl-C goes to this one process, as a terminal's goes to the foreground job.
+        proc = subprocess.Popen([sys.executable, "-m", "scripts.tunnel", "open"], cwd=ROOT, env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.monotonic() + 120
+            while not marker.exists():
+                assert proc.poll() is None and time.monotonic() < deadline, proc.communicate(timeout=10)
+                time.sleep(0.2)
+            proc.send_signal(signal.SIGINT)
+            out, err = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    assert proc.returncode == 130, out + err
+    assert err.strip().splitlines() == ["error: interrupted: no tunnel was left running"], err
+    assert len(ssm.calls) == 1
+    leftover = subprocess.run(["pgrep", "-f", f"{bin_dir}/session-manager-plugin"], capture_output=True, text=True)
+    assert leftover.stdout == "", f"the session's plugin still runs: {leftover.stdout}"
 
 
 def test_start_session_is_retried_while_the_agent_is_not_connected(tmp_path, outdir):

@@ -83,7 +83,10 @@ def test_default_tunnel_boots_after_its_ssm_endpoints_and_keeps_its_ami(infra):
     A new AMI in the public parameter does not replace the instance on every plan (a deliberate -replace does)."""
     inst = one(infra, "aws_instance", "api_tunnel")
     assert set(inst["depends_on"]) == {"aws_iam_role_policy_attachment.api_tunnel_ssm",
-                                       *(f"aws_vpc_endpoint.{s}" for s in SSM_ENDPOINT_SERVICES)}
+                                       *(f"aws_vpc_endpoint.{s}" for s in SSM_ENDPOINT_SERVICES),
+                                       # the rules between them: the tunnel group has no default egress
+                                       "aws_vpc_security_group_ingress_rule.ssm_endpoints_from_vpc",
+                                       "aws_vpc_security_group_egress_rule.api_tunnel_to_ssm"}
     assert inst["lifecycle"]["ignore_changes"] == ["ami"]
 
 
@@ -109,7 +112,8 @@ def test_api_tunnel_in_an_existing_vpc_leaves_through_the_vpcs_own_way_to_ssm(co
            for r in s.resources("aws_vpc_security_group_egress_rule").values()}
     assert out == {(443, "0.0.0.0/0", None), (443, None, "sg-0123456789abcdef0")}
     inst = s.one("aws_instance", "api_tunnel")
-    assert inst["depends_on"] == ["aws_iam_role_policy_attachment.api_tunnel_ssm"]
+    assert inst["depends_on"] == ["aws_iam_role_policy_attachment.api_tunnel_ssm",
+                                  "aws_vpc_security_group_egress_rule.api_tunnel_to_ssm"]
     assert inst["lifecycle"]["ignore_changes"] == ["ami"]
     assert s.output("instance_id") == ref("aws_instance", "api_tunnel", "id")
 
