@@ -248,11 +248,13 @@ def test_job_submission_outputs(default_synth):
 
 # ----------------------------------------------------------------------------------- rendered jobs
 def render(tmp_path, config: dict | None, *args: str) -> subprocess.CompletedProcess:
-    env = app_env()
+    """scripts.render_jobs with its own (empty) synth and Terraform folders: what the repository's cdktf.out holds
+    (another test's synth, another deployment's) must not decide the answer."""
+    path = None
     if config is not None:
         path = tmp_path / "config.yaml"
         path.write_text(yaml.safe_dump(config))
-        env = app_env(config=path)
+    env = app_env(config=path, outdir=tmp_path / "cdktf.out", RAY_EKS_BUILD_DIR=str(tmp_path / "build"))
     return subprocess.run([sys.executable, "-m", "scripts.render_jobs", "--out", str(tmp_path / "out"), *args],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
 
