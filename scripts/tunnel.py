@@ -114,8 +114,11 @@ def _is_session(pid: int, instance: str) -> bool:
     if not _alive(pid):
         return False
     try:
-        command = subprocess.run(["ps", "-p", str(pid), "-o", "command="], capture_output=True, text=True,
-                                 timeout=10).stdout
+        # /proc where there is one; else ps, at full width (-ww: without a terminal it cuts the line at 80 columns)
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace") \
+            if Path("/proc/self/cmdline").exists() else \
+            subprocess.run(["ps", "-ww", "-p", str(pid), "-o", "command="], capture_output=True, text=True,
+                           timeout=10).stdout
     except (OSError, subprocess.SubprocessError):
         return False
     return "start-session" in command and bool(instance) and instance in command
