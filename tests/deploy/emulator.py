@@ -37,7 +37,9 @@ EKS
      was asked for; the provider sees drift and replaces the node group on every plan. Omitted.
   9. Add-ons are not implemented (``Create``/``Describe``/``Update``/``Delete``/``ListAddons``).
      Served here from memory: ACTIVE on create, gone on delete, ``ResourceNotFoundException``
-     for unknown ones; deleted with their cluster.
+     for unknown ones; deleted with their cluster. A create repeated with the ``clientRequestToken`` that
+     made the add-on answers that add-on, as EKS's idempotency token does (the provider sends one token per
+     create and resends it when an answer is lost: a CI run got 409 for its own first attempt).
   10. Access entries and their access policies are not implemented (``Create``/``Describe``/``Delete``
       ``AccessEntry``, ``Associate``/``Disassociate``/``ListAssociated`` ``AccessPolicies``). Served here
       from memory, one entry per principal (a second answers 409 ``ResourceInUseException``, as EKS
@@ -155,6 +157,7 @@ _CRED_SCOPE_RE = re.compile(r"Credential=[^/]+/\d{8}/([^/]+)/([^/]+)/aws4_reques
 # 25. One request at a time: moto's backends and the stores below are read and written only under it.
 _serve_lock = threading.Lock()
 _addons: dict[tuple[str, str, str], dict[str, Any]] = {}  # (region, cluster, addon) -> addon
+_addon_tokens: dict[tuple[str, str, str], str | None] = {}  # 9. -> its create's clientRequestToken
 _access_entries: dict[tuple[str, str, str], dict[str, Any]] = {}  # (region, cluster, principal) -> entry
 _updates: dict[tuple[str, str, str], dict[str, Any]] = {}  # 13. (region, cluster, update id) -> update
 # 14. --addon-schema: (add-on, version) -> the schema served for that version instead of the recorded one
@@ -274,6 +277,7 @@ def _patch_models() -> None:
             ec2_backends[self.account_id][self.region_name].delete_security_group(group_id=sg_id)
         for key in [k for k in _addons if k[:2] == (self.region_name, name)]:
             del _addons[key]
+            _addon_tokens.pop(key, None)
         for key in [k for k in _access_entries if k[:2] == (self.region_name, name)]:  # 10.
             del _access_entries[key]
         for key in [k for k in _updates if k[:2] == (self.region_name, name)]:  # 13.
@@ -505,8 +509,12 @@ def _eks_addons(method: str, path: str, region: str, body: dict) -> tuple | None
     if addon_name is None and method == "POST":
         name = body["addonName"]
         key = (region, cluster_name, name)
+        token = body.get("clientRequestToken")
         if key in _addons:
+            if token and _addon_tokens.get(key) == token:  # the same create again: EKS is idempotent on it
+                return _json(200, {"addon": _addons[key]})
             return _eks_error(409, "ResourceInUseException", f"Addon {name} already exists.", addonName=name)
+        _addon_tokens[key] = token
         _addons[key] = addon = {
             "addonName": name, "clusterName": cluster_name, "status": "ACTIVE",
             "addonVersion": body.get("addonVersion") or "v1.0.0-eksbuild.1", "health": {"issues": []},
@@ -526,6 +534,7 @@ def _eks_addons(method: str, path: str, region: str, body: dict) -> tuple | None
         return _json(200, {"addon": addon})
     if method == "DELETE":
         del _addons[key]
+        _addon_tokens.pop(key, None)
         return _json(200, {"addon": {**addon, "status": "DELETING"}})
     if method == "POST" and update:
         for field in ("addonVersion", "serviceAccountRoleArn", "configurationValues"):
