@@ -16,8 +16,7 @@ import sys
 import venv
 from pathlib import Path
 
-from config import ConfigError, load_config
-
+from . import load_config_or_report
 from .tf import BUILD
 
 DEFAULT_DIR = BUILD / "ray-client"
@@ -54,10 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("directory", nargs="?", default=str(DEFAULT_DIR))
     ns = ap.parse_args(argv)
-    try:
-        cfg = load_config()
-    except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
+    cfg = load_config_or_report()
+    if cfg is None:
         return 2
     problem = ensure(Path(ns.directory), cfg.ray.ray_version)
     if problem:

@@ -21,9 +21,10 @@ import argparse
 import subprocess
 import sys
 
-from config import AppConfig, ConfigError, load_config
+from config import AppConfig
 from stacks.contract import INFRA_STACK, STACK_ORDER
 
+from . import load_config_or_report
 from .aws_cli import INSTALL_AWS_CLI, Aws, AwsError
 from .tf import ROOT, Terraform, TerraformError, check_terraform, describe
 from .tunnel import TunnelError, check_can_open, close_tunnel, open_tunnel
@@ -95,10 +96,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: STACKS: {', '.join(unknown) or 'empty'} is not a stack (have {', '.join(STACK_ORDER)})",
               file=sys.stderr)
         return 2
-    try:
-        cfg = load_config()
-    except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
+    cfg = load_config_or_report()
+    if cfg is None:
         return 2
     try:
         run(cfg, ns.verb, stacks)

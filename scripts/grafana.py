@@ -26,9 +26,9 @@ import subprocess
 import sys
 from urllib.parse import urlparse
 
-from config import ConfigError, load_config
 from conventions.monitoring import GRAFANA_NAME, GRAFANA_SECRET_KEYS, GRAFANA_SERVICE_PORT
 
+from . import load_config_or_report
 from .cluster_access import NotReady, check_cluster, check_namespace, first_error, kubectl
 
 GRAFANA_SECRET = GRAFANA_NAME
@@ -63,10 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--print-login-only", action="store_true", help="print the login, do not port-forward")
     ns = ap.parse_args(argv)
-    try:
-        cfg = load_config()
-    except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
+    cfg = load_config_or_report()
+    if cfg is None:
         return 2
     obs = cfg.observability
     try:

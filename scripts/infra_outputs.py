@@ -11,20 +11,18 @@ import argparse
 import shlex
 import sys
 
-from config import ConfigError, load_config
 from stacks.contract import INFRA_OUTPUTS, INFRA_STACK
 
-from .tf import Terraform, TerraformError
+from . import load_config_or_report
+from .tf import Terraform, TerraformError, not_deployed
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("names", nargs="+", choices=INFRA_OUTPUTS, metavar="OUTPUT", help="infra outputs to print")
     ns = ap.parse_args(argv)
-    try:
-        cfg = load_config()
-    except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
+    cfg = load_config_or_report()
+    if cfg is None:
         return 2
     try:
         outputs = Terraform(cfg).outputs(INFRA_STACK)
@@ -34,8 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     missing = [n for n in ns.names if not outputs.get(n)]
     if missing:
         why = "its infra stack has no state" if not outputs else f"no infra output {', '.join(missing)}"
-        print(f"error: deployment {cfg.name} ({cfg.region}) is not deployed ({why}): run `make deploy`",
-              file=sys.stderr)
+        print(f"error: {not_deployed(cfg, why)}", file=sys.stderr)
         return 1
     for n in ns.names:
         print(f"{n.upper()}={shlex.quote(str(outputs[n]))}")

@@ -55,11 +55,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from config import AppConfig, ConfigError, load_config
+from config import AppConfig
 from conventions.api_access import TUNNEL_HOST, TUNNEL_INSTANCE_TYPE
 from conventions.eks import ADDON_CONFIGURATION, CONTAINER_INSIGHTS_ADDON, EKS_ADDONS, addon_configuration
 from conventions.naming import DEPLOYMENT_TAG
 
+from . import load_config_or_report
 from .aws_cli import INSTALL_AWS_CLI, Aws, AwsError
 
 # Service Quotas codes of service ec2 (research notes aws_eks.md section 8; `aws service-quotas
@@ -606,10 +607,8 @@ def endpoint_access(cfg: AppConfig, aws: PreflightAws) -> list[Finding]:
 
 def main(argv: list[str] | None = None) -> int:
     argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args(argv)
-    try:
-        cfg = load_config()
-    except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
+    cfg = load_config_or_report()
+    if cfg is None:
         return 2
     try:
         import jsonschema  # noqa: F401 -- the preflight category of the Pipfile

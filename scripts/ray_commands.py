@@ -24,12 +24,13 @@ import socket
 import sys
 from pathlib import Path
 
-from config import AppConfig, ConfigError, load_config
+from config import AppConfig
 from conventions.commands import job_submit_command, port_forward_command, token_command
 from conventions.kubernetes import RAY_AUTH_ENV, auth_secret_name
 from conventions.ray import DASHBOARD_PORT
 from stacks.contract import INFRA_STACK, RAY_STACK, TRAINING_SCRIPT, job_pip
 
+from . import load_config_or_report
 from .cluster_access import NotReady, check_cluster, check_namespace, first_error, kubectl
 
 
@@ -83,14 +84,13 @@ def submit_script(cfg: AppConfig, args: tuple[str, ...]) -> str:
 def pipeline_command(cfg: AppConfig) -> str:
     if not cfg.orchestrator_enabled:
         raise NotReady("the orchestrator is off (orchestrator.enabled: false): there is no pipeline to start")
-    from .tf import Terraform, TerraformError
+    from .tf import Terraform, TerraformError, not_deployed
 
     tf = Terraform(cfg)
     try:
         # The infra stack first: it needs only the AWS provider, the ray stack the Kubernetes ones too.
         if not tf.outputs(INFRA_STACK):
-            raise NotReady(f"deployment {cfg.name} ({cfg.region}) is not deployed (its infra stack has no state): run "
-                           f"`make deploy`")
+            raise NotReady(not_deployed(cfg))
         command = tf.outputs(RAY_STACK).get("start_execution_command")
     except TerraformError as e:
         raise NotReady(str(e)) from None
@@ -106,10 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("command", choices=("dashboard", "token", "submit", "pipeline"))
     ap.add_argument("args", nargs=argparse.REMAINDER, help="submit: the training job's arguments")
     ns = ap.parse_args(argv)
-    try:
-        cfg = load_config()
-    except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
+    cfg = load_config_or_report()
+    if cfg is None:
         return 2
     namespace, cluster = cfg.ray.namespace, cfg.ray.cluster_name
     try:

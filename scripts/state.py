@@ -23,10 +23,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-from config import AppConfig, ConfigError, load_config
+from config import AppConfig
 from stacks.contract import INFRA_STACK, STACK_ORDER
 from stacks.state import deployment_identity, legacy_state_key, local_state_file, state_key
 
+from . import load_config_or_report
 from .aws_cli import Aws, AwsError
 from .tf import ROOT, describe, legacy_identity, read_local_state, s3_exists, s3_get
 
@@ -100,10 +101,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("command", choices=("move",))
     ap.parse_args(argv)
-    try:
-        cfg = load_config()
-    except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
+    cfg = load_config_or_report()
+    if cfg is None:
         return 2
     try:
         moved = move_local(cfg) if cfg.backend.type == "local" else move_s3(cfg, Aws(cfg))

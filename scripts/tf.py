@@ -46,6 +46,11 @@ def describe(identity: dict) -> str:
     return f"{identity.get('name')} ({identity.get('region')})"
 
 
+def not_deployed(cfg: AppConfig, why: str = "its infra stack has no state") -> str:
+    """The one line of every command that needs this deployment applied first."""
+    return f"deployment {cfg.name} ({cfg.region}) is not deployed ({why}): run `make deploy`"
+
+
 def data_dir(cfg: AppConfig, stack: str) -> Path:
     return TERRAFORM_HOME / cfg.name / cfg.region / stack
 
@@ -237,17 +242,16 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
     import sys
 
-    from config import ConfigError, load_config
     from stacks.contract import STACK_ORDER
+
+    from . import load_config_or_report
 
     ap = argparse.ArgumentParser(description=main.__doc__.splitlines()[0] if main.__doc__ else None)
     ap.add_argument("stack", choices=STACK_ORDER)
     ap.add_argument("args", nargs=argparse.REMAINDER, help="terraform's arguments (plan, apply -replace=..., ...)")
     ns = ap.parse_args(argv)
-    try:
-        cfg = load_config()
-    except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
+    cfg = load_config_or_report()
+    if cfg is None:
         return 2
     try:
         check_terraform()

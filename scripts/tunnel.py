@@ -39,12 +39,13 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from config import AppConfig, ConfigError, load_config
+from config import AppConfig
 from conventions.api_access import TUNNEL_HOST, tunnel_url
 from stacks.contract import INFRA_STACK
 
+from . import load_config_or_report
 from .aws_cli import INSTALL_AWS_CLI, Aws, AwsError
-from .tf import BUILD, Terraform, TerraformError, check_terraform
+from .tf import BUILD, Terraform, TerraformError, check_terraform, not_deployed
 
 DOCUMENT = "AWS-StartPortForwardingSessionToRemoteHost"
 PLUGIN = "session-manager-plugin"
@@ -142,8 +143,7 @@ def infra_endpoint(cfg: AppConfig) -> tuple[str, str, str]:
     outputs = Terraform(cfg).outputs(INFRA_STACK)
     endpoint, instance = outputs.get("cluster_endpoint"), outputs.get("api_tunnel_instance_id")
     if not endpoint:
-        raise TunnelError(f"deployment {cfg.name} ({cfg.region}) is not deployed (its infra stack has no state): "
-                          f"run `make deploy`")
+        raise TunnelError(not_deployed(cfg))
     if not instance:
         raise TunnelError("the deployed infra stack has no API tunnel instance (it was applied with another "
                           "cluster.endpoint_access): run `make deploy`")
@@ -309,10 +309,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("command", choices=("open", "close", "status", "kubeconfig"))
     ns = ap.parse_args(argv)
-    try:
-        cfg = load_config()
-    except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
+    cfg = load_config_or_report()
+    if cfg is None:
         return 2
     tunnel = cfg.cluster.endpoint_access == "tunnel"
     try:
