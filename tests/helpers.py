@@ -15,6 +15,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
 from fast_imports.node_side import ENV_PACKAGES, HOOK_MARKER
 from scripts.derive_reference import DEFAULT_OUT as DERIVED_REFERENCE
 
@@ -298,6 +300,49 @@ class Emulator:
 
         return boto3.client(service, endpoint_url=self.url, region_name=region, aws_access_key_id="testing",
                             aws_secret_access_key="testing", **kwargs)
+
+
+# --- Terraform as the deploy tests run it: make's CLI config (the provider mirror), the emulator's credentials
+def terraformrc(tmp: Path) -> str:
+    """The Terraform CLI config the Makefile uses (scripts/terraformrc.sh: this machine's provider mirror), or ''."""
+    return subprocess.run([str(ROOT / "scripts" / "terraformrc.sh"), str(tmp / "terraformrc")],
+                          capture_output=True, text=True, check=True).stdout.strip()
+
+
+def terraform_env(tmp: Path, data_dir: Path, region: str) -> dict:
+    """Plain terraform against the emulator: no AWS or Terraform settings of the machine's, its own data dir."""
+    rc = terraformrc(tmp)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "TF_"))}
+    env.update(CHECKPOINT_DISABLE="1", TF_IN_AUTOMATION="1", TF_INPUT="0", TF_DATA_DIR=str(data_dir),
+               AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_REGION=region,
+               AWS_EC2_METADATA_DISABLED="true")
+    if rc:
+        env["TF_CLI_CONFIG_FILE"] = rc
+    return env
+
+
+TERRAFORM_TIMEOUT_S = 600  # a hang detector, not a time budget
+
+
+def terraform(args: list[str], cwd: Path, env: dict, timeout: int = TERRAFORM_TIMEOUT_S,
+              ok=(0,)) -> subprocess.CompletedProcess:
+    """`terraform <args> -no-color`; a test failure with its output when it exits otherwise than ``ok``."""
+    # Own process group: on a timeout, terraform and its provider plugins go together, and what
+    # terraform printed so far (which resource it waits on) is in the failure.
+    started = time.monotonic()
+    proc = subprocess.Popen(["terraform", *args, "-no-color"], cwd=cwd, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        stdout, stderr = proc.communicate()
+        pytest.fail(f"terraform {' '.join(args)} ran over {timeout}s:\n{stdout[-6000:]}\n{stderr[-3000:]}")
+    print(f"terraform {args[0]} ({cwd.name}): {time.monotonic() - started:.0f}s")  # where a slow run spends its time
+    r = subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
+    assert r.returncode in ok, \
+        f"terraform {' '.join(args)} exited {r.returncode}:\n{r.stdout[-4000:]}\n{r.stderr[-4000:]}"
+    return r
 
 
 @contextmanager

@@ -29,7 +29,18 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.helpers import MAKE, PARENT_MAKE_ENV, ROOT, Emulator, app_env, emulator_server, run_app
+from tests.helpers import (
+    MAKE,
+    PARENT_MAKE_ENV,
+    ROOT,
+    TERRAFORM_TIMEOUT_S,
+    Emulator,
+    app_env,
+    emulator_server,
+    run_app,
+    terraform,
+    terraform_env,
+)
 
 HERE = Path(__file__).resolve().parent
 READER_APP = HERE / "reader_app.py"
@@ -42,9 +53,9 @@ OTHER_NAME = "ray-e2e-two"
 OTHER_VPC = "10.30.0.0/16"
 # A third config, for the refusal of another deployment's state (never applied).
 THIRD_NAME = "ray-e2e-three"
-# A terraform command that runs this long is stuck (a provider waiter the emulator never ends): it is killed with
-# its plugins, and the failure shows what it waited on. Generous: this is a hang detector, not a time budget.
-TF_TIMEOUT_S = 600
+# A terraform or make command that runs this long is stuck (a provider waiter the emulator never ends): it is killed
+# with its plugins, and the failure shows what it waited on (tests/helpers.py terraform).
+TF_TIMEOUT_S = TERRAFORM_TIMEOUT_S
 
 # Day 2: what a platform team routinely changes.
 DAY2_TAG = ("cost-center", "ml-platform")
@@ -91,37 +102,6 @@ def _write_config(data: dict, tmp: Path, name: str) -> Path:
     config = tmp / f"{name}.yaml"
     config.write_text(yaml.safe_dump(data))
     return config
-
-
-def _tf_env(tmp: Path, data_dir: Path) -> dict:
-    rc = subprocess.run([str(ROOT / "scripts" / "terraformrc.sh"), str(tmp / "terraformrc")],
-                        capture_output=True, text=True, check=True).stdout.strip()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "TF_"))}
-    env.update(CHECKPOINT_DISABLE="1", TF_IN_AUTOMATION="1", TF_INPUT="0", TF_DATA_DIR=str(data_dir),
-               AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_REGION="us-east-1",
-               AWS_EC2_METADATA_DISABLED="true")
-    if rc:
-        env["TF_CLI_CONFIG_FILE"] = rc
-    return env
-
-
-def _tf(args: list[str], cwd: Path, env: dict, timeout: int = TF_TIMEOUT_S, ok=(0,)) -> subprocess.CompletedProcess:
-    # Own process group: on a timeout, terraform and its provider plugins go together, and what
-    # terraform printed so far (which resource it waits on) is in the failure.
-    started = time.monotonic()
-    proc = subprocess.Popen(["terraform", *args, "-no-color"], cwd=cwd, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
-    try:
-        stdout, stderr = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        stdout, stderr = proc.communicate()
-        pytest.fail(f"terraform {' '.join(args)} ran over {timeout}s:\n{stdout[-6000:]}\n{stderr[-3000:]}")
-    print(f"terraform {args[0]} ({cwd.name}): {time.monotonic() - started:.0f}s")  # where a slow run spends its time
-    r = subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
-    assert r.returncode in ok, \
-        f"terraform {' '.join(args)} exited {r.returncode}:\n{r.stdout[-4000:]}\n{r.stderr[-4000:]}"
-    return r
 
 
 def _config_data(emulator: Emulator) -> dict:
@@ -195,7 +175,7 @@ def _assert_image_built(emulator: Emulator, outputs: dict) -> str:
 
 
 def _assert_empty_plan(stack_dir: Path, env: dict, when: str) -> None:
-    plan = _tf(["plan", "-detailed-exitcode", "-input=false"], stack_dir, env, ok=(0, 2))
+    plan = terraform(["plan", "-detailed-exitcode", "-input=false"], stack_dir, env, ok=(0, 2))
     changes = plan.stdout[plan.stdout.find("Terraform will perform"):]
     assert plan.returncode == 0, f"plan {when} is not empty:\n{changes[:8000]}"
 
@@ -204,8 +184,8 @@ def _day2_plan(stack_dir: Path, env: dict, state: dict) -> Path:
     """Plan the day-2 change into a file; check from its JSON that nothing stateful is replaced or deleted, the
     existing node groups update in place, the new one is created and the image build is left alone."""
     plan_file = stack_dir / "day2.tfplan"
-    _tf(["plan", "-input=false", f"-out={plan_file}"], stack_dir, env)
-    plan = json.loads(_tf(["show", "-json", str(plan_file)], stack_dir, env).stdout)
+    terraform(["plan", "-input=false", f"-out={plan_file}"], stack_dir, env)
+    plan = json.loads(terraform(["show", "-json", str(plan_file)], stack_dir, env).stdout)
     actions = {c["address"]: c["change"]["actions"] for c in plan["resource_changes"]}
 
     destructive = {a: act for a, act in actions.items() if "delete" in act}
@@ -304,7 +284,7 @@ def _deploy_cycle(emulator: Emulator, tmp_path: Path) -> None:
     assert "No changes." in diff.stdout, diff.stdout[-4000:]
     assert "Installing hashicorp/aws" not in diff.stdout + diff.stderr
 
-    env = _tf_env(tmp_path, data_dir)
+    env = terraform_env(tmp_path, data_dir, REGION)
     # Locking: while one terraform holds the lock, another fails at once, naming the lock.
     holder = _holder(stack_dir, env)
     try:
@@ -313,7 +293,7 @@ def _deploy_cycle(emulator: Emulator, tmp_path: Path) -> None:
             time.sleep(0.5)
         assert _lock_exists(s3), "the holding terraform never took the lock"
         body = json.loads(s3.get_object(Bucket=STATE_BUCKET, Key=LOCK_KEY)["Body"].read())
-        blocked = _tf(["plan", "-lock-timeout=0s", "-input=false"], stack_dir, env, ok=(1,))
+        blocked = terraform(["plan", "-lock-timeout=0s", "-input=false"], stack_dir, env, ok=(1,))
         assert "Error acquiring the state lock" in blocked.stderr, blocked.stderr[-3000:]
         assert body["ID"] in blocked.stderr, "the error does not name the lock that blocks it"
     finally:
@@ -334,10 +314,10 @@ def _deploy_cycle(emulator: Emulator, tmp_path: Path) -> None:
     reader_dir = reader_out / "stacks" / "reader"
     rs = json.loads((reader_dir / "cdk.tf.json").read_text())["data"]["terraform_remote_state"]["infra"]
     assert rs["backend"] == "s3" and rs["config"]["key"] == _state_key() and rs["config"]["bucket"] == STATE_BUCKET
-    renv = _tf_env(tmp_path, tmp_path / "tf-reader")
-    _tf(["init", "-input=false"], reader_dir, renv)
-    _tf(["apply", "-auto-approve", "-input=false"], reader_dir, renv)
-    outputs = json.loads(_tf(["output", "-json"], reader_dir, renv).stdout)
+    renv = terraform_env(tmp_path, tmp_path / "tf-reader", REGION)
+    terraform(["init", "-input=false"], reader_dir, renv)
+    terraform(["apply", "-auto-approve", "-input=false"], reader_dir, renv)
+    outputs = json.loads(terraform(["output", "-json"], reader_dir, renv).stdout)
     for name in ("cluster_name", "vpc_id", "fsx_file_system_id", "data_bucket_name"):
         assert outputs[name]["value"] == state["outputs"][name]["value"], name
     assert outputs["cluster_name"]["value"] == NAME
@@ -345,9 +325,10 @@ def _deploy_cycle(emulator: Emulator, tmp_path: Path) -> None:
     # Day 2: the routine change, synthesized into the same directory as a user's next `make synth`; planned into a
     # file whose JSON is checked, and exactly that plan applied.
     _synth(_day2(data), tmp_path, "e2e-day2")
-    _tf(["init", "-input=false"], stack_dir, env)  # a fresh synth has no lock file: init again, as make deploy does
+    # A fresh synth has no lock file: init again, as make deploy does.
+    terraform(["init", "-input=false"], stack_dir, env)
     plan_file = _day2_plan(stack_dir, env, state)
-    _tf(["apply", "-input=false", str(plan_file)], stack_dir, env)
+    terraform(["apply", "-input=false", str(plan_file)], stack_dir, env)
     eks = emulator.client("eks")
     names = _state(s3)["outputs"]["node_group_names"]["value"]
     assert set(names) == {"core", "gpu", "cpu"}

@@ -9,22 +9,17 @@ of those stacks check their objects (tests/stacks/test_karpenter.py, tests/clust
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
 import time
 from pathlib import Path
 
-import pytest
 import yaml
 
 from constructs_lib.karpenter import INTERRUPTION_EVENTS
 from conventions import naming
-from tests.helpers import ROOT, Emulator, run_app
+from tests.helpers import Emulator, run_app, terraform, terraform_env
 
 NAME = "ray-karp-e2e"
 REGION = "us-east-1"
-TF_TIMEOUT_S = 600  # a hang detector, not a time budget
 
 
 def _config(emulator: Emulator) -> dict:
@@ -47,32 +42,6 @@ def _config(emulator: Emulator) -> dict:
     }
 
 
-def _tf(args: list[str], cwd: Path, env: dict, ok=(0,)) -> subprocess.CompletedProcess:
-    proc = subprocess.Popen(["terraform", *args, "-no-color"], cwd=cwd, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
-    try:
-        stdout, stderr = proc.communicate(timeout=TF_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        stdout, stderr = proc.communicate()
-        pytest.fail(f"terraform {' '.join(args)} ran over {TF_TIMEOUT_S}s:\n{stdout[-6000:]}\n{stderr[-3000:]}")
-    assert proc.returncode in ok, f"terraform {' '.join(args)} exited {proc.returncode}:\n{stdout[-4000:]}\n" \
-                                  f"{stderr[-4000:]}"
-    return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
-
-
-def _env(tmp: Path) -> dict:
-    rc = subprocess.run([str(ROOT / "scripts" / "terraformrc.sh"), str(tmp / "terraformrc")],
-                        capture_output=True, text=True, check=True).stdout.strip()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "TF_"))}
-    env.update(CHECKPOINT_DISABLE="1", TF_IN_AUTOMATION="1", TF_INPUT="0", TF_DATA_DIR=str(tmp / "tf-data"),
-               AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_REGION=REGION,
-               AWS_EC2_METADATA_DISABLED="true")
-    if rc:
-        env["TF_CLI_CONFIG_FILE"] = rc
-    return env
-
-
 def test_karpenter_aws_side_applies_replans_empty_and_destroys(emulator: Emulator, tmp_path: Path) -> None:
     config = tmp_path / "karpenter.yaml"
     config.write_text(yaml.safe_dump(_config(emulator)))
@@ -80,12 +49,12 @@ def test_karpenter_aws_side_applies_replans_empty_and_destroys(emulator: Emulato
     r = run_app(config=config, outdir=out)
     assert r.returncode == 0, r.stderr[-3000:]
     stack_dir = out / "stacks" / "infra"
-    env = _env(tmp_path)
-    _tf(["init", "-input=false"], stack_dir, env)
+    env = terraform_env(tmp_path, tmp_path / "tf-data", REGION)
+    terraform(["init", "-input=false"], stack_dir, env)
     started = time.monotonic()
-    _tf(["apply", "-auto-approve", "-input=false"], stack_dir, env)
+    terraform(["apply", "-auto-approve", "-input=false"], stack_dir, env)
     print(f"apply: {time.monotonic() - started:.0f}s")
-    state = json.loads(_tf(["show", "-json"], stack_dir, env).stdout)
+    state = json.loads(terraform(["show", "-json"], stack_dir, env).stdout)
     values = state["values"]["outputs"]
 
     # The queue Karpenter reads, fed by the five rules, readable only as the controller's policy says.
@@ -126,10 +95,10 @@ def test_karpenter_aws_side_applies_replans_empty_and_destroys(emulator: Emulato
         clusterName=NAME, nodegroupName=g)["nodegroup"] for g in eks.list_nodegroups(clusterName=NAME)["nodegroups"]]
         ] == ["core"]
 
-    plan = _tf(["plan", "-detailed-exitcode", "-input=false"], stack_dir, env, ok=(0, 2))
+    plan = terraform(["plan", "-detailed-exitcode", "-input=false"], stack_dir, env, ok=(0, 2))
     assert plan.returncode == 0, f"plan after apply is not empty:\n{plan.stdout[-6000:]}"
 
-    _tf(["destroy", "-auto-approve", "-input=false"], stack_dir, env)
+    terraform(["destroy", "-auto-approve", "-input=false"], stack_dir, env)
     assert sqs.list_queues().get("QueueUrls", []) == []
     assert not [r for r in events.list_rules()["Rules"] if r["Name"].startswith(NAME)]
     assert not [p for p in iam.list_instance_profiles()["InstanceProfiles"]

@@ -14,7 +14,7 @@ import yaml
 
 import scripts.tf as tf
 from config import load_config
-from tests.helpers import ROOT, app_env, run_app, run_make
+from tests.helpers import app_env, run_app, run_make, terraformrc
 
 
 def _terraform(cwd: Path, *args: str) -> None:
@@ -48,8 +48,7 @@ def test_a_local_state_at_the_old_path_is_refused_then_moved(tmp_path, monkeypat
     _legacy_state(state_dir / "ray.tfstate", {"namespace": "ray"})
     outdir = tmp_path / "cdktf.out"
     assert run_app(config=config, outdir=outdir).returncode == 0
-    rc = subprocess.run([str(ROOT / "scripts" / "terraformrc.sh"), str(tmp_path / "terraformrc")],
-                        capture_output=True, text=True, check=True).stdout.strip()
+    rc = terraformrc(tmp_path)
     if rc:
         monkeypatch.setenv("TF_CLI_CONFIG_FILE", rc)
     monkeypatch.setattr(tf, "TERRAFORM_HOME", tmp_path / "build" / "terraform")

@@ -29,7 +29,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.helpers import ROOT, app_env, run_make
+from tests.helpers import ROOT, app_env, run_make, terraformrc
 from tests.scripts.test_after_deploy import ENDPOINT_HOST, _api_server, _free_port, _terraform
 
 INSTANCE = "i-0123456789abcdef0"
@@ -204,8 +204,7 @@ def test_ctrl_c_while_the_session_opens_leaves_nothing_running_and_is_one_line(t
     config = tmp_path / "config.yaml"
     with _ssm("ok") as ssm:
         config.write_text(yaml.safe_dump({"cluster": {"tunnel_local_port": port}, "endpoints": {"url": ssm.url}}))
-        rc = subprocess.run([str(ROOT / "scripts" / "terraformrc.sh"), str(tmp_path / "terraformrc")],
-                            capture_output=True, text=True, check=True).stdout.strip()  # as the Makefile does
+        rc = terraformrc(tmp_path)  # as the Makefile does
         env = app_env(config=config, outdir=outdir, RAY_EKS_BUILD_DIR=str(outdir.parent / "build"),
                       PATH=f"{bin_dir}:{_plugin_path(tmp_path)}", AWS_MAX_ATTEMPTS="1", **(
                           {"TF_CLI_CONFIG_FILE": rc} if rc else {}))
