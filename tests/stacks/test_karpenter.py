@@ -139,15 +139,20 @@ def test_subnets_and_the_cluster_security_group_carry_the_discovery_tag(karp, de
                    .values())
 
 
-def test_an_existing_vpcs_subnets_get_the_discovery_tag_from_us(construct_synth):
-    subnets = ["subnet-0a", "subnet-0b"]
-    synth = construct_synth(lambda stack: KarpenterAws(stack, "karpenter", KarpenterAwsProps(
+def _unit_props(**overrides) -> KarpenterAwsProps:
+    """KarpenterAws alone, in a made-up account and cluster ``unit``."""
+    return KarpenterAwsProps(
         cluster_name="unit", region="eu-west-1", account_id="111122223333", partition="aws",
         oidc_provider_arn="arn:aws:iam::111122223333:oidc-provider/x", oidc_issuer_host="x",
         controller_role_name_prefix="unit-karpenter-", node_role_name_prefix="unit-karpenter-node-",
         instance_profile_name_prefix="unit-karpenter-node-", queue_name="unit-karpenter",
         rule_names={e: f"unit-{e}" for e in INTERRUPTION_EVENTS}, cluster_security_group_id="sg-0c",
-        tag_subnet_ids=subnets)))
+        **overrides)
+
+
+def test_an_existing_vpcs_subnets_get_the_discovery_tag_from_us(construct_synth):
+    subnets = ["subnet-0a", "subnet-0b"]
+    synth = construct_synth(lambda stack: KarpenterAws(stack, "karpenter", _unit_props(tag_subnet_ids=subnets)))
     tags = {attrs(t)["resource_id"]: attrs(t) for t in synth.resources("aws_ec2_tag").values()}
     assert set(tags) == {"sg-0c", *subnets}
     assert all((t["key"], t["value"]) == ("karpenter.sh/discovery", "unit") for t in tags.values())
@@ -156,13 +161,7 @@ def test_an_existing_vpcs_subnets_get_the_discovery_tag_from_us(construct_synth)
 @pytest.mark.parametrize("ssm_access", [False, True])
 def test_session_manager_on_karpenters_nodes_follows_node_ssm_access(construct_synth, ssm_access):
     """As on the managed groups' roles (cluster.node_ssm_access): whoever may start a session is root on the node."""
-    synth = construct_synth(lambda stack: KarpenterAws(stack, "karpenter", KarpenterAwsProps(
-        cluster_name="unit", region="eu-west-1", account_id="111122223333", partition="aws",
-        oidc_provider_arn="arn:aws:iam::111122223333:oidc-provider/x", oidc_issuer_host="x",
-        controller_role_name_prefix="unit-karpenter-", node_role_name_prefix="unit-karpenter-node-",
-        instance_profile_name_prefix="unit-karpenter-node-", queue_name="unit-karpenter",
-        rule_names={e: f"unit-{e}" for e in INTERRUPTION_EVENTS}, cluster_security_group_id="sg-0c",
-        ssm_access=ssm_access)))
+    synth = construct_synth(lambda stack: KarpenterAws(stack, "karpenter", _unit_props(ssm_access=ssm_access)))
     attached = {attrs(a)["policy_arn"].rsplit("/", 1)[1] for a in
                 synth.resources("aws_iam_role_policy_attachment").values()}
     assert ("AmazonSSMManagedInstanceCore" in attached) is ssm_access
