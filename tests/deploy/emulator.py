@@ -37,9 +37,7 @@ EKS
      was asked for; the provider sees drift and replaces the node group on every plan. Omitted.
   9. Add-ons are not implemented (``Create``/``Describe``/``Update``/``Delete``/``ListAddons``).
      Served here from memory: ACTIVE on create, gone on delete, ``ResourceNotFoundException``
-     for unknown ones; deleted with their cluster. A create repeated with the ``clientRequestToken`` that
-     made the add-on answers that add-on, as EKS's idempotency token does (the provider sends one token per
-     create and resends it when an answer is lost: a CI run got 409 for its own first attempt).
+     for unknown ones; deleted with their cluster.
   10. Access entries and their access policies are not implemented (``Create``/``Describe``/``Delete``
       ``AccessEntry``, ``Associate``/``Disassociate``/``ListAssociated`` ``AccessPolicies``). Served here
       from memory, one entry per principal (a second answers 409 ``ResourceInUseException``, as EKS
@@ -124,6 +122,10 @@ Lambda
       concurrency quota (23's ``L-B99A9384``) and what functions leave unreserved of it (their reserved
       concurrency subtracted), and ``AccountUsage`` with the functions' count.
 Server
+  30. EKS's creates are idempotent on ``clientRequestToken`` (the provider sends one per create and resends
+      it when an answer is lost); here a create of ours repeated with a token already answered gets that
+      answer again, where it got 409 ``ResourceInUseException`` for its own first attempt (CI-like runs:
+      CreateAddon, CreateAccessEntry).
   25. moto's backends are not thread-safe (getmoto/moto#372), and its threaded server runs requests at
       once: one request can iterate a dict (IAM's roles) while another adds to it and answer 500, and
       the provider's SDK then resends a non-idempotent create. A CI run's ``CreateRole`` got 409
@@ -157,7 +159,7 @@ _CRED_SCOPE_RE = re.compile(r"Credential=[^/]+/\d{8}/([^/]+)/([^/]+)/aws4_reques
 # 25. One request at a time: moto's backends and the stores below are read and written only under it.
 _serve_lock = threading.Lock()
 _addons: dict[tuple[str, str, str], dict[str, Any]] = {}  # (region, cluster, addon) -> addon
-_addon_tokens: dict[tuple[str, str, str], str | None] = {}  # 9. -> its create's clientRequestToken
+_eks_replies: dict[tuple[str, str, str], tuple] = {}  # 30. (region, path, clientRequestToken) -> the answer given
 _access_entries: dict[tuple[str, str, str], dict[str, Any]] = {}  # (region, cluster, principal) -> entry
 _updates: dict[tuple[str, str, str], dict[str, Any]] = {}  # 13. (region, cluster, update id) -> update
 # 14. --addon-schema: (add-on, version) -> the schema served for that version instead of the recorded one
@@ -277,7 +279,6 @@ def _patch_models() -> None:
             ec2_backends[self.account_id][self.region_name].delete_security_group(group_id=sg_id)
         for key in [k for k in _addons if k[:2] == (self.region_name, name)]:
             del _addons[key]
-            _addon_tokens.pop(key, None)
         for key in [k for k in _access_entries if k[:2] == (self.region_name, name)]:  # 10.
             del _access_entries[key]
         for key in [k for k in _updates if k[:2] == (self.region_name, name)]:  # 13.
@@ -509,12 +510,8 @@ def _eks_addons(method: str, path: str, region: str, body: dict) -> tuple | None
     if addon_name is None and method == "POST":
         name = body["addonName"]
         key = (region, cluster_name, name)
-        token = body.get("clientRequestToken")
         if key in _addons:
-            if token and _addon_tokens.get(key) == token:  # the same create again: EKS is idempotent on it
-                return _json(200, {"addon": _addons[key]})
             return _eks_error(409, "ResourceInUseException", f"Addon {name} already exists.", addonName=name)
-        _addon_tokens[key] = token
         _addons[key] = addon = {
             "addonName": name, "clusterName": cluster_name, "status": "ACTIVE",
             "addonVersion": body.get("addonVersion") or "v1.0.0-eksbuild.1", "health": {"issues": []},
@@ -534,7 +531,6 @@ def _eks_addons(method: str, path: str, region: str, body: dict) -> tuple | None
         return _json(200, {"addon": addon})
     if method == "DELETE":
         del _addons[key]
-        _addon_tokens.pop(key, None)
         return _json(200, {"addon": {**addon, "status": "DELETING"}})
     if method == "POST" and update:
         for field in ("addonVersion", "serviceAccountRoleArn", "configurationValues"):
@@ -865,6 +861,17 @@ class PatchedApp:
         return json.loads(raw) if raw.strip() else {}
 
     def _eks(self, environ, region):
+        """30. A create that carries a clientRequestToken already answered gets that answer again."""
+        token = self._body(environ).get("clientRequestToken") if environ["REQUEST_METHOD"] == "POST" else None
+        key = (region, environ.get("PATH_INFO", ""), str(token))
+        if token and key in _eks_replies:
+            return _eks_replies[key]
+        r = self._eks_route(environ, region)
+        if token and r is not None and r[0] == 200:
+            _eks_replies[key] = r
+        return r
+
+    def _eks_route(self, environ, region):
         from urllib.parse import parse_qs, unquote, urlsplit
 
         path, method = environ.get("PATH_INFO", ""), environ["REQUEST_METHOD"]
